@@ -1,0 +1,41 @@
+# Thin wrapper over CMake: `make demo`, `make test`, `make bench` and friends.
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc)
+CMAKE_FLAGS ?= -DATTUNE_WERROR=ON
+
+.PHONY: all deps build build-asan test unit demo bench format clean
+
+all: build
+
+deps:
+	@scripts/install-deps
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+build-asan: deps
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DATTUNE_SANITIZE=ON $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+# The whole suite runs twice: against the optimised build (where the memory
+# figures are measured) and under AddressSanitizer + UndefinedBehaviorSanitizer.
+test: build build-asan
+	@cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS) -LE memory
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+unit: build
+	@cd $(BUILD) && ctest --output-on-failure -L unit
+
+demo: build
+	@scripts/demo
+
+bench: build
+	@bench/run-action
+
+format:
+	@clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

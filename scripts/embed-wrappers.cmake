@@ -1,0 +1,15 @@
+# Turns each file of src/runtime/wrappers/ into a C string named
+# wrapper_<stem>_<ext> (for example wrapper_python_py), written to OUT.
+file(GLOB files ${DIR}/*)
+list(SORT files)
+set(out "/* Generated from src/runtime/wrappers by scripts/embed-wrappers.cmake. */\ntypedef int wrappers_translation_unit;\n")
+foreach(f ${files})
+  get_filename_component(fname ${f} NAME)
+  string(MAKE_C_IDENTIFIER "wrapper_${fname}" ident)
+  file(READ ${f} hex HEX)
+  string(LENGTH "${hex}" hexlen)
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
+  string(APPEND out "extern const char ${ident}[];\nconst char ${ident}[] = {${bytes}0x00};\n")
+endforeach()
+file(WRITE ${OUT}.tmp "${out}")
+file(COPY_FILE ${OUT}.tmp ${OUT} ONLY_IF_DIFFERENT)

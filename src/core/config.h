@@ -1,0 +1,72 @@
+/* The worker's configuration: defaults, then a YAML file, then
+ * ATTUNE__SECTION__KEY environment variables, then command-line flags;
+ * validation whose messages name the key; a printable, masked view. */
+#ifndef ATTUNE_CORE_CONFIG_H
+#define ATTUNE_CORE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/log.h"
+
+/* Exit status for a bad configuration (EX_CONFIG from sysexits.h). */
+#define CONFIG_EXIT_STATUS 78
+
+struct config_env_var {
+    char *name;
+    char *value;
+};
+
+struct config {
+    char *source_path; /* file that was read, NULL if none */
+
+    char *database_url;
+    int database_connect_timeout; /* seconds */
+    char *message_queue_url;
+    char *encryption_key; /* security.encryption_key, NULL if unset */
+    char *packs_base_dir;
+
+    char *worker_name;
+    char *worker_type;
+    int max_concurrent_tasks;
+    int heartbeat_interval; /* seconds */
+    int task_timeout;       /* seconds */
+    int shutdown_timeout;   /* seconds */
+    int64_t max_stdout_bytes;
+    int64_t max_stderr_bytes;
+    char *artifacts_dir;
+    int artifact_retention_days;
+    char **runtimes; /* NULL-terminated; NULL means every runtime that validates */
+    /* worker.env: extra variables given to every action */
+    struct config_env_var *action_env;
+    size_t n_action_env;
+
+    enum log_level log_level;
+    enum log_format log_format;
+};
+
+/* Fills cfg with the defaults of CONTRACT.md section 8. */
+void config_init_defaults(struct config *cfg);
+void config_free(struct config *cfg);
+
+/* Loads the file (path, else $ATTUNE_CONFIG, else ./config.yaml if present;
+ * path must exist when given) over the defaults, then the environment
+ * overrides. Returns 0, or a negative errno with a message naming the file,
+ * the key and the problem in err. */
+int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
+
+/* Sets one key by its dotted name ("worker.max_concurrent_tasks") from text,
+ * as the environment and the command line do. */
+int config_set(struct config *cfg, const char *dotted_key, const char *value, char *err,
+               size_t errlen);
+
+/* Checks ranges and required values; the message names the key. */
+int config_validate(const struct config *cfg, char *err, size_t errlen);
+
+/* Prints the effective configuration as YAML with secrets masked (the
+ * encryption key, passwords inside URLs). */
+void config_print_masked(const struct config *cfg, FILE *out);
+
+#endif
