@@ -1,0 +1,621 @@
+/* Action definitions: loading {packs_dir}/{pack}/actions/{name}.yaml, checking
+ * every setting, and normalising the two forms of the `parameters` schema. */
+#include "exec/action.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/util.h"
+#include "core/yaml.h"
+
+/* Action files are small; a cap keeps a stray huge file from eating memory. */
+#define ACTION_FILE_MAX (1024 * 1024)
+#define ERRBUF 1024
+
+static const char *const delivery_names[] = {"stdin", "file"};
+static const char *const param_format_names[] = {"json", "yaml", "dotenv"};
+static const char *const output_format_names[] = {"text", "json", "yaml", "jsonl"};
+static const char *const runner_types[] = {"shell", "python", "node", "local"};
+static const char *const param_types[] = {"string",  "integer", "number",
+                                          "boolean", "array",   "object"};
+
+static int name_index(const char *const *names, size_t count, const char *s)
+{
+    for (size_t i = 0; s && i < count; i++)
+        if (strcmp(names[i], s) == 0)
+            return (int)i;
+    return -1;
+}
+
+bool param_delivery_parse(const char *s, enum param_delivery *out)
+{
+    int i = name_index(delivery_names, ARRAY_SIZE(delivery_names), s);
+    if (i >= 0)
+        *out = (enum param_delivery)i;
+    return i >= 0;
+}
+
+bool param_format_parse(const char *s, enum param_format *out)
+{
+    int i = name_index(param_format_names, ARRAY_SIZE(param_format_names), s);
+    if (i >= 0)
+        *out = (enum param_format)i;
+    return i >= 0;
+}
+
+bool output_format_parse(const char *s, enum output_format *out)
+{
+    int i = name_index(output_format_names, ARRAY_SIZE(output_format_names), s);
+    if (i >= 0)
+        *out = (enum output_format)i;
+    return i >= 0;
+}
+
+const char *param_delivery_name(enum param_delivery v)
+{
+    return (size_t)v < ARRAY_SIZE(delivery_names) ? delivery_names[v] : "unknown";
+}
+
+const char *param_format_name(enum param_format v)
+{
+    return (size_t)v < ARRAY_SIZE(param_format_names) ? param_format_names[v] : "unknown";
+}
+
+const char *output_format_name(enum output_format v)
+{
+    return (size_t)v < ARRAY_SIZE(output_format_names) ? output_format_names[v] : "unknown";
+}
+
+static json_t *empty_schema(void)
+{
+    return json_pack("{s:s, s:{}, s:[]}", "type", "object", "properties", "required");
+}
+
+struct action *action_new(void)
+{
+    struct action *a = xcalloc(1, sizeof(*a));
+    a->enabled = true;
+    a->parameter_delivery = PARAM_DELIVERY_STDIN;
+    a->parameter_format = PARAM_FORMAT_JSON;
+    a->output_format = OUTPUT_FORMAT_TEXT;
+    a->param_schema = empty_schema();
+    return a;
+}
+
+void action_free(struct action *action)
+{
+    if (!action)
+        return;
+    free(action->ref);
+    free(action->pack_ref);
+    free(action->name);
+    free(action->label);
+    free(action->description);
+    free(action->runner_type);
+    free(action->entry_point);
+    free(action->pack_dir);
+    free(action->entry_path);
+    json_decref(action->param_schema);
+    free(action);
+}
+
+static const char *json_kind(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "a mapping";
+    case JSON_ARRAY:
+        return "a list";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+        return "an integer";
+    case JSON_REAL:
+        return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    default:
+        return "null";
+    }
+}
+
+/* Schema normalisation */
+
+static int copy_property_type(const char *name, const json_t *src, json_t *dst, char *err,
+                              size_t errlen)
+{
+    const json_t *type = json_object_get(src, "type");
+    if (!type || json_is_null(type))
+        return 0;
+    if (!json_is_string(type))
+        return set_error(err, errlen, EINVAL,
+                         "parameter '%s': type must be one of string, integer, number, "
+                         "boolean, array, object, got %s",
+                         name, json_kind(type));
+    if (name_index(param_types, ARRAY_SIZE(param_types), json_string_value(type)) < 0)
+        return set_error(err, errlen, EINVAL, "parameter '%s': unknown type '%s'", name,
+                         json_string_value(type));
+    json_object_set(dst, "type", (json_t *)type);
+    return 0;
+}
+
+static int copy_property_extras(const char *name, const json_t *src, json_t *dst, char *err,
+                                size_t errlen)
+{
+    const json_t *desc = json_object_get(src, "description");
+    const json_t *def = json_object_get(src, "default");
+    const json_t *en = json_object_get(src, "enum");
+    const json_t *secret = json_object_get(src, "secret");
+    if (desc && !json_is_null(desc) && !json_is_string(desc))
+        return set_error(err, errlen, EINVAL, "parameter '%s': description must be a string", name);
+    if (en && !json_is_null(en) && !json_is_array(en))
+        return set_error(err, errlen, EINVAL, "parameter '%s': enum must be a list, got %s", name,
+                         json_kind(en));
+    if (secret && !json_is_null(secret) && !json_is_boolean(secret))
+        return set_error(err, errlen, EINVAL, "parameter '%s': secret must be true or false", name);
+    if (json_is_string(desc))
+        json_object_set(dst, "description", (json_t *)desc);
+    if (def)
+        json_object_set_new(dst, "default", json_deep_copy(def));
+    if (json_is_array(en))
+        json_object_set_new(dst, "enum", json_deep_copy(en));
+    if (json_is_boolean(secret))
+        json_object_set(dst, "secret", (json_t *)secret);
+    return 0;
+}
+
+/* Copies the kept keys of one parameter's definition; *required is set from
+ * its own `required: true`. */
+static int normalise_property(const char *name, const json_t *src, json_t **out, bool *required,
+                              char *err, size_t errlen)
+{
+    *out = NULL;
+    *required = false;
+    if (name[0] == '\0')
+        return set_error(err, errlen, EINVAL, "a parameter has an empty name");
+    if (json_is_null(src)) {
+        *out = json_object();
+        return 0;
+    }
+    if (!json_is_object(src))
+        return set_error(err, errlen, EINVAL, "parameter '%s' must be a mapping, got %s", name,
+                         json_kind(src));
+    const json_t *req = json_object_get(src, "required");
+    if (req && !json_is_null(req) && !json_is_boolean(req))
+        return set_error(err, errlen, EINVAL, "parameter '%s': required must be true or false",
+                         name);
+    json_t *prop = json_object();
+    int rc = copy_property_type(name, src, prop, err, errlen);
+    if (rc == 0)
+        rc = copy_property_extras(name, src, prop, err, errlen);
+    if (rc < 0) {
+        json_decref(prop);
+        return rc;
+    }
+    *required = json_is_true(req);
+    *out = prop;
+    return 0;
+}
+
+static bool string_in_array(const json_t *arr, const char *s)
+{
+    size_t i;
+    const json_t *v;
+    json_array_foreach(arr, i, v)
+    {
+        if (json_is_string(v) && strcmp(json_string_value(v), s) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* A JSON-schema object is told from the map form by `properties` holding
+ * only mappings; a map-form parameter named "properties" holds scalars. */
+static bool is_json_schema_form(const json_t *parameters)
+{
+    const json_t *props = json_object_get(parameters, "properties");
+    if (!json_is_object(props))
+        return false;
+    const char *key;
+    const json_t *v;
+    json_object_foreach((json_t *)props, key, v)
+    {
+        if (!json_is_object(v))
+            return false;
+    }
+    return true;
+}
+
+/* The required list follows property order so that both forms of the same
+ * schema normalise to equal values; names not among the properties follow. */
+static json_t *build_required(const json_t *props, const json_t *flagged, const json_t *listed)
+{
+    json_t *req = json_array();
+    const char *key;
+    const json_t *v;
+    json_object_foreach((json_t *)props, key, v)
+    {
+        if (string_in_array(flagged, key) || string_in_array(listed, key))
+            json_array_append_new(req, json_string(key));
+    }
+    size_t i;
+    json_array_foreach(listed, i, v)
+    {
+        const char *name = json_string_value(v);
+        if (!json_object_get(props, name) && !string_in_array(req, name))
+            json_array_append_new(req, json_string(name));
+    }
+    return req;
+}
+
+static int check_required_list(const json_t *listed, char *err, size_t errlen)
+{
+    if (!listed || json_is_null(listed))
+        return 0;
+    if (!json_is_array(listed))
+        return set_error(err, errlen, EINVAL, "parameters: required must be a list of names");
+    size_t i;
+    const json_t *v;
+    json_array_foreach(listed, i, v)
+    {
+        if (!json_is_string(v))
+            return set_error(err, errlen, EINVAL,
+                             "parameters: required must be a list of names, found %s",
+                             json_kind(v));
+    }
+    return 0;
+}
+
+int action_normalise_schema(const json_t *parameters, json_t **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!parameters || json_is_null(parameters)) {
+        *out = empty_schema();
+        return 0;
+    }
+    if (!json_is_object(parameters))
+        return set_error(err, errlen, EINVAL, "parameters must be a mapping, got %s",
+                         json_kind(parameters));
+    bool schema_form = is_json_schema_form(parameters);
+    const json_t *src = schema_form ? json_object_get(parameters, "properties") : parameters;
+    const json_t *listed = schema_form ? json_object_get(parameters, "required") : NULL;
+    int rc = check_required_list(listed, err, errlen);
+    if (rc < 0)
+        return rc;
+    json_t *props = json_object();
+    json_t *flagged = json_array();
+    const char *name;
+    const json_t *def;
+    json_object_foreach((json_t *)src, name, def)
+    {
+        json_t *prop;
+        bool required;
+        rc = normalise_property(name, def, &prop, &required, err, errlen);
+        if (rc < 0)
+            goto fail;
+        json_object_set_new(props, name, prop);
+        if (required)
+            json_array_append_new(flagged, json_string(name));
+    }
+    json_t *req = build_required(props, flagged, json_is_array(listed) ? listed : NULL);
+    *out = json_pack("{s:s, s:o, s:o}", "type", "object", "properties", props, "required", req);
+    json_decref(flagged);
+    return 0;
+fail:
+    json_decref(props);
+    json_decref(flagged);
+    return rc;
+}
+
+/* Definition fields */
+
+static int get_string(const json_t *def, const char *key, const char **out, char *err,
+                      size_t errlen)
+{
+    const json_t *v = json_object_get(def, key);
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_string(v))
+        return set_error(err, errlen, EINVAL, "%s must be a string, got %s", key, json_kind(v));
+    *out = json_string_value(v);
+    return 0;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? xstrdup(s) : NULL;
+}
+
+/* Pack and action names are single path components: letters, digits, '_'
+ * and '-' (and '.' inside an action name, never leading). */
+static bool ref_part_ok(const char *s, size_t len, bool allow_dot)
+{
+    if (len == 0 || s[0] == '.')
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '_' || c == '-' || (allow_dot && c == '.');
+        if (!ok || (c == '.' && i + 1 < len && s[i + 1] == '.'))
+            return false;
+    }
+    return true;
+}
+
+/* Works out the action's name from `ref` ("pack.name" or "name") and/or
+ * `name`; expected (the file's name) may be NULL. */
+static int resolve_name(const json_t *def, const char *pack_ref, const char *expected,
+                        const char **out, char *err, size_t errlen)
+{
+    const char *ref, *name;
+    int rc = get_string(def, "ref", &ref, err, errlen);
+    if (rc == 0)
+        rc = get_string(def, "name", &name, err, errlen);
+    if (rc < 0)
+        return rc;
+    const char *from_ref = ref;
+    size_t plen = strlen(pack_ref);
+    if (ref && strncmp(ref, pack_ref, plen) == 0 && ref[plen] == '.')
+        from_ref = ref + plen + 1;
+    else if (ref && strchr(ref, '.') && (!expected || strcmp(ref, expected) != 0))
+        return set_error(err, errlen, EINVAL, "ref '%s' does not belong to pack '%s'", ref,
+                         pack_ref);
+    if (from_ref && name && strcmp(from_ref, name) != 0)
+        return set_error(err, errlen, EINVAL, "name '%s' does not match ref '%s'", name, ref);
+    const char *got = from_ref ? from_ref : name ? name : expected;
+    const char *key = from_ref ? "ref" : "name";
+    const char *shown = from_ref ? ref : name;
+    if (!got)
+        return set_error(err, errlen, EINVAL, "neither ref nor name is set");
+    if (expected && strcmp(got, expected) != 0)
+        return set_error(err, errlen, EINVAL,
+                         "%s '%s' does not match the file name (expected '%s.%s')", key, shown,
+                         pack_ref, expected);
+    if (!ref_part_ok(got, strlen(got), true))
+        return set_error(err, errlen, EINVAL, "invalid action name '%s'", got);
+    *out = got;
+    return 0;
+}
+
+static int load_runner_type(struct action *a, const json_t *def, char *err, size_t errlen)
+{
+    const char *rt;
+    int rc = get_string(def, "runner_type", &rt, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (!rt)
+        return set_error(err, errlen, EINVAL,
+                         "runner_type is missing (expected shell, python, node or local)");
+    if (name_index(runner_types, ARRAY_SIZE(runner_types), rt) < 0)
+        return set_error(err, errlen, EINVAL,
+                         "unknown runner_type '%s' (expected shell, python, node or local)", rt);
+    a->runner_type = xstrdup(rt);
+    return 0;
+}
+
+static bool has_dotdot_component(const char *path)
+{
+    for (const char *p = path; *p;) {
+        size_t n = strcspn(p, "/");
+        if (n == 2 && p[0] == '.' && p[1] == '.')
+            return true;
+        p += n;
+        p += *p == '/';
+    }
+    return false;
+}
+
+static int load_entry_point(struct action *a, const json_t *def, char *err, size_t errlen)
+{
+    const char *ep;
+    int rc = get_string(def, "entry_point", &ep, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (!ep || !*ep)
+        return set_error(err, errlen, EINVAL, "entry_point is missing");
+    if (ep[0] == '/' || has_dotdot_component(ep))
+        return set_error(err, errlen, EINVAL,
+                         "entry_point '%s' must be a relative path inside the pack's actions/ "
+                         "directory (no leading '/', no '..')",
+                         ep);
+    char *path = xasprintf("%s/actions/%s", a->pack_dir, ep);
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        rc = set_error(err, errlen, errno, "entry_point '%s' does not exist (looked for %s)", ep,
+                       path);
+        free(path);
+        return rc;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc =
+            set_error(err, errlen, EINVAL, "entry_point '%s' is not a regular file (%s)", ep, path);
+        free(path);
+        return rc;
+    }
+    a->entry_point = xstrdup(ep);
+    a->entry_path = path;
+    return 0;
+}
+
+static int load_enum_setting(const json_t *def, const char *key, const char *const *names,
+                             size_t count, const char *expected, int *out, char *err, size_t errlen)
+{
+    const char *s;
+    int rc = get_string(def, key, &s, err, errlen);
+    if (rc < 0 || !s)
+        return rc;
+    int i = name_index(names, count, s);
+    if (i < 0)
+        return set_error(err, errlen, EINVAL, "unknown %s '%s' (expected %s)", key, s, expected);
+    *out = i;
+    return 0;
+}
+
+static int load_formats(struct action *a, const json_t *def, char *err, size_t errlen)
+{
+    int d = (int)a->parameter_delivery, p = (int)a->parameter_format, o = (int)a->output_format;
+    int rc = load_enum_setting(def, "parameter_delivery", delivery_names,
+                               ARRAY_SIZE(delivery_names), "stdin or file", &d, err, errlen);
+    if (rc == 0)
+        rc = load_enum_setting(def, "parameter_format", param_format_names,
+                               ARRAY_SIZE(param_format_names), "json, yaml or dotenv", &p, err,
+                               errlen);
+    if (rc == 0)
+        rc = load_enum_setting(def, "output_format", output_format_names,
+                               ARRAY_SIZE(output_format_names), "text, json, yaml or jsonl", &o,
+                               err, errlen);
+    a->parameter_delivery = (enum param_delivery)d;
+    a->parameter_format = (enum param_format)p;
+    a->output_format = (enum output_format)o;
+    return rc;
+}
+
+static int load_scalars(struct action *a, const json_t *def, char *err, size_t errlen)
+{
+    const char *label, *desc;
+    int rc = get_string(def, "label", &label, err, errlen);
+    if (rc == 0)
+        rc = get_string(def, "description", &desc, err, errlen);
+    if (rc < 0)
+        return rc;
+    a->label = dup_or_null(label);
+    a->description = dup_or_null(desc);
+    const json_t *en = json_object_get(def, "enabled");
+    if (en && !json_is_null(en) && !json_is_boolean(en))
+        return set_error(err, errlen, EINVAL, "enabled must be true or false, got %s",
+                         json_kind(en));
+    a->enabled = !json_is_false(en);
+    const json_t *t = json_object_get(def, "timeout");
+    if (!t || json_is_null(t))
+        return 0;
+    if (!json_is_integer(t) || json_integer_value(t) <= 0 || json_integer_value(t) > INT_MAX)
+        return set_error(err, errlen, EINVAL,
+                         "timeout must be a positive whole number of seconds, got %s",
+                         json_is_integer(t) ? "a value out of range" : json_kind(t));
+    a->timeout_seconds = (int)json_integer_value(t);
+    return 0;
+}
+
+/* Builds the action; expected_name (the file's name) may be NULL. Messages
+ * name the problem but not the file: the caller adds where it came from. */
+static int build_action(const json_t *def, const char *pack_ref, const char *pack_dir,
+                        const char *expected_name, struct action **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!json_is_object(def))
+        return set_error(err, errlen, EINVAL, "expected a mapping of action settings, got %s",
+                         def ? json_kind(def) : "nothing");
+    if (!ref_part_ok(pack_ref, strlen(pack_ref), false))
+        return set_error(err, errlen, EINVAL, "invalid pack name '%s'", pack_ref);
+    const char *name = NULL;
+    int rc = resolve_name(def, pack_ref, expected_name, &name, err, errlen);
+    if (rc < 0)
+        return rc;
+    char *real = realpath(pack_dir, NULL);
+    if (!real)
+        return set_error(err, errlen, errno, "pack directory %s: %s", pack_dir, strerror(errno));
+    struct action *a = action_new();
+    a->pack_dir = real;
+    a->pack_ref = xstrdup(pack_ref);
+    a->name = xstrdup(name);
+    a->ref = xasprintf("%s.%s", pack_ref, name);
+    json_decref(a->param_schema);
+    a->param_schema = NULL;
+    if ((rc = load_scalars(a, def, err, errlen)) < 0 ||
+        (rc = load_runner_type(a, def, err, errlen)) < 0 ||
+        (rc = load_entry_point(a, def, err, errlen)) < 0 ||
+        (rc = load_formats(a, def, err, errlen)) < 0 ||
+        (rc = action_normalise_schema(json_object_get(def, "parameters"), &a->param_schema, err,
+                                      errlen)) < 0) {
+        action_free(a);
+        return rc;
+    }
+    *out = a;
+    return 0;
+}
+
+int action_from_definition(const json_t *def, const char *pack_ref, const char *pack_dir,
+                           struct action **out, char *err, size_t errlen)
+{
+    return build_action(def, pack_ref, pack_dir, NULL, out, err, errlen);
+}
+
+/* Splits "pack.name" at the first dot into two checked path components. */
+static int split_ref(const char *ref, char **pack, char **name, char *err, size_t errlen)
+{
+    const char *dot = ref ? strchr(ref, '.') : NULL;
+    if (!dot || !ref_part_ok(ref, (size_t)(dot - ref), false) ||
+        !ref_part_ok(dot + 1, strlen(dot + 1), true))
+        return set_error(err, errlen, EINVAL,
+                         "invalid action reference '%s' (expected PACK.NAME, letters, digits, "
+                         "'_' and '-')",
+                         ref ? ref : "");
+    *pack = xstrndup(ref, (size_t)(dot - ref));
+    *name = xstrdup(dot + 1);
+    return 0;
+}
+
+/* Finds actions/NAME.yaml, else actions/NAME.yml; returns the path or NULL. */
+static char *find_action_file(const char *packs_dir, const char *pack, const char *name)
+{
+    static const char *const exts[] = {"yaml", "yml"};
+    for (size_t i = 0; i < ARRAY_SIZE(exts); i++) {
+        char *path = xasprintf("%s/%s/actions/%s.%s", packs_dir, pack, name, exts[i]);
+        struct stat st;
+        if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
+            return path;
+        free(path);
+    }
+    return NULL;
+}
+
+static int parse_action_file(const char *path, json_t **out, char *err, size_t errlen)
+{
+    struct strbuf text;
+    char msg[ERRBUF];
+    strbuf_init(&text);
+    int rc = read_file(path, ACTION_FILE_MAX + 1, &text);
+    if (rc < 0)
+        rc = set_error(err, errlen, rc, "%s: %s", path, strerror(-rc));
+    else if (text.len > ACTION_FILE_MAX)
+        rc = set_error(err, errlen, EFBIG, "%s: larger than %d bytes", path, ACTION_FILE_MAX);
+    else if ((rc = yaml_parse(text.data, text.len, out, msg, sizeof(msg))) < 0)
+        set_error(err, errlen, rc, "%s: %s", path, msg);
+    strbuf_free(&text);
+    return rc;
+}
+
+int action_load_from_pack(const char *packs_dir, const char *action_ref, struct action **out,
+                          char *err, size_t errlen)
+{
+    char *pack = NULL, *name = NULL, *path = NULL, *pack_dir = NULL;
+    json_t *def = NULL;
+    char msg[ERRBUF];
+    *out = NULL;
+    int rc = split_ref(action_ref, &pack, &name, err, errlen);
+    if (rc < 0)
+        return rc;
+    path = find_action_file(packs_dir, pack, name);
+    if (!path) {
+        rc = set_error(err, errlen, ENOENT, "action '%s' not found: no file %s/%s/actions/%s.yaml",
+                       action_ref, packs_dir, pack, name);
+        goto fail;
+    }
+    if ((rc = parse_action_file(path, &def, err, errlen)) < 0)
+        goto fail;
+    pack_dir = xasprintf("%s/%s", packs_dir, pack);
+    if ((rc = build_action(def, pack, pack_dir, name, out, msg, sizeof(msg))) < 0)
+        set_error(err, errlen, rc, "%s: %s", path, msg);
+fail:
+    json_decref(def);
+    free(pack_dir);
+    free(path);
+    free(pack);
+    free(name);
+    return rc;
+}
