@@ -1,8 +1,220 @@
-/* attune-worker: the worker service and its subcommands (run-action, check-config). */
+/* attune-worker: the worker service and its subcommands (run-action,
+ * check-config): argument parsing and dispatch. */
+#include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-int main(void)
+#include "core/config.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "worker/oneshot.h"
+
+static const char usage_text[] =
+    "Usage:\n"
+    "  attune-worker [-c FILE] [-n NAME]          run the worker service\n"
+    "  attune-worker run-action [OPTIONS] PACK.ACTION\n"
+    "                                             run one action here, print its result\n"
+    "  attune-worker check-config [-c FILE]       validate and print the configuration\n"
+    "\n"
+    "Common options:\n"
+    "  -c, --config FILE     configuration file (else $ATTUNE_CONFIG, else ./config.yaml)\n"
+    "  -n, --name NAME       worker name (worker.name)\n"
+    "  -h, --help            show this help\n"
+    "  -V, --version         show the version\n"
+    "\n"
+    "run-action options:\n"
+    "  --packs-dir DIR       where packs live (default: packs_base_dir)\n"
+    "  -p, --param NAME=VALUE  a parameter, converted to the type the action declares;\n"
+    "                        may be repeated\n"
+    "  --params-json JSON    parameters as one JSON object (-p values override it)\n"
+    "  --secrets-file FILE   JSON or YAML mapping of secret name to value\n"
+    "  --timeout SECONDS     overrides the action's timeout\n"
+    "  --artifacts-dir DIR   overrides worker.artifacts_dir\n"
+    "\n"
+    "run-action exit status: 0 completed, 1 failed, 124 timed out, 2 bad usage or\n"
+    "bad action definition. A bad configuration exits with 78.\n"
+    "Configuration keys can be overridden with ATTUNE__SECTION__KEY variables,\n"
+    "e.g. ATTUNE__WORKER__MAX_CONCURRENT_TASKS=4.\n";
+
+enum command { CMD_SERVICE, CMD_RUN_ACTION, CMD_CHECK_CONFIG };
+
+struct cli {
+    enum command command;
+    const char *config_path;
+    const char *worker_name;
+    struct oneshot_options run;
+    struct strv assignments;
+};
+
+enum long_only_option {
+    OPT_PACKS_DIR = 256,
+    OPT_PARAMS_JSON,
+    OPT_SECRETS_FILE,
+    OPT_TIMEOUT,
+    OPT_ARTIFACTS_DIR,
+};
+
+static const struct option long_options[] = {
+    {"config", required_argument, NULL, 'c'},
+    {"name", required_argument, NULL, 'n'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {"param", required_argument, NULL, 'p'},
+    {"packs-dir", required_argument, NULL, OPT_PACKS_DIR},
+    {"params-json", required_argument, NULL, OPT_PARAMS_JSON},
+    {"secrets-file", required_argument, NULL, OPT_SECRETS_FILE},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"artifacts-dir", required_argument, NULL, OPT_ARTIFACTS_DIR},
+    {NULL, 0, NULL, 0},
+};
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...)
 {
-    puts("attune-worker " ATTUNE_VERSION);
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "attune-worker: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\nTry 'attune-worker --help'.\n");
+    va_end(ap);
+    return ONESHOT_EXIT_USAGE;
+}
+
+static int parse_timeout(const char *text, int *out)
+{
+    int64_t v;
+    if (!parse_int64(text, &v) || v <= 0 || v > 604800)
+        return usage_error("--timeout expects a whole number of seconds (1 to 604800), got '%s'",
+                           text);
+    *out = (int)v;
     return 0;
+}
+
+/* Returns -1 to go on, or an exit status. */
+static int parse_option(struct cli *cli, int opt)
+{
+    switch (opt) {
+    case 'c':
+        cli->config_path = optarg;
+        return -1;
+    case 'n':
+        cli->worker_name = optarg;
+        return -1;
+    case 'h':
+        fputs(usage_text, stdout);
+        return 0;
+    case 'V':
+        puts("attune-worker " ATTUNE_VERSION);
+        return 0;
+    case 'p':
+        strv_push(&cli->assignments, optarg);
+        return -1;
+    case OPT_PACKS_DIR:
+        cli->run.packs_dir = optarg;
+        return -1;
+    case OPT_PARAMS_JSON:
+        cli->run.params_json = optarg;
+        return -1;
+    case OPT_SECRETS_FILE:
+        cli->run.secrets_file = optarg;
+        return -1;
+    case OPT_TIMEOUT:
+        return parse_timeout(optarg, &cli->run.timeout_seconds) ? ONESHOT_EXIT_USAGE : -1;
+    case OPT_ARTIFACTS_DIR:
+        cli->run.artifacts_dir = optarg;
+        return -1;
+    default:
+        return usage_error("%s", "invalid option");
+    }
+}
+
+static int parse_command(struct cli *cli, int argc, char **argv)
+{
+    if (optind >= argc)
+        return -1;
+    const char *word = argv[optind];
+    if (strcmp(word, "run-action") == 0)
+        cli->command = CMD_RUN_ACTION;
+    else if (strcmp(word, "check-config") == 0)
+        cli->command = CMD_CHECK_CONFIG;
+    else
+        return usage_error("unknown command '%s'", word);
+    optind++;
+    return -1;
+}
+
+static int parse_cli(struct cli *cli, int argc, char **argv)
+{
+    int opt, rc;
+    /* Options may come before or after the command word. */
+    while ((opt = getopt_long(argc, argv, "+c:n:hVp:", long_options, NULL)) != -1)
+        if ((rc = parse_option(cli, opt)) >= 0)
+            return rc;
+    if ((rc = parse_command(cli, argc, argv)) >= 0)
+        return rc;
+    while ((opt = getopt_long(argc, argv, "+c:n:hVp:", long_options, NULL)) != -1)
+        if ((rc = parse_option(cli, opt)) >= 0)
+            return rc;
+    if (cli->command == CMD_RUN_ACTION) {
+        if (optind >= argc)
+            return usage_error("%s", "run-action needs PACK.ACTION");
+        cli->run.action_ref = argv[optind++];
+        while ((opt = getopt_long(argc, argv, "+c:n:hVp:", long_options, NULL)) != -1)
+            if ((rc = parse_option(cli, opt)) >= 0)
+                return rc;
+    }
+    if (optind < argc)
+        return usage_error("unexpected argument '%s'", argv[optind]);
+    cli->run.assignments = cli->assignments.items;
+    return -1;
+}
+
+static int load_config(const struct cli *cli, struct config *cfg)
+{
+    char err[1024];
+    config_init_defaults(cfg);
+    int rc = config_load(cfg, cli->config_path, err, sizeof(err));
+    if (rc == 0 && cli->worker_name)
+        rc = config_set(cfg, "worker.name", cli->worker_name, err, sizeof(err));
+    if (rc == 0)
+        rc = config_validate(cfg, err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "attune-worker: configuration error: %s\n", err);
+        return CONFIG_EXIT_STATUS;
+    }
+    log_setup(cfg->log_level, cfg->log_format);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct cli cli = {.command = CMD_SERVICE};
+    struct config cfg;
+    strv_init(&cli.assignments);
+    int status = parse_cli(&cli, argc, argv);
+    if (status >= 0)
+        goto out;
+    status = load_config(&cli, &cfg);
+    if (status == 0) {
+        switch (cli.command) {
+        case CMD_CHECK_CONFIG:
+            config_print_masked(&cfg, stdout);
+            break;
+        case CMD_RUN_ACTION:
+            status = oneshot_run(&cfg, &cli.run);
+            break;
+        case CMD_SERVICE:
+            fprintf(stderr, "attune-worker: the service mode is not part of this build yet; "
+                            "use run-action or check-config\n");
+            status = 2;
+            break;
+        }
+    }
+    config_free(&cfg);
+out:
+    strv_free(&cli.assignments);
+    return status;
 }

@@ -136,6 +136,7 @@ void strbuf_printf(struct strbuf *sb, const char *fmt, ...)
 char *strbuf_detach(struct strbuf *sb, size_t *len)
 {
     strbuf_grow(sb, 0);
+    sb->data[sb->len] = '\0';
     char *p = sb->data;
     if (len)
         *len = sb->len;

@@ -1,0 +1,446 @@
+/* One execution from validated parameters to result object (see executor.h). */
+#include "exec/executor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/yaml.h"
+#include "exec/output.h"
+#include "exec/params.h"
+#include "exec/process.h"
+
+/* A python/node wrapper's answer larger than this is cut (and fails to parse). */
+#define EXECUTION_REPLY_MAX (16u << 20)
+/* How much of stderr's end goes into `error` after a non-zero exit. */
+#define EXECUTION_ERROR_TAIL 1024
+
+struct execution {
+    char *dir;
+    char *param_file; /* NULL with stdin delivery */
+    enum output_format output_format;
+    int timeout_seconds;
+    bool reply_expected;
+    struct output_sink out, err;
+    struct proc *proc;
+    enum execution_status status;
+    json_t *result;
+    execution_done_fn done;
+    void *userdata;
+};
+
+const char *execution_status_name(enum execution_status status)
+{
+    static const char *const names[] = {"completed", "failed", "timeout", "cancelled"};
+    return names[status];
+}
+
+/* Output parsing */
+
+static json_t *parse_json_text(const char *text, size_t len)
+{
+    return json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+}
+
+static json_t *parse_last_line(const char *text, size_t len)
+{
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' || text[len - 1] == ' '))
+        len--;
+    size_t start = len;
+    while (start > 0 && text[start - 1] != '\n')
+        start--;
+    return len > start ? parse_json_text(text + start, len - start) : NULL;
+}
+
+static json_t *parse_json_lines(const char *text, size_t len)
+{
+    json_t *arr = json_array();
+    size_t pos = 0;
+    while (pos < len) {
+        const char *nl = memchr(text + pos, '\n', len - pos);
+        size_t end = nl ? (size_t)(nl - text) : len;
+        size_t line_len = end - pos;
+        bool blank = strspn(text + pos, " \t\r") >= line_len;
+        if (!blank) {
+            json_t *v = parse_json_text(text + pos, line_len);
+            if (!v) {
+                json_decref(arr);
+                return NULL;
+            }
+            json_array_append_new(arr, v);
+        }
+        pos = end + 1;
+    }
+    return arr;
+}
+
+json_t *execution_parse_output(const char *text, size_t len, enum output_format format)
+{
+    json_t *v = NULL;
+    char err[256];
+    switch (format) {
+    case OUTPUT_FORMAT_JSON:
+        v = parse_json_text(text, len);
+        return v ? v : parse_last_line(text, len);
+    case OUTPUT_FORMAT_YAML:
+        return yaml_parse(text, len, &v, err, sizeof(err)) == 0 ? v : NULL;
+    case OUTPUT_FORMAT_JSONL:
+        return parse_json_lines(text, len);
+    default:
+        return NULL;
+    }
+}
+
+/* Result */
+
+json_t *execution_failure_result(const char *error)
+{
+    return json_pack("{s:b, s:n, s:i, s:s, s:s, s:s, s:b, s:b, s:i, s:i}", "succeeded", 0,
+                     "exit_code", "duration_ms", 0, "stdout", "", "stderr", "", "error", error,
+                     "stdout_truncated", 0, "stderr_truncated", 0, "stdout_bytes_truncated", 0,
+                     "stderr_bytes_truncated", 0);
+}
+
+static char *read_log(const struct execution *ex, const char *name)
+{
+    struct strbuf raw, clean;
+    strbuf_init(&raw);
+    strbuf_init(&clean);
+    char *path = xasprintf("%s/%s", ex->dir, name);
+    (void)read_file(path, 0, &raw);
+    free(path);
+    utf8_sanitize(raw.data ? raw.data : "", raw.len, &clean);
+    strbuf_free(&raw);
+    return strbuf_detach(&clean, NULL);
+}
+
+/* The last lines of stderr, for `error`. */
+static char *stderr_tail(const char *text)
+{
+    size_t len = strlen(text);
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' '))
+        len--;
+    size_t start = len > EXECUTION_ERROR_TAIL ? len - EXECUTION_ERROR_TAIL : 0;
+    /* Start on a character boundary. */
+    while (start < len && ((unsigned char)text[start] & 0xC0) == 0x80)
+        start++;
+    return xstrndup(text + start, len - start);
+}
+
+static json_t *reply_parse(const struct proc_result *pr)
+{
+    if (pr->reply.len == 0)
+        return NULL;
+    json_t *reply = json_loadb(pr->reply.data, pr->reply.len, 0, NULL);
+    if (!json_is_object(reply)) {
+        json_decref(reply);
+        return NULL;
+    }
+    return reply;
+}
+
+static enum execution_status execution_decide(const struct proc_result *pr, const json_t *reply)
+{
+    if (pr->cancelled)
+        return EXECUTION_CANCELLED;
+    if (pr->timed_out)
+        return EXECUTION_TIMEOUT;
+    if (pr->exited && pr->exit_code == 0 && !json_object_get(reply, "error"))
+        return EXECUTION_COMPLETED;
+    return EXECUTION_FAILED;
+}
+
+static char *execution_error_text(const struct execution *ex, const struct proc_result *pr,
+                                  const json_t *reply, const char *stderr_text)
+{
+    const char *wrapper_error = json_string_value(json_object_get(reply, "error"));
+    switch (ex->status) {
+    case EXECUTION_TIMEOUT:
+        return xasprintf("timed out after %d seconds", ex->timeout_seconds);
+    case EXECUTION_CANCELLED:
+        return xstrdup("cancelled");
+    case EXECUTION_COMPLETED:
+        return NULL;
+    default:
+        break;
+    }
+    if (wrapper_error)
+        return xstrdup(wrapper_error);
+    if (!pr->exited)
+        return xasprintf("killed by signal %d", pr->signal);
+    char *tail = stderr_tail(stderr_text);
+    if (*tail)
+        return tail;
+    free(tail);
+    return xasprintf("exited with code %d", pr->exit_code);
+}
+
+static json_t *execution_data(const struct execution *ex, const json_t *reply,
+                              const char *stdout_text)
+{
+    json_t *data = json_object_get(reply, "data");
+    if (data)
+        return json_incref(data);
+    if (ex->status != EXECUTION_COMPLETED || ex->output_format == OUTPUT_FORMAT_TEXT)
+        return NULL;
+    data = execution_parse_output(stdout_text, strlen(stdout_text), ex->output_format);
+    if (!data)
+        log_warn("output of %s is not valid %s; no data recorded", ex->dir,
+                 output_format_name(ex->output_format));
+    return data;
+}
+
+static json_t *execution_build_result(struct execution *ex, const struct proc_result *pr)
+{
+    json_t *reply = reply_parse(pr);
+    ex->status = execution_decide(pr, reply);
+    char *out = read_log(ex, "stdout.log");
+    char *err = read_log(ex, "stderr.log");
+    json_t *r = json_object();
+    json_object_set_new(r, "succeeded", json_boolean(ex->status == EXECUTION_COMPLETED));
+    json_object_set_new(r, "exit_code", pr->exited ? json_integer(pr->exit_code) : json_null());
+    if (!pr->exited)
+        json_object_set_new(r, "signal", json_integer(pr->signal));
+    json_object_set_new(r, "duration_ms", json_integer((json_int_t)pr->duration_ms));
+    json_t *data = execution_data(ex, reply, out);
+    if (data)
+        json_object_set_new(r, "data", data);
+    char *error = execution_error_text(ex, pr, reply, err);
+    if (error)
+        json_object_set_new(r, "error", json_string(error));
+    free(error);
+    json_object_set_new(r, "stdout", json_string(out));
+    json_object_set_new(r, "stderr", json_string(err));
+    json_object_set_new(r, "stdout_truncated", json_boolean(output_sink_truncated(&ex->out)));
+    json_object_set_new(r, "stderr_truncated", json_boolean(output_sink_truncated(&ex->err)));
+    json_object_set_new(r, "stdout_bytes_truncated", json_integer(ex->out.dropped));
+    json_object_set_new(r, "stderr_bytes_truncated", json_integer(ex->err.dropped));
+    json_object_set_new(r, "artifacts_dir", json_string(ex->dir));
+    free(out);
+    free(err);
+    json_decref(reply);
+    return r;
+}
+
+static void execution_write_result_file(const struct execution *ex)
+{
+    char *path = xasprintf("%s/result.json", ex->dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0 || json_dumpfd(ex->result, fd, JSON_INDENT(2)) < 0 || write_all(fd, "\n", 1) < 0)
+        log_warn("cannot write %s: %s", path, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    free(path);
+}
+
+static void on_proc_done(struct proc *proc, void *userdata)
+{
+    struct execution *ex = userdata;
+    output_sink_close(&ex->out);
+    output_sink_close(&ex->err);
+    if (ex->param_file)
+        unlink(ex->param_file);
+    ex->result = execution_build_result(ex, proc_get_result(proc));
+    execution_write_result_file(ex);
+    ex->done(ex, ex->userdata);
+}
+
+/* Preparation */
+
+static int execution_make_dirs(struct execution *ex, char *err, size_t errlen)
+{
+    int rc = mkdir_p(ex->dir, 0700);
+    char *files = xasprintf("%s/files", ex->dir);
+    if (rc == 0)
+        rc = mkdir_p(files, 0700);
+    free(files);
+    if (rc < 0)
+        return set_error(err, errlen, rc, "cannot create artifacts directory %s: %s", ex->dir,
+                         strerror(-rc));
+    return 0;
+}
+
+static int execution_open_logs(struct execution *ex, const struct executor_settings *s,
+                               char *err, size_t errlen)
+{
+    char *out = xasprintf("%s/stdout.log", ex->dir);
+    char *errp = xasprintf("%s/stderr.log", ex->dir);
+    int rc = output_sink_open(&ex->out, out, s->max_stdout_bytes);
+    if (rc == 0)
+        rc = output_sink_open(&ex->err, errp, s->max_stderr_bytes);
+    if (rc < 0)
+        set_error(err, errlen, rc, "cannot create log files in %s: %s", ex->dir, strerror(-rc));
+    free(out);
+    free(errp);
+    return rc;
+}
+
+static const char *param_file_extension(enum param_format f)
+{
+    return f == PARAM_FORMAT_YAML ? "yaml" : f == PARAM_FORMAT_DOTENV ? "env" : "json";
+}
+
+static int execution_write_param_file(struct execution *ex, const struct action *a,
+                                      const struct strbuf *text, char *err, size_t errlen)
+{
+    ex->param_file =
+        xasprintf("%s/parameters.%s", ex->dir, param_file_extension(a->parameter_format));
+    int fd = open(ex->param_file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0400);
+    int rc = fd < 0 ? -errno : write_all(fd, text->data, text->len);
+    if (fd >= 0)
+        close(fd);
+    if (rc < 0)
+        return set_error(err, errlen, rc, "cannot write parameter file %s: %s", ex->param_file,
+                         strerror(-rc));
+    return 0;
+}
+
+static void execution_env(const struct execution *ex, const struct executor_settings *s,
+                          const struct execution_request *req, const struct launch *l,
+                          struct strv *env)
+{
+    const struct action *a = req->action;
+    for (size_t i = 0; i < s->base_env.len; i++)
+        strv_push(env, s->base_env.items[i]);
+    const char *name;
+    json_t *value;
+    json_object_foreach((json_t *)req->env_vars, name, value)
+    {
+        if (json_is_string(value))
+            strv_setenv(env, name, json_string_value(value));
+    }
+    for (size_t i = 0; i < l->env.len; i++) {
+        char *eq = strchr(l->env.items[i], '=');
+        char *key = xstrndup(l->env.items[i], (size_t)(eq - l->env.items[i]));
+        strv_setenv(env, key, eq + 1);
+        free(key);
+    }
+    strv_setenv(env, "ATTUNE_ACTION", a->ref);
+    strv_setenv(env, "ATTUNE_EXEC_ID", req->exec_id);
+    strv_setenv(env, "ATTUNE_PACK", a->pack_ref);
+    strv_setenv(env, "ATTUNE_PARAMETER_DELIVERY", param_delivery_name(a->parameter_delivery));
+    strv_setenv(env, "ATTUNE_PARAMETER_FORMAT", param_format_name(a->parameter_format));
+    if (ex->param_file)
+        strv_setenv(env, "ATTUNE_PARAMETER_FILE", ex->param_file);
+    char *files = xasprintf("%s/files", ex->dir);
+    strv_setenv(env, "ATTUNE_ARTIFACTS_DIR", files);
+    free(files);
+}
+
+static int execution_spawn(struct execution *ex, sd_event *loop,
+                           const struct executor_settings *s,
+                           const struct execution_request *req, const struct runtime *rt,
+                           const struct strbuf *params_text, char *err, size_t errlen)
+{
+    json_t *empty = json_object();
+    struct launch_input in = {
+        .action = req->action,
+        .params = req->params,
+        .secrets = req->secrets ? req->secrets : empty,
+    };
+    struct launch l;
+    struct strv env;
+    launch_init(&l);
+    strv_init(&env);
+    int rc = rt->prepare(rt, &in, &l, err, errlen);
+    if (rc == 0) {
+        execution_env(ex, s, req, &l, &env);
+        bool on_stdin = req->action->parameter_delivery == PARAM_DELIVERY_STDIN;
+        struct proc_spec spec = {
+            .path = l.path,
+            .argv = l.argv.items,
+            .envp = env.items,
+            .cwd = req->action->pack_dir,
+            .stdin_data = on_stdin ? params_text->data : NULL,
+            .stdin_len = on_stdin ? params_text->len : 0,
+            .control = l.control,
+            .control_data = l.control_data.data,
+            .control_len = l.control_data.len,
+            .reply_max = EXECUTION_REPLY_MAX,
+            .stdout_sink = &ex->out,
+            .stderr_sink = &ex->err,
+            .timeout_ms = (uint64_t)req->timeout_seconds * 1000u,
+            .kill_grace_ms = s->kill_grace_ms,
+        };
+        ex->reply_expected = l.reply_expected;
+        rc = proc_start(loop, &spec, on_proc_done, ex, &ex->proc, err, errlen);
+    }
+    launch_free(&l);
+    strv_free(&env);
+    json_decref(empty);
+    return rc;
+}
+
+int execution_start(sd_event *loop, const struct executor_settings *settings,
+                    const struct execution_request *req, execution_done_fn done, void *userdata,
+                    struct execution **out, char *err, size_t errlen)
+{
+    const struct runtime *rt;
+    int rc = registry_select(settings->registry, req->action, &rt, err, errlen);
+    if (rc < 0)
+        return rc;
+    struct execution *ex = xcalloc(1, sizeof(*ex));
+    ex->dir = xstrdup(req->artifacts_dir);
+    ex->out.fd = ex->err.fd = -1;
+    ex->output_format = req->action->output_format;
+    ex->timeout_seconds = req->timeout_seconds;
+    ex->done = done;
+    ex->userdata = userdata;
+    struct strbuf params_text;
+    strbuf_init(&params_text);
+    params_format(req->params, req->action->parameter_format, &params_text);
+    rc = execution_make_dirs(ex, err, errlen);
+    if (rc == 0)
+        rc = execution_open_logs(ex, settings, err, errlen);
+    if (rc == 0 && req->action->parameter_delivery == PARAM_DELIVERY_FILE)
+        rc = execution_write_param_file(ex, req->action, &params_text, err, errlen);
+    if (rc == 0)
+        rc = execution_spawn(ex, loop, settings, req, rt, &params_text, err, errlen);
+    strbuf_free(&params_text);
+    if (rc < 0) {
+        if (ex->param_file)
+            unlink(ex->param_file);
+        execution_free(ex);
+        return rc;
+    }
+    *out = ex;
+    return 0;
+}
+
+enum execution_status execution_get_status(const struct execution *ex)
+{
+    return ex->status;
+}
+
+json_t *execution_get_result(const struct execution *ex)
+{
+    return ex->result;
+}
+
+pid_t execution_pid(const struct execution *ex)
+{
+    return ex->proc ? proc_pid(ex->proc) : -1;
+}
+
+void execution_cancel(struct execution *ex)
+{
+    if (ex->proc && !ex->result)
+        proc_cancel(ex->proc);
+}
+
+void execution_free(struct execution *ex)
+{
+    if (!ex)
+        return;
+    proc_free(ex->proc);
+    output_sink_close(&ex->out);
+    output_sink_close(&ex->err);
+    json_decref(ex->result);
+    free(ex->param_file);
+    free(ex->dir);
+    free(ex);
+}

@@ -1,0 +1,70 @@
+/* One execution from validated parameters to result object: chooses the
+ * runtime, lays out the execution's artifact directory, delivers parameters
+ * and secrets, supervises the process and builds the result of CONTRACT.md
+ * section 3 (also written to result.json). Shared by run-action and the
+ * service. */
+#ifndef ATTUNE_EXEC_EXECUTOR_H
+#define ATTUNE_EXEC_EXECUTOR_H
+
+#include <jansson.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "core/util.h"
+#include "exec/action.h"
+#include "runtime/registry.h"
+
+enum execution_status {
+    EXECUTION_COMPLETED,
+    EXECUTION_FAILED,
+    EXECUTION_TIMEOUT,
+    EXECUTION_CANCELLED,
+};
+
+const char *execution_status_name(enum execution_status status);
+
+struct executor_settings {
+    const struct registry *registry;
+    struct strv base_env;      /* PATH, HOME, LANG and worker.env */
+    int64_t max_stdout_bytes;
+    int64_t max_stderr_bytes;
+    uint64_t kill_grace_ms;
+};
+
+struct execution_request {
+    const char *exec_id;          /* ATTUNE_EXEC_ID */
+    const char *artifacts_dir;    /* this execution's directory; created here */
+    const struct action *action;  /* borrowed until done */
+    const json_t *params;         /* validated */
+    const json_t *secrets;        /* name -> string; may be NULL */
+    const json_t *env_vars;       /* execution.env_vars; may be NULL */
+    int timeout_seconds;          /* > 0 */
+};
+
+struct execution;
+typedef void (*execution_done_fn)(struct execution *ex, void *userdata);
+
+/* Starts the execution on the loop; done is called once with the result
+ * ready. On failure before the process started, returns a negative errno
+ * with the reason in err and calls nothing. */
+int execution_start(sd_event *loop, const struct executor_settings *settings,
+                    const struct execution_request *req, execution_done_fn done, void *userdata,
+                    struct execution **out, char *err, size_t errlen);
+
+enum execution_status execution_get_status(const struct execution *ex);
+/* The result object (borrowed; valid until execution_free). */
+json_t *execution_get_result(const struct execution *ex);
+pid_t execution_pid(const struct execution *ex);
+void execution_cancel(struct execution *ex);
+void execution_free(struct execution *ex);
+
+/* Builds a result object for an execution that never started (bad
+ * parameters, a missing entry point...): succeeded false and the error. */
+json_t *execution_failure_result(const char *error);
+
+/* Parses captured stdout by output format (json: the whole text, else its
+ * last non-empty line; yaml: the document; jsonl: an array of each non-empty
+ * line). Returns a new reference or NULL when it does not parse. */
+json_t *execution_parse_output(const char *text, size_t len, enum output_format format);
+
+#endif

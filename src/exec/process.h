@@ -1,0 +1,73 @@
+/* A child process supervised on the event loop: spawned with posix_spawn into
+ * its own session and process group with a clean environment, an empty signal
+ * mask and only the intended fds; stdin and the control channel fed without
+ * blocking; stdout and stderr streamed to output sinks; exit watched through a
+ * pidfd; a timeout terminates the whole group (SIGTERM, then SIGKILL). */
+#ifndef ATTUNE_EXEC_PROCESS_H
+#define ATTUNE_EXEC_PROCESS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <systemd/sd-event.h>
+
+#include "core/util.h"
+#include "exec/output.h"
+
+/* The child's fd 3, when there is one. */
+enum proc_control {
+    PROC_CONTROL_NONE,   /* nothing at fd 3 */
+    PROC_CONTROL_PIPE,   /* fd 3 reads control_data, then end of file */
+    PROC_CONTROL_SOCKET, /* fd 3 is a stream socket: reads control_data, then
+                            end of file; what the child writes back is the reply */
+};
+
+struct proc_spec {
+    const char *path; /* absolute path of the program */
+    char *const *argv;
+    char *const *envp;
+    const char *cwd;
+    const void *stdin_data; /* written to the child's stdin, which is then closed */
+    size_t stdin_len;
+    enum proc_control control;
+    const void *control_data;
+    size_t control_len;
+    size_t reply_max; /* bytes of reply kept at most */
+    struct output_sink *stdout_sink; /* borrowed; must outlive the process */
+    struct output_sink *stderr_sink;
+    uint64_t timeout_ms;    /* 0: none */
+    uint64_t kill_grace_ms; /* between SIGTERM and SIGKILL */
+};
+
+struct proc_result {
+    bool exited;     /* exit_code is valid */
+    int exit_code;
+    int signal;      /* signal that killed the main process, 0 if none */
+    bool timed_out;
+    bool cancelled;
+    uint64_t duration_ms;
+    struct strbuf reply;
+    bool reply_truncated;
+};
+
+struct proc;
+typedef void (*proc_done_fn)(struct proc *proc, void *userdata);
+
+/* Starts the child. done is called once, from the loop, when the exit was
+ * seen and stdout, stderr and the control channel reached end of file (or the
+ * kill grace ran out); the callback may free the proc. The spec's buffers are
+ * copied. Returns 0, or a negative errno with the reason in err (nothing is
+ * left running then). */
+int proc_start(sd_event *loop, const struct proc_spec *spec, proc_done_fn done, void *userdata,
+               struct proc **out, char *err, size_t errlen);
+
+const struct proc_result *proc_get_result(const struct proc *proc);
+pid_t proc_pid(const struct proc *proc);
+
+/* Stops the child's whole process group: SIGTERM now, SIGKILL after the grace. */
+void proc_cancel(struct proc *proc);
+
+/* Releases everything; a child still running is killed with its group first. */
+void proc_free(struct proc *proc);
+
+#endif

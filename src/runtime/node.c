@@ -1,0 +1,35 @@
+/* The node runtime: runs .js actions under node through a wrapper that
+ * provides getSecret(name) and calls an exported run(params) when defined;
+ * secrets and parameters travel on a socket at fd 3, which also carries the
+ * answer. */
+#include "runtime/runtime.h"
+
+extern const char wrapper_node_js[];
+
+static bool node_handles(const char *entry_path)
+{
+    return str_ends_with(entry_path, ".js") || str_ends_with(entry_path, ".cjs");
+}
+
+static int node_prepare(const struct runtime *rt, const struct launch_input *in,
+                        struct launch *out, char *err, size_t errlen)
+{
+    (void)err;
+    (void)errlen;
+    out->path = xstrdup(rt->interpreter);
+    strv_push(&out->argv, "node");
+    strv_push(&out->argv, "-e");
+    strv_push(&out->argv, wrapper_node_js);
+    strv_push(&out->argv, in->action->entry_path);
+    out->control = PROC_CONTROL_SOCKET;
+    out->reply_expected = true;
+    runtime_json_control(in, &out->control_data);
+    return 0;
+}
+
+struct runtime runtime_node = {
+    .name = "node",
+    .interpreter_name = "node",
+    .handles = node_handles,
+    .prepare = node_prepare,
+};

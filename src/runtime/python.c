@@ -1,0 +1,34 @@
+/* The python runtime: runs .py actions under python3 through a wrapper that
+ * provides get_secret(name) and calls run(**parameters) when defined; secrets
+ * and parameters travel on a socket at fd 3, which also carries the answer. */
+#include "runtime/runtime.h"
+
+extern const char wrapper_python_py[];
+
+static bool python_handles(const char *entry_path)
+{
+    return str_ends_with(entry_path, ".py");
+}
+
+static int python_prepare(const struct runtime *rt, const struct launch_input *in,
+                          struct launch *out, char *err, size_t errlen)
+{
+    (void)err;
+    (void)errlen;
+    out->path = xstrdup(rt->interpreter);
+    strv_push(&out->argv, "python3");
+    strv_push(&out->argv, "-c");
+    strv_push(&out->argv, wrapper_python_py);
+    strv_push(&out->argv, in->action->entry_path);
+    out->control = PROC_CONTROL_SOCKET;
+    out->reply_expected = true;
+    runtime_json_control(in, &out->control_data);
+    return 0;
+}
+
+struct runtime runtime_python = {
+    .name = "python",
+    .interpreter_name = "python3",
+    .handles = python_handles,
+    .prepare = python_prepare,
+};

@@ -1,0 +1,35 @@
+/* The runtime registry: finds each runtime's interpreter on the actions'
+ * PATH at start-up, keeps the usable ones, and picks the runtime for an
+ * action (local actions by the entry point's extension). */
+#ifndef ATTUNE_RUNTIME_REGISTRY_H
+#define ATTUNE_RUNTIME_REGISTRY_H
+
+#include <stddef.h>
+
+#include "exec/action.h"
+#include "runtime/runtime.h"
+
+/* The PATH actions get unless worker.env sets one. */
+#define RUNTIME_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+struct registry {
+    struct runtime *runtimes[4];
+    size_t count;
+};
+
+/* Validates the runtimes named in wanted (NULL-terminated; NULL for all),
+ * looking interpreters up on search_path. A runtime named in wanted that does
+ * not validate is an error; with wanted NULL it is just left out. */
+int registry_init(struct registry *reg, char *const *wanted, const char *search_path, char *err,
+                  size_t errlen);
+void registry_free(struct registry *reg);
+
+/* The usable runtimes' names, comma-separated, e.g. "shell,python,node,local". */
+void registry_describe(const struct registry *reg, struct strbuf *out);
+
+/* The runtime for this action: runner_type, and for local the entry point's
+ * extension (.sh, .py, .js) or an executable file. */
+int registry_select(const struct registry *reg, const struct action *action,
+                    const struct runtime **out, char *err, size_t errlen);
+
+#endif

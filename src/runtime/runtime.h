@@ -1,0 +1,61 @@
+/* The interface every runtime (shell, python, node, local) implements: its
+ * name, which entry points it takes, a check at start-up that its interpreter
+ * works, and the preparation of one launch (program, argv, environment
+ * additions and the control payload that carries secrets). */
+#ifndef ATTUNE_RUNTIME_RUNTIME_H
+#define ATTUNE_RUNTIME_RUNTIME_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/util.h"
+#include "exec/action.h"
+#include "exec/process.h"
+
+/* What a runtime needs to know about one execution. */
+struct launch_input {
+    const struct action *action;
+    const json_t *params;  /* validated parameters */
+    const json_t *secrets; /* object of name -> string; never NULL */
+};
+
+/* What a runtime produces for one execution; the executor adds the common
+ * environment, stdin and the output sinks. */
+struct launch {
+    char *path;           /* program to run */
+    struct strv argv;
+    struct strv env;      /* runtime-specific additions (PARAM_* for shell) */
+    enum proc_control control;
+    struct strbuf control_data; /* secrets travel here, wiped after use */
+    bool reply_expected;  /* the wrapper answers with {"data":..} or {"error":..} */
+};
+
+void launch_init(struct launch *l);
+void launch_free(struct launch *l);
+
+struct runtime {
+    const char *name;
+    const char *interpreter_name; /* looked up on the actions' PATH; NULL if none */
+    char *interpreter;            /* resolved at validation */
+    bool usable;
+    /* True when this runtime runs the entry point (by extension). */
+    bool (*handles)(const char *entry_path);
+    int (*prepare)(const struct runtime *rt, const struct launch_input *in, struct launch *out,
+                   char *err, size_t errlen);
+};
+
+/* Each runtime. */
+extern struct runtime runtime_shell;
+extern struct runtime runtime_python;
+extern struct runtime runtime_node;
+extern struct runtime runtime_local;
+
+/* The shared piece of the wrapper runtimes: the control payload as JSON
+ * {"secrets":{...},"parameters":{...},"entry":"run"}. */
+void runtime_json_control(const struct launch_input *in, struct strbuf *out);
+
+/* Finds an executable by name on the given PATH-style list; NULL if none. */
+char *runtime_find_program(const char *name, const char *search_path);
+
+#endif

@@ -1,0 +1,71 @@
+/* The shell runtime: runs .sh actions under bash through a small wrapper that
+ * provides `get_secret NAME` (secrets arrive on a pipe at fd 3) and gives each
+ * parameter as PARAM_<NAME>. */
+#include <string.h>
+
+#include "exec/params.h"
+#include "runtime/runtime.h"
+
+extern const char wrapper_shell_sh[];
+
+/* Appends s as one single-quoted bash word: ' becomes '\''. */
+static void bash_quote(struct strbuf *out, const char *s)
+{
+    strbuf_putc(out, '\'');
+    for (; *s; s++) {
+        if (*s == '\'')
+            strbuf_puts(out, "'\\''");
+        else
+            strbuf_putc(out, *s);
+    }
+    strbuf_putc(out, '\'');
+}
+
+/* The wrapper sources this: one associative array assignment. */
+static void shell_secrets_script(const json_t *secrets, struct strbuf *out)
+{
+    const char *name;
+    json_t *value;
+    strbuf_puts(out, "__attune_secrets=(");
+    json_object_foreach((json_t *)secrets, name, value)
+    {
+        if (!json_is_string(value) || !*name)
+            continue;
+        strbuf_putc(out, '[');
+        bash_quote(out, name);
+        strbuf_puts(out, "]=");
+        bash_quote(out, json_string_value(value));
+        strbuf_putc(out, ' ');
+    }
+    strbuf_puts(out, ")\n");
+}
+
+static bool shell_handles(const char *entry_path)
+{
+    return str_ends_with(entry_path, ".sh") || str_ends_with(entry_path, ".bash");
+}
+
+static int shell_prepare(const struct runtime *rt, const struct launch_input *in,
+                         struct launch *out, char *err, size_t errlen)
+{
+    (void)err;
+    (void)errlen;
+    out->path = xstrdup(rt->interpreter);
+    strv_push(&out->argv, "bash");
+    strv_push(&out->argv, "--noprofile");
+    strv_push(&out->argv, "--norc");
+    strv_push(&out->argv, "-c");
+    strv_push(&out->argv, wrapper_shell_sh);
+    strv_push(&out->argv, in->action->entry_path);
+    params_to_env(in->params, &out->env);
+    out->control = PROC_CONTROL_PIPE;
+    shell_secrets_script(in->secrets, &out->control_data);
+    return 0;
+}
+
+struct runtime runtime_shell = {
+    .name = "shell",
+    .interpreter_name = "bash",
+    .handles = shell_handles,
+    .prepare = shell_prepare,
+};

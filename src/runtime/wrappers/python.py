@@ -1,0 +1,56 @@
+# attune-worker python wrapper: run as `python3 -c WRAPPER ENTRY_PATH`. Reads
+# secrets and parameters from fd 3 (a socket), runs the action file as
+# __main__, calls its entry function when it has one, and sends the return
+# value or the exception back on fd 3. Nothing goes to stdout.
+import builtins as _b, json as _j, os as _o, sys as _s
+
+
+def _attune_main():
+    chunks = []
+    while True:
+        chunk = _o.read(3, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    control = _j.loads(b"".join(chunks) or b"{}")
+    del chunks
+    _o.set_inheritable(3, False)
+    secrets = control.get("secrets") or {}
+
+    def get_secret(name):
+        """Returns the secret's value as a string, or None when it is not set."""
+        return secrets.get(name)
+
+    _b.get_secret = get_secret
+    entry = _s.argv[1]
+    _s.argv = [entry]
+    _s.path[0] = _o.path.dirname(entry)
+    namespace = {"__name__": "__main__", "__file__": entry, "__builtins__": _b,
+                 "get_secret": get_secret}
+    reply = "{}"
+    try:
+        with open(entry, "rb") as f:
+            code = compile(f.read(), entry, "exec")
+        exec(code, namespace)
+        function = namespace.get(control.get("entry") or "run")
+        if callable(function):
+            reply = _j.dumps({"data": function(**(control.get("parameters") or {}))})
+    except SystemExit:
+        raise
+    except BaseException as e:
+        import traceback
+        traceback.print_exc()
+        _attune_reply(_j.dumps({"error": "%s: %s" % (type(e).__name__, e)}))
+        _s.exit(1)
+    _attune_reply(reply)
+
+
+def _attune_reply(text):
+    _s.stdout.flush()
+    data = text.encode()
+    while data:
+        data = data[_o.write(3, data):]
+    _o.close(3)
+
+
+_attune_main()

@@ -1,0 +1,285 @@
+/* `attune-worker run-action` (see oneshot.h). */
+#include "worker/oneshot.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/yaml.h"
+#include "exec/action.h"
+#include "exec/executor.h"
+#include "exec/params.h"
+#include "runtime/registry.h"
+#include "worker/artifacts.h"
+
+#define ONESHOT_SECRETS_FILE_MAX (16u << 20)
+
+struct oneshot {
+    sd_event *loop;
+    struct execution *execution;
+    int signals_seen;
+};
+
+void oneshot_base_env(const struct config *cfg, struct strv *env)
+{
+    const char *home = getenv("HOME");
+    const char *lang = getenv("LANG");
+    strv_setenv(env, "PATH", RUNTIME_DEFAULT_PATH);
+    strv_setenv(env, "HOME", home && *home ? home : "/");
+    strv_setenv(env, "LANG", lang && *lang ? lang : "C.UTF-8");
+    for (size_t i = 0; i < cfg->n_action_env; i++)
+        strv_setenv(env, cfg->action_env[i].name, cfg->action_env[i].value);
+}
+
+static const char *env_lookup(const struct strv *env, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < env->len; i++)
+        if (strncmp(env->items[i], name, n) == 0 && env->items[i][n] == '=')
+            return env->items[i] + n + 1;
+    return NULL;
+}
+
+static int oneshot_params(const struct oneshot_options *opts, const struct action *action,
+                          json_t **out, char *err, size_t errlen)
+{
+    json_error_t jerr;
+    json_t *params = opts->params_json ? json_loads(opts->params_json, 0, &jerr) : json_object();
+    if (!json_is_object(params)) {
+        json_decref(params);
+        return set_error(err, errlen, EINVAL, "--params-json must be a JSON object%s%s",
+                         opts->params_json ? ": " : "", opts->params_json ? jerr.text : "");
+    }
+    int rc = 0;
+    for (char **a = opts->assignments; rc == 0 && a && *a; a++)
+        rc = params_assign(params, action->param_schema, *a, err, errlen);
+    if (rc == 0)
+        rc = params_validate(params, action->param_schema, err, errlen);
+    if (rc < 0) {
+        json_decref(params);
+        return rc;
+    }
+    *out = params;
+    return 0;
+}
+
+static json_t *scalar_text(const json_t *value)
+{
+    char *text = json_dumps(value, JSON_ENCODE_ANY);
+    json_t *s = json_string(text);
+    free(text);
+    return s;
+}
+
+/* A secrets file is a mapping of name to value; scalar values are taken as text. */
+static int oneshot_secrets(const char *path, json_t **out, char *err, size_t errlen)
+{
+    struct strbuf text;
+    strbuf_init(&text);
+    *out = json_object();
+    if (!path)
+        return 0;
+    int rc = read_file(path, ONESHOT_SECRETS_FILE_MAX, &text);
+    json_t *doc = NULL;
+    char perr[256];
+    if (rc < 0)
+        set_error(err, errlen, rc, "cannot read secrets file %s: %s", path, strerror(-rc));
+    else if ((rc = yaml_parse(text.data, text.len, &doc, perr, sizeof(perr))) < 0)
+        set_error(err, errlen, rc, "secrets file %s: %s", path, perr);
+    else if (!json_is_object(doc) && !json_is_null(doc))
+        rc = set_error(err, errlen, EINVAL, "secrets file %s: expected a mapping of name to value",
+                       path);
+    const char *name;
+    json_t *value;
+    json_object_foreach(doc, name, value)
+    {
+        if (rc < 0)
+            break;
+        if (json_is_string(value))
+            json_object_set(*out, name, value);
+        else if (json_is_number(value) || json_is_boolean(value))
+            json_object_set_new(*out, name, scalar_text(value));
+        else
+            rc = set_error(err, errlen, EINVAL, "secrets file %s: value of '%s' must be text",
+                           path, name);
+    }
+    json_decref(doc);
+    if (text.data)
+        secure_zero(text.data, text.len);
+    strbuf_free(&text);
+    if (rc < 0) {
+        json_decref(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+static void on_execution_done(struct execution *ex, void *userdata)
+{
+    struct oneshot *os = userdata;
+    (void)ex;
+    sd_event_exit(os->loop, 0);
+}
+
+static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+    struct oneshot *os = userdata;
+    (void)s;
+    log_warn("received signal %u; stopping the action", si->ssi_signo);
+    if (os->execution)
+        execution_cancel(os->execution);
+    if (++os->signals_seen > 1)
+        sd_event_exit(os->loop, 1);
+    return 0;
+}
+
+static char *oneshot_exec_id(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return xasprintf("local-%lld%03ld-%d", (long long)tv.tv_sec, (long)(tv.tv_usec / 1000),
+                     (int)getpid());
+}
+
+static int oneshot_exit_status(enum execution_status status)
+{
+    switch (status) {
+    case EXECUTION_COMPLETED:
+        return ONESHOT_EXIT_COMPLETED;
+    case EXECUTION_TIMEOUT:
+        return ONESHOT_EXIT_TIMEOUT;
+    default:
+        return ONESHOT_EXIT_FAILED;
+    }
+}
+
+static void oneshot_print(json_t *result, enum execution_status status)
+{
+    json_object_set_new(result, "status", json_string(execution_status_name(status)));
+    json_dumpf(result, stdout, JSON_INDENT(2));
+    fputc('\n', stdout);
+    fflush(stdout);
+}
+
+static int oneshot_loop(struct oneshot *os)
+{
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    int rc = sd_event_new(&os->loop);
+    if (rc >= 0)
+        rc = sd_event_add_signal(os->loop, NULL, SIGTERM, on_stop_signal, os);
+    if (rc >= 0)
+        rc = sd_event_add_signal(os->loop, NULL, SIGINT, on_stop_signal, os);
+    return rc;
+}
+
+/* Everything the run needs, released in one place. */
+struct oneshot_run {
+    struct action *action;
+    json_t *params, *secrets;
+    struct registry registry;
+    struct executor_settings settings;
+    char *exec_id, *dir;
+};
+
+static void oneshot_run_free(struct oneshot_run *r)
+{
+    action_free(r->action);
+    json_decref(r->params);
+    json_decref(r->secrets);
+    registry_free(&r->registry);
+    strv_free(&r->settings.base_env);
+    free(r->exec_id);
+    free(r->dir);
+}
+
+static int oneshot_prepare(const struct config *cfg, const struct oneshot_options *opts,
+                           struct oneshot_run *r, char *err, size_t errlen)
+{
+    const char *packs = opts->packs_dir ? opts->packs_dir : cfg->packs_base_dir;
+    int rc = action_load_from_pack(packs, opts->action_ref, &r->action, err, errlen);
+    if (rc == 0 && !r->action->enabled)
+        rc = set_error(err, errlen, EPERM, "action '%s' is disabled (enabled: false)",
+                       r->action->ref);
+    if (rc == 0)
+        rc = oneshot_params(opts, r->action, &r->params, err, errlen);
+    if (rc == 0)
+        rc = oneshot_secrets(opts->secrets_file, &r->secrets, err, errlen);
+    if (rc < 0)
+        return rc;
+    strv_init(&r->settings.base_env);
+    oneshot_base_env(cfg, &r->settings.base_env);
+    rc = registry_init(&r->registry, cfg->runtimes, env_lookup(&r->settings.base_env, "PATH"),
+                       err, errlen);
+    r->settings.registry = &r->registry;
+    r->settings.max_stdout_bytes = cfg->max_stdout_bytes;
+    r->settings.max_stderr_bytes = cfg->max_stderr_bytes;
+    r->exec_id = oneshot_exec_id();
+    r->dir = artifacts_execution_dir(opts->artifacts_dir ? opts->artifacts_dir : cfg->artifacts_dir,
+                                     cfg->worker_name, r->exec_id);
+    return rc;
+}
+
+static int oneshot_timeout(const struct config *cfg, const struct oneshot_options *opts,
+                           const struct action *action)
+{
+    if (opts->timeout_seconds > 0)
+        return opts->timeout_seconds;
+    return action->timeout_seconds > 0 ? action->timeout_seconds : cfg->task_timeout;
+}
+
+int oneshot_run(const struct config *cfg, const struct oneshot_options *opts)
+{
+    char err[1024] = "";
+    struct oneshot_run r = {0};
+    struct oneshot os = {0};
+    int status = ONESHOT_EXIT_USAGE;
+    strv_init(&r.settings.base_env);
+    if (oneshot_prepare(cfg, opts, &r, err, sizeof(err)) < 0) {
+        fprintf(stderr, "attune-worker: %s\n", err);
+        goto done;
+    }
+    struct execution_request req = {
+        .exec_id = r.exec_id,
+        .artifacts_dir = r.dir,
+        .action = r.action,
+        .params = r.params,
+        .secrets = r.secrets,
+        .timeout_seconds = oneshot_timeout(cfg, opts, r.action),
+    };
+    if (oneshot_loop(&os) < 0) {
+        fprintf(stderr, "attune-worker: cannot set up the event loop\n");
+        goto done;
+    }
+    int rc = execution_start(os.loop, &r.settings, &req, on_execution_done, &os, &os.execution,
+                             err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "attune-worker: %s\n", err);
+        status = rc == -ENOEXEC || rc == -EINVAL || rc == -EACCES ? ONESHOT_EXIT_USAGE
+                                                                  : ONESHOT_EXIT_FAILED;
+        goto done;
+    }
+    sd_event_loop(os.loop);
+    json_t *result = execution_get_result(os.execution);
+    if (result) {
+        oneshot_print(result, execution_get_status(os.execution));
+        status = oneshot_exit_status(execution_get_status(os.execution));
+    } else {
+        status = ONESHOT_EXIT_FAILED;
+    }
+done:
+    execution_free(os.execution);
+    sd_event_unref(os.loop);
+    oneshot_run_free(&r);
+    return status;
+}
