@@ -56,14 +56,13 @@ bool log_enabled(enum log_level level)
     return level <= current_level;
 }
 
-static void log_write_json(const char *ts, enum log_level level, const char *func,
-                           const char *msg)
+static void log_write_json(const char *ts, enum log_level level, const char *func, const char *msg)
 {
     struct strbuf clean;
     strbuf_init(&clean);
     utf8_sanitize(msg, strlen(msg), &clean);
-    json_t *obj = json_pack("{s:s, s:s, s:s, s:s}", "ts", ts, "level", level_names[level],
-                            "func", func, "msg", clean.data);
+    json_t *obj = json_pack("{s:s, s:s, s:s, s:s}", "ts", ts, "level", level_names[level], "func",
+                            func, "msg", clean.data);
     char *line = json_dumps(obj, JSON_COMPACT);
     if (line)
         fprintf(stderr, "%s\n", line);

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <yaml.h>
 
 #define YAML_MAX_DEPTH 64
@@ -95,8 +96,8 @@ static json_t *yaml_mapping_to_json(struct yaml_reader *r, yaml_node_t *node, in
 static json_t *yaml_sequence_to_json(struct yaml_reader *r, yaml_node_t *node, int depth)
 {
     json_t *arr = json_array();
-    for (yaml_node_item_t *it = node->data.sequence.items.start;
-         it < node->data.sequence.items.top; it++) {
+    for (yaml_node_item_t *it = node->data.sequence.items.start; it < node->data.sequence.items.top;
+         it++) {
         json_t *v = yaml_node_to_json(r, yaml_document_get_node(r->doc, *it), depth + 1);
         if (!v) {
             json_decref(arr);
@@ -148,7 +149,8 @@ int yaml_parse(const char *text, size_t len, json_t **out, char *err, size_t err
         yaml_parser_delete(&parser);
         return rc;
     }
-    struct yaml_reader r = {.doc = &doc, .nodes_left = YAML_MAX_NODES, .err = err, .errlen = errlen};
+    struct yaml_reader r = {
+        .doc = &doc, .nodes_left = YAML_MAX_NODES, .err = err, .errlen = errlen};
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     json_t *value = root ? yaml_node_to_json(&r, root, 0) : json_null();
     yaml_document_delete(&doc);
@@ -167,13 +169,35 @@ static int emit_string_writer(void *data, unsigned char *buffer, size_t size)
     return 1;
 }
 
+/* True when a string can be written plain and still reads back as the same
+ * string (so `name: Bob`, but `'123'`, `'true'` and `': x'` stay quoted). */
+static bool yaml_plain_is_safe(const char *v, size_t len)
+{
+    if (len == 0 || len > 200 || strlen(v) != len || v[len - 1] == ' ')
+        return false;
+    if (!((v[0] >= 'A' && v[0] <= 'Z') || (v[0] >= 'a' && v[0] <= 'z') || v[0] == '_' ||
+          v[0] == '/'))
+        return false;
+    if (strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./- ") != len)
+        return false;
+    /* YAML 1.1 readers (PyYAML among them) take these as booleans. */
+    static const char *const yaml11_bools[] = {"y", "n", "yes", "no", "on", "off", NULL};
+    for (const char *const *w = yaml11_bools; *w; w++)
+        if (strcasecmp(v, *w) == 0)
+            return false;
+    json_t *typed = yaml_plain_scalar(v, len);
+    bool is_string = json_is_string(typed);
+    json_decref(typed);
+    return is_string;
+}
+
 static int emit_scalar(yaml_emitter_t *em, const char *value, size_t len, bool is_string)
 {
     yaml_event_t ev;
-    /* Strings are never emitted plain, so "123" or "true" stay strings. */
-    yaml_scalar_event_initialize(&ev, NULL, (yaml_char_t *)YAML_STR_TAG,
-                                 (yaml_char_t *)value, (int)len, !is_string, is_string,
-                                 YAML_ANY_SCALAR_STYLE);
+    /* Strings that would read back as another type are never emitted plain. */
+    bool plain_ok = !is_string || yaml_plain_is_safe(value, len);
+    yaml_scalar_event_initialize(&ev, NULL, (yaml_char_t *)YAML_STR_TAG, (yaml_char_t *)value,
+                                 (int)len, plain_ok, is_string, YAML_ANY_SCALAR_STYLE);
     return yaml_emitter_emit(em, &ev) ? 0 : -EINVAL;
 }
 

@@ -10,7 +10,12 @@
 
 enum param_delivery { PARAM_DELIVERY_STDIN, PARAM_DELIVERY_FILE };
 enum param_format { PARAM_FORMAT_JSON, PARAM_FORMAT_YAML, PARAM_FORMAT_DOTENV };
-enum output_format { OUTPUT_FORMAT_TEXT, OUTPUT_FORMAT_JSON, OUTPUT_FORMAT_YAML, OUTPUT_FORMAT_JSONL };
+enum output_format {
+    OUTPUT_FORMAT_TEXT,
+    OUTPUT_FORMAT_JSON,
+    OUTPUT_FORMAT_YAML,
+    OUTPUT_FORMAT_JSONL
+};
 
 struct action {
     char *ref;         /* "pack.name" */

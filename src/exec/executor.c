@@ -264,8 +264,8 @@ static int execution_make_dirs(struct execution *ex, char *err, size_t errlen)
     return 0;
 }
 
-static int execution_open_logs(struct execution *ex, const struct executor_settings *s,
-                               char *err, size_t errlen)
+static int execution_open_logs(struct execution *ex, const struct executor_settings *s, char *err,
+                               size_t errlen)
 {
     char *out = xasprintf("%s/stdout.log", ex->dir);
     char *errp = xasprintf("%s/stderr.log", ex->dir);
@@ -331,8 +331,7 @@ static void execution_env(const struct execution *ex, const struct executor_sett
     free(files);
 }
 
-static int execution_spawn(struct execution *ex, sd_event *loop,
-                           const struct executor_settings *s,
+static int execution_spawn(struct execution *ex, sd_event *loop, const struct executor_settings *s,
                            const struct execution_request *req, const struct runtime *rt,
                            const struct strbuf *params_text, char *err, size_t errlen)
 {

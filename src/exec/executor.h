@@ -25,20 +25,20 @@ const char *execution_status_name(enum execution_status status);
 
 struct executor_settings {
     const struct registry *registry;
-    struct strv base_env;      /* PATH, HOME, LANG and worker.env */
+    struct strv base_env; /* PATH, HOME, LANG and worker.env */
     int64_t max_stdout_bytes;
     int64_t max_stderr_bytes;
     uint64_t kill_grace_ms;
 };
 
 struct execution_request {
-    const char *exec_id;          /* ATTUNE_EXEC_ID */
-    const char *artifacts_dir;    /* this execution's directory; created here */
-    const struct action *action;  /* borrowed until done */
-    const json_t *params;         /* validated */
-    const json_t *secrets;        /* name -> string; may be NULL */
-    const json_t *env_vars;       /* execution.env_vars; may be NULL */
-    int timeout_seconds;          /* > 0 */
+    const char *exec_id;         /* ATTUNE_EXEC_ID */
+    const char *artifacts_dir;   /* this execution's directory; created here */
+    const struct action *action; /* borrowed until done */
+    const json_t *params;        /* validated */
+    const json_t *secrets;       /* name -> string; may be NULL */
+    const json_t *env_vars;      /* execution.env_vars; may be NULL */
+    int timeout_seconds;         /* > 0 */
 };
 
 struct execution;

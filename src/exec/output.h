@@ -9,11 +9,11 @@
 #include <stdint.h>
 
 struct output_sink {
-    int fd;                  /* the log file, owned */
-    int64_t cap;             /* bytes kept in the file */
-    int64_t kept;            /* bytes written to the file so far */
-    int64_t dropped;         /* bytes received past the cap */
-    int write_error;         /* first write error (negative errno), 0 if none */
+    int fd;          /* the log file, owned */
+    int64_t cap;     /* bytes kept in the file */
+    int64_t kept;    /* bytes written to the file so far */
+    int64_t dropped; /* bytes received past the cap */
+    int write_error; /* first write error (negative errno), 0 if none */
 };
 
 /* Opens (creates, truncates, mode 0600) the log file at path. */

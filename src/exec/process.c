@@ -274,8 +274,8 @@ static int on_kill_timer(sd_event_source *s, uint64_t usec, void *userdata)
 static int proc_arm_kill_timer(struct proc *p, uint64_t delay_ms)
 {
     drop_source(&p->kill_src);
-    return sd_event_add_time_relative(p->loop, &p->kill_src, CLOCK_MONOTONIC, delay_ms * 1000,
-                                      1000, on_kill_timer, p);
+    return sd_event_add_time_relative(p->loop, &p->kill_src, CLOCK_MONOTONIC, delay_ms * 1000, 1000,
+                                      on_kill_timer, p);
 }
 
 static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata)
@@ -309,7 +309,7 @@ struct child_fds {
 
 static void child_fds_close(struct child_fds *c)
 {
-    int *all[] = {&c->in[0], &c->in[1], &c->out[0], &c->out[1],
+    int *all[] = {&c->in[0],  &c->in[1],  &c->out[0], &c->out[1],
                   &c->err[0], &c->err[1], &c->ctl[0], &c->ctl[1]};
     for (size_t i = 0; i < ARRAY_SIZE(all); i++)
         close_fd(all[i]);
@@ -317,8 +317,7 @@ static void child_fds_close(struct child_fds *c)
 
 static int child_fds_open(struct child_fds *c, enum proc_control control)
 {
-    if (pipe2(c->in, O_CLOEXEC) < 0 || pipe2(c->out, O_CLOEXEC) < 0 ||
-        pipe2(c->err, O_CLOEXEC) < 0)
+    if (pipe2(c->in, O_CLOEXEC) < 0 || pipe2(c->out, O_CLOEXEC) < 0 || pipe2(c->err, O_CLOEXEC) < 0)
         return -errno;
     if (control == PROC_CONTROL_PIPE && pipe2(c->ctl, O_CLOEXEC) < 0)
         return -errno;
@@ -348,8 +347,8 @@ static int spawn_child(const struct proc_spec *spec, const struct child_fds *c, 
     posix_spawn_file_actions_addclosefrom_np(&fa, child_ctl >= 0 ? 4 : 3);
     if (spec->cwd)
         posix_spawn_file_actions_addchdir_np(&fa, spec->cwd);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
-                                        POSIX_SPAWN_SETSIGDEF);
+    posix_spawnattr_setflags(&attr,
+                             POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     posix_spawnattr_setsigmask(&attr, &empty);
     posix_spawnattr_setsigdefault(&attr, &all);
     int rc = posix_spawn(pid, spec->path, &fa, &attr, spec->argv, spec->envp);
@@ -398,10 +397,10 @@ static int proc_watch(struct proc *p, const struct proc_spec *spec, struct child
         feed_init(&p->control_feed, p->control_fd, spec->control_data, spec->control_len);
         rc = set_nonblocking(p->control_fd);
         rc = rc ? rc
-                : sd_event_add_io(p->loop, &p->control_src, p->control_fd, EPOLLOUT, on_control,
-                                  p);
+                : sd_event_add_io(p->loop, &p->control_src, p->control_fd, EPOLLOUT, on_control, p);
     }
-    rc = rc ? rc : sd_event_add_child_pidfd(p->loop, &p->child_src, p->pidfd, WEXITED, on_child_exit, p);
+    rc = rc ? rc
+            : sd_event_add_child_pidfd(p->loop, &p->child_src, p->pidfd, WEXITED, on_child_exit, p);
     if (rc == 0 && spec->timeout_ms)
         rc = sd_event_add_time_relative(p->loop, &p->timeout_src, CLOCK_MONOTONIC,
                                         spec->timeout_ms * 1000, 1000, on_timeout, p);

@@ -32,7 +32,7 @@ struct proc_spec {
     enum proc_control control;
     const void *control_data;
     size_t control_len;
-    size_t reply_max; /* bytes of reply kept at most */
+    size_t reply_max;                /* bytes of reply kept at most */
     struct output_sink *stdout_sink; /* borrowed; must outlive the process */
     struct output_sink *stderr_sink;
     uint64_t timeout_ms;    /* 0: none */
@@ -40,9 +40,9 @@ struct proc_spec {
 };
 
 struct proc_result {
-    bool exited;     /* exit_code is valid */
+    bool exited; /* exit_code is valid */
     int exit_code;
-    int signal;      /* signal that killed the main process, 0 if none */
+    int signal; /* signal that killed the main process, 0 if none */
     bool timed_out;
     bool cancelled;
     uint64_t duration_ms;

@@ -11,8 +11,8 @@ static bool node_handles(const char *entry_path)
     return str_ends_with(entry_path, ".js") || str_ends_with(entry_path, ".cjs");
 }
 
-static int node_prepare(const struct runtime *rt, const struct launch_input *in,
-                        struct launch *out, char *err, size_t errlen)
+static int node_prepare(const struct runtime *rt, const struct launch_input *in, struct launch *out,
+                        char *err, size_t errlen)
 {
     (void)err;
     (void)errlen;

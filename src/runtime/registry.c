@@ -18,8 +18,7 @@ static bool runtime_wanted(const struct runtime *rt, char *const *wanted)
     return false;
 }
 
-static int runtime_validate(struct runtime *rt, const char *search_path, char *err,
-                            size_t errlen)
+static int runtime_validate(struct runtime *rt, const char *search_path, char *err, size_t errlen)
 {
     free(rt->interpreter);
     rt->interpreter = NULL;
@@ -87,8 +86,7 @@ int registry_select(const struct registry *reg, const struct action *action,
     const char *name = action->runner_type;
     if (strcmp(name, "local") == 0) {
         for (size_t i = 0; i < ARRAY_SIZE(all_runtimes); i++) {
-            if (all_runtimes[i] != &runtime_local &&
-                all_runtimes[i]->handles(action->entry_path)) {
+            if (all_runtimes[i] != &runtime_local && all_runtimes[i]->handles(action->entry_path)) {
                 name = all_runtimes[i]->name;
                 break;
             }

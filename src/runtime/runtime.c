@@ -48,8 +48,8 @@ char *runtime_find_program(const char *name, const char *search_path)
 
 void runtime_json_control(const struct launch_input *in, struct strbuf *out)
 {
-    json_t *control = json_pack("{s:O, s:O, s:s}", "secrets", in->secrets, "parameters",
-                                in->params, "entry", "run");
+    json_t *control = json_pack("{s:O, s:O, s:s}", "secrets", in->secrets, "parameters", in->params,
+                                "entry", "run");
     char *text = json_dumps(control, JSON_COMPACT);
     strbuf_puts(out, text);
     secure_zero(text, strlen(text));

@@ -23,12 +23,12 @@ struct launch_input {
 /* What a runtime produces for one execution; the executor adds the common
  * environment, stdin and the output sinks. */
 struct launch {
-    char *path;           /* program to run */
+    char *path; /* program to run */
     struct strv argv;
-    struct strv env;      /* runtime-specific additions (PARAM_* for shell) */
+    struct strv env; /* runtime-specific additions (PARAM_* for shell) */
     enum proc_control control;
     struct strbuf control_data; /* secrets travel here, wiped after use */
-    bool reply_expected;  /* the wrapper answers with {"data":..} or {"error":..} */
+    bool reply_expected;        /* the wrapper answers with {"data":..} or {"error":..} */
 };
 
 void launch_init(struct launch *l);

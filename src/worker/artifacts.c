@@ -18,8 +18,7 @@ char *artifacts_execution_dir(const char *artifacts_dir, const char *worker_name
     return xasprintf("%s/%s/%s", artifacts_dir, worker_name, execution_id);
 }
 
-int artifacts_remove_expired(const char *artifacts_dir, const char *worker_name,
-                             int retention_days)
+int artifacts_remove_expired(const char *artifacts_dir, const char *worker_name, int retention_days)
 {
     if (retention_days <= 0)
         return 0;
@@ -35,8 +34,7 @@ int artifacts_remove_expired(const char *artifacts_dir, const char *worker_name,
     struct dirent *de;
     while ((de = readdir(dir))) {
         struct stat st;
-        if (de->d_name[0] == '.' ||
-            fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+        if (de->d_name[0] == '.' || fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
             !S_ISDIR(st.st_mode) || st.st_mtime >= cutoff)
             continue;
         char *path = xasprintf("%s/%s", root, de->d_name);

@@ -105,8 +105,8 @@ static int oneshot_secrets(const char *path, json_t **out, char *err, size_t err
         else if (json_is_number(value) || json_is_boolean(value))
             json_object_set_new(*out, name, scalar_text(value));
         else
-            rc = set_error(err, errlen, EINVAL, "secrets file %s: value of '%s' must be text",
-                           path, name);
+            rc = set_error(err, errlen, EINVAL, "secrets file %s: value of '%s' must be text", path,
+                           name);
     }
     json_decref(doc);
     if (text.data)
@@ -219,8 +219,8 @@ static int oneshot_prepare(const struct config *cfg, const struct oneshot_option
         return rc;
     strv_init(&r->settings.base_env);
     oneshot_base_env(cfg, &r->settings.base_env);
-    rc = registry_init(&r->registry, cfg->runtimes, env_lookup(&r->settings.base_env, "PATH"),
-                       err, errlen);
+    rc = registry_init(&r->registry, cfg->runtimes, env_lookup(&r->settings.base_env, "PATH"), err,
+                       errlen);
     r->settings.registry = &r->registry;
     r->settings.max_stdout_bytes = cfg->max_stdout_bytes;
     r->settings.max_stderr_bytes = cfg->max_stderr_bytes;
@@ -261,8 +261,8 @@ int oneshot_run(const struct config *cfg, const struct oneshot_options *opts)
         fprintf(stderr, "attune-worker: cannot set up the event loop\n");
         goto done;
     }
-    int rc = execution_start(os.loop, &r.settings, &req, on_execution_done, &os, &os.execution,
-                             err, sizeof(err));
+    int rc = execution_start(os.loop, &r.settings, &req, on_execution_done, &os, &os.execution, err,
+                             sizeof(err));
     if (rc < 0) {
         fprintf(stderr, "attune-worker: %s\n", err);
         status = rc == -ENOEXEC || rc == -EINVAL || rc == -EACCES ? ONESHOT_EXIT_USAGE

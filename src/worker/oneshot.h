@@ -13,7 +13,7 @@
 #define ONESHOT_EXIT_TIMEOUT 124
 
 struct oneshot_options {
-    const char *packs_dir;     /* NULL: the configured packs_base_dir */
+    const char *packs_dir; /* NULL: the configured packs_base_dir */
     const char *action_ref;
     const char *params_json;   /* NULL or a JSON object */
     char **assignments;        /* NAME=VALUE, NULL-terminated */

@@ -235,22 +235,23 @@ static void test_format_yaml(void **state)
 {
     (void)state;
     char *out = format(sample_text, PARAM_FORMAT_YAML);
-    /* Keys and strings are always quoted so that "1" or "true" stay strings. */
-    assert_string_equal(out, "'name': 'it''s \"quoted\"'\n"
-                             "'count': 3\n"
-                             "'ratio': 1.5\n"
-                             "'flag': true\n"
+    /* Plain where that reads back the same; quoted where a reader could take
+     * the text for another type (YAML 1.1's off, numbers, true...). */
+    assert_string_equal(out, "name: 'it''s \"quoted\"'\n"
+                             "count: 3\n"
+                             "ratio: 1.5\n"
+                             "flag: true\n"
                              "'off': false\n"
-                             "'none': null\n"
-                             "'tags':\n"
-                             "- 'a'\n"
-                             "- 'b c'\n"
-                             "'nested':\n"
-                             "  'x': 'y'\n"
-                             "  'deep':\n"
-                             "    'z': 1\n"
-                             "'empty': {}\n"
-                             "'text': 'line1\n"
+                             "none: null\n"
+                             "tags:\n"
+                             "- a\n"
+                             "- b c\n"
+                             "nested:\n"
+                             "  x: 'y'\n"
+                             "  deep:\n"
+                             "    z: 1\n"
+                             "empty: {}\n"
+                             "text: 'line1\n"
                              "\n"
                              "  line2 \xc3\xa9'\n");
     /* And it reads back as the same value. */
