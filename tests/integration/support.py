@@ -1,0 +1,312 @@
+"""Shared helpers for the black-box tests: run `attune-worker run-action`, read its
+result and artifacts, look at processes in /proc. Standard library only."""
+import base64
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_DIR = os.path.abspath(os.environ.get("ATTUNE_SOURCE_DIR") or os.path.join(HERE, "..", ".."))
+WORKER_BIN = os.path.abspath(
+    os.environ.get("ATTUNE_WORKER_BIN") or os.path.join(SOURCE_DIR, "build", "attune-worker"))
+FIXTURE_PACKS = os.path.join(SOURCE_DIR, "tests", "fixtures", "packs")
+TESTPACK_DIR = os.path.join(FIXTURE_PACKS, "testpack")
+EXAMPLE_PACKS = os.path.join(SOURCE_DIR, "packs")
+WORKER_NAME = "wtest"
+
+EXIT_COMPLETED, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT = 0, 1, 2, 124
+EXEC_ID_RE = re.compile(r"^local-[0-9]+-[0-9]+$")
+
+# The three runtimes, with the name part used by the fixture action files.
+RUNTIMES = (("shell", "sh"), ("python", "py"), ("node", "js"))
+
+
+def sanitized_build():
+    return os.environ.get("ATTUNE_SANITIZED", "").strip().upper() in ("1", "ON", "TRUE", "YES")
+
+
+def worker_env(extra=None):
+    """The environment for the worker: ours without any ATTUNE_* setting that could
+    change its behaviour (a developer's ATTUNE_CONFIG, say), plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("ATTUNE_")}
+    env["ATTUNE__WORKER__NAME"] = WORKER_NAME
+    if extra:
+        env.update(extra)
+    return env
+
+
+class Run:
+    """One finished run-action: exit status, raw output, parsed result."""
+
+    def __init__(self, argv, rc, stdout, stderr, elapsed):
+        self.argv = argv
+        self.rc = rc
+        self.stdout = stdout
+        self.stderr = stderr
+        self.elapsed = elapsed
+        try:
+            self.result = json.loads(stdout.decode("utf-8"))
+        except ValueError:
+            self.result = None
+
+    @property
+    def data(self):
+        return (self.result or {}).get("data")
+
+    def describe(self):
+        return "argv: %r\nexit: %r\nstdout: %s\nstderr: %s" % (
+            self.argv, self.rc, self.stdout[:3000].decode("utf-8", "replace"),
+            self.stderr[-3000:].decode("utf-8", "replace"))
+
+
+def write_secrets_file(directory, secrets, fmt="json", ensure_ascii=False):
+    path = os.path.join(directory, "secrets." + fmt)
+    with open(path, "w", encoding="utf-8") as f:
+        if fmt == "json":
+            json.dump(secrets, f, ensure_ascii=ensure_ascii)
+        else:
+            f.write(secrets)  # YAML text, written by the caller
+    os.chmod(path, 0o600)
+    return path
+
+
+def action_argv(ref, params=None, p=(), secrets_file=None, timeout=None, artifacts_dir=None,
+                packs_dir=FIXTURE_PACKS, config=None, extra_args=()):
+    argv = [WORKER_BIN]
+    if config:
+        argv += ["-c", config]
+    argv += ["run-action"]
+    if packs_dir:
+        argv += ["--packs-dir", packs_dir]
+    argv.append(ref)
+    for assignment in p:
+        argv += ["-p", assignment]
+    if params is not None:
+        argv += ["--params-json", json.dumps(params, ensure_ascii=False)]
+    if secrets_file:
+        argv += ["--secrets-file", secrets_file]
+    if timeout is not None:
+        argv += ["--timeout", str(timeout)]
+    if artifacts_dir:
+        argv += ["--artifacts-dir", artifacts_dir]
+    argv += list(extra_args)
+    return argv
+
+
+class WorkerTestCase(unittest.TestCase):
+    """Gives each test a private temporary directory and a way to run actions."""
+
+    maxDiff = 4000
+
+    @classmethod
+    def setUpClass(cls):
+        if not os.access(WORKER_BIN, os.X_OK):
+            raise unittest.SkipTest("worker binary not found: %s" % WORKER_BIN)
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="attune-test-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.artifacts = os.path.join(self.tmp, "artifacts")
+        os.mkdir(self.artifacts, 0o700)
+
+    def path(self, *parts):
+        return os.path.join(self.tmp, *parts)
+
+    def secrets_file(self, secrets, fmt="json", ensure_ascii=False):
+        return write_secrets_file(self.tmp, secrets, fmt, ensure_ascii)
+
+    def run_action(self, ref, params=None, p=(), secrets=None, secrets_file=None, timeout=None,
+                   env=None, config=None, packs_dir=FIXTURE_PACKS, extra_args=(), stdin=b"",
+                   wall_timeout=90, artifacts_dir=None):
+        if secrets is not None:
+            secrets_file = self.secrets_file(secrets)
+        argv = action_argv(ref, params=params, p=p, secrets_file=secrets_file, timeout=timeout,
+                           artifacts_dir=artifacts_dir or self.artifacts, packs_dir=packs_dir,
+                           config=config, extra_args=extra_args)
+        start = time.monotonic()
+        # cwd: a directory without a config.yaml, so that none is picked up by accident
+        proc = subprocess.run(argv, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env=worker_env(env), cwd=self.tmp, timeout=wall_timeout)
+        return Run(argv, proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start)
+
+    def assertRun(self, run, rc, status=None):
+        """Checks the exit status (and the result's status) with a useful message."""
+        self.assertEqual(run.rc, rc, run.describe())
+        if status is not None:
+            self.assertIsNotNone(run.result, "stdout is not one JSON document\n" + run.describe())
+            self.assertEqual(run.result.get("status"), status, run.describe())
+        return run.result
+
+    def run_ok(self, ref, **kwargs):
+        run = self.run_action(ref, **kwargs)
+        self.assertRun(run, EXIT_COMPLETED, "completed")
+        self.assertTrue(run.result["succeeded"], run.describe())
+        return run
+
+    def assertOneLineError(self, run, *needles):
+        """A usage or definition error: exit 2, one line on stderr naming the problem."""
+        self.assertEqual(run.rc, EXIT_USAGE, run.describe())
+        text = run.stderr.decode("utf-8", "replace").strip()
+        self.assertTrue(text, "stderr is empty\n" + run.describe())
+        self.assertNotIn("\n", text, "stderr has more than one line\n" + run.describe())
+        for needle in needles:
+            self.assertIn(needle, text, run.describe())
+
+
+# --- secrets ---------------------------------------------------------------
+
+def awkward_secrets():
+    """Secret values that break naive quoting, encoding or line handling."""
+    big = "".join(chr(32 + (i * 7919) % 95) + ("\n" if i % 61 == 60 else "")
+                  for i in range(70000)).encode()[:65536].decode()
+    assert len(big.encode()) == 65536
+    return {
+        "multiline": "first line\nsecond line\n\nlast line with trailing newline\n",
+        "quotes": "it's \"double\" and 'single' \\ back\\\\slash \\n not-a-newline",
+        "dollar": "$HOME ${PATH} $(id -u) $$ $1 %s %d %n",
+        "backtick": "`id` `echo pwned`; rm -rf /nonexistent",
+        "unicode": "pässwörd – 秘密 🔑 Ωmega",
+        "dashes": "-n",
+        "escapes": "-e \\x41 \t\ttab \r carriage \x01\x1b[31m ctrl",
+        "spaces": "  leading and trailing  ",
+        "empty": "",
+        "big64k": big,
+    }
+
+
+def describe_secret(value):
+    data = value.encode("utf-8")
+    return hashlib.sha256(data).hexdigest(), len(data)
+
+
+def b64decode(text):
+    return base64.b64decode(text.encode("ascii"))
+
+
+# --- parameters ------------------------------------------------------------
+
+def parse_dotenv(text):
+    """Parses key='value' lines as a POSIX shell would read the quoting ('\\'' for ')."""
+    out = {}
+    i, n = 0, len(text)
+    while i < n:
+        if text[i] == "\n":
+            i += 1
+            continue
+        eq = text.index("=", i)
+        key = text[i:eq]
+        if "\n" in key:
+            raise ValueError("bad dotenv line near %r" % text[i:i + 40])
+        i = eq + 1
+        value = []
+        while i < n and text[i] != "\n":
+            if text[i] == "'":
+                close = text.index("'", i + 1)
+                value.append(text[i + 1:close])
+                i = close + 1
+            elif text.startswith("\\'", i):
+                value.append("'")
+                i += 2
+            else:
+                raise ValueError("unquoted dotenv value for %r near %r" % (key, text[i:i + 40]))
+        if key in out:
+            raise ValueError("duplicate dotenv key %r" % key)
+        out[key] = "".join(value)
+    return out
+
+
+def dotenv_expected(params, prefix=""):
+    """What the dotenv delivery should write for params (arrays stay JSON text)."""
+    out = {}
+    for key, value in params.items():
+        name = prefix + key
+        if isinstance(value, dict):
+            out.update(dotenv_expected(value, name + "."))
+        elif isinstance(value, bool):
+            out[name] = "true" if value else "false"
+        elif value is None:
+            out[name] = ""
+        elif isinstance(value, list):
+            out[name] = value  # compared after json.loads
+        else:
+            out[name] = str(value)
+    return out
+
+
+def param_env_name(name):
+    return "PARAM_" + re.sub(r"[^A-Z0-9_]", "_", name.upper())
+
+
+# --- artifacts -------------------------------------------------------------
+
+def mode_of(path):
+    return os.lstat(path).st_mode & 0o7777
+
+
+# --- processes -------------------------------------------------------------
+
+def proc_stat(pid):
+    """(state, pgrp, session) of a process, or None once it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            text = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = text[text.rindex(")") + 2:].split()
+    return fields[0], int(fields[2]), int(fields[3])
+
+
+def alive(pid):
+    st = proc_stat(pid)
+    return st is not None and st[0] not in ("Z", "X")
+
+
+def live_members_of_group(pgid):
+    """Pids of processes (not zombies) in process group pgid."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            st = proc_stat(int(entry))
+            if st and st[1] == pgid and st[0] not in ("Z", "X"):
+                found.append(int(entry))
+    return found
+
+
+def open_fds(pid):
+    """{fd: link target} of a process."""
+    base = "/proc/%d/fd" % pid
+    out = {}
+    for name in os.listdir(base):
+        try:
+            out[int(name)] = os.readlink(os.path.join(base, name))
+        except FileNotFoundError:
+            pass
+    return out
+
+
+def wait_for_file(path, timeout, proc=None):
+    """Waits until path exists; gives up early if proc (a Popen) has exited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(path):
+            return True
+        if proc is not None and proc.poll() is not None:
+            return os.path.exists(path)
+        time.sleep(0.02)
+    return False
+
+
+def wait_until(predicate, timeout, interval=0.02):
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
