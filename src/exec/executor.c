@@ -229,11 +229,16 @@ static json_t *execution_build_result(struct execution *ex, const struct proc_re
 static void execution_write_result_file(const struct execution *ex)
 {
     char *path = xasprintf("%s/result.json", ex->dir);
+    char *text = json_dumps(ex->result, JSON_INDENT(2));
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0 || json_dumpfd(ex->result, fd, JSON_INDENT(2)) < 0 || write_all(fd, "\n", 1) < 0)
-        log_warn("cannot write %s: %s", path, strerror(errno));
+    int rc = fd < 0 ? -errno : write_all(fd, text, strlen(text));
+    if (rc == 0)
+        rc = write_all(fd, "\n", 1);
+    if (rc < 0)
+        log_warn("cannot write %s: %s", path, strerror(-rc));
     if (fd >= 0)
         close(fd);
+    free(text);
     free(path);
 }
 
