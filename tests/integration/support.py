@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import tempfile
@@ -36,8 +37,11 @@ def worker_env(extra=None):
     change its behaviour (a developer's ATTUNE_CONFIG, say), plus `extra`."""
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith("ATTUNE_")}
     env["ATTUNE__WORKER__NAME"] = WORKER_NAME
-    if extra:
-        env.update(extra)
+    for key, value in (extra or {}).items():
+        if value is None:
+            env.pop(key, None)  # None removes a variable
+        else:
+            env[key] = value
     return env
 
 
@@ -99,6 +103,34 @@ def action_argv(ref, params=None, p=(), secrets_file=None, timeout=None, artifac
     return argv
 
 
+def argv_size(argv):
+    return sum(len(a.encode()) + 1 for a in argv)
+
+
+def big_argv_limits():
+    """In the child before exec: ARG_MAX is a quarter of the stack limit, so raise it
+    for command lines of several MiB (each single argument stays below 128 KiB)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
+    want = 256 << 20
+    if hard != resource.RLIM_INFINITY:
+        want = min(want, hard)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        resource.setrlimit(resource.RLIMIT_STACK, (want, hard))
+
+
+def chunked_params(prefix, total, chunk=100000, char="p"):
+    """Parameters of `total` bytes in all, as {prefix0: ..., prefix1: ...}: the kernel
+    limits one argument to 128 KiB and run-action takes parameters only as arguments."""
+    out = {}
+    i = 0
+    while total > 0:
+        n = min(chunk, total)
+        out["%s%d" % (prefix, i)] = (char * n) if len(char) == 1 else (char * (n // len(char) + 1))[:n]
+        total -= n
+        i += 1
+    return out
+
+
 class WorkerTestCase(unittest.TestCase):
     """Gives each test a private temporary directory and a way to run actions."""
 
@@ -126,13 +158,17 @@ class WorkerTestCase(unittest.TestCase):
                    wall_timeout=90, artifacts_dir=None):
         if secrets is not None:
             secrets_file = self.secrets_file(secrets)
+        if artifacts_dir is None:
+            artifacts_dir = self.artifacts
+        # artifacts_dir=False and packs_dir=None leave the option out
         argv = action_argv(ref, params=params, p=p, secrets_file=secrets_file, timeout=timeout,
-                           artifacts_dir=artifacts_dir or self.artifacts, packs_dir=packs_dir,
+                           artifacts_dir=artifacts_dir, packs_dir=packs_dir,
                            config=config, extra_args=extra_args)
         start = time.monotonic()
         # cwd: a directory without a config.yaml, so that none is picked up by accident
         proc = subprocess.run(argv, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              env=worker_env(env), cwd=self.tmp, timeout=wall_timeout)
+                              env=worker_env(env), cwd=self.tmp, timeout=wall_timeout,
+                              preexec_fn=big_argv_limits if argv_size(argv) > (1 << 20) else None)
         return Run(argv, proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start)
 
     def assertRun(self, run, rc, status=None):
@@ -157,6 +193,38 @@ class WorkerTestCase(unittest.TestCase):
         self.assertNotIn("\n", text, "stderr has more than one line\n" + run.describe())
         for needle in needles:
             self.assertIn(needle, text, run.describe())
+
+
+    def assertCappedLog(self, log, line, total, cap, truncated, bytes_truncated):
+        """log holds the start of `total` bytes of `line` repeated, cut near `cap`, then a
+        last line starting [OUTPUT TRUNCATED; the counts account for every byte."""
+        self.assertIs(truncated, True)
+        idx = log.rfind(b"\n" + NOTICE)
+        self.assertGreaterEqual(idx, 0, "no [OUTPUT TRUNCATED line at the end: %r" % log[-200:])
+        self.assertNotIn(b"\n", log[idx + 1:].rstrip(b"\n"), "the notice must be the last line")
+        # idx bytes of output were kept, or idx + 1 if the newline before the notice is
+        # the output's own.
+        self.assertEqual(log[:idx], pattern(line, total)[:idx], "the kept start differs")
+        self.assertLessEqual(idx, cap)
+        self.assertGreater(idx, cap - 4096, "far less than the cap was kept")
+        self.assertIn(bytes_truncated, (total - idx, total - idx - 1),
+                      "bytes_truncated does not account for the dropped bytes")
+
+
+# --- output ----------------------------------------------------------------
+
+STDOUT_LINE = b"abcdefghijklmnopqrstuvwxyz0123456789\n"  # what big_output.sh repeats
+STDERR_LINE = b"ERR-abcdefghijklmnopqrstuvwxyz\n"
+NOTICE = b"[OUTPUT TRUNCATED"
+
+
+def pattern(line, n):
+    return (line * (n // len(line) + 1))[:n]
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
 
 
 # --- secrets ---------------------------------------------------------------
