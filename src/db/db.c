@@ -1,0 +1,294 @@
+/* The database connection on the event loop (see db.h). */
+#include "db/db.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/util.h"
+
+#define DB_BACKOFF_MIN_MS 100
+#define DB_BACKOFF_MAX_MS 5000
+
+struct db_query {
+    struct db_query *next;
+    char *sql;
+    int nparams;
+    char **values;
+    db_result_fn done;
+    void *userdata;
+};
+
+struct db {
+    sd_event *loop;
+    char *url;
+    PGconn *conn;
+    bool connected;
+    bool in_flight; /* the head of the queue has been sent */
+    int watched_fd;
+    sd_event_source *io_src;
+    sd_event_source *retry_src;
+    uint64_t backoff_ms;
+    unsigned failures;
+    struct db_query *head, *tail;
+    size_t pending;
+    db_state_fn on_state;
+    void *userdata;
+};
+
+static void db_start_connect(struct db *db);
+static void db_send_next(struct db *db);
+static int on_db_retry(sd_event_source *s, uint64_t usec, void *userdata);
+
+static void db_query_free(struct db_query *q)
+{
+    for (int i = 0; i < q->nparams; i++)
+        free(q->values[i]);
+    free(q->values);
+    free(q->sql);
+    free(q);
+}
+
+static struct db_query *db_pop(struct db *db)
+{
+    struct db_query *q = db->head;
+    db->head = q->next;
+    if (!db->head)
+        db->tail = NULL;
+    db->pending--;
+    db->in_flight = false;
+    return q;
+}
+
+static void db_watch(struct db *db, uint32_t events);
+
+static void db_connection_lost(struct db *db, const char *why)
+{
+    bool was_connected = db->connected;
+    db->connected = false;
+    db->in_flight = false;
+    db->io_src = sd_event_source_disable_unref(db->io_src);
+    db->watched_fd = -1;
+    if (db->conn)
+        PQfinish(db->conn);
+    db->conn = NULL;
+    db->failures++;
+    if (was_connected || db->failures == 1)
+        log_warn("database connection lost: %s; reconnecting", why);
+    else
+        log_debug("database reconnect attempt %u failed: %s", db->failures, why);
+    if (was_connected && db->on_state)
+        db->on_state(db, false, db->userdata);
+    uint64_t jitter = (uint64_t)rand() % (db->backoff_ms / 2 + 1);
+    sd_event_add_time_relative(db->loop, &db->retry_src, CLOCK_MONOTONIC,
+                               (db->backoff_ms + jitter) * 1000, 1000, on_db_retry, db);
+    db->backoff_ms =
+        db->backoff_ms * 2 > DB_BACKOFF_MAX_MS ? DB_BACKOFF_MAX_MS : db->backoff_ms * 2;
+}
+
+static void db_became_ready(struct db *db)
+{
+    PQsetnonblocking(db->conn, 1);
+    db->connected = true;
+    if (db->failures > 0)
+        log_info("database connection restored after %u failed attempts", db->failures);
+    db->failures = 0;
+    db->backoff_ms = DB_BACKOFF_MIN_MS;
+    db_watch(db, EPOLLIN);
+    if (db->on_state)
+        db->on_state(db, true, db->userdata);
+    db_send_next(db);
+}
+
+static void db_continue_connect(struct db *db)
+{
+    switch (PQconnectPoll(db->conn)) {
+    case PGRES_POLLING_READING:
+        db_watch(db, EPOLLIN);
+        break;
+    case PGRES_POLLING_WRITING:
+        db_watch(db, EPOLLOUT);
+        break;
+    case PGRES_POLLING_OK:
+        db_became_ready(db);
+        break;
+    default:
+        db_connection_lost(db, PQerrorMessage(db->conn));
+        break;
+    }
+}
+
+/* Results */
+
+static void db_deliver(struct db *db, PGresult *res)
+{
+    struct db_query *q = db_pop(db);
+    ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+        q->done(db, res, NULL, q->userdata);
+    } else {
+        char *msg = xstrdup(PQresultErrorMessage(res));
+        msg[strcspn(msg, "\n")] = '\0';
+        q->done(db, NULL, msg, q->userdata);
+        free(msg);
+    }
+    db_query_free(q);
+}
+
+static void db_read_results(struct db *db)
+{
+    if (!PQconsumeInput(db->conn)) {
+        db_connection_lost(db, PQerrorMessage(db->conn));
+        return;
+    }
+    while (db->connected && db->in_flight && !PQisBusy(db->conn)) {
+        PGresult *res = PQgetResult(db->conn);
+        if (!res)
+            break;
+        /* One statement per query: drain until the terminating NULL. */
+        PGresult *extra;
+        while ((extra = PQgetResult(db->conn)))
+            PQclear(extra);
+        db_deliver(db, res);
+        PQclear(res);
+        db_send_next(db);
+    }
+}
+
+static int on_db_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+    struct db *db = userdata;
+    (void)s;
+    (void)fd;
+    if (!db->connected) {
+        db_continue_connect(db);
+        return 0;
+    }
+    if (revents & EPOLLOUT) {
+        int rc = PQflush(db->conn);
+        if (rc < 0) {
+            db_connection_lost(db, PQerrorMessage(db->conn));
+            return 0;
+        }
+        db_watch(db, rc ? (EPOLLIN | EPOLLOUT) : EPOLLIN);
+    }
+    if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))
+        db_read_results(db);
+    return 0;
+}
+
+static void db_watch(struct db *db, uint32_t events)
+{
+    int fd = PQsocket(db->conn);
+    if (fd != db->watched_fd) {
+        /* libpq may change sockets while connecting (one per address tried). */
+        db->io_src = sd_event_source_disable_unref(db->io_src);
+        if (sd_event_add_io(db->loop, &db->io_src, fd, events, on_db_io, db) < 0) {
+            db_connection_lost(db, "cannot watch the database socket");
+            return;
+        }
+        db->watched_fd = fd;
+        return;
+    }
+    sd_event_source_set_io_events(db->io_src, events);
+}
+
+static void db_send_next(struct db *db)
+{
+    if (!db->connected || db->in_flight || !db->head)
+        return;
+    struct db_query *q = db->head;
+    if (!PQsendQueryParams(db->conn, q->sql, q->nparams, NULL, (const char *const *)q->values, NULL,
+                           NULL, 0)) {
+        db_connection_lost(db, PQerrorMessage(db->conn));
+        return;
+    }
+    db->in_flight = true;
+    int rc = PQflush(db->conn);
+    if (rc < 0)
+        db_connection_lost(db, PQerrorMessage(db->conn));
+    else
+        db_watch(db, rc ? (EPOLLIN | EPOLLOUT) : EPOLLIN);
+}
+
+/* Connecting */
+
+static int on_db_retry(sd_event_source *s, uint64_t usec, void *userdata)
+{
+    struct db *db = userdata;
+    (void)s;
+    (void)usec;
+    db->retry_src = sd_event_source_disable_unref(db->retry_src);
+    db_start_connect(db);
+    return 0;
+}
+
+static void db_start_connect(struct db *db)
+{
+    db->conn = PQconnectStart(db->url);
+    if (!db->conn || PQstatus(db->conn) == CONNECTION_BAD) {
+        db_connection_lost(db, db->conn ? PQerrorMessage(db->conn) : "out of memory");
+        return;
+    }
+    db_watch(db, EPOLLOUT);
+}
+
+struct db *db_new(sd_event *loop, const char *url, db_state_fn on_state, void *userdata)
+{
+    struct db *db = xcalloc(1, sizeof(*db));
+    db->loop = sd_event_ref(loop);
+    db->url = xstrdup(url);
+    db->watched_fd = -1;
+    db->backoff_ms = DB_BACKOFF_MIN_MS;
+    db->on_state = on_state;
+    db->userdata = userdata;
+    db_start_connect(db);
+    return db;
+}
+
+void db_free(struct db *db)
+{
+    if (!db)
+        return;
+    while (db->head)
+        db_query_free(db_pop(db));
+    db->io_src = sd_event_source_disable_unref(db->io_src);
+    db->retry_src = sd_event_source_disable_unref(db->retry_src);
+    if (db->conn)
+        PQfinish(db->conn);
+    secure_zero(db->url, strlen(db->url));
+    free(db->url);
+    sd_event_unref(db->loop);
+    free(db);
+}
+
+bool db_is_connected(const struct db *db)
+{
+    return db->connected;
+}
+
+size_t db_pending(const struct db *db)
+{
+    return db->pending;
+}
+
+void db_query(struct db *db, const char *sql, int nparams, const char *const *values,
+              db_result_fn done, void *userdata)
+{
+    struct db_query *q = xcalloc(1, sizeof(*q));
+    q->sql = xstrdup(sql);
+    q->nparams = nparams;
+    q->values = xcalloc((size_t)nparams + 1, sizeof(char *));
+    for (int i = 0; i < nparams; i++)
+        q->values[i] = values[i] ? xstrdup(values[i]) : NULL;
+    q->done = done;
+    q->userdata = userdata;
+    if (db->tail)
+        db->tail->next = q;
+    else
+        db->head = q;
+    db->tail = q;
+    db->pending++;
+    db_send_next(db);
+}

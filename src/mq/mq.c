@@ -1,0 +1,534 @@
+/* The broker connection on the event loop (see mq.h). */
+#include "mq/mq.h"
+
+#include <amqp.h>
+#include <amqp_tcp_socket.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "core/util.h"
+
+#define MQ_CHANNEL 1
+#define MQ_BACKOFF_MIN_MS 200
+#define MQ_BACKOFF_MAX_MS 10000
+#define MQ_CONNECT_TIMEOUT_MS 2000
+#define MQ_FRAME_MAX 131072
+
+/* A published message kept until the broker confirms it. */
+struct mq_outgoing {
+    struct mq_outgoing *next;
+    uint64_t seq; /* publish sequence number on the current connection; 0 = not sent */
+    char *routing_key;
+    char *body;
+    char *message_id;
+    char *correlation_id;
+};
+
+struct mq {
+    sd_event *loop;
+    char *url;
+    int64_t worker_id;
+    int prefetch;
+    int heartbeat;
+    char queue[128];
+    char routing_key[128];
+    char consumer_tag[256];
+
+    amqp_connection_state_t conn;
+    bool connected;
+    bool consuming;
+    bool stop_consuming;
+    uint64_t generation; /* connection counter */
+    uint64_t next_seq;
+    sd_event_source *io_src;
+    sd_event_source *tick_src;
+    sd_event_source *retry_src;
+    uint64_t backoff_ms;
+    unsigned failures;
+
+    struct mq_outgoing *out_head, *out_tail;
+    size_t unconfirmed;
+
+    mq_delivery_fn on_delivery;
+    mq_state_fn on_state;
+    void *userdata;
+};
+
+static void mq_connect(struct mq *mq);
+static void mq_drain(struct mq *mq);
+
+static void mq_outgoing_free(struct mq_outgoing *o)
+{
+    free(o->routing_key);
+    free(o->body);
+    free(o->message_id);
+    free(o->correlation_id);
+    free(o);
+}
+
+static int on_mq_retry(sd_event_source *s, uint64_t usec, void *userdata)
+{
+    struct mq *mq = userdata;
+    (void)s;
+    (void)usec;
+    mq->retry_src = sd_event_source_disable_unref(mq->retry_src);
+    mq_connect(mq);
+    return 0;
+}
+
+static void mq_close_connection(struct mq *mq)
+{
+    mq->io_src = sd_event_source_disable_unref(mq->io_src);
+    mq->tick_src = sd_event_source_disable_unref(mq->tick_src);
+    if (mq->conn) {
+        if (mq->connected) {
+            amqp_channel_close(mq->conn, MQ_CHANNEL, AMQP_REPLY_SUCCESS);
+            amqp_connection_close(mq->conn, AMQP_REPLY_SUCCESS);
+        }
+        amqp_destroy_connection(mq->conn);
+    }
+    mq->conn = NULL;
+    mq->connected = false;
+    mq->consuming = false;
+}
+
+static void mq_lost(struct mq *mq, const char *why)
+{
+    bool was_connected = mq->connected;
+    mq->connected = false; /* no polite close on a broken connection */
+    mq_close_connection(mq);
+    mq->failures++;
+    if (was_connected || mq->failures == 1)
+        log_warn("broker connection lost: %s; reconnecting", why);
+    else
+        log_debug("broker reconnect attempt %u failed: %s", mq->failures, why);
+    if (was_connected && mq->on_state)
+        mq->on_state(mq, false, mq->userdata);
+    uint64_t jitter = (uint64_t)rand() % (mq->backoff_ms / 2 + 1);
+    sd_event_add_time_relative(mq->loop, &mq->retry_src, CLOCK_MONOTONIC,
+                               (mq->backoff_ms + jitter) * 1000, 1000, on_mq_retry, mq);
+    mq->backoff_ms =
+        mq->backoff_ms * 2 > MQ_BACKOFF_MAX_MS ? MQ_BACKOFF_MAX_MS : mq->backoff_ms * 2;
+}
+
+static const char *mq_reply_text(amqp_rpc_reply_t r, char *buf, size_t len)
+{
+    switch (r.reply_type) {
+    case AMQP_RESPONSE_NORMAL:
+        return "ok";
+    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+        return amqp_error_string2(r.library_error);
+    case AMQP_RESPONSE_SERVER_EXCEPTION:
+        if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+            amqp_connection_close_t *m = r.reply.decoded;
+            snprintf(buf, len, "server closed the connection: %.*s", (int)m->reply_text.len,
+                     (const char *)m->reply_text.bytes);
+        } else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+            amqp_channel_close_t *m = r.reply.decoded;
+            snprintf(buf, len, "server closed the channel: %.*s", (int)m->reply_text.len,
+                     (const char *)m->reply_text.bytes);
+        } else {
+            snprintf(buf, len, "server error (method 0x%08x)", r.reply.id);
+        }
+        return buf;
+    default:
+        return "no reply";
+    }
+}
+
+/* Checks the reply of the last synchronous call; on failure records why. */
+static bool mq_rpc_ok(struct mq *mq, const char *what, char *why, size_t whylen)
+{
+    char buf[256];
+    amqp_rpc_reply_t r = amqp_get_rpc_reply(mq->conn);
+    if (r.reply_type == AMQP_RESPONSE_NORMAL)
+        return true;
+    snprintf(why, whylen, "%s: %s", what, mq_reply_text(r, buf, sizeof(buf)));
+    return false;
+}
+
+/* Topology */
+
+static bool mq_declare(struct mq *mq, char *why, size_t whylen)
+{
+    amqp_connection_state_t c = mq->conn;
+    amqp_exchange_declare(c, MQ_CHANNEL, amqp_cstring_bytes(MQ_EXCHANGE),
+                          amqp_cstring_bytes("topic"), 0, 1, 0, 0, amqp_empty_table);
+    if (!mq_rpc_ok(mq, "declare exchange " MQ_EXCHANGE, why, whylen))
+        return false;
+    amqp_exchange_declare(c, MQ_CHANNEL, amqp_cstring_bytes(MQ_DLX), amqp_cstring_bytes("fanout"),
+                          0, 1, 0, 0, amqp_empty_table);
+    if (!mq_rpc_ok(mq, "declare exchange " MQ_DLX, why, whylen))
+        return false;
+    amqp_queue_declare(c, MQ_CHANNEL, amqp_cstring_bytes(MQ_DLX_QUEUE), 0, 1, 0, 0,
+                       amqp_empty_table);
+    if (!mq_rpc_ok(mq, "declare queue " MQ_DLX_QUEUE, why, whylen))
+        return false;
+    amqp_queue_bind(c, MQ_CHANNEL, amqp_cstring_bytes(MQ_DLX_QUEUE), amqp_cstring_bytes(MQ_DLX),
+                    amqp_cstring_bytes(""), amqp_empty_table);
+    if (!mq_rpc_ok(mq, "bind " MQ_DLX_QUEUE, why, whylen))
+        return false;
+    amqp_table_entry_t dlx_arg = {
+        .key = amqp_cstring_bytes("x-dead-letter-exchange"),
+        .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes(MQ_DLX)}};
+    amqp_table_t args = {.num_entries = 1, .entries = &dlx_arg};
+    amqp_queue_declare(c, MQ_CHANNEL, amqp_cstring_bytes(mq->queue), 0, 1, 0, 0, args);
+    if (!mq_rpc_ok(mq, "declare the worker's queue", why, whylen))
+        return false;
+    amqp_queue_bind(c, MQ_CHANNEL, amqp_cstring_bytes(mq->queue), amqp_cstring_bytes(MQ_EXCHANGE),
+                    amqp_cstring_bytes(mq->routing_key), amqp_empty_table);
+    return mq_rpc_ok(mq, "bind the worker's queue", why, whylen);
+}
+
+static bool mq_start_consuming(struct mq *mq, char *why, size_t whylen)
+{
+    amqp_basic_qos(mq->conn, MQ_CHANNEL, 0, (uint16_t)mq->prefetch, 0);
+    if (!mq_rpc_ok(mq, "basic.qos", why, whylen))
+        return false;
+    amqp_confirm_select(mq->conn, MQ_CHANNEL);
+    if (!mq_rpc_ok(mq, "confirm.select", why, whylen))
+        return false;
+    if (mq->stop_consuming)
+        return true;
+    amqp_basic_consume_ok_t *ok =
+        amqp_basic_consume(mq->conn, MQ_CHANNEL, amqp_cstring_bytes(mq->queue), amqp_empty_bytes, 0,
+                           0, 0, amqp_empty_table);
+    if (!mq_rpc_ok(mq, "basic.consume", why, whylen))
+        return false;
+    snprintf(mq->consumer_tag, sizeof(mq->consumer_tag), "%.*s", (int)ok->consumer_tag.len,
+             (const char *)ok->consumer_tag.bytes);
+    mq->consuming = true;
+    return true;
+}
+
+/* Publishing */
+
+static bool mq_send(struct mq *mq, struct mq_outgoing *o)
+{
+    amqp_basic_properties_t props = {0};
+    props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
+                   AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG |
+                   AMQP_BASIC_TIMESTAMP_FLAG;
+    props.content_type = amqp_cstring_bytes("application/json");
+    props.delivery_mode = 2;
+    props.message_id = amqp_cstring_bytes(o->message_id);
+    props.correlation_id = amqp_cstring_bytes(o->correlation_id);
+    props.timestamp = (uint64_t)time(NULL);
+    int rc = amqp_basic_publish(mq->conn, MQ_CHANNEL, amqp_cstring_bytes(MQ_EXCHANGE),
+                                amqp_cstring_bytes(o->routing_key), 0, 0, &props,
+                                amqp_cstring_bytes(o->body));
+    if (rc != AMQP_STATUS_OK) {
+        mq_lost(mq, amqp_error_string2(rc));
+        return false;
+    }
+    o->seq = ++mq->next_seq;
+    return true;
+}
+
+static void mq_send_all_unsent(struct mq *mq)
+{
+    for (struct mq_outgoing *o = mq->out_head; o && mq->connected; o = o->next)
+        if (o->seq == 0 && !mq_send(mq, o))
+            return;
+}
+
+/* basic.ack: everything up to tag (multiple) or just tag is confirmed. */
+static void mq_confirmed(struct mq *mq, uint64_t tag, bool multiple)
+{
+    struct mq_outgoing **link = &mq->out_head, *prev = NULL;
+    while (*link) {
+        struct mq_outgoing *o = *link;
+        bool hit = o->seq != 0 && (multiple ? o->seq <= tag : o->seq == tag);
+        if (!hit) {
+            prev = o;
+            link = &o->next;
+            continue;
+        }
+        *link = o->next;
+        if (mq->out_tail == o)
+            mq->out_tail = prev;
+        mq->unconfirmed--;
+        mq_outgoing_free(o);
+    }
+}
+
+/* basic.nack: the broker could not take them; send them again. */
+static void mq_rejected(struct mq *mq, uint64_t tag, bool multiple)
+{
+    for (struct mq_outgoing *o = mq->out_head; o; o = o->next)
+        if (o->seq != 0 && (multiple ? o->seq <= tag : o->seq == tag))
+            o->seq = 0;
+    log_warn("broker refused a published message; sending it again");
+    mq_send_all_unsent(mq);
+}
+
+/* Reading */
+
+static void mq_handle_frame(struct mq *mq, const amqp_frame_t *frame)
+{
+    if (frame->frame_type != AMQP_FRAME_METHOD)
+        return;
+    switch (frame->payload.method.id) {
+    case AMQP_BASIC_ACK_METHOD: {
+        amqp_basic_ack_t *m = frame->payload.method.decoded;
+        mq_confirmed(mq, m->delivery_tag, m->multiple);
+        break;
+    }
+    case AMQP_BASIC_NACK_METHOD: {
+        amqp_basic_nack_t *m = frame->payload.method.decoded;
+        mq_rejected(mq, m->delivery_tag, m->multiple);
+        break;
+    }
+    case AMQP_CHANNEL_CLOSE_METHOD:
+        amqp_send_method(mq->conn, MQ_CHANNEL, AMQP_CHANNEL_CLOSE_OK_METHOD, NULL);
+        mq_lost(mq, "the broker closed the channel");
+        break;
+    case AMQP_CONNECTION_CLOSE_METHOD:
+        amqp_send_method(mq->conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, NULL);
+        mq_lost(mq, "the broker closed the connection");
+        break;
+    default:
+        break;
+    }
+}
+
+/* Reads one thing without blocking. Returns false when nothing is left. */
+static bool mq_read_one(struct mq *mq)
+{
+    struct timeval zero = {0, 0};
+    amqp_envelope_t env;
+    amqp_maybe_release_buffers(mq->conn);
+    amqp_rpc_reply_t r = amqp_consume_message(mq->conn, &env, &zero, 0);
+    if (r.reply_type == AMQP_RESPONSE_NORMAL) {
+        struct mq_delivery d = {
+            .connection = mq->generation,
+            .delivery_tag = env.delivery_tag,
+            .redelivered = env.redelivered,
+            .body = env.message.body.bytes,
+            .len = env.message.body.len,
+        };
+        mq->on_delivery(mq, &d, mq->userdata);
+        amqp_destroy_envelope(&env);
+        return mq->connected;
+    }
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT)
+        return false;
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+        r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
+        amqp_frame_t frame;
+        int rc = amqp_simple_wait_frame_noblock(mq->conn, &frame, &zero);
+        if (rc == AMQP_STATUS_OK)
+            mq_handle_frame(mq, &frame);
+        else if (rc != AMQP_STATUS_TIMEOUT)
+            mq_lost(mq, amqp_error_string2(rc));
+        return mq->connected;
+    }
+    char buf[256];
+    mq_lost(mq, mq_reply_text(r, buf, sizeof(buf)));
+    return false;
+}
+
+static void mq_drain(struct mq *mq)
+{
+    while (mq->connected && mq_read_one(mq))
+        ;
+}
+
+static int on_mq_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+    (void)s;
+    (void)fd;
+    (void)revents;
+    mq_drain(userdata);
+    return 0;
+}
+
+/* rabbitmq-c answers heartbeats only when called; this keeps it called. */
+static int on_mq_tick(sd_event_source *s, uint64_t usec, void *userdata)
+{
+    struct mq *mq = userdata;
+    mq_drain(mq);
+    if (mq->connected)
+        sd_event_source_set_time(s, usec + (uint64_t)mq->heartbeat * 500000u);
+    return 0;
+}
+
+/* Connecting */
+
+static bool mq_open(struct mq *mq, char *why, size_t whylen)
+{
+    struct amqp_connection_info info;
+    char *url = xstrdup(mq->url);
+    bool ok = false;
+    if (amqp_parse_url(url, &info) != AMQP_STATUS_OK) {
+        snprintf(why, whylen, "message_queue.url is not a valid AMQP URL");
+        goto done;
+    }
+    mq->conn = amqp_new_connection();
+    amqp_socket_t *sock = amqp_tcp_socket_new(mq->conn);
+    struct timeval tv = {MQ_CONNECT_TIMEOUT_MS / 1000, (MQ_CONNECT_TIMEOUT_MS % 1000) * 1000};
+    int rc =
+        sock ? amqp_socket_open_noblock(sock, info.host, info.port, &tv) : AMQP_STATUS_NO_MEMORY;
+    if (rc != AMQP_STATUS_OK) {
+        snprintf(why, whylen, "cannot connect to %s:%d: %s", info.host, info.port,
+                 amqp_error_string2(rc));
+        goto done;
+    }
+    amqp_rpc_reply_t r = amqp_login(mq->conn, info.vhost, 0, MQ_FRAME_MAX, mq->heartbeat,
+                                    AMQP_SASL_METHOD_PLAIN, info.user, info.password);
+    char buf[256];
+    if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+        snprintf(why, whylen, "login failed: %s", mq_reply_text(r, buf, sizeof(buf)));
+        goto done;
+    }
+    amqp_channel_open(mq->conn, MQ_CHANNEL);
+    ok = mq_rpc_ok(mq, "channel.open", why, whylen);
+done:
+    secure_zero(url, strlen(url));
+    free(url);
+    return ok;
+}
+
+static void mq_connect(struct mq *mq)
+{
+    char why[512] = "";
+    mq->connected = false;
+    if (!mq_open(mq, why, sizeof(why)) || !mq_declare(mq, why, sizeof(why)) ||
+        !mq_start_consuming(mq, why, sizeof(why))) {
+        mq_lost(mq, why);
+        return;
+    }
+    mq->connected = true;
+    mq->generation++;
+    mq->next_seq = 0;
+    int fd = amqp_get_sockfd(mq->conn);
+    if (sd_event_add_io(mq->loop, &mq->io_src, fd, EPOLLIN, on_mq_io, mq) < 0 ||
+        sd_event_add_time_relative(mq->loop, &mq->tick_src, CLOCK_MONOTONIC,
+                                   (uint64_t)mq->heartbeat * 500000u, 100000, on_mq_tick, mq) < 0) {
+        mq_lost(mq, "cannot watch the broker socket");
+        return;
+    }
+    sd_event_source_set_enabled(mq->tick_src, SD_EVENT_ON);
+    if (mq->failures > 0)
+        log_info("broker connection restored after %u failed attempts", mq->failures);
+    mq->failures = 0;
+    mq->backoff_ms = MQ_BACKOFF_MIN_MS;
+    /* Whatever was published and not confirmed goes out again. */
+    for (struct mq_outgoing *o = mq->out_head; o; o = o->next)
+        o->seq = 0;
+    mq_send_all_unsent(mq);
+    if (mq->connected && mq->on_state)
+        mq->on_state(mq, true, mq->userdata);
+    if (mq->connected)
+        mq_drain(mq);
+}
+
+struct mq *mq_new(sd_event *loop, const struct mq_settings *settings, mq_delivery_fn on_delivery,
+                  mq_state_fn on_state, void *userdata)
+{
+    struct mq *mq = xcalloc(1, sizeof(*mq));
+    mq->loop = sd_event_ref(loop);
+    mq->url = xstrdup(settings->url);
+    mq->worker_id = settings->worker_id;
+    mq->prefetch = settings->prefetch > 0 ? settings->prefetch : 1;
+    mq->heartbeat = settings->heartbeat_seconds > 0 ? settings->heartbeat_seconds : 30;
+    snprintf(mq->queue, sizeof(mq->queue), "worker.%lld.executions", (long long)mq->worker_id);
+    snprintf(mq->routing_key, sizeof(mq->routing_key), "execution.dispatch.worker.%lld",
+             (long long)mq->worker_id);
+    mq->backoff_ms = MQ_BACKOFF_MIN_MS;
+    mq->on_delivery = on_delivery;
+    mq->on_state = on_state;
+    mq->userdata = userdata;
+    mq_connect(mq);
+    return mq;
+}
+
+void mq_free(struct mq *mq)
+{
+    if (!mq)
+        return;
+    mq_close_connection(mq);
+    mq->retry_src = sd_event_source_disable_unref(mq->retry_src);
+    while (mq->out_head) {
+        struct mq_outgoing *o = mq->out_head;
+        mq->out_head = o->next;
+        mq_outgoing_free(o);
+    }
+    secure_zero(mq->url, strlen(mq->url));
+    free(mq->url);
+    sd_event_unref(mq->loop);
+    free(mq);
+}
+
+bool mq_is_connected(const struct mq *mq)
+{
+    return mq->connected;
+}
+
+size_t mq_unconfirmed(const struct mq *mq)
+{
+    return mq->unconfirmed;
+}
+
+void mq_ack_tag(struct mq *mq, uint64_t connection, uint64_t tag)
+{
+    if (!mq->connected || connection != mq->generation)
+        return;
+    int rc = amqp_basic_ack(mq->conn, MQ_CHANNEL, tag, 0);
+    if (rc != AMQP_STATUS_OK)
+        mq_lost(mq, amqp_error_string2(rc));
+}
+
+void mq_reject_tag(struct mq *mq, uint64_t connection, uint64_t tag, bool requeue)
+{
+    if (!mq->connected || connection != mq->generation)
+        return;
+    int rc = amqp_basic_reject(mq->conn, MQ_CHANNEL, tag, requeue);
+    if (rc != AMQP_STATUS_OK)
+        mq_lost(mq, amqp_error_string2(rc));
+}
+
+void mq_ack(struct mq *mq, const struct mq_delivery *d)
+{
+    mq_ack_tag(mq, d->connection, d->delivery_tag);
+}
+
+void mq_reject(struct mq *mq, const struct mq_delivery *d, bool requeue)
+{
+    mq_reject_tag(mq, d->connection, d->delivery_tag, requeue);
+}
+
+void mq_publish(struct mq *mq, const char *routing_key, const char *body, const char *message_id,
+                const char *correlation_id)
+{
+    struct mq_outgoing *o = xcalloc(1, sizeof(*o));
+    o->routing_key = xstrdup(routing_key);
+    o->body = xstrdup(body);
+    o->message_id = xstrdup(message_id);
+    o->correlation_id = xstrdup(correlation_id);
+    if (mq->out_tail)
+        mq->out_tail->next = o;
+    else
+        mq->out_head = o;
+    mq->out_tail = o;
+    mq->unconfirmed++;
+    if (mq->connected)
+        mq_send(mq, o);
+}
+
+void mq_stop_consuming(struct mq *mq)
+{
+    mq->stop_consuming = true;
+    if (!mq->connected || !mq->consuming)
+        return;
+    mq->consuming = false;
+    amqp_basic_cancel(mq->conn, MQ_CHANNEL, amqp_cstring_bytes(mq->consumer_tag));
+    char why[256];
+    if (!mq_rpc_ok(mq, "basic.cancel", why, sizeof(why)))
+        mq_lost(mq, why);
+}
