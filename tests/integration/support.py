@@ -70,13 +70,12 @@ class Run:
 
 
 def write_secrets_file(directory, secrets, fmt="json", ensure_ascii=False):
-    path = os.path.join(directory, "secrets." + fmt)
-    with open(path, "w", encoding="utf-8") as f:
+    fd, path = tempfile.mkstemp(prefix="secrets-", suffix="." + fmt, dir=directory)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
         if fmt == "json":
             json.dump(secrets, f, ensure_ascii=ensure_ascii)
         else:
             f.write(secrets)  # YAML text, written by the caller
-    os.chmod(path, 0o600)
     return path
 
 
