@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "worker/oneshot.h"
+#include "worker/service.h"
 
 static const char usage_text[] =
     "Usage:\n"
@@ -207,9 +208,7 @@ int main(int argc, char **argv)
             status = oneshot_run(&cfg, &cli.run);
             break;
         case CMD_SERVICE:
-            fprintf(stderr, "attune-worker: the service mode is not part of this build yet; "
-                            "use run-action or check-config\n");
-            status = 2;
+            status = service_run(&cfg);
             break;
         }
     }

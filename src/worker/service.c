@@ -1,0 +1,378 @@
+/* The worker service (see service.h): start-up in order (runtimes, database,
+ * registration, broker), the loop, and the graceful shutdown of CONTRACT.md
+ * section 9. */
+#include "worker/service.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "db/db.h"
+#include "exec/executor.h"
+#include "mq/mq.h"
+#include "runtime/registry.h"
+#include "worker/artifacts.h"
+#include "worker/job.h"
+#include "worker/oneshot.h"
+#include "worker/registration.h"
+
+#define SERVICE_RETENTION_PERIOD_S (6 * 3600)
+#define SERVICE_CONFIRM_WAIT_MS 5000
+
+enum service_state { SERVICE_STARTING, SERVICE_READY, SERVICE_DRAINING, SERVICE_STOPPING };
+
+struct service {
+    const struct config *cfg;
+    sd_event *loop;
+    struct db *db;
+    struct mq *mq;
+    struct registry registry;
+    struct executor_settings settings;
+    struct job_context job_ctx;
+    int64_t worker_id;
+    struct job *jobs;
+    size_t n_jobs;
+    enum service_state state;
+    int signals_seen;
+    int exit_status;
+    uint64_t started_ms;
+    uint64_t stop_deadline_ms;
+    sd_event_source *heartbeat_src, *retention_src, *drain_src, *confirm_src;
+};
+
+static void service_stop(struct service *svc, int status)
+{
+    svc->exit_status = status;
+    sd_event_exit(svc->loop, status);
+}
+
+/* Jobs */
+
+static void on_job_finished(struct job *job, void *userdata);
+
+static void on_delivery(struct mq *mq, const struct mq_delivery *d, void *userdata)
+{
+    struct service *svc = userdata;
+    if (svc->state != SERVICE_READY) {
+        mq_reject(mq, d, true); /* not ours to start any more: back to the queue */
+        return;
+    }
+    struct job *job = job_start(&svc->job_ctx, d);
+    job_set_next(job, svc->jobs);
+    svc->jobs = job;
+    svc->n_jobs++;
+}
+
+static void service_finish_shutdown(struct service *svc);
+
+static void service_forget_job(struct service *svc, struct job *job)
+{
+    if (svc->jobs == job) {
+        svc->jobs = job_next(job);
+    } else {
+        for (struct job *p = svc->jobs; p; p = job_next(p)) {
+            if (job_next(p) == job) {
+                job_set_next(p, job_next(job));
+                break;
+            }
+        }
+    }
+    svc->n_jobs--;
+}
+
+static void on_job_finished(struct job *job, void *userdata)
+{
+    struct service *svc = userdata;
+    service_forget_job(svc, job);
+    job_free(job);
+    if (svc->state == SERVICE_DRAINING && svc->n_jobs == 0)
+        service_finish_shutdown(svc);
+}
+
+/* Shutdown */
+
+static int on_confirm_wait(sd_event_source *s, uint64_t usec, void *userdata)
+{
+    struct service *svc = userdata;
+    (void)s;
+    (void)usec;
+    bool waiting = mq_unconfirmed(svc->mq) > 0 || db_pending(svc->db) > 0;
+    if (!waiting || time_monotonic_ms() >= svc->stop_deadline_ms) {
+        if (waiting)
+            log_warn("stopping with %zu messages unconfirmed and %zu queries pending",
+                     mq_unconfirmed(svc->mq), db_pending(svc->db));
+        log_info("stopped");
+        service_stop(svc, 0);
+        return 0;
+    }
+    sd_event_source_set_time_relative(s, 20000);
+    sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+    return 0;
+}
+
+static void on_deregistered(void *userdata)
+{
+    struct service *svc = userdata;
+    svc->stop_deadline_ms = time_monotonic_ms() + SERVICE_CONFIRM_WAIT_MS;
+    sd_event_add_time_relative(svc->loop, &svc->confirm_src, CLOCK_MONOTONIC, 0, 1000,
+                               on_confirm_wait, svc);
+}
+
+static void service_finish_shutdown(struct service *svc)
+{
+    if (svc->state == SERVICE_STOPPING)
+        return;
+    svc->state = SERVICE_STOPPING;
+    svc->drain_src = sd_event_source_disable_unref(svc->drain_src);
+    svc->heartbeat_src = sd_event_source_disable_unref(svc->heartbeat_src);
+    if (svc->worker_id > 0)
+        registration_deregister(svc->db, svc->worker_id, on_deregistered, svc);
+    else
+        service_stop(svc, 0);
+}
+
+static int on_drain_timeout(sd_event_source *s, uint64_t usec, void *userdata)
+{
+    struct service *svc = userdata;
+    (void)s;
+    (void)usec;
+    log_warn("shutdown_timeout reached; cancelling %zu running executions", svc->n_jobs);
+    for (struct job *j = svc->jobs; j; j = job_next(j))
+        job_cancel(j);
+    return 0;
+}
+
+static void service_begin_shutdown(struct service *svc)
+{
+    sd_notify(0, "STOPPING=1");
+    if (svc->state == SERVICE_STARTING) {
+        service_stop(svc, 0);
+        return;
+    }
+    svc->state = SERVICE_DRAINING;
+    if (svc->mq)
+        mq_stop_consuming(svc->mq);
+    log_info("stopping: waiting up to %d s for %zu running executions", svc->cfg->shutdown_timeout,
+             svc->n_jobs);
+    if (svc->n_jobs == 0) {
+        service_finish_shutdown(svc);
+        return;
+    }
+    sd_event_add_time_relative(svc->loop, &svc->drain_src, CLOCK_MONOTONIC,
+                               (uint64_t)svc->cfg->shutdown_timeout * 1000000u, 1000,
+                               on_drain_timeout, svc);
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+    struct service *svc = userdata;
+    (void)s;
+    if (++svc->signals_seen > 1) {
+        log_warn("second signal (%s): stopping now", strsignal((int)si->ssi_signo));
+        service_stop(svc, 0);
+        return 0;
+    }
+    log_info("received %s", strsignal((int)si->ssi_signo));
+    service_begin_shutdown(svc);
+    return 0;
+}
+
+/* Periodic work */
+
+static int on_heartbeat(sd_event_source *s, uint64_t usec, void *userdata)
+{
+    struct service *svc = userdata;
+    registration_heartbeat(svc->db, svc->worker_id,
+                           svc->n_jobs >= (size_t)svc->cfg->max_concurrent_tasks ? "busy"
+                                                                                 : "active");
+    sd_event_source_set_time(s, usec + (uint64_t)svc->cfg->heartbeat_interval * 1000000u);
+    return 0;
+}
+
+static int on_retention(sd_event_source *s, uint64_t usec, void *userdata)
+{
+    struct service *svc = userdata;
+    int removed = artifacts_remove_expired(svc->cfg->artifacts_dir, svc->cfg->worker_name,
+                                           svc->cfg->artifact_retention_days);
+    if (removed > 0)
+        log_info("removed %d artifact directories older than %d days", removed,
+                 svc->cfg->artifact_retention_days);
+    sd_event_source_set_time(s, usec + (uint64_t)SERVICE_RETENTION_PERIOD_S * 1000000u);
+    return 0;
+}
+
+static int service_add_timer(struct service *svc, sd_event_source **src, uint64_t period_s,
+                             sd_event_time_handler_t fn)
+{
+    int rc = sd_event_add_time_relative(svc->loop, src, CLOCK_MONOTONIC, period_s * 1000000u,
+                                        100000, fn, svc);
+    if (rc >= 0)
+        rc = sd_event_source_set_enabled(*src, SD_EVENT_ON);
+    return rc;
+}
+
+/* Start-up */
+
+static void on_mq_state(struct mq *mq, bool connected, void *userdata)
+{
+    (void)mq;
+    (void)userdata;
+    log_debug("broker %s", connected ? "connected" : "disconnected");
+}
+
+static void service_ready(struct service *svc)
+{
+    struct mq_settings ms = {
+        .url = svc->cfg->message_queue_url,
+        .worker_id = svc->worker_id,
+        .prefetch = svc->cfg->max_concurrent_tasks,
+        .heartbeat_seconds = 30,
+    };
+    svc->job_ctx.worker_id = svc->worker_id;
+    svc->mq = mq_new(svc->loop, &ms, on_delivery, on_mq_state, svc);
+    svc->job_ctx.mq = svc->mq;
+    service_add_timer(svc, &svc->heartbeat_src, (uint64_t)svc->cfg->heartbeat_interval,
+                      on_heartbeat);
+    service_add_timer(svc, &svc->retention_src, 1, on_retention);
+    svc->state = SERVICE_READY;
+    sd_notify(0, "READY=1");
+    log_info("worker %s (id %lld) ready in %llu ms: queue worker.%lld.executions, %d slots",
+             svc->cfg->worker_name, (long long)svc->worker_id,
+             (unsigned long long)(time_monotonic_ms() - svc->started_ms), (long long)svc->worker_id,
+             svc->cfg->max_concurrent_tasks);
+}
+
+static void on_stale_abandoned(int count, void *userdata)
+{
+    struct service *svc = userdata;
+    if (count > 0)
+        log_warn("%d executions left running by an earlier run of this worker were marked "
+                 "abandoned",
+                 count);
+    if (svc->state == SERVICE_STARTING)
+        service_ready(svc);
+}
+
+static void on_registered(int64_t worker_id, const char *error, void *userdata)
+{
+    struct service *svc = userdata;
+    if (error) {
+        log_error("cannot register the worker: %s (has `attunectl migrate` been run?)", error);
+        service_stop(svc, 1);
+        return;
+    }
+    svc->worker_id = worker_id;
+    registration_abandon_stale(svc->db, worker_id, on_stale_abandoned, svc);
+}
+
+static void on_db_state(struct db *db, bool connected, void *userdata)
+{
+    (void)db;
+    (void)userdata;
+    log_debug("database %s", connected ? "connected" : "disconnected");
+}
+
+static json_t *service_capabilities(const struct service *svc)
+{
+    char host[256] = "";
+    gethostname(host, sizeof(host) - 1);
+    json_t *runtimes = json_array();
+    for (size_t i = 0; i < svc->registry.count; i++)
+        json_array_append_new(runtimes, json_string(svc->registry.runtimes[i]->name));
+    return json_pack("{s:i, s:s, s:o, s:s, s:i}", "max_concurrent_executions",
+                     svc->cfg->max_concurrent_tasks, "worker_version", ATTUNE_VERSION, "runtimes",
+                     runtimes, "host", host, "pid", (int)getpid());
+}
+
+static int service_setup_loop(struct service *svc)
+{
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    int rc = sd_event_new(&svc->loop);
+    if (rc >= 0)
+        rc = sd_event_add_signal(svc->loop, NULL, SIGTERM, on_signal, svc);
+    if (rc >= 0)
+        rc = sd_event_add_signal(svc->loop, NULL, SIGINT, on_signal, svc);
+    if (rc >= 0)
+        rc = sd_event_set_watchdog(svc->loop, true);
+    return rc < 0 ? rc : 0;
+}
+
+static int service_setup_runtimes(struct service *svc)
+{
+    char err[512];
+    strv_init(&svc->settings.base_env);
+    oneshot_base_env(svc->cfg, &svc->settings.base_env);
+    const char *path = svc->settings.base_env.items[0] + strlen("PATH=");
+    for (size_t i = 0; i < svc->settings.base_env.len; i++)
+        if (str_starts_with(svc->settings.base_env.items[i], "PATH="))
+            path = svc->settings.base_env.items[i] + 5;
+    if (registry_init(&svc->registry, svc->cfg->runtimes, path, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        return -EINVAL;
+    }
+    struct strbuf names;
+    strbuf_init(&names);
+    registry_describe(&svc->registry, &names);
+    log_info("runtimes available: %s", names.len ? names.data : "none");
+    strbuf_free(&names);
+    svc->settings.registry = &svc->registry;
+    svc->settings.max_stdout_bytes = svc->cfg->max_stdout_bytes;
+    svc->settings.max_stderr_bytes = svc->cfg->max_stderr_bytes;
+    return 0;
+}
+
+static void service_free(struct service *svc)
+{
+    while (svc->jobs) {
+        struct job *j = svc->jobs;
+        svc->jobs = job_next(j);
+        job_free(j);
+    }
+    sd_event_source_disable_unref(svc->heartbeat_src);
+    sd_event_source_disable_unref(svc->retention_src);
+    sd_event_source_disable_unref(svc->drain_src);
+    sd_event_source_disable_unref(svc->confirm_src);
+    mq_free(svc->mq);
+    db_free(svc->db);
+    registry_free(&svc->registry);
+    strv_free(&svc->settings.base_env);
+    sd_event_unref(svc->loop);
+}
+
+int service_run(const struct config *cfg)
+{
+    struct service svc = {.cfg = cfg, .started_ms = time_monotonic_ms(), .exit_status = 1};
+    if (service_setup_loop(&svc) < 0 || service_setup_runtimes(&svc) < 0) {
+        service_free(&svc);
+        return 1;
+    }
+    svc.db = db_new(svc.loop, cfg->database_url, on_db_state, &svc);
+    svc.job_ctx = (struct job_context){
+        .loop = svc.loop,
+        .cfg = cfg,
+        .db = svc.db,
+        .settings = &svc.settings,
+        .finished = on_job_finished,
+        .userdata = &svc,
+    };
+    json_t *caps = service_capabilities(&svc);
+    registration_register(svc.db, cfg, caps, on_registered, &svc);
+    json_decref(caps);
+    log_info("starting worker %s", cfg->worker_name);
+    sd_event_loop(svc.loop);
+    int status = svc.exit_status;
+    service_free(&svc);
+    return status;
+}
