@@ -16,8 +16,7 @@ void secrets_key_hash(const char *key_string, char out[65]);
 
 /* Encrypts plaintext (any bytes but NUL) with a fresh random 12-byte nonce;
  * appends the base64 text to out. Returns 0 or a negative errno. */
-int secrets_encrypt(const char *key_string, const char *plaintext, size_t len,
-                    struct strbuf *out);
+int secrets_encrypt(const char *key_string, const char *plaintext, size_t len, struct strbuf *out);
 
 /* Decrypts a stored value; appends the plaintext to out. Fails (with a
  * message in err, never containing the value) on bad base64, a value too
@@ -29,7 +28,7 @@ int secrets_decrypt(const char *key_string, const char *stored, struct strbuf *o
 /* One row of the key table as the worker reads it. */
 struct secret_row {
     const char *name;
-    const char *owner_type;          /* "system", "pack", "action", ... */
+    const char *owner_type; /* "system", "pack", "action", ... */
     bool encrypted;
     const char *encryption_key_hash; /* may be NULL */
     const char *value;
