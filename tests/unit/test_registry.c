@@ -1,0 +1,241 @@
+/* Unit tests for runtime/registry: finding interpreters on a PATH, wanted
+ * versus optional runtimes, and picking the runtime for an action (local
+ * actions by extension or as executables). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/util.h"
+#include "runtime/registry.h"
+
+static char tmpdir[] = "/tmp/attune-test-registry-XXXXXX";
+/* A PATH holding bash and python3 but no node. */
+static char *nodeless_path;
+
+static int setup(void **state)
+{
+    (void)state;
+    if (!mkdtemp(tmpdir))
+        return -1;
+    nodeless_path = xasprintf("%s/bin", tmpdir);
+    if (mkdir(nodeless_path, 0700) < 0)
+        return -1;
+    const char *programs[] = {"bash", "python3"};
+    for (size_t i = 0; i < ARRAY_SIZE(programs); i++) {
+        char *target = runtime_find_program(programs[i], "/usr/bin:/bin");
+        if (!target)
+            continue;
+        char *link = xasprintf("%s/%s", nodeless_path, programs[i]);
+        int rc = symlink(target, link);
+        free(link);
+        free(target);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    free(nodeless_path);
+    return remove_tree(tmpdir) == 0 ? 0 : -1;
+}
+
+static bool on_path(const char *program, const char *path)
+{
+    char *found = runtime_find_program(program, path);
+    free(found);
+    return found != NULL;
+}
+
+static bool has_runtime(const struct registry *reg, const char *name)
+{
+    for (size_t i = 0; i < reg->count; i++)
+        if (strcmp(reg->runtimes[i]->name, name) == 0)
+            return true;
+    return false;
+}
+
+static void check_describe(const struct registry *reg, const char *want)
+{
+    struct strbuf sb;
+    strbuf_init(&sb);
+    registry_describe(reg, &sb);
+    assert_string_equal(sb.data, want);
+    strbuf_free(&sb);
+}
+
+static void test_all_runtimes_on_system_path(void **state)
+{
+    (void)state;
+    const char *path = "/usr/bin:/bin";
+    struct registry reg;
+    char err[256] = "x";
+    assert_int_equal(registry_init(&reg, NULL, path, err, sizeof(err)), 0);
+    assert_string_equal(err, "");
+    bool bash = access("/usr/bin/bash", X_OK) == 0 || access("/bin/bash", X_OK) == 0;
+    bool python = access("/usr/bin/python3", X_OK) == 0 || access("/bin/python3", X_OK) == 0;
+    bool node = access("/usr/bin/node", X_OK) == 0 || access("/bin/node", X_OK) == 0;
+    assert_int_equal(has_runtime(&reg, "shell"), bash);
+    assert_int_equal(has_runtime(&reg, "python"), python);
+    assert_int_equal(has_runtime(&reg, "node"), node);
+    assert_true(has_runtime(&reg, "local")); /* needs no interpreter */
+    assert_int_equal(reg.count, (size_t)bash + python + node + 1);
+    /* Each usable runtime knows where its interpreter is. */
+    for (size_t i = 0; i < reg.count; i++) {
+        const struct runtime *rt = reg.runtimes[i];
+        assert_true(rt->usable);
+        if (rt->interpreter_name) {
+            assert_non_null(rt->interpreter);
+            assert_true(str_starts_with(rt->interpreter, "/usr/bin/") ||
+                        str_starts_with(rt->interpreter, "/bin/"));
+            assert_int_equal(access(rt->interpreter, X_OK), 0);
+        }
+    }
+    if (bash && python && node)
+        check_describe(&reg, "shell,python,node,local");
+    registry_free(&reg);
+    assert_int_equal(reg.count, 0);
+    check_describe(&reg, "");
+}
+
+static void test_missing_interpreter(void **state)
+{
+    (void)state;
+    if (!on_path("bash", nodeless_path) || !on_path("python3", nodeless_path))
+        skip();
+    struct registry reg;
+    char err[256] = "";
+    /* Not asked for by name: node is just left out. */
+    assert_int_equal(registry_init(&reg, NULL, nodeless_path, err, sizeof(err)), 0);
+    assert_false(has_runtime(&reg, "node"));
+    assert_true(has_runtime(&reg, "shell"));
+    assert_true(has_runtime(&reg, "python"));
+    assert_true(has_runtime(&reg, "local"));
+    check_describe(&reg, "shell,python,local");
+    registry_free(&reg);
+
+    /* Asked for by name: an error naming the runtime and its interpreter. */
+    char *wanted[] = {(char *)"shell", (char *)"node", NULL};
+    int rc = registry_init(&reg, wanted, nodeless_path, err, sizeof(err));
+    assert_true(rc < 0);
+    assert_non_null(strstr(err, "node"));
+    registry_free(&reg);
+
+    /* Only what is wanted is kept. */
+    char *some[] = {(char *)"python", (char *)"local", NULL};
+    assert_int_equal(registry_init(&reg, some, nodeless_path, err, sizeof(err)), 0);
+    check_describe(&reg, "python,local");
+    registry_free(&reg);
+
+    /* An empty PATH leaves only local. */
+    assert_int_equal(registry_init(&reg, NULL, "", err, sizeof(err)), 0);
+    check_describe(&reg, "local");
+    registry_free(&reg);
+}
+
+static const char *select_name(const struct registry *reg, const char *runner_type,
+                               const char *entry_path)
+{
+    struct action a;
+    memset(&a, 0, sizeof(a));
+    a.runner_type = (char *)runner_type;
+    a.entry_path = (char *)entry_path;
+    const struct runtime *rt = NULL;
+    char err[256] = "";
+    int rc = registry_select(reg, &a, &rt, err, sizeof(err));
+    if (rc != 0)
+        fail_msg("registry_select(%s, %s) failed: %s", runner_type, entry_path, err);
+    assert_non_null(rt);
+    return rt->name;
+}
+
+static void test_select(void **state)
+{
+    (void)state;
+    struct registry reg;
+    char err[256] = "";
+    assert_int_equal(registry_init(&reg, NULL, "/usr/bin:/bin", err, sizeof(err)), 0);
+    if (!has_runtime(&reg, "shell") || !has_runtime(&reg, "python") || !has_runtime(&reg, "node")) {
+        registry_free(&reg);
+        skip();
+    }
+    /* Local actions go to the runtime of their extension... */
+    assert_string_equal(select_name(&reg, "local", "/packs/p/actions/run.sh"), "shell");
+    assert_string_equal(select_name(&reg, "local", "/packs/p/actions/run.py"), "python");
+    assert_string_equal(select_name(&reg, "local", "/packs/p/actions/run.js"), "node");
+    /* ...and an executable without one runs as itself. */
+    char *exe = xasprintf("%s/tool", tmpdir);
+    int fd = open(exe, O_WRONLY | O_CREAT | O_TRUNC, 0755);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(chmod(exe, 0755), 0);
+    assert_string_equal(select_name(&reg, "local", exe), "local");
+    free(exe);
+    /* Other runner types name their runtime directly. */
+    assert_string_equal(select_name(&reg, "shell", "/packs/p/actions/run.sh"), "shell");
+    assert_string_equal(select_name(&reg, "python", "/packs/p/actions/run.py"), "python");
+    assert_string_equal(select_name(&reg, "node", "/packs/p/actions/run.js"), "node");
+
+    /* An unknown runner type. */
+    struct action a;
+    memset(&a, 0, sizeof(a));
+    a.runner_type = (char *)"perl";
+    a.entry_path = (char *)"/packs/p/actions/run.pl";
+    const struct runtime *rt = NULL;
+    int rc = registry_select(&reg, &a, &rt, err, sizeof(err));
+    assert_int_equal(rc, -EINVAL);
+    assert_null(rt);
+    assert_string_equal(err, "unknown runner type 'perl'");
+    registry_free(&reg);
+}
+
+static void test_select_unavailable_runtime(void **state)
+{
+    (void)state;
+    if (!on_path("bash", nodeless_path))
+        skip();
+    struct registry reg;
+    char err[256] = "";
+    assert_int_equal(registry_init(&reg, NULL, nodeless_path, err, sizeof(err)), 0);
+    struct action a;
+    memset(&a, 0, sizeof(a));
+    a.runner_type = (char *)"local";
+    a.entry_path = (char *)"/packs/p/actions/run.js";
+    const struct runtime *rt = NULL;
+    int rc = registry_select(&reg, &a, &rt, err, sizeof(err));
+    assert_true(rc < 0);
+    assert_int_not_equal(rc, -EINVAL);
+    assert_null(rt);
+    assert_non_null(strstr(err, "'node'"));
+    assert_non_null(strstr(err, "not available"));
+    a.runner_type = (char *)"node";
+    rc = registry_select(&reg, &a, &rt, err, sizeof(err));
+    assert_true(rc < 0);
+    assert_non_null(strstr(err, "not available"));
+    /* What is available still works. */
+    assert_string_equal(select_name(&reg, "local", "/packs/p/actions/run.sh"), "shell");
+    registry_free(&reg);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_all_runtimes_on_system_path),
+        cmocka_unit_test(test_missing_interpreter),
+        cmocka_unit_test(test_select),
+        cmocka_unit_test(test_select_unavailable_runtime),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
