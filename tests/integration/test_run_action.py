@@ -6,7 +6,8 @@ import os
 import time
 import unittest
 
-from support import (EXEC_ID_RE, EXIT_COMPLETED, EXIT_FAILED, EXIT_TIMEOUT, FIXTURE_PACKS,
+from support import (EXAMPLE_PACKS, EXEC_ID_RE, EXIT_COMPLETED, EXIT_FAILED, EXIT_TIMEOUT,
+                     FIXTURE_PACKS,
                      STDERR_LINE, STDOUT_LINE, WORKER_NAME, WorkerTestCase, alive, b64decode,
                      chunked_params,
                      live_members_of_group, mode_of, pattern, read, wait_until)
@@ -396,6 +397,57 @@ class StreamsTest(WorkerTestCase):
         self.assertLessEqual(len(result["stdout"].encode()), 65536 + 200)
         self.assertTrue(pattern(STDOUT_LINE, total_out).startswith(
             result["stdout"].encode()[:60000]))
+
+
+class ExamplesPackTest(WorkerTestCase):
+    """The examples pack shipped for users does what its descriptions say."""
+
+    def run_example(self, ref, **kwargs):
+        return self.run_action(ref, packs_dir=EXAMPLE_PACKS, **kwargs)
+
+    def test_hello_and_greet(self):
+        run = self.run_example("examples.hello", p=["name=Ada"])
+        self.assertEqual(self.assertRun(run, EXIT_COMPLETED, "completed")["stdout"], "Hello, Ada!\n")
+        run = self.run_example("examples.hello")
+        self.assertEqual(self.assertRun(run, EXIT_COMPLETED, "completed")["stdout"], "Hello, world!\n")
+        run = self.run_example("examples.greet", p=["name=Ada", "greeting=Hi"])
+        self.assertRun(run, EXIT_COMPLETED, "completed")
+        self.assertEqual(run.data["message"], "Hi, Ada!")
+        self.assertOneLineError(self.run_example("examples.greet"), "name")
+
+    def test_secret_demo_never_shows_the_secret(self):
+        path = os.path.join(EXAMPLE_PACKS, "examples", "secrets.example.yaml")
+        run = self.run_example("examples.secret_demo", secrets_file=path)
+        self.assertRun(run, EXIT_COMPLETED, "completed")
+        with open(path) as f:
+            token = [line.split('"')[1] for line in f if line.startswith("api_token:")][0]
+        self.assertEqual(run.data["found"], True)
+        self.assertEqual(run.data["length"], len(token))
+        self.assertNotIn(token, run.stdout.decode())
+        run = self.run_example("examples.secret_demo")
+        self.assertRun(run, EXIT_COMPLETED, "completed")
+        self.assertEqual(run.data, {"found": False})
+
+    def test_list_files_and_json_report(self):
+        run = self.run_example("examples.list_files", p=["path=actions"])
+        self.assertRun(run, EXIT_COMPLETED, "completed")
+        names = {e["name"]: e["type"] for e in run.data["entries"]}
+        self.assertEqual(set(names), set(os.listdir(os.path.join(EXAMPLE_PACKS, "examples",
+                                                                  "actions"))))
+        self.assertEqual(names["hello.sh"], "file")
+        run = self.run_example("examples.json_report")
+        self.assertRun(run, EXIT_COMPLETED, "completed")
+        self.assertEqual(run.data["action"], "examples.json_report")
+        self.assertEqual(run.data["cpus"], len(os.sched_getaffinity(0)))  # nproc
+
+    def test_fail_and_slow(self):
+        run = self.run_example("examples.fail")
+        result = self.assertRun(run, EXIT_FAILED, "failed")
+        self.assertEqual(result["exit_code"], 3)
+        self.assertIn("the widget is broken", result["error"])
+        run = self.run_example("examples.slow")
+        result = self.assertRun(run, EXIT_TIMEOUT, "timeout")
+        self.assertEqual(result["error"], "timed out after 2 seconds")
 
 
 if __name__ == "__main__":
