@@ -42,6 +42,7 @@ static const char usage_text[] =
 enum command { CMD_SERVICE, CMD_RUN_ACTION, CMD_CHECK_CONFIG };
 
 struct cli {
+    char **argv;
     enum command command;
     const char *config_path;
     const char *worker_name;
@@ -79,7 +80,7 @@ static int usage_error(const char *fmt, ...)
     va_start(ap, fmt);
     fprintf(stderr, "attune-worker: ");
     vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\nTry 'attune-worker --help'.\n");
+    fprintf(stderr, " (see attune-worker --help)\n");
     va_end(ap);
     return ONESHOT_EXIT_USAGE;
 }
@@ -127,8 +128,10 @@ static int parse_option(struct cli *cli, int opt)
     case OPT_ARTIFACTS_DIR:
         cli->run.artifacts_dir = optarg;
         return -1;
+    case ':':
+        return usage_error("option %s needs a value", optind > 0 ? cli->argv[optind - 1] : "");
     default:
-        return usage_error("%s", "invalid option");
+        return usage_error("unknown option %s", optind > 0 ? cli->argv[optind - 1] : "");
     }
 }
 
@@ -150,20 +153,22 @@ static int parse_command(struct cli *cli, int argc, char **argv)
 static int parse_cli(struct cli *cli, int argc, char **argv)
 {
     int opt, rc;
+    cli->argv = argv;
+    opterr = 0; /* our messages name the option and fit on one line */
     /* Options may come before or after the command word. */
-    while ((opt = getopt_long(argc, argv, "+c:n:hVp:", long_options, NULL)) != -1)
+    while ((opt = getopt_long(argc, argv, "+:c:n:hVp:", long_options, NULL)) != -1)
         if ((rc = parse_option(cli, opt)) >= 0)
             return rc;
     if ((rc = parse_command(cli, argc, argv)) >= 0)
         return rc;
-    while ((opt = getopt_long(argc, argv, "+c:n:hVp:", long_options, NULL)) != -1)
+    while ((opt = getopt_long(argc, argv, "+:c:n:hVp:", long_options, NULL)) != -1)
         if ((rc = parse_option(cli, opt)) >= 0)
             return rc;
     if (cli->command == CMD_RUN_ACTION) {
         if (optind >= argc)
             return usage_error("%s", "run-action needs PACK.ACTION");
         cli->run.action_ref = argv[optind++];
-        while ((opt = getopt_long(argc, argv, "+c:n:hVp:", long_options, NULL)) != -1)
+        while ((opt = getopt_long(argc, argv, "+:c:n:hVp:", long_options, NULL)) != -1)
             if ((rc = parse_option(cli, opt)) >= 0)
                 return rc;
     }

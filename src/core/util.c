@@ -243,6 +243,8 @@ int read_file(const char *path, size_t max, struct strbuf *out)
     int rc = 0;
     for (;;) {
         size_t want = sizeof(buf);
+        if (max && out->len >= max)
+            break;
         if (max && out->len + want > max)
             want = max - out->len;
         if (want == 0)
@@ -278,8 +280,12 @@ int mkdir_p(const char *path, mode_t mode)
         }
         *p = '/';
     }
-    if (rc == 0 && mkdir(copy, mode) < 0 && errno != EEXIST)
-        rc = -errno;
+    struct stat st;
+    if (rc == 0 && mkdir(copy, mode) < 0)
+        rc = errno != EEXIST       ? -errno
+             : stat(copy, &st) < 0 ? -errno
+             : S_ISDIR(st.st_mode) ? 0
+                                   : -ENOTDIR;
     free(copy);
     return rc;
 }
@@ -363,7 +369,7 @@ bool str_ends_with(const char *s, const char *suffix)
 
 bool parse_int64(const char *s, int64_t *out)
 {
-    if (!s || !*s)
+    if (!s || !((*s >= '0' && *s <= '9') || *s == '-' || *s == '+'))
         return false;
     char *end;
     errno = 0;

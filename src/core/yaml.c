@@ -39,11 +39,13 @@ static json_t *yaml_plain_scalar(const char *v, size_t len)
     if (scalar_is(v, falses))
         return json_false();
     int64_t i;
-    if (parse_int64(v, &i) || (v[0] == '+' && parse_int64(v + 1, &i)))
+    if (parse_int64(v, &i) || (v[0] == '+' && v[1] >= '0' && v[1] <= '9' && parse_int64(v + 1, &i)))
         return json_integer(i);
     char *end;
     const char *digits = v + (v[0] == '-' || v[0] == '+');
-    if ((digits[0] >= '0' && digits[0] <= '9') || digits[0] == '.') {
+    /* strtod also takes hex floats, which YAML does not. */
+    bool decimal = !strpbrk(v, "xXpP");
+    if (decimal && ((digits[0] >= '0' && digits[0] <= '9') || digits[0] == '.')) {
         double d = strtod(v, &end);
         if (*end == '\0' && isfinite(d))
             return json_real(d);
@@ -134,6 +136,38 @@ static json_t *yaml_node_to_json(struct yaml_reader *r, yaml_node_t *node, int d
     }
 }
 
+/* Values the node expands to, aliases counted as often as they are used;
+ * memoised per node so that an alias bomb is measured in linear time. */
+static size_t yaml_expanded_size(yaml_document_t *doc, int index, size_t *memo, int depth)
+{
+    yaml_node_t *node = yaml_document_get_node(doc, index);
+    if (!node || depth > YAML_MAX_DEPTH)
+        return 1;
+    if (memo[index])
+        return memo[index];
+    size_t total = 1;
+    if (node->type == YAML_MAPPING_NODE) {
+        for (yaml_node_pair_t *p = node->data.mapping.pairs.start;
+             p < node->data.mapping.pairs.top && total <= YAML_MAX_NODES; p++)
+            total += yaml_expanded_size(doc, p->value, memo, depth + 1);
+    } else if (node->type == YAML_SEQUENCE_NODE) {
+        for (yaml_node_item_t *it = node->data.sequence.items.start;
+             it < node->data.sequence.items.top && total <= YAML_MAX_NODES; it++)
+            total += yaml_expanded_size(doc, *it, memo, depth + 1);
+    }
+    memo[index] = total > YAML_MAX_NODES ? YAML_MAX_NODES + 1 : total;
+    return memo[index];
+}
+
+static bool yaml_too_large(yaml_document_t *doc)
+{
+    size_t count = (size_t)(doc->nodes.top - doc->nodes.start);
+    size_t *memo = xcalloc(count + 2, sizeof(size_t));
+    bool too_large = count > 0 && yaml_expanded_size(doc, 1, memo, 0) > YAML_MAX_NODES;
+    free(memo);
+    return too_large;
+}
+
 int yaml_parse(const char *text, size_t len, json_t **out, char *err, size_t errlen)
 {
     yaml_parser_t parser;
@@ -152,7 +186,11 @@ int yaml_parse(const char *text, size_t len, json_t **out, char *err, size_t err
     struct yaml_reader r = {
         .doc = &doc, .nodes_left = YAML_MAX_NODES, .err = err, .errlen = errlen};
     yaml_node_t *root = yaml_document_get_root_node(&doc);
-    json_t *value = root ? yaml_node_to_json(&r, root, 0) : json_null();
+    json_t *value = NULL;
+    if (root && yaml_too_large(&doc))
+        set_error(err, errlen, EINVAL, "document expands to more than %d values", YAML_MAX_NODES);
+    else
+        value = root ? yaml_node_to_json(&r, root, 0) : json_null();
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
     if (!value)
@@ -252,6 +290,9 @@ static int emit_value(yaml_emitter_t *em, const json_t *v)
         return emit_scalar(em, num, strlen(num), false);
     case JSON_REAL:
         snprintf(num, sizeof(num), "%.17g", json_real_value(v));
+        /* Keep it a float when read back: 100.0, not 100. */
+        if (!strpbrk(num, ".en"))
+            strcat(num, ".0");
         return emit_scalar(em, num, strlen(num), false);
     case JSON_TRUE:
         return emit_scalar(em, "true", 4, false);

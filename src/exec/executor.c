@@ -64,7 +64,10 @@ static json_t *parse_json_lines(const char *text, size_t len)
         const char *nl = memchr(text + pos, '\n', len - pos);
         size_t end = nl ? (size_t)(nl - text) : len;
         size_t line_len = end - pos;
-        bool blank = strspn(text + pos, " \t\r") >= line_len;
+        size_t blanks = 0;
+        while (blanks < line_len && text[pos + blanks] && strchr(" \t\r", text[pos + blanks]))
+            blanks++;
+        bool blank = blanks == line_len;
         if (!blank) {
             json_t *v = parse_json_text(text + pos, line_len);
             if (!v) {
@@ -229,7 +232,11 @@ static json_t *execution_build_result(struct execution *ex, const struct proc_re
 static void execution_write_result_file(const struct execution *ex)
 {
     char *path = xasprintf("%s/result.json", ex->dir);
-    char *text = json_dumps(ex->result, JSON_INDENT(2));
+    /* The file holds what run-action prints: the result and its status. */
+    json_t *copy = json_copy(ex->result);
+    json_object_set_new(copy, "status", json_string(execution_status_name(ex->status)));
+    char *text = json_dumps(copy, JSON_INDENT(2));
+    json_decref(copy);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     int rc = fd < 0 ? -errno : write_all(fd, text, strlen(text));
     if (rc == 0)

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/util.h"
@@ -16,7 +17,10 @@ int output_sink_open(struct output_sink *sink, const char *path, int64_t cap)
     sink->kept = 0;
     sink->dropped = 0;
     sink->write_error = 0;
-    return sink->fd < 0 ? -errno : 0;
+    if (sink->fd < 0)
+        return -errno;
+    /* An existing file keeps its mode through O_CREAT; logs are private. */
+    return fchmod(sink->fd, 0600) < 0 ? -errno : 0;
 }
 
 void output_sink_write(struct output_sink *sink, const void *data, size_t len)

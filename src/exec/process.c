@@ -490,6 +490,8 @@ void proc_free(struct proc *p)
         siginfo_t si;
         if (p->pidfd >= 0)
             waitid(P_PIDFD, (id_t)p->pidfd, &si, WEXITED);
+        else
+            waitid(P_PID, (id_t)p->pid, &si, WEXITED);
     }
     drop_source(&p->child_src);
     drop_source(&p->timeout_src);

@@ -89,7 +89,8 @@ static int oneshot_secrets(const char *path, json_t **out, char *err, size_t err
     char perr[256];
     if (rc < 0)
         set_error(err, errlen, rc, "cannot read secrets file %s: %s", path, strerror(-rc));
-    else if ((rc = yaml_parse(text.data, text.len, &doc, perr, sizeof(perr))) < 0)
+    else if (!(doc = json_loadb(text.data, text.len, 0, NULL)) &&
+             (rc = yaml_parse(text.data, text.len, &doc, perr, sizeof(perr))) < 0)
         set_error(err, errlen, rc, "secrets file %s: %s", path, perr);
     else if (!json_is_object(doc) && !json_is_null(doc))
         rc = set_error(err, errlen, EINVAL, "secrets file %s: expected a mapping of name to value",
