@@ -1,16 +1,18 @@
 /* attune-worker: the worker service and its subcommands (run-action,
  * check-config): argument parsing and dispatch. */
+#include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/config.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "worker/oneshot.h"
-#include "worker/service.h"
 
 static const char usage_text[] =
     "Usage:\n"
@@ -178,21 +180,28 @@ static int parse_cli(struct cli *cli, int argc, char **argv)
     return -1;
 }
 
-static int load_config(const struct cli *cli, struct config *cfg)
+/* The service lives in its own executable so that run-action, which starts
+ * once per execution, does not load the database and broker libraries (and
+ * the thirty libraries behind them). It keeps this process's pid. */
+static int exec_service(char **argv)
 {
-    char err[1024];
-    config_init_defaults(cfg);
-    int rc = config_load(cfg, cli->config_path, err, sizeof(err));
-    if (rc == 0 && cli->worker_name)
-        rc = config_set(cfg, "worker.name", cli->worker_name, err, sizeof(err));
-    if (rc == 0)
-        rc = config_validate(cfg, err, sizeof(err));
-    if (rc < 0) {
-        fprintf(stderr, "attune-worker: configuration error: %s\n", err);
-        return CONFIG_EXIT_STATUS;
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    const char *candidates[2] = {NULL, ATTUNE_SERVICE_PATH};
+    char *sibling = NULL;
+    if (n > 0) {
+        self[n] = '\0';
+        char *slash = strrchr(self, '/');
+        sibling = xasprintf("%.*s/attune-worker-service", (int)(slash - self), self);
+        candidates[0] = sibling;
     }
-    log_setup(cfg->log_level, cfg->log_format);
-    return 0;
+    for (size_t i = 0; i < ARRAY_SIZE(candidates); i++)
+        if (candidates[i] && access(candidates[i], X_OK) == 0)
+            execv(candidates[i], argv);
+    fprintf(stderr, "attune-worker: cannot start the service: %s not found (%s)\n",
+            sibling ? sibling : ATTUNE_SERVICE_PATH, strerror(errno));
+    free(sibling);
+    return 1;
 }
 
 int main(int argc, char **argv)
@@ -203,7 +212,11 @@ int main(int argc, char **argv)
     int status = parse_cli(&cli, argc, argv);
     if (status >= 0)
         goto out;
-    status = load_config(&cli, &cfg);
+    if (cli.command == CMD_SERVICE) {
+        status = exec_service(argv);
+        goto out;
+    }
+    status = config_load_for_program(&cfg, "attune-worker", cli.config_path, cli.worker_name);
     if (status == 0) {
         switch (cli.command) {
         case CMD_CHECK_CONFIG:
@@ -213,7 +226,6 @@ int main(int argc, char **argv)
             status = oneshot_run(&cfg, &cli.run);
             break;
         case CMD_SERVICE:
-            status = service_run(&cfg);
             break;
         }
     }

@@ -898,3 +898,21 @@ void config_print_masked(const struct config *cfg, FILE *out)
     strbuf_free(&yaml);
     json_decref(root);
 }
+
+int config_load_for_program(struct config *cfg, const char *program, const char *path,
+                            const char *worker_name)
+{
+    char err[1024];
+    config_init_defaults(cfg);
+    int rc = config_load(cfg, path, err, sizeof(err));
+    if (rc == 0 && worker_name)
+        rc = config_set(cfg, "worker.name", worker_name, err, sizeof(err));
+    if (rc == 0)
+        rc = config_validate(cfg, err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "%s: configuration error: %s\n", program, err);
+        return CONFIG_EXIT_STATUS;
+    }
+    log_setup(cfg->log_level, cfg->log_format);
+    return 0;
+}

@@ -65,6 +65,13 @@ int config_set(struct config *cfg, const char *dotted_key, const char *value, ch
 /* Checks ranges and required values; the message names the key. */
 int config_validate(const struct config *cfg, char *err, size_t errlen);
 
+/* What every program does at start: defaults, config_load, the worker name
+ * from the command line (NULL: none), config_validate, then log_setup. On a
+ * bad configuration prints "PROGRAM: configuration error: ..." to stderr and
+ * returns CONFIG_EXIT_STATUS; else 0. */
+int config_load_for_program(struct config *cfg, const char *program, const char *path,
+                            const char *worker_name);
+
 /* Prints the effective configuration as YAML with secrets masked (the
  * encryption key, passwords inside URLs). */
 void config_print_masked(const struct config *cfg, FILE *out);

@@ -1,0 +1,62 @@
+/* attune-worker-service: the worker service itself. `attune-worker` with no
+ * subcommand runs this program (same arguments, same pid). */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/config.h"
+#include "worker/service.h"
+
+static const char usage_text[] =
+    "Usage: attune-worker [-c FILE] [-n NAME]\n"
+    "Runs the worker service: takes execution requests from RabbitMQ, runs them,\n"
+    "records them in PostgreSQL. SIGTERM or SIGINT stops it gracefully; a second\n"
+    "signal stops it at once.\n"
+    "  -c, --config FILE   configuration file (else $ATTUNE_CONFIG, else ./config.yaml)\n"
+    "  -n, --name NAME     worker name (worker.name)\n"
+    "  -h, --help          show this help\n"
+    "  -V, --version       show the version\n";
+
+int main(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"config", required_argument, NULL, 'c'}, {"name", required_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *config_path = NULL, *name = NULL;
+    int opt;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":c:n:hV", options, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'n':
+            name = optarg;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return 0;
+        case 'V':
+            puts("attune-worker " ATTUNE_VERSION);
+            return 0;
+        default:
+            fprintf(stderr, "attune-worker: %s %s (see attune-worker --help)\n",
+                    opt == ':' ? "option needs a value:" : "unknown option",
+                    argv[optind - 1]);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "attune-worker: unexpected argument '%s' (see attune-worker --help)\n",
+                argv[optind]);
+        return 2;
+    }
+    struct config cfg;
+    int status = config_load_for_program(&cfg, "attune-worker", config_path, name);
+    if (status == 0)
+        status = service_run(&cfg);
+    config_free(&cfg);
+    return status;
+}
