@@ -1,0 +1,150 @@
+"""Secrets in service mode (CONTRACT.md section 4): key rows written by Python's
+`cryptography` (AES-256-GCM, key SHA-256 of the configured string, base64 of
+nonce || ciphertext || tag) reach the action through get_secret(), with system <
+pack < action precedence; a key made with another encryption key fails the
+execution with a clear error and never leaks its value."""
+import json
+import unittest
+
+from service_support import (ServiceTestCase, encrypt_secret, key_hash_of, write_action_file,
+                             write_pack)
+
+REVEAL_PY = '''"""Returns the secrets it is asked for."""
+
+
+def run(names):
+    return {name: get_secret(name) for name in names}  # noqa: F821
+'''
+
+OTHER_KEY = "a-completely-different-encryption-key-0123456789"
+
+AWKWARD = ("line one\nline two\r\n\"double\" 'single' `id` $HOME ${PATH} $(true) \\ back\\slash "
+           "\t tab =eq; semi & amp | pipe > gt < lt # hash % pct {brace} [br] ünïcødé 日本語 🎉 "
+           "\u2028 \x01\x7f end ")
+SECRETS = {
+    "alpha": "sys-alpha",
+    "beta": "sys-beta (overridden by the pack)",
+    "gamma": "sys-gamma (overridden by pack and action)",
+    "awkward": AWKWARD,
+    "trailing_newlines": "ends with two newlines\n\n",
+    "quote_only": "'",
+    "plain": "plain, unencrypted: 'q' \"dq\" $x ü\nsecond line",
+}
+PACK_SECRETS = {"beta": "pack-beta", "gamma": "pack-gamma (overridden by the action)"}
+ACTION_SECRETS = {"gamma": "action-gamma"}
+OTHER_PACK_SECRETS = {"only_other": "belongs to the other pack"}
+BROKEN_VALUE = "plaintext-of-the-broken-key-5f2c9a"
+TAMPERED_VALUE = "plaintext-of-the-tampered-key-81d3e0"
+
+
+class ServiceSecretsTest(ServiceTestCase):
+
+    @classmethod
+    def setUpData(cls):
+        db = cls.db
+        for pack in ("sec", "other"):
+            write_pack(cls.packs_dir, pack)
+            write_action_file(cls.packs_dir, pack, "reveal.py", REVEAL_PY, 0o644)
+        params = {"names": {"type": "array", "items": {"type": "string"}}}
+        cls.sec = (db.insert_pack("sec"), "sec")
+        cls.other = (db.insert_pack("other"), "other")
+        cls.reveal = (db.insert_action(cls.sec[0], "sec", "reveal", "reveal.py", params,
+                                       ["names"]), "sec.reveal")
+        cls.other_reveal = (db.insert_action(cls.other[0], "other", "reveal", "reveal.py",
+                                             params, ["names"]), "other.reveal")
+        cls.badkey = (db.insert_action(cls.sec[0], "sec", "badkey", "reveal.py", params,
+                                       ["names"]), "sec.badkey")
+        cls.tampered = (db.insert_action(cls.sec[0], "sec", "tampered", "reveal.py", params,
+                                         ["names"]), "sec.tampered")
+        for name, value in SECRETS.items():
+            db.insert_key(name, value, encrypted=(name != "plain"))
+        for name, value in PACK_SECRETS.items():
+            db.insert_key(name, value, "pack", pack=cls.sec, encrypted=True)
+        for name, value in ACTION_SECRETS.items():
+            db.insert_key(name, value, "action", action=cls.reveal, encrypted=True)
+        for name, value in OTHER_PACK_SECRETS.items():
+            db.insert_key(name, value, "pack", pack=cls.other, encrypted=True)
+        # Encrypted with another key, and stored with that key's hash.
+        db.insert_key("broken", BROKEN_VALUE, "action", action=cls.badkey, encrypted=True,
+                      key_string=OTHER_KEY)
+        # The right key's hash, but the stored bytes were altered (the tag fails).
+        tampered = bytearray(__import__("base64").b64decode(
+            encrypt_secret(TAMPERED_VALUE, cls.encryption_key)))
+        tampered[14] ^= 0x01
+        db.insert_key("tampered", "x", "action", action=cls.tampered)
+        db.execute("UPDATE attune.key SET encrypted = true, encryption_key_hash = %s, value = %s "
+                   "WHERE name = 'tampered'", (key_hash_of(cls.encryption_key),
+                                               __import__("base64").b64encode(bytes(tampered))
+                                               .decode()))
+        cls.names = sorted(set(SECRETS) | set(PACK_SECRETS) | set(ACTION_SECRETS) |
+                           set(OTHER_PACK_SECRETS) | {"broken", "not_a_key"})
+
+    def run_reveal(self, w, action, names):
+        eid = self.db.insert_execution(action[1], {"names": names}, action_id=action[0])
+        self.broker.dispatch(w.id, eid, action[1], {"parameters": {"names": names}})
+        return self.wait_final(eid, worker=w)
+
+    def assert_not_leaked(self, w, value, *places):
+        if len(value.strip()) < 6:
+            return  # too short to tell from ordinary text
+        self.assertNotIn(value, w.log(), "a secret value is in the worker's log")
+        for place in places:
+            self.assertNotIn(value, json.dumps(place, ensure_ascii=False))
+
+    def test_secrets_reach_the_action_with_precedence(self):
+        w = self.start_worker()
+        row = self.run_reveal(w, self.reveal, self.names)
+        self.assertEqual(row["status"], "completed", "%r\n%s" % (row, w.describe()))
+        expected = dict(SECRETS)
+        expected.update(PACK_SECRETS)
+        expected.update(ACTION_SECRETS)
+        expected.update({"only_other": None, "broken": None, "not_a_key": None})
+        data = row["result"].get("data")
+        self.assertIsInstance(data, dict, row["result"])
+        for name in self.names:
+            self.assertEqual(data.get(name), expected[name], "secret %r" % name)
+
+        other = self.run_reveal(w, self.other_reveal, self.names)
+        self.assertEqual(other["status"], "completed", "%r\n%s" % (other, w.describe()))
+        expected = dict(SECRETS)
+        expected.update(OTHER_PACK_SECRETS)
+        expected.update({"broken": None, "not_a_key": None})
+        for name in self.names:
+            self.assertEqual(other["result"]["data"].get(name), expected[name],
+                             "secret %r as seen by other.reveal" % name)
+
+        for value in list(SECRETS.values()) + list(PACK_SECRETS.values()):
+            self.assert_not_leaked(w, value)
+
+    def test_key_of_another_encryption_key_fails_clearly(self):
+        w = self.start_worker()
+        row = self.run_reveal(w, self.badkey, ["broken", "alpha"])
+        self.assertEqual(row["status"], "failed", "%r\n%s" % (row, w.describe()))
+        result = row["result"]
+        self.assertIs(result["succeeded"], False)
+        self.assertIn("broken", result.get("error", ""), result)
+        self.assertRegex(result["error"], r"(?i)key", result)
+        self.assert_not_leaked(w, BROKEN_VALUE, result)
+        self.assertNotIn("sys-alpha", json.dumps(result), "the action ran anyway")
+
+    def test_altered_ciphertext_fails_clearly(self):
+        w = self.start_worker()
+        row = self.run_reveal(w, self.tampered, ["tampered"])
+        self.assertEqual(row["status"], "failed", "%r\n%s" % (row, w.describe()))
+        self.assertIn("tampered", row["result"].get("error", ""), row["result"])
+        self.assert_not_leaked(w, TAMPERED_VALUE, row["result"])
+
+    def test_worker_with_another_key_fails_every_encrypted_read(self):
+        # The same rows, read by a worker configured with a different key: the
+        # stored hashes do not match it.
+        w = self.start_worker(env={"ATTUNE__SECURITY__ENCRYPTION_KEY": OTHER_KEY + "-x"})
+        row = self.run_reveal(w, self.other_reveal, ["alpha"])
+        self.assertEqual(row["status"], "failed", "%r\n%s" % (row, w.describe()))
+        self.assertRegex(row["result"].get("error", ""), r"alpha|beta|gamma|awkward|only_other|"
+                         r"trailing_newlines|quote_only", row["result"])
+        for value in SECRETS.values():
+            self.assert_not_leaked(w, value, row["result"])
+
+
+if __name__ == "__main__":
+    unittest.main()
