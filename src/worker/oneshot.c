@@ -245,7 +245,6 @@ int oneshot_run(const struct config *cfg, const struct oneshot_options *opts)
     struct oneshot_run r = {0};
     struct oneshot os = {0};
     int status = ONESHOT_EXIT_USAGE;
-    strv_init(&r.settings.base_env);
     if (oneshot_prepare(cfg, opts, &r, err, sizeof(err)) < 0) {
         fprintf(stderr, "attune-worker: %s\n", err);
         goto done;
