@@ -1,0 +1,157 @@
+"""The worker's life in the database and on the broker: registration and
+heartbeat, deregistration on SIGTERM, requests that wait in the durable queue of
+a stopped worker for its restart, and executions left running by an earlier run
+marked abandoned."""
+import os
+import socket
+import time
+import unittest
+import uuid
+
+from service_support import (SLOW, ServiceTestCase, wait_until_value, worker_queue,
+                             write_action_file, write_pack)
+
+NOOP_SH = """#!/bin/bash
+echo "noop $PARAM_N"
+"""
+
+
+class ServiceLifecycleTest(ServiceTestCase):
+
+    @classmethod
+    def setUpData(cls):
+        write_pack(cls.packs_dir, "life")
+        write_action_file(cls.packs_dir, "life", "noop.sh", NOOP_SH)
+        cls.pack_id = cls.db.insert_pack("life")
+        cls.db.insert_action(cls.pack_id, "life", "noop", "noop.sh",
+                             params={"n": {"type": "integer"}})
+
+    def unique_name(self, what):
+        return "w-%s-%s" % (what, uuid.uuid4().hex[:8])
+
+    # 8 -----------------------------------------------------------------------
+
+    def test_registration_heartbeat_and_deregistration(self):
+        w = self.start_worker(env={"ATTUNE__WORKER__HEARTBEAT_INTERVAL": "1",
+                                   "ATTUNE__WORKER__MAX_CONCURRENT_TASKS": "7"})
+        row = self.db.worker(w.id)
+        self.assertEqual(row["name"], w.name)
+        self.assertEqual(row["status"], "active")
+        self.assertEqual(row["worker_type"], "local")
+        self.assertEqual(row["host"], socket.gethostname())
+        caps = row["capabilities"]
+        self.assertEqual(caps.get("max_concurrent_executions"), 7, caps)
+        self.assertIsInstance(caps.get("worker_version"), str, caps)
+        self.assertTrue(caps["worker_version"], caps)
+        self.assertIsInstance(caps.get("runtimes"), list, caps)
+        self.assertTrue(set(caps["runtimes"]) >= {"shell", "python"}, caps)
+        self.assertTrue(set(caps["runtimes"]) <= {"shell", "python", "node", "local"}, caps)
+        self.assertEqual(caps.get("host"), socket.gethostname(), caps)
+        self.assertEqual(caps.get("pid"), w.pid, caps)
+        self.assertIsNotNone(row["last_heartbeat"])
+
+        beats = [row["last_heartbeat"]]
+
+        def advanced():
+            hb = self.db.worker(w.id)["last_heartbeat"]
+            if hb > beats[-1]:
+                beats.append(hb)
+            return len(beats) >= 3
+        self.assertTrue(wait_until_value(advanced, 5 * SLOW, 0.1),
+                        "last_heartbeat did not advance twice in %ss: %r\n%s" % (
+                            5 * SLOW, beats, w.describe()))
+        self.assertEqual(self.db.worker(w.id)["status"], "active")
+
+        self.stop_worker(w)
+        row = self.db.worker(w.id)
+        self.assertEqual(row["status"], "inactive")
+        self.assertGreaterEqual(row["last_heartbeat"], beats[-1])
+
+    def test_default_heartbeat_does_not_beat_every_second(self):
+        # The interval setting is what makes the row move (default 30 s).
+        w = self.start_worker()
+        first = self.db.worker(w.id)["last_heartbeat"]
+        time.sleep(2.5)
+        self.assertEqual(self.db.worker(w.id)["last_heartbeat"], first)
+
+    def test_same_name_keeps_its_id(self):
+        name = self.unique_name("same")
+        w = self.start_worker(name)
+        first = w.id
+        self.stop_worker(w)
+        w = self.start_worker(name)
+        self.assertEqual(w.id, first)
+        self.assertEqual(self.db.worker(first)["status"], "active")
+        self.assertEqual(self.db.value("SELECT count(*) FROM attune.worker WHERE name = %s",
+                                       (name,)), 1)
+
+    # 4 -----------------------------------------------------------------------
+
+    def test_requests_wait_in_the_queue_of_a_stopped_worker(self):
+        name = self.unique_name("queued")
+        w = self.start_worker(name)
+        wid = w.id
+        self.stop_worker(w)
+        self.assertEqual(self.db.worker(wid)["status"], "inactive")
+        queue = worker_queue(wid)
+        self.assertEqual(self.broker.queue_state(queue), (0, 0),
+                         "the queue of a stopped worker should remain, empty and unconsumed")
+        self.assertTrue(self.broker.queue_arguments_ok(queue),
+                        "queue %s is not durable with x-dead-letter-exchange attune.dlx" % queue)
+
+        ids = [self.db.insert_execution("life.noop", {"n": i}) for i in range(6)]
+        for i, eid in enumerate(ids):
+            # mandatory: raises if nothing is bound to take it
+            self.broker.dispatch(wid, eid, "life.noop", {"parameters": {"n": i}})
+        self.assertEqual(self.broker.queue_state(queue), (len(ids), 0))
+        time.sleep(0.5)
+        self.assertEqual(set(self.db.statuses(ids).values()), {"scheduled"})
+
+        again = self.start_worker(name)
+        self.assertEqual(again.id, wid, "a restarted worker of the same name got a new id")
+        statuses = self.wait_all_final(ids, 20 * SLOW, again)
+        self.assertEqual(set(statuses.values()), {"completed"}, statuses)
+        rows = self.db.rows("SELECT worker, result FROM attune.execution WHERE id = ANY(%s)",
+                            (ids,))
+        self.assertEqual({r["worker"] for r in rows}, {wid})
+        self.assertEqual(sorted(r["result"]["stdout"] for r in rows),
+                         ["noop %d\n" % i for i in range(len(ids))])
+        self.assertTrue(wait_until_value(
+            lambda: self.broker.queue_state(queue) == (0, 1), 5 * SLOW),
+            "queue state %r" % (self.broker.queue_state(queue),))
+
+    # 10 ----------------------------------------------------------------------
+
+    def test_executions_left_running_are_abandoned_at_start(self):
+        name = self.unique_name("stale")
+        # The worker's row from an earlier run, and what that run left behind.
+        wid = self.db.value("INSERT INTO attune.worker (name, status, host) VALUES (%s, "
+                            "'active', 'elsewhere') RETURNING id", (name,))
+        other = self.db.value("INSERT INTO attune.worker (name, status) VALUES (%s, 'active') "
+                              "RETURNING id", (self.unique_name("other"),))
+        stale = [self.db.insert_execution("life.noop", {"n": i}, status="running", worker=wid)
+                 for i in range(2)]
+        self.db.execute("UPDATE attune.execution SET started_at = NOW() - interval '1 hour' "
+                        "WHERE id = ANY(%s)", (stale,))
+        done = self.db.insert_execution("life.noop", {"n": 9}, status="completed", worker=wid)
+        elsewhere = self.db.insert_execution("life.noop", {"n": 8}, status="running",
+                                             worker=other)
+        waiting = self.db.insert_execution("life.noop", {"n": 7}, status="scheduled")
+
+        w = self.start_worker(name)
+        self.assertEqual(w.id, wid)
+        for eid in stale:
+            row = self.db.execution(eid)
+            self.assertEqual(row["status"], "abandoned", "%r\n%s" % (row, w.describe()))
+            self.assertIsInstance(row["result"], dict, row)
+            self.assertIs(row["result"].get("succeeded"), False, row)
+            self.assertTrue(row["result"].get("error"), row)
+        self.assertEqual(self.db.execution(done)["status"], "completed")
+        self.assertEqual(self.db.execution(elsewhere)["status"], "running",
+                         "a row of another worker was touched")
+        self.assertEqual(self.db.execution(waiting)["status"], "scheduled")
+        self.assertRegex(w.log(), r"2 executions .*abandoned")
+
+
+if __name__ == "__main__":
+    unittest.main()
