@@ -1,0 +1,246 @@
+"""`attunectl migrate` against a real PostgreSQL: the schema of CONTRACT.md
+section 1 (enums, tables, constraints, `updated` triggers), applied once, safe to
+run twice and from two processes at once."""
+import subprocess
+import time
+import unittest
+
+import psycopg2
+
+from ctl_support import CTL_BIN, EXIT_CONFIG, EXIT_FAILED, EXIT_OK, CtlTestCase
+
+ENUMS = {
+    "execution_status_enum": ["requested", "scheduling", "scheduled", "running", "completed",
+                              "failed", "canceling", "cancelled", "timeout", "abandoned"],
+    "worker_type_enum": ["local", "remote", "container"],
+    "worker_status_enum": ["active", "inactive", "busy", "error"],
+    "owner_type_enum": ["system", "identity", "pack", "action", "sensor"],
+    "runtime_type_enum": ["action", "sensor"],
+}
+
+# Columns the worker and attunectl rely on: name -> (data type, nullable).
+COLUMNS = {
+    "pack": {
+        "id": ("bigint", False), "ref": ("text", False), "label": ("text", False),
+        "description": ("text", True), "version": ("text", False),
+        "conf_schema": ("jsonb", False), "config": ("jsonb", False), "meta": ("jsonb", False),
+        "tags": ("ARRAY", False), "runtime_deps": ("ARRAY", False),
+        "is_standard": ("boolean", False),
+    },
+    "runtime": {
+        "id": ("bigint", False), "ref": ("text", False), "pack": ("bigint", True),
+        "pack_ref": ("text", True), "description": ("text", True),
+        "runtime_type": ("USER-DEFINED", False), "name": ("text", False),
+        "distributions": ("jsonb", False), "installation": ("jsonb", True),
+    },
+    "action": {
+        "id": ("bigint", False), "ref": ("text", False), "pack": ("bigint", False),
+        "pack_ref": ("text", False), "label": ("text", False), "description": ("text", True),
+        "entrypoint": ("text", False), "runtime": ("bigint", True),
+        "param_schema": ("jsonb", True), "out_schema": ("jsonb", True),
+        "parameter_delivery": ("text", False), "parameter_format": ("text", False),
+        "output_format": ("text", False), "is_adhoc": ("boolean", False),
+        "timeout_seconds": ("integer", True),
+    },
+    "execution": {
+        "id": ("bigint", False), "action": ("bigint", True), "action_ref": ("text", False),
+        "config": ("jsonb", True), "parent": ("bigint", True), "enforcement": ("bigint", True),
+        "executor": ("bigint", True), "status": ("USER-DEFINED", False),
+        "result": ("jsonb", True), "worker": ("bigint", True),
+        "started_at": ("timestamp with time zone", True), "timeout_seconds": ("integer", True),
+        "env_vars": ("jsonb", True),
+    },
+    "worker": {
+        "id": ("bigint", False), "name": ("text", False), "worker_type": ("USER-DEFINED", False),
+        "runtime": ("bigint", True), "host": ("text", True), "port": ("integer", True),
+        "status": ("USER-DEFINED", False), "capabilities": ("jsonb", False),
+        "meta": ("jsonb", False), "last_heartbeat": ("timestamp with time zone", True),
+    },
+    "key": {
+        "id": ("bigint", False), "ref": ("text", False), "owner_type": ("USER-DEFINED", False),
+        "owner": ("text", False), "owner_identity": ("bigint", True),
+        "owner_pack": ("bigint", True), "owner_pack_ref": ("text", True),
+        "owner_action": ("bigint", True), "owner_action_ref": ("text", True),
+        "owner_sensor": ("bigint", True), "owner_sensor_ref": ("text", True),
+        "name": ("text", False), "encrypted": ("boolean", False),
+        "encryption_key_hash": ("text", True), "value": ("text", False),
+    },
+}
+
+
+class MigrateTest(CtlTestCase):
+
+    def test_migrate_twice(self):
+        first = self.migrate()
+        self.assertEqual(first.stdout, "applied 0001_initial_schema\n")
+        self.assertEqual(first.stderr, "")
+        second = self.migrate()
+        self.assertEqual(second.stdout, "database is up to date\n")
+        self.assertEqual(second.stderr, "")
+        applied = self.rows("SELECT name, applied_at FROM attune.schema_migrations")
+        self.assertEqual([r["name"] for r in applied], ["0001_initial_schema"])
+        self.assertIsNotNone(applied[0]["applied_at"])
+
+    def test_concurrent_migrates_apply_once(self):
+        procs = [subprocess.Popen([CTL_BIN, "migrate"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, env=self.env(), cwd=self.tmp, text=True)
+                 for _ in range(3)]
+        outputs = [p.communicate(timeout=60) + (p.returncode,) for p in procs]
+        for out, err, rc in outputs:
+            self.assertEqual(rc, EXIT_OK, "stdout: %s\nstderr: %s" % (out, err))
+            self.assertEqual(err, "")
+        applied = sorted(out for out, _, _ in outputs)
+        self.assertEqual(applied, ["applied 0001_initial_schema\n", "database is up to date\n",
+                                   "database is up to date\n"])
+        self.assertEqual(self.value("SELECT count(*) FROM attune.schema_migrations"), 1)
+
+    def test_enums(self):
+        self.migrate()
+        found = {}
+        for r in self.rows(
+                "SELECT t.typname, e.enumlabel FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid "
+                "JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = 'attune' "
+                "ORDER BY t.typname, e.enumsortorder"):
+            found.setdefault(r["typname"], []).append(r["enumlabel"])
+        self.assertEqual(found, ENUMS)
+
+    def test_tables_and_columns(self):
+        self.migrate()
+        tables = {r["table_name"] for r in self.rows(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'attune'")}
+        self.assertEqual(tables, set(COLUMNS) | {"schema_migrations"})
+        for table, expected in COLUMNS.items():
+            cols = {r["column_name"]: (r["data_type"], r["is_nullable"] == "YES")
+                    for r in self.rows(
+                        "SELECT column_name, data_type, is_nullable FROM "
+                        "information_schema.columns WHERE table_schema = 'attune' AND "
+                        "table_name = %s", (table,))}
+            for name, spec in expected.items():
+                self.assertEqual(cols.get(name), spec, "%s.%s" % (table, name))
+            self.assertEqual(cols.get("created"), ("timestamp with time zone", False), table)
+            self.assertEqual(cols.get("updated"), ("timestamp with time zone", False), table)
+
+    def test_defaults(self):
+        self.migrate()
+        self.execute("INSERT INTO attune.pack (ref, label, version) VALUES ('p1', 'P', '1.0.0')")
+        pack = self.row("SELECT * FROM attune.pack")
+        self.assertEqual((pack["conf_schema"], pack["config"], pack["meta"]), ({}, {}, {}))
+        self.assertEqual((pack["tags"], pack["runtime_deps"], pack["is_standard"]), ([], [], False))
+        self.execute("INSERT INTO attune.action (ref, pack, pack_ref, label, entrypoint) "
+                     "VALUES ('p1.a', %s, 'p1', 'A', 'a.sh')", (pack["id"],))
+        action = self.row("SELECT * FROM attune.action")
+        self.assertEqual((action["parameter_delivery"], action["parameter_format"],
+                          action["output_format"], action["is_adhoc"]),
+                         ("stdin", "json", "text", False))
+        self.assertIsNone(action["timeout_seconds"])
+        self.execute("INSERT INTO attune.execution (action_ref) VALUES ('p1.a')")
+        self.assertEqual(self.value("SELECT status::text FROM attune.execution"), "requested")
+
+    def test_constraints(self):
+        self.migrate()
+        bad = [
+            "INSERT INTO attune.pack (ref, label, version) VALUES ('Bad', 'x', '1.0.0')",
+            "INSERT INTO attune.pack (ref, label, version) VALUES ('x', 'x', '1.0.0')",
+            "INSERT INTO attune.pack (ref, label, version) VALUES ('ok', 'x', 'one')",
+            "INSERT INTO attune.action (ref, pack, pack_ref, label, entrypoint, "
+            "parameter_delivery) VALUES ('p1.a', 1, 'p1', 'A', 'a.sh', 'argv')",
+            "INSERT INTO attune.action (ref, pack, pack_ref, label, entrypoint, "
+            "parameter_format) VALUES ('p1.a', 1, 'p1', 'A', 'a.sh', 'xml')",
+            "INSERT INTO attune.action (ref, pack, pack_ref, label, entrypoint, "
+            "output_format) VALUES ('p1.a', 1, 'p1', 'A', 'a.sh', 'csv')",
+            "INSERT INTO attune.action (ref, pack, pack_ref, label, entrypoint) "
+            "VALUES ('p1.a', 999, 'p1', 'A', 'a.sh')",
+            "INSERT INTO attune.pack (ref, label, version) VALUES ('p1', 'again', '1.0.0')",
+            "INSERT INTO attune.key (ref, owner_type, owner, name, value) "
+            "VALUES ('other.k', 'system', 'system', 'k', 'v')",
+        ]
+        self.execute("INSERT INTO attune.pack (ref, label, version) VALUES ('p1', 'P', '1.2.3-rc.1')")
+        self.execute("INSERT INTO attune.key (ref, owner_type, owner, name, value) "
+                     "VALUES ('system.k', 'system', 'system', 'k', 'v')")
+        for sql in bad:
+            with self.subTest(sql=sql):
+                with self.assertRaises(psycopg2.IntegrityError):
+                    self.execute(sql)
+        with self.assertRaises(psycopg2.DataError):
+            self.execute("INSERT INTO attune.execution (action_ref, status) VALUES ('x', 'done')")
+
+    def test_cascades(self):
+        self.migrate()
+        pack_id = self.value("INSERT INTO attune.pack (ref, label, version) "
+                             "VALUES ('p1', 'P', '1.0.0') RETURNING id")
+        action_id = self.value("INSERT INTO attune.action (ref, pack, pack_ref, label, "
+                               "entrypoint) VALUES ('p1.a', %s, 'p1', 'A', 'a.sh') RETURNING id",
+                               (pack_id,))
+        self.execute("INSERT INTO attune.key (ref, owner_type, owner, owner_action, name, value) "
+                     "VALUES ('p1.a.k', 'action', %s, %s, 'k', 'v')", (str(action_id), action_id))
+        self.execute("INSERT INTO attune.key (ref, owner_type, owner, owner_pack, name, value) "
+                     "VALUES ('p1.k', 'pack', %s, %s, 'k', 'v')", (str(pack_id), pack_id))
+        exec_id = self.value("INSERT INTO attune.execution (action, action_ref) "
+                             "VALUES (%s, 'p1.a') RETURNING id", (action_id,))
+        self.execute("DELETE FROM attune.pack WHERE id = %s", (pack_id,))
+        self.assertEqual(self.value("SELECT count(*) FROM attune.action"), 0)
+        self.assertEqual(self.value("SELECT count(*) FROM attune.key"), 0)
+        # the execution is history: it stays, without its action
+        self.assertIsNone(self.value("SELECT action FROM attune.execution WHERE id = %s",
+                                     (exec_id,)))
+
+    def test_updated_trigger_on_every_table(self):
+        self.migrate()
+        triggers = {r["event_object_table"] for r in self.rows(
+            "SELECT event_object_table FROM information_schema.triggers WHERE "
+            "trigger_schema = 'attune' AND action_timing = 'BEFORE' AND "
+            "event_manipulation = 'UPDATE'")}
+        self.assertEqual(triggers, set(COLUMNS))
+        self.execute("INSERT INTO attune.pack (ref, label, version) VALUES ('p1', 'P', '1.0.0')")
+        self.execute("INSERT INTO attune.worker (name) VALUES ('w1')")
+        before = self.row("SELECT p.created, p.updated, w.updated AS wupdated "
+                          "FROM attune.pack p, attune.worker w")
+        self.assertEqual(before["created"], before["updated"])
+        time.sleep(0.05)
+        self.execute("UPDATE attune.pack SET label = 'Q'")
+        self.execute("UPDATE attune.worker SET status = 'active'")
+        after = self.row("SELECT p.created, p.updated, w.updated AS wupdated "
+                         "FROM attune.pack p, attune.worker w")
+        self.assertEqual(after["created"], before["created"])
+        self.assertGreater(after["updated"], before["updated"])
+        self.assertGreater(after["wupdated"], before["wupdated"])
+
+    def test_indexes(self):
+        self.migrate()
+        indexes = {r["indexdef"].split(" USING ")[1] for r in self.rows(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = 'attune'")}
+        for wanted in ("btree (status)", "btree (worker)", "btree (owner_type, owner)",
+                       "btree (name)", "btree (owner_type, owner, name)"):
+            self.assertIn(wanted, indexes)
+
+
+class MigrateErrorsTest(CtlTestCase):
+
+    def test_unreachable_database(self):
+        proc = self.ctl("migrate", env={
+            "ATTUNE__DATABASE__URL": "postgresql://postgres:postgres@127.0.0.1:1/attune"})
+        self.assertOneLineError(proc, EXIT_FAILED, "cannot connect to the database")
+        self.assertNotIn("postgres:postgres", proc.stderr)
+
+    def test_bad_configuration(self):
+        proc = self.ctl("migrate", env={"ATTUNE__WORKER__MAX_CONCURRENT_TASKS": "many"})
+        self.assertOneLineError(proc, EXIT_CONFIG, "max_concurrent_tasks")
+
+    def test_help_and_version(self):
+        self.assertIn("attunectl", self.assertExit(self.ctl("--version"), EXIT_OK).stdout)
+        text = self.assertExit(self.ctl("--help"), EXIT_OK).stdout
+        for command in ("migrate", "pack load", "key set", "run", "execution get", "workers"):
+            self.assertIn(command, text)
+
+    def test_usage_errors(self):
+        for argv in ([], ["bogus"], ["pack"], ["pack", "load"], ["migrate", "extra"],
+                     ["migrate", "--wait"], ["key", "set", "k", "v", "--pack", "a", "--action",
+                                             "a.b"]):
+            with self.subTest(argv=argv):
+                proc = self.ctl(*argv)
+                self.assertEqual(proc.returncode, 2, self.describe(proc))
+                self.assertIn("attunectl:", proc.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
