@@ -320,6 +320,7 @@ static void job_reject(struct job *job, const char *why)
 static void job_claimed(struct job *job, const PGresult *res)
 {
     job->previous_status = xstrdup(PQgetvalue(res, 0, 0));
+    free(job->action_ref);
     job->action_ref = xstrdup(PQgetvalue(res, 0, 1));
     job->exec_config = PQgetisnull(res, 0, 2) ? NULL : json_loads(PQgetvalue(res, 0, 2), 0, NULL);
     job->timeout_seconds = PQgetisnull(res, 0, 3) ? 0 : atoi(PQgetvalue(res, 0, 3));
