@@ -33,6 +33,8 @@ demo: build
 
 bench: build
 	@bench/run-action
+	@echo
+	@bench/e2e
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')

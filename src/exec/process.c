@@ -401,9 +401,10 @@ static int proc_watch(struct proc *p, const struct proc_spec *spec, struct child
     }
     rc = rc ? rc
             : sd_event_add_child_pidfd(p->loop, &p->child_src, p->pidfd, WEXITED, on_child_exit, p);
+    /* From the real start, not from the loop's cached time of this iteration. */
     if (rc == 0 && spec->timeout_ms)
-        rc = sd_event_add_time_relative(p->loop, &p->timeout_src, CLOCK_MONOTONIC,
-                                        spec->timeout_ms * 1000, 1000, on_timeout, p);
+        rc = sd_event_add_time(p->loop, &p->timeout_src, CLOCK_MONOTONIC,
+                               (p->started_ms + spec->timeout_ms) * 1000, 1000, on_timeout, p);
     return rc;
 }
 
