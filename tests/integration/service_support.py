@@ -48,9 +48,7 @@ SLOW = 3 if sanitized_build() else 1
 READY_TIMEOUT = 15 * SLOW
 READY_RE = re.compile(r"worker (\S+) \(id (\d+)\) ready in (\d+) ms")
 
-# Our own keys in the environment the worker inherits from the test runner are
-# dropped; these are set per worker.
-_urls_cache = None
+_urls_cache = None  # the URLs, read once per process
 
 
 # --- the servers -------------------------------------------------------------
@@ -590,30 +588,34 @@ def marker_of(props, body, markers):
 
 def take_from_dead_letter_queue(url, markers, timeout):
     """Takes (acknowledges) the messages in attune.dlx.queue that carry one of
-    `markers`; messages of others are held unacknowledged while looking and then
-    given back to the queue. Returns {marker: count}."""
+    `markers`. The queue is shared: messages of others are held unacknowledged
+    only until one pass over the queue ends, then given back, so that two tests
+    looking at once cannot hold each other's messages for long. Returns
+    {marker: count}."""
     found = {}
     conn = pika.BlockingConnection(_params(url))
     try:
         ch = conn.channel()
-        held = []
         deadline = time.monotonic() + timeout
-        try:
-            while sum(found.values()) < len(markers) and time.monotonic() < deadline:
-                method, props, body = ch.basic_get(DLX_QUEUE, auto_ack=False)
-                if method is None:
-                    conn.process_data_events(time_limit=0.05)
-                    continue
-                m = marker_of(props, body, markers)
-                if m is None:
-                    held.append(method.delivery_tag)
-                else:
-                    found[m] = found.get(m, 0) + 1
-                    ch.basic_ack(method.delivery_tag)
-        finally:
-            for tag in held:
-                ch.basic_nack(tag, requeue=True)
-            ch.close()
+        while sum(found.values()) < len(markers) and time.monotonic() < deadline:
+            held = []
+            try:
+                while sum(found.values()) < len(markers):
+                    method, props, body = ch.basic_get(DLX_QUEUE, auto_ack=False)
+                    if method is None:
+                        break
+                    m = marker_of(props, body, markers)
+                    if m is None:
+                        held.append(method.delivery_tag)
+                    else:
+                        found[m] = found.get(m, 0) + 1
+                        ch.basic_ack(method.delivery_tag)
+            finally:
+                for tag in held:
+                    ch.basic_nack(tag, requeue=True)
+            if sum(found.values()) < len(markers):
+                conn.process_data_events(time_limit=0.1 + random.random() * 0.2)
+        ch.close()
     finally:
         conn.close()
     return found
@@ -723,8 +725,8 @@ class ServiceTestCase(unittest.TestCase):
         return lst
 
     def kill_group_later(self, pidfile):
-        """An action that wrote its pid to `pidfile` runs in its own process group:
-        make sure nothing of it outlives the test, whatever the worker did."""
+        """An action that wrote "PID PGID" to `pidfile` runs in its own process
+        group: make sure nothing of it outlives the test, whatever the worker did."""
         self.group_pidfiles.append(pidfile)
 
     def _cleanup(self):
@@ -742,10 +744,10 @@ class ServiceTestCase(unittest.TestCase):
         for pidfile in self.group_pidfiles:
             try:
                 with open(pidfile) as f:
-                    pid = int(f.read().split()[0])
+                    pgid = int(f.read().split()[-1])
             except (OSError, ValueError, IndexError):
                 continue
-            for member in live_members_of_group(pid):
+            for member in live_members_of_group(pgid):
                 try:
                     os.kill(member, signal.SIGKILL)
                 except ProcessLookupError:

@@ -2,7 +2,6 @@
 is run, recorded and reported (CONTRACT.md sections 2 and 3); two workers share a
 broker; a duplicate request runs once; requests that cannot run fail or are
 dead-lettered, each with a reason."""
-import json
 import os
 import re
 import time

@@ -2,7 +2,6 @@
 heartbeat, deregistration on SIGTERM, requests that wait in the durable queue of
 a stopped worker for its restart, and executions left running by an earlier run
 marked abandoned."""
-import os
 import socket
 import time
 import unittest

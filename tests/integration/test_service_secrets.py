@@ -3,11 +3,11 @@
 nonce || ciphertext || tag) reach the action through get_secret(), with system <
 pack < action precedence; a key made with another encryption key fails the
 execution with a clear error and never leaks its value."""
+import base64
 import json
 import unittest
 
-from service_support import (ServiceTestCase, encrypt_secret, key_hash_of, write_action_file,
-                             write_pack)
+from service_support import ServiceTestCase, write_action_file, write_pack
 
 REVEAL_PY = '''"""Returns the secrets it is asked for."""
 
@@ -67,15 +67,13 @@ class ServiceSecretsTest(ServiceTestCase):
         # Encrypted with another key, and stored with that key's hash.
         db.insert_key("broken", BROKEN_VALUE, "action", action=cls.badkey, encrypted=True,
                       key_string=OTHER_KEY)
-        # The right key's hash, but the stored bytes were altered (the tag fails).
-        tampered = bytearray(__import__("base64").b64decode(
-            encrypt_secret(TAMPERED_VALUE, cls.encryption_key)))
-        tampered[14] ^= 0x01
-        db.insert_key("tampered", "x", "action", action=cls.tampered)
-        db.execute("UPDATE attune.key SET encrypted = true, encryption_key_hash = %s, value = %s "
-                   "WHERE name = 'tampered'", (key_hash_of(cls.encryption_key),
-                                               __import__("base64").b64encode(bytes(tampered))
-                                               .decode()))
+        # The right key's hash, but a ciphertext byte was altered (the tag fails).
+        db.insert_key("tampered", TAMPERED_VALUE, "action", action=cls.tampered, encrypted=True)
+        stored = bytearray(base64.b64decode(db.value(
+            "SELECT value FROM attune.key WHERE name = 'tampered'")))
+        stored[14] ^= 0x01
+        db.execute("UPDATE attune.key SET value = %s WHERE name = 'tampered'",
+                   (base64.b64encode(bytes(stored)).decode(),))
         cls.names = sorted(set(SECRETS) | set(PACK_SECRETS) | set(ACTION_SECRETS) |
                            set(OTHER_PACK_SECRETS) | {"broken", "not_a_key"})
 

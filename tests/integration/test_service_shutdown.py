@@ -14,7 +14,8 @@ from support import live_members_of_group
 
 SLEEPER_SH = """#!/bin/bash
 # Says where it runs, then sleeps for the requested time.
-echo $$ >"$PARAM_PIDFILE"
+read -r _ _ _ _ pgid _ </proc/$$/stat
+echo "$$ $pgid" >"$PARAM_PIDFILE"
 sleep "$PARAM_SECONDS"
 echo "slept $PARAM_SECONDS"
 """
@@ -33,7 +34,8 @@ class ServiceShutdownTest(ServiceTestCase):
                              required=["seconds", "pidfile"])
 
     def start_sleeper(self, w, seconds):
-        """Dispatches a sleeper to w; returns (execution id, action pid) once it runs."""
+        """Dispatches a sleeper to w; returns (execution id, action pid, its process
+        group) once it runs."""
         pidfile = os.path.join(self.tmp, "pid-%s" % uuid.uuid4().hex[:8])
         self.kill_group_later(pidfile)
         params = {"seconds": seconds, "pidfile": pidfile}
@@ -44,11 +46,13 @@ class ServiceShutdownTest(ServiceTestCase):
                                          os.path.getsize(pidfile) > 0, 10 * SLOW),
                         "the action did not start\n" + w.describe())
         with open(pidfile) as f:
-            return eid, int(f.read().split()[0])
+            pid, pgid = (int(x) for x in f.read().split())
+        self.assertNotEqual(pgid, os.getpgid(w.pid), "the action is not in its own group")
+        return eid, pid, pgid
 
     def test_running_execution_finishes_before_exit(self):
         w = self.start_worker()
-        eid, pid = self.start_sleeper(w, 3)
+        eid, pid, pgid = self.start_sleeper(w, 3)
         sent = time.monotonic()
         w.signal(signal.SIGTERM)
         self.assertTrue(w.wait_log(r"stopping: waiting up to 30 s for 1 running", 5 * SLOW),
@@ -72,10 +76,11 @@ class ServiceShutdownTest(ServiceTestCase):
         self.assertEqual(self.broker.queue_state(worker_queue(w.id)), (1, 0),
                          "the request sent while stopping is not back in the queue")
         self.assertTrue(pid_gone(pid))
+        self.assertEqual(live_members_of_group(pgid), [])
 
     def test_shutdown_timeout_cancels_what_still_runs(self):
         w = self.start_worker(env={"ATTUNE__WORKER__SHUTDOWN_TIMEOUT": "1"})
-        eid, pid = self.start_sleeper(w, 30)
+        eid, pid, pgid = self.start_sleeper(w, 30)
         sent = time.monotonic()
         w.signal(signal.SIGTERM)
         rc = w.wait(15 * SLOW)
@@ -92,12 +97,12 @@ class ServiceShutdownTest(ServiceTestCase):
         self.assertNotIn("slept", row["result"]["stdout"])
         self.assertEqual(self.db.worker(w.id)["status"], "inactive")
         self.assertTrue(wait_until_value(lambda: pid_gone(pid) and
-                                         not live_members_of_group(pid), 5),
+                                         not live_members_of_group(pgid), 5),
                         "the action's processes outlived the cancellation")
 
     def test_second_signal_stops_at_once(self):
         w = self.start_worker()
-        eid, pid = self.start_sleeper(w, 30)
+        eid, pid, pgid = self.start_sleeper(w, 30)
         w.signal(signal.SIGTERM)
         self.assertTrue(w.wait_log(r"stopping: waiting up to", 5 * SLOW), w.describe())
         time.sleep(0.5)
@@ -113,7 +118,7 @@ class ServiceShutdownTest(ServiceTestCase):
         self.assertEqual(rc, 0, w.describe())
         self.assertLess(elapsed, 2 * SLOW, "took %.1f s to stop" % elapsed)
         self.assertTrue(wait_until_value(lambda: pid_gone(pid) and
-                                         not live_members_of_group(pid), 5),
+                                         not live_members_of_group(pgid), 5),
                         "the action's processes outlived the worker")
         # Whatever it left running is recorded as abandoned by the next start.
         again = self.start_worker(w.name)
