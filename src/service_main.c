@@ -20,8 +20,10 @@ static const char usage_text[] =
 int main(int argc, char **argv)
 {
     static const struct option options[] = {
-        {"config", required_argument, NULL, 'c'}, {"name", required_argument, NULL, 'n'},
-        {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
+        {"config", required_argument, NULL, 'c'},
+        {"name", required_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     const char *config_path = NULL, *name = NULL;
@@ -43,8 +45,7 @@ int main(int argc, char **argv)
             return 0;
         default:
             fprintf(stderr, "attune-worker: %s %s (see attune-worker --help)\n",
-                    opt == ':' ? "option needs a value:" : "unknown option",
-                    argv[optind - 1]);
+                    opt == ':' ? "option needs a value:" : "unknown option", argv[optind - 1]);
             return 2;
         }
     }

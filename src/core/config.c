@@ -599,9 +599,14 @@ static int apply_env_var(struct config *cfg, const char *entry, char *err, size_
     char *var = xstrndup(entry, (size_t)(eq - entry));
     char *key = env_name_to_key(var + strlen(CONFIG_ENV_PREFIX));
     char msg[512];
-    int rc = config_set(cfg, key, eq + 1, msg, sizeof(msg));
-    if (rc < 0)
+    int rc = 0;
+    if (!key_find(key) && !str_starts_with(key, WORKER_ENV_PREFIX)) {
+        /* Attune's other services read ATTUNE__ variables of their own from
+         * the same environment: not ours is not an error. */
+        log_warn("ignoring %s: not a setting of attune-worker", var);
+    } else if ((rc = config_set(cfg, key, eq + 1, msg, sizeof(msg))) < 0) {
         set_error(err, errlen, rc, "%s: %s", var, msg);
+    }
     free(key);
     free(var);
     return rc;

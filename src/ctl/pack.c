@@ -266,18 +266,25 @@ static char *store_pack(PGconn *db, const struct pack_def *p)
     return id;
 }
 
+/* The runner type is kept as a runtime row of the pack ("PACK.RUNNER"), which
+ * is what the worker reads to choose the interpreter. */
+static const char store_action_sql[] =
+    "WITH rt AS (INSERT INTO attune.runtime (ref, pack, pack_ref, runtime_type, name, "
+    "description) VALUES ($3 || '.' || $12, $2::bigint, $3, 'action', $12, $12 || ' actions of "
+    "pack ' || $3) ON CONFLICT (ref) DO UPDATE SET name = EXCLUDED.name RETURNING id) "
+    "INSERT INTO attune.action (ref, pack, pack_ref, label, description, entrypoint, "
+    "runtime, param_schema, parameter_delivery, parameter_format, output_format, "
+    "timeout_seconds, enabled) VALUES ($1, $2::bigint, $3, $4, $5, $6, (SELECT id FROM rt), "
+    "$7::jsonb, $8, $9, $10, $11::integer, $13::boolean) ON CONFLICT (ref) DO UPDATE SET "
+    "pack = EXCLUDED.pack, pack_ref = EXCLUDED.pack_ref, label = EXCLUDED.label, "
+    "description = EXCLUDED.description, entrypoint = EXCLUDED.entrypoint, "
+    "runtime = EXCLUDED.runtime, param_schema = EXCLUDED.param_schema, "
+    "parameter_delivery = EXCLUDED.parameter_delivery, parameter_format = "
+    "EXCLUDED.parameter_format, output_format = EXCLUDED.output_format, timeout_seconds = "
+    "EXCLUDED.timeout_seconds, enabled = EXCLUDED.enabled";
+
 static int store_action(PGconn *db, const char *pack_id, const struct action *a)
 {
-    static const char sql[] =
-        "INSERT INTO attune.action (ref, pack, pack_ref, label, description, entrypoint, "
-        "runtime, param_schema, parameter_delivery, parameter_format, output_format, "
-        "timeout_seconds) VALUES ($1, $2::bigint, $3, $4, $5, $6, NULL, $7::jsonb, $8, $9, $10, "
-        "$11::integer) ON CONFLICT (ref) DO UPDATE SET pack = EXCLUDED.pack, pack_ref = "
-        "EXCLUDED.pack_ref, label = EXCLUDED.label, description = EXCLUDED.description, "
-        "entrypoint = EXCLUDED.entrypoint, runtime = NULL, param_schema = EXCLUDED.param_schema, "
-        "parameter_delivery = EXCLUDED.parameter_delivery, parameter_format = "
-        "EXCLUDED.parameter_format, output_format = EXCLUDED.output_format, timeout_seconds = "
-        "EXCLUDED.timeout_seconds";
     char timeout[16];
     snprintf(timeout, sizeof(timeout), "%d", a->timeout_seconds);
     char *schema = json_dumps(a->param_schema, JSON_COMPACT);
@@ -291,9 +298,11 @@ static int store_action(PGconn *db, const char *pack_id, const struct action *a)
                             param_delivery_name(a->parameter_delivery),
                             param_format_name(a->parameter_format),
                             output_format_name(a->output_format),
-                            a->timeout_seconds > 0 ? timeout : NULL};
+                            a->timeout_seconds > 0 ? timeout : NULL,
+                            a->runner_type,
+                            a->enabled ? "true" : "false"};
     char *what = xasprintf("cannot store action %s", a->ref);
-    int rc = ctl_exec(db, what, sql, 11, values);
+    int rc = ctl_exec(db, what, store_action_sql, 13, values);
     free(what);
     free(schema);
     return rc;

@@ -2,6 +2,7 @@
 #include "db/db.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,8 @@ struct db {
     int watched_fd;
     sd_event_source *io_src;
     sd_event_source *retry_src;
+    sd_event_source *connect_timer_src;
+    int connect_timeout;
     uint64_t backoff_ms;
     unsigned failures;
     struct db_query *head, *tail;
@@ -69,6 +72,7 @@ static void db_connection_lost(struct db *db, const char *why)
     db->connected = false;
     db->in_flight = false;
     db->io_src = sd_event_source_disable_unref(db->io_src);
+    db->connect_timer_src = sd_event_source_disable_unref(db->connect_timer_src);
     db->watched_fd = -1;
     if (db->conn)
         PQfinish(db->conn);
@@ -89,6 +93,7 @@ static void db_connection_lost(struct db *db, const char *why)
 
 static void db_became_ready(struct db *db)
 {
+    db->connect_timer_src = sd_event_source_disable_unref(db->connect_timer_src);
     PQsetnonblocking(db->conn, 1);
     db->connected = true;
     if (db->failures > 0)
@@ -224,8 +229,24 @@ static int on_db_retry(sd_event_source *s, uint64_t usec, void *userdata)
     return 0;
 }
 
+/* libpq's own connect_timeout applies only to blocking connects. */
+static int on_db_connect_timeout(sd_event_source *s, uint64_t usec, void *userdata)
+{
+    struct db *db = userdata;
+    (void)s;
+    (void)usec;
+    char why[96];
+    snprintf(why, sizeof(why), "no connection within %d s (database.connect_timeout)",
+             db->connect_timeout);
+    db_connection_lost(db, why);
+    return 0;
+}
+
 static void db_start_connect(struct db *db)
 {
+    sd_event_add_time_relative(db->loop, &db->connect_timer_src, CLOCK_MONOTONIC,
+                               (uint64_t)db->connect_timeout * 1000000u, 10000,
+                               on_db_connect_timeout, db);
     db->conn = PQconnectStart(db->url);
     if (!db->conn || PQstatus(db->conn) == CONNECTION_BAD) {
         db_connection_lost(db, db->conn ? PQerrorMessage(db->conn) : "out of memory");
@@ -234,9 +255,11 @@ static void db_start_connect(struct db *db)
     db_watch(db, EPOLLOUT);
 }
 
-struct db *db_new(sd_event *loop, const char *url, db_state_fn on_state, void *userdata)
+struct db *db_new(sd_event *loop, const char *url, int connect_timeout, db_state_fn on_state,
+                  void *userdata)
 {
     struct db *db = xcalloc(1, sizeof(*db));
+    db->connect_timeout = connect_timeout > 0 ? connect_timeout : 10;
     db->loop = sd_event_ref(loop);
     db->url = xstrdup(url);
     db->watched_fd = -1;
@@ -255,6 +278,7 @@ void db_free(struct db *db)
         db_query_free(db_pop(db));
     db->io_src = sd_event_source_disable_unref(db->io_src);
     db->retry_src = sd_event_source_disable_unref(db->retry_src);
+    db->connect_timer_src = sd_event_source_disable_unref(db->connect_timer_src);
     if (db->conn)
         PQfinish(db->conn);
     secure_zero(db->url, strlen(db->url));

@@ -152,7 +152,8 @@ static enum execution_status execution_decide(const struct proc_result *pr, cons
         return EXECUTION_CANCELLED;
     if (pr->timed_out)
         return EXECUTION_TIMEOUT;
-    if (pr->exited && pr->exit_code == 0 && !json_object_get(reply, "error"))
+    if (pr->exited && pr->exit_code == 0 && !json_object_get(reply, "error") &&
+        !pr->reply_truncated)
         return EXECUTION_COMPLETED;
     return EXECUTION_FAILED;
 }
@@ -173,6 +174,8 @@ static char *execution_error_text(const struct execution *ex, const struct proc_
     }
     if (wrapper_error)
         return xstrdup(wrapper_error);
+    if (pr->reply_truncated)
+        return xasprintf("the return value is larger than %u MiB", EXECUTION_REPLY_MAX >> 20);
     if (!pr->exited)
         return xasprintf("killed by signal %d", pr->signal);
     char *tail = stderr_tail(stderr_text);

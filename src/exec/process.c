@@ -295,6 +295,10 @@ static void proc_check_done(struct proc *p)
     if (p->finished || !p->reaped || p->out_fd >= 0 || p->err_fd >= 0 || p->control_fd >= 0)
         return;
     p->finished = true;
+    /* What the action left in its group got SIGTERM when it exited; whatever
+     * ignored that goes now, since nobody will be watching it any more. */
+    if (p->kill_stage == KILL_TERM_SENT)
+        proc_signal_group(p, SIGKILL);
     drop_source(&p->kill_src);
     drop_source(&p->stdin_feed.src);
     close_fd(&p->stdin_feed.fd);

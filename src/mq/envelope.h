@@ -36,8 +36,8 @@ void envelope_request_free(struct execution_request_msg *msg);
  * "1.0", the current time, headers {retry_count: 0, source_service:
  * "attune-worker", trace_id when non-empty}. Writes the new message id to
  * message_id_out (37 bytes) when not NULL. Returns a new object. */
-json_t *envelope_build(const char *message_type, const char *correlation_id,
-                       const char *trace_id, json_t *payload, char message_id_out[37]);
+json_t *envelope_build(const char *message_type, const char *correlation_id, const char *trace_id,
+                       json_t *payload, char message_id_out[37]);
 
 /* A random (version 4) UUID, lowercase, 36 characters plus NUL. */
 void uuid_v4(char out[37]);

@@ -6,12 +6,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/log.h"
 #include "core/util.h"
 #include "exec/action.h"
 #include "exec/params.h"
 #include "mq/envelope.h"
+#include "worker/report.h"
 #include "worker/artifacts.h"
 #include "worker/secrets.h"
 
@@ -21,6 +23,8 @@ struct job {
     struct job_context ctx;
     uint64_t connection, delivery_tag; /* the broker message, until acknowledged */
     bool acked;
+    bool claimed;  /* the execution is ours from here... */
+    bool recorded; /* ...until its final state is in the database */
     struct execution_request_msg msg;
     char id_text[32];
     char worker_text[32];
@@ -61,41 +65,30 @@ static void job_done(struct job *job)
 
 /* Outbound messages */
 
-static void job_publish(struct job *job, const char *routing_key, const char *type, json_t *payload)
+static struct report_subject job_subject(const struct job *job)
 {
-    char message_id[37];
-    json_t *env =
-        envelope_build(type, job->msg.correlation_id, job->msg.trace_id, payload, message_id);
-    char *body = json_dumps(env, JSON_COMPACT);
-    const char *corr = json_string_value(json_object_get(env, "correlation_id"));
-    mq_publish(job->ctx.mq, routing_key, body, message_id, corr);
-    free(body);
-    json_decref(env);
+    int64_t action_id = 0;
+    if (job->action_id)
+        parse_int64(job->action_id, &action_id);
+    return (struct report_subject){
+        .execution_id = job->msg.execution_id,
+        .action_id = action_id,
+        .action_ref = job->action_ref,
+        .correlation_id = job->msg.correlation_id,
+        .trace_id = job->msg.trace_id,
+    };
 }
 
 static void job_publish_status(struct job *job, const char *from, const char *to)
 {
-    char now[48];
-    time_rfc3339_now(now, sizeof(now));
-    json_t *payload = json_pack("{s:I, s:s, s:s, s:s, s:s}", "execution_id",
-                                (json_int_t)job->msg.execution_id, "action_ref", job->action_ref,
-                                "previous_status", from, "new_status", to, "changed_at", now);
-    job_publish(job, "execution.status_changed", "ExecutionStatusChanged", payload);
+    struct report_subject subject = job_subject(job);
+    report_status_changed(job->ctx.mq, &subject, from, to);
 }
 
 static void job_publish_completed(struct job *job)
 {
-    char now[48];
-    int64_t action_id = 0;
-    time_rfc3339_now(now, sizeof(now));
-    json_t *aid = job->action_id && parse_int64(job->action_id, &action_id)
-                      ? json_integer(action_id)
-                      : json_null();
-    json_t *payload = json_pack("{s:I, s:o, s:s, s:s, s:O, s:s}", "execution_id",
-                                (json_int_t)job->msg.execution_id, "action_id", aid, "action_ref",
-                                job->action_ref, "status", execution_status_name(job->final_status),
-                                "result", job->result, "completed_at", now);
-    job_publish(job, "execution.completed", "ExecutionCompleted", payload);
+    struct report_subject subject = job_subject(job);
+    report_completed(job->ctx.mq, &subject, execution_status_name(job->final_status), job->result);
 }
 
 /* Final record */
@@ -104,6 +97,7 @@ static void on_final_recorded(struct db *db, const PGresult *res, const char *er
 {
     struct job *job = userdata;
     (void)db;
+    job->recorded = true;
     if (error) {
         log_error("execution %s: cannot record the result: %s", job->id_text, error);
     } else if (atoi(PQcmdTuples((PGresult *)res)) == 0) {
@@ -229,6 +223,24 @@ static void job_load_secrets(struct job *job)
     db_query(job->ctx.db, sql, 2, values, on_secrets_loaded, job);
 }
 
+/* A runtime row's name as a runner type: Attune deployments also spell them
+ * "Python", "python3", "nodejs", "bash"; no runtime means "local". */
+static const char *job_runner_name(const char *name)
+{
+    static const char *const aliases[][2] = {
+        {"python3", "python"}, {"nodejs", "node"}, {"bash", "shell"}, {"sh", "shell"}};
+    static const char *const known[] = {"shell", "python", "node", "local"};
+    if (!name || !*name)
+        return "local";
+    for (size_t i = 0; i < ARRAY_SIZE(aliases); i++)
+        if (strcasecmp(name, aliases[i][0]) == 0)
+            return aliases[i][1];
+    for (size_t i = 0; i < ARRAY_SIZE(known); i++)
+        if (strcasecmp(name, known[i]) == 0)
+            return known[i];
+    return name;
+}
+
 /* The action row becomes a definition like an action file's, so the same
  * checks apply (entry point present and inside actions/, known formats). */
 static json_t *job_action_definition(const PGresult *res)
@@ -244,9 +256,11 @@ static json_t *job_action_definition(const PGresult *res)
             json_object_set_new(def, text_columns[i], json_string(PQgetvalue(res, 0, col)));
     }
     int runtime = PQfnumber(res, "runner_type");
-    json_object_set_new(
-        def, "runner_type",
-        json_string(PQgetisnull(res, 0, runtime) ? "local" : PQgetvalue(res, 0, runtime)));
+    const char *runtime_name = PQgetisnull(res, 0, runtime) ? NULL : PQgetvalue(res, 0, runtime);
+    json_object_set_new(def, "runner_type", json_string(job_runner_name(runtime_name)));
+    int enabled = PQfnumber(res, "enabled");
+    json_object_set_new(def, "enabled",
+                        json_boolean(strcmp(PQgetvalue(res, 0, enabled), "t") == 0));
     int timeout = PQfnumber(res, "timeout_seconds");
     if (!PQgetisnull(res, 0, timeout))
         json_object_set_new(def, "timeout", json_integer(atoi(PQgetvalue(res, 0, timeout))));
@@ -276,6 +290,9 @@ static void on_action_loaded(struct db *db, const PGresult *res, const char *err
     int rc = action_from_definition(def, pack_ref, pack_dir, &job->action, err, sizeof(err));
     json_decref(def);
     free(pack_dir);
+    if (rc == 0 && !job->action->enabled)
+        rc = set_error(err, sizeof(err), EPERM, "action '%s' is disabled (enabled: false)",
+                       job->action_ref);
     if (rc == 0) {
         job->params = job_parameters(job->exec_config);
         if (!job->params)
@@ -292,10 +309,11 @@ static void on_action_loaded(struct db *db, const PGresult *res, const char *err
 static void job_load_action(struct job *job)
 {
     static const char sql[] =
-        "SELECT a.id, a.ref, a.pack_ref, split_part(a.ref, '.', 2) AS name, "
+        "SELECT a.id, a.ref, a.pack_ref, substr(a.ref, length(a.pack_ref) + 2) AS name, "
         "a.entrypoint AS entry_point, a.label, a.description, a.param_schema, "
         "a.parameter_delivery, a.parameter_format, a.output_format, a.timeout_seconds, "
-        "r.name AS runner_type FROM attune.action a LEFT JOIN attune.runtime r ON r.id = "
+        "r.name AS runner_type, a.enabled FROM attune.action a LEFT JOIN attune.runtime r ON r.id "
+        "= "
         "a.runtime WHERE a.ref = $1";
     const char *values[] = {job->action_ref};
     db_query(job->ctx.db, sql, 1, values, on_action_loaded, job);
@@ -319,6 +337,7 @@ static void job_reject(struct job *job, const char *why)
 
 static void job_claimed(struct job *job, const PGresult *res)
 {
+    job->claimed = true;
     job->previous_status = xstrdup(PQgetvalue(res, 0, 0));
     free(job->action_ref);
     job->action_ref = xstrdup(PQgetvalue(res, 0, 1));
@@ -333,6 +352,16 @@ static void job_claimed(struct job *job, const PGresult *res)
     job_load_action(job);
 }
 
+static void job_requeue(struct job *job, const char *why)
+{
+    log_warn("execution %s: %s; returned to the queue", job->id_text, why);
+    mq_reject_tag(job->ctx.mq, job->connection, job->delivery_tag, true);
+    job->acked = true;
+    job_done(job);
+}
+
+static void job_resume(struct job *job);
+
 static void on_status_checked(struct db *db, const PGresult *res, const char *error, void *userdata)
 {
     struct job *job = userdata;
@@ -340,10 +369,8 @@ static void on_status_checked(struct db *db, const PGresult *res, const char *er
     (void)db;
     if (error) {
         /* The database is the truth and cannot answer: let the broker retry. */
-        log_warn("execution %s: cannot check its status: %s; requeued", job->id_text, error);
-        mq_reject_tag(job->ctx.mq, job->connection, job->delivery_tag, true);
-        job->acked = true;
-        job_done(job);
+        snprintf(why, sizeof(why), "cannot check its status: %s", error);
+        job_requeue(job, why);
         return;
     }
     if (PQntuples(res) == 0) {
@@ -351,22 +378,55 @@ static void on_status_checked(struct db *db, const PGresult *res, const char *er
         job_reject(job, why);
         return;
     }
-    log_info("execution %s is already %s; acknowledged, not run again", job->id_text,
-             PQgetvalue(res, 0, 0));
+    const char *status = PQgetvalue(res, 0, 0);
+    const char *worker = PQgetvalue(res, 0, 1);
+    if (strcmp(status, "running") == 0 && strcmp(worker, job->worker_text) == 0 &&
+        !job->ctx.is_running(job->msg.execution_id, job->ctx.userdata)) {
+        /* Ours, yet not running here: the reply to our own claim was lost
+         * with a database connection. Pick it up. */
+        job_resume(job);
+        return;
+    }
+    log_info("execution %s is already %s; acknowledged, not run again", job->id_text, status);
     job_ack(job);
     job_done(job);
 }
 
 static void on_claim(struct db *db, const PGresult *res, const char *error, void *userdata)
 {
-    static const char sql[] = "SELECT status::text FROM attune.execution WHERE id = $1";
+    static const char sql[] =
+        "SELECT status::text, COALESCE(worker::text, '') FROM attune.execution WHERE id = $1";
     struct job *job = userdata;
-    if (!error && PQntuples(res) == 1) {
+    if (error) {
+        job_requeue(job, error);
+        return;
+    }
+    if (PQntuples(res) == 1) {
         job_claimed(job, res);
         return;
     }
     const char *values[] = {job->id_text};
     db_query(db, sql, 1, values, on_status_checked, job);
+}
+
+static void on_resumed(struct db *db, const PGresult *res, const char *error, void *userdata)
+{
+    struct job *job = userdata;
+    (void)db;
+    if (error || PQntuples(res) != 1) {
+        job_requeue(job, error ? error : "it changed while being resumed");
+        return;
+    }
+    job_claimed(job, res);
+}
+
+static void job_resume(struct job *job)
+{
+    static const char sql[] =
+        "SELECT 'scheduled', action_ref, config, timeout_seconds, env_vars FROM "
+        "attune.execution WHERE id = $1 AND status = 'running' AND worker = $2";
+    const char *values[] = {job->id_text, job->worker_text};
+    db_query(job->ctx.db, sql, 2, values, on_resumed, job);
 }
 
 static void job_claim(struct job *job)
@@ -402,6 +462,16 @@ struct job *job_start(const struct job_context *ctx, const struct mq_delivery *d
 bool job_is_running(const struct job *job)
 {
     return job->execution && !job->result;
+}
+
+bool job_holds_execution(const struct job *job)
+{
+    return job->claimed && !job->recorded;
+}
+
+int64_t job_execution_id(const struct job *job)
+{
+    return job->msg.execution_id;
 }
 
 void job_cancel(struct job *job)

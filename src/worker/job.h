@@ -25,6 +25,8 @@ struct job_context {
     /* Called once when the job is over (recorded, or handed back); the
      * callee frees the job. */
     void (*finished)(struct job *job, void *userdata);
+    /* Whether this process is running the execution now. */
+    bool (*is_running)(int64_t execution_id, void *userdata);
     void *userdata;
 };
 
@@ -34,6 +36,10 @@ struct job *job_start(const struct job_context *ctx, const struct mq_delivery *d
 
 /* True once the action's process runs. */
 bool job_is_running(const struct job *job);
+/* True from the claim until the final state is in the database. */
+bool job_holds_execution(const struct job *job);
+/* The execution id, 0 before the message parsed. */
+int64_t job_execution_id(const struct job *job);
 /* Stops the action (shutdown): it is recorded as cancelled. */
 void job_cancel(struct job *job);
 void job_free(struct job *job);

@@ -68,14 +68,6 @@ static int oneshot_params(const struct oneshot_options *opts, const struct actio
     return 0;
 }
 
-static json_t *scalar_text(const json_t *value)
-{
-    char *text = json_dumps(value, JSON_ENCODE_ANY);
-    json_t *s = json_string(text);
-    free(text);
-    return s;
-}
-
 /* A secrets file is a mapping of name to value; scalar values are taken as text. */
 static int oneshot_secrets(const char *path, json_t **out, char *err, size_t errlen)
 {
@@ -101,13 +93,13 @@ static int oneshot_secrets(const char *path, json_t **out, char *err, size_t err
     {
         if (rc < 0)
             break;
+        /* A number would come back re-printed (0123 as 123): only text is exact. */
         if (json_is_string(value))
             json_object_set(*out, name, value);
-        else if (json_is_number(value) || json_is_boolean(value))
-            json_object_set_new(*out, name, scalar_text(value));
         else
-            rc = set_error(err, errlen, EINVAL, "secrets file %s: value of '%s' must be text", path,
-                           name);
+            rc =
+                set_error(err, errlen, EINVAL,
+                          "secrets file %s: value of '%s' must be a string (quote it)", path, name);
     }
     json_decref(doc);
     if (text.data)

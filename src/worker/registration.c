@@ -11,7 +11,7 @@
 
 struct registration_call {
     registration_done_fn done;
-    void (*count_done)(int count, void *userdata);
+    void (*rows_done)(const PGresult *rows, void *userdata);
     void (*plain_done)(void *userdata);
     void *userdata;
 };
@@ -57,28 +57,26 @@ static void on_abandoned(struct db *db, const PGresult *res, const char *error, 
 {
     struct registration_call *c = userdata;
     (void)db;
-    int count = -1;
     if (error)
         log_error("cannot finish executions left running: %s", error);
-    else
-        count = atoi(PQcmdTuples((PGresult *)res));
-    c->count_done(count, c->userdata);
+    c->rows_done(error ? NULL : res, c->userdata);
     free(c);
 }
 
 void registration_abandon_stale(struct db *db, int64_t worker_id,
-                                void (*done)(int count, void *userdata), void *userdata)
+                                void (*done)(const PGresult *rows, void *userdata), void *userdata)
 {
     static const char sql[] =
         "UPDATE attune.execution SET status = 'abandoned', result = jsonb_build_object("
         "'succeeded', false, 'exit_code', NULL, 'error', "
         "'the worker stopped while the action was running (worker restarted)') "
-        "WHERE worker = $1 AND status = 'running'";
+        "WHERE worker = $1 AND status = 'running' "
+        "RETURNING id, action_ref, COALESCE(action, 0), result";
     char id[32];
     snprintf(id, sizeof(id), "%lld", (long long)worker_id);
     const char *values[] = {id};
     struct registration_call *c = call_new(userdata);
-    c->count_done = done;
+    c->rows_done = done;
     db_query(db, sql, 1, values, on_abandoned, c);
 }
 

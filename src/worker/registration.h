@@ -19,9 +19,10 @@ void registration_register(struct db *db, const struct config *cfg, const json_t
                            registration_done_fn done, void *userdata);
 
 /* Finishes as `abandoned` every execution still `running` under this worker
- * (left by a run that died); calls done with how many, or -1 on error. */
+ * (left by a run that died); calls done with their rows (id, action_ref,
+ * action, result), or with NULL on error. */
 void registration_abandon_stale(struct db *db, int64_t worker_id,
-                                void (*done)(int count, void *userdata), void *userdata);
+                                void (*done)(const PGresult *rows, void *userdata), void *userdata);
 
 /* Records a heartbeat now (status stays as given: "active" or "busy"). */
 void registration_heartbeat(struct db *db, int64_t worker_id, const char *status);

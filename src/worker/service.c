@@ -21,6 +21,7 @@
 #include "worker/job.h"
 #include "worker/oneshot.h"
 #include "worker/registration.h"
+#include "worker/report.h"
 
 #define SERVICE_RETENTION_PERIOD_S (6 * 3600)
 #define SERVICE_CONFIRM_WAIT_MS 5000
@@ -248,15 +249,29 @@ static void service_ready(struct service *svc)
              svc->cfg->max_concurrent_tasks);
 }
 
-static void on_stale_abandoned(int count, void *userdata)
+/* Each execution an earlier run left behind gets its two messages now. */
+static void on_stale_abandoned(const PGresult *rows, void *userdata)
 {
     struct service *svc = userdata;
-    if (count > 0)
+    int n = rows ? PQntuples(rows) : 0;
+    for (int i = 0; i < n; i++) {
+        int64_t id = 0, action_id = 0;
+        parse_int64(PQgetvalue(rows, i, 0), &id);
+        parse_int64(PQgetvalue(rows, i, 2), &action_id);
+        struct report_subject subject = {
+            .execution_id = id,
+            .action_id = action_id,
+            .action_ref = PQgetvalue(rows, i, 1),
+        };
+        json_t *result = json_loads(PQgetvalue(rows, i, 3), 0, NULL);
+        report_status_changed(svc->mq, &subject, "running", "abandoned");
+        report_completed(svc->mq, &subject, "abandoned", result);
+        json_decref(result);
+    }
+    if (n > 0)
         log_warn("%d executions left running by an earlier run of this worker were marked "
                  "abandoned",
-                 count);
-    if (svc->state == SERVICE_STARTING)
-        service_ready(svc);
+                 n);
 }
 
 static void on_registered(int64_t worker_id, const char *error, void *userdata)
@@ -268,7 +283,18 @@ static void on_registered(int64_t worker_id, const char *error, void *userdata)
         return;
     }
     svc->worker_id = worker_id;
+    /* Queued before any claim the broker's deliveries cause, so it runs first. */
     registration_abandon_stale(svc->db, worker_id, on_stale_abandoned, svc);
+    service_ready(svc);
+}
+
+static bool service_is_running(int64_t execution_id, void *userdata)
+{
+    struct service *svc = userdata;
+    for (struct job *j = svc->jobs; j; j = job_next(j))
+        if (job_holds_execution(j) && job_execution_id(j) == execution_id)
+            return true;
+    return false;
 }
 
 static void on_db_state(struct db *db, bool connected, void *userdata)
@@ -358,13 +384,14 @@ int service_run(const struct config *cfg)
         service_free(&svc);
         return 1;
     }
-    svc.db = db_new(svc.loop, cfg->database_url, on_db_state, &svc);
+    svc.db = db_new(svc.loop, cfg->database_url, cfg->database_connect_timeout, on_db_state, &svc);
     svc.job_ctx = (struct job_context){
         .loop = svc.loop,
         .cfg = cfg,
         .db = svc.db,
         .settings = &svc.settings,
         .finished = on_job_finished,
+        .is_running = service_is_running,
         .userdata = &svc,
     };
     json_t *caps = service_capabilities(&svc);

@@ -1,6 +1,7 @@
 """`attunectl migrate` against a real PostgreSQL: the schema of CONTRACT.md
 section 1 (enums, tables, constraints, `updated` triggers), applied once, safe to
 run twice and from two processes at once."""
+import os
 import subprocess
 import time
 import unittest
@@ -40,7 +41,7 @@ COLUMNS = {
         "param_schema": ("jsonb", True), "out_schema": ("jsonb", True),
         "parameter_delivery": ("text", False), "parameter_format": ("text", False),
         "output_format": ("text", False), "is_adhoc": ("boolean", False),
-        "timeout_seconds": ("integer", True),
+        "timeout_seconds": ("integer", True), "enabled": ("boolean", False),
     },
     "execution": {
         "id": ("bigint", False), "action": ("bigint", True), "action_ref": ("text", False),
@@ -68,17 +69,22 @@ COLUMNS = {
 }
 
 
+MIGRATIONS = sorted(f[:-4] for f in os.listdir(os.path.join(os.environ["ATTUNE_SOURCE_DIR"], "migrations"))
+                    if f.endswith(".sql"))
+APPLIED_ALL = "".join("applied %s\n" % m for m in MIGRATIONS)
+
+
 class MigrateTest(CtlTestCase):
 
     def test_migrate_twice(self):
         first = self.migrate()
-        self.assertEqual(first.stdout, "applied 0001_initial_schema\n")
+        self.assertEqual(first.stdout, APPLIED_ALL)
         self.assertEqual(first.stderr, "")
         second = self.migrate()
         self.assertEqual(second.stdout, "database is up to date\n")
         self.assertEqual(second.stderr, "")
         applied = self.rows("SELECT name, applied_at FROM attune.schema_migrations")
-        self.assertEqual([r["name"] for r in applied], ["0001_initial_schema"])
+        self.assertEqual([r["name"] for r in applied], MIGRATIONS)
         self.assertIsNotNone(applied[0]["applied_at"])
 
     def test_concurrent_migrates_apply_once(self):
@@ -90,9 +96,10 @@ class MigrateTest(CtlTestCase):
             self.assertEqual(rc, EXIT_OK, "stdout: %s\nstderr: %s" % (out, err))
             self.assertEqual(err, "")
         applied = sorted(out for out, _, _ in outputs)
-        self.assertEqual(applied, ["applied 0001_initial_schema\n", "database is up to date\n",
+        self.assertEqual(applied, [APPLIED_ALL, "database is up to date\n",
                                    "database is up to date\n"])
-        self.assertEqual(self.value("SELECT count(*) FROM attune.schema_migrations"), 1)
+        self.assertEqual(self.value("SELECT count(*) FROM attune.schema_migrations"),
+                         len(MIGRATIONS))
 
     def test_enums(self):
         self.migrate()

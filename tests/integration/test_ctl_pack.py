@@ -57,7 +57,12 @@ class PackLoadTest(CtlTestCase):
         self.assertEqual(set(actions), EXAMPLE_ACTIONS)
         for ref, a in actions.items():
             self.assertEqual((a["pack"], a["pack_ref"]), (pack["id"], "examples"), ref)
-            self.assertIsNone(a["runtime"], ref)
+            # The runner type is kept as the pack's runtime row "examples.<runner>".
+            runtime = self.row("SELECT ref, name, pack FROM attune.runtime WHERE id = %s",
+                               (a["runtime"],))
+            self.assertEqual(runtime["ref"], "examples." + runtime["name"], ref)
+            self.assertEqual(runtime["pack"], pack["id"], ref)
+            self.assertTrue(a["enabled"], ref)
             self.assertEqual(a["parameter_delivery"], "stdin", ref)
             self.assertEqual(a["parameter_format"], "json", ref)
         greet = actions["examples.greet"]

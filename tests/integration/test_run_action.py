@@ -137,6 +137,12 @@ class UsageErrorTest(WorkerTestCase):
         self.assertOneLineError(
             self.run_action("testpack.emit_text", p=["text=x"], secrets_file=not_mapping),
             not_mapping)
+        # An unquoted number would be re-printed (0123 as 123): refused, naming the key.
+        number = self.path("number.yaml")
+        with open(number, "w") as f:
+            f.write("pin: 0123\n")
+        self.assertOneLineError(
+            self.run_action("testpack.emit_text", p=["text=x"], secrets_file=number), "'pin'")
 
 
 class DefinitionErrorTest(WorkerTestCase):

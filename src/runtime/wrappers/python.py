@@ -1,7 +1,8 @@
 # attune-worker python wrapper: run as `python3 -c WRAPPER ENTRY_PATH`. Reads
-# secrets and parameters from fd 3 (a socket), runs the action file as
-# __main__, calls its entry function when it has one, and sends the return
-# value or the exception back on fd 3. Nothing goes to stdout.
+# secrets and parameters from fd 3 (a socket); a file that defines the entry
+# function (run) is loaded as a module and the function called (awaited when
+# async), any other file runs as __main__; the return value or the exception
+# goes back on fd 3. Nothing goes to stdout.
 import builtins as _b, json as _j, os as _o, sys as _s
 
 
@@ -25,16 +26,25 @@ def _attune_main():
     entry = _s.argv[1]
     _s.argv = [entry]
     _s.path[0] = _o.path.dirname(entry)
-    namespace = {"__name__": "__main__", "__file__": entry, "__builtins__": _b,
-                 "get_secret": get_secret}
+    name = control.get("entry") or "run"
     reply = "{}"
     try:
         with open(entry, "rb") as f:
-            code = compile(f.read(), entry, "exec")
-        exec(code, namespace)
-        function = namespace.get(control.get("entry") or "run")
+            source = f.read()
+        # A module that defines the entry function is imported, not run as a
+        # script, so its `if __name__ == "__main__":` block stays quiet.
+        heads = (b"def %s(" % name.encode(), b"async def %s(" % name.encode())
+        is_module = any(line.startswith(heads) for line in source.splitlines())
+        namespace = {"__name__": "__attune_action__" if is_module else "__main__",
+                     "__file__": entry, "__builtins__": _b, "get_secret": get_secret}
+        exec(compile(source, entry, "exec"), namespace)
+        function = namespace.get(name) if is_module else None
         if callable(function):
-            reply = _j.dumps({"data": function(**(control.get("parameters") or {}))})
+            data = function(**(control.get("parameters") or {}))
+            if hasattr(data, "__await__"):
+                import asyncio
+                data = asyncio.run(data)
+            reply = _j.dumps({"data": data})
     except SystemExit:
         raise
     except BaseException as e:

@@ -1,0 +1,43 @@
+/* The outbound execution messages (see report.h). */
+#include "worker/report.h"
+
+#include <stdlib.h>
+
+#include "core/util.h"
+#include "mq/envelope.h"
+
+static void report_publish(struct mq *mq, const struct report_subject *s, const char *routing_key,
+                           const char *type, json_t *payload)
+{
+    char message_id[37];
+    json_t *env = envelope_build(type, s->correlation_id, s->trace_id, payload, message_id);
+    char *body = json_dumps(env, JSON_COMPACT);
+    const char *corr = json_string_value(json_object_get(env, "correlation_id"));
+    mq_publish(mq, routing_key, body, message_id, corr);
+    free(body);
+    json_decref(env);
+}
+
+void report_status_changed(struct mq *mq, const struct report_subject *s, const char *from,
+                           const char *to)
+{
+    char now[48];
+    time_rfc3339_now(now, sizeof(now));
+    json_t *payload = json_pack("{s:I, s:s, s:s, s:s, s:s}", "execution_id",
+                                (json_int_t)s->execution_id, "action_ref", s->action_ref,
+                                "previous_status", from, "new_status", to, "changed_at", now);
+    report_publish(mq, s, "execution.status_changed", "ExecutionStatusChanged", payload);
+}
+
+void report_completed(struct mq *mq, const struct report_subject *s, const char *status,
+                      const json_t *result)
+{
+    char now[48];
+    time_rfc3339_now(now, sizeof(now));
+    json_t *action_id = s->action_id > 0 ? json_integer(s->action_id) : json_null();
+    json_t *payload =
+        json_pack("{s:I, s:o, s:s, s:s, s:O, s:s}", "execution_id", (json_int_t)s->execution_id,
+                  "action_id", action_id, "action_ref", s->action_ref, "status", status, "result",
+                  result, "completed_at", now);
+    report_publish(mq, s, "execution.completed", "ExecutionCompleted", payload);
+}

@@ -1,0 +1,28 @@
+/* The outbound messages of CONTRACT.md section 2: ExecutionStatusChanged for
+ * each transition and ExecutionCompleted once at the end, published with
+ * confirms on attune.executions. */
+#ifndef ATTUNE_WORKER_REPORT_H
+#define ATTUNE_WORKER_REPORT_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "mq/mq.h"
+
+/* What every message about one execution carries. correlation_id may be
+ * NULL or "" (a fresh one is made), trace_id NULL or "" (none). */
+struct report_subject {
+    int64_t execution_id;
+    int64_t action_id; /* 0 when unknown: published as null */
+    const char *action_ref;
+    const char *correlation_id;
+    const char *trace_id;
+};
+
+void report_status_changed(struct mq *mq, const struct report_subject *s, const char *from,
+                           const char *to);
+/* result is borrowed. */
+void report_completed(struct mq *mq, const struct report_subject *s, const char *status,
+                      const json_t *result);
+
+#endif
