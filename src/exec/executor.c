@@ -13,6 +13,7 @@
 #include "exec/output.h"
 #include "exec/params.h"
 #include "exec/process.h"
+#include "runtime/pymarshal.h"
 
 /* A python/node wrapper's answer larger than this is cut (and fails to parse). */
 #define EXECUTION_REPLY_MAX (16u << 20)
@@ -24,7 +25,7 @@ struct execution {
     char *param_file; /* NULL with stdin delivery */
     enum output_format output_format;
     int timeout_seconds;
-    bool reply_expected;
+    enum launch_reply reply_format;
     struct output_sink out, err;
     struct proc *proc;
     enum execution_status status;
@@ -134,14 +135,19 @@ static char *stderr_tail(const char *text)
     return xstrndup(text + start, len - start);
 }
 
-static json_t *reply_parse(const struct proc_result *pr)
+/* The wrapper's answer: {"data": ...} or {"error": "..."}; NULL if none. An
+ * answer that does not decode becomes an error of its own. */
+static json_t *reply_parse(const struct execution *ex, const struct proc_result *pr)
 {
-    if (pr->reply.len == 0)
+    char err[256] = "the wrapper's answer is not an object";
+    if (pr->reply.len == 0 || pr->reply_truncated)
         return NULL;
-    json_t *reply = json_loadb(pr->reply.data, pr->reply.len, 0, NULL);
+    json_t *reply = ex->reply_format == LAUNCH_REPLY_MARSHAL
+                        ? pymarshal_decode(pr->reply.data, pr->reply.len, err, sizeof(err))
+                        : json_loadb(pr->reply.data, pr->reply.len, 0, NULL);
     if (!json_is_object(reply)) {
         json_decref(reply);
-        return NULL;
+        return json_pack("{s:s}", "error", err);
     }
     return reply;
 }
@@ -202,7 +208,7 @@ static json_t *execution_data(const struct execution *ex, const json_t *reply,
 
 static json_t *execution_build_result(struct execution *ex, const struct proc_result *pr)
 {
-    json_t *reply = reply_parse(pr);
+    json_t *reply = reply_parse(ex, pr);
     ex->status = execution_decide(pr, reply);
     char *out = read_log(ex, "stdout.log");
     char *err = read_log(ex, "stderr.log");
@@ -380,7 +386,7 @@ static int execution_spawn(struct execution *ex, sd_event *loop, const struct ex
             .timeout_ms = (uint64_t)req->timeout_seconds * 1000u,
             .kill_grace_ms = s->kill_grace_ms,
         };
-        ex->reply_expected = l.reply_expected;
+        ex->reply_format = l.reply;
         rc = proc_start(loop, &spec, on_proc_done, ex, &ex->proc, err, errlen);
     }
     launch_free(&l);

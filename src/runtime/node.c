@@ -22,7 +22,7 @@ static int node_prepare(const struct runtime *rt, const struct launch_input *in,
     strv_push(&out->argv, wrapper_node_js);
     strv_push(&out->argv, in->action->entry_path);
     out->control = PROC_CONTROL_SOCKET;
-    out->reply_expected = true;
+    out->reply = LAUNCH_REPLY_JSON;
     runtime_json_control(in, &out->control_data);
     return 0;
 }

@@ -1,6 +1,8 @@
 /* The python runtime: runs .py actions under python3 through a wrapper that
  * provides get_secret(name) and calls run(**parameters) when defined; secrets
- * and parameters travel on a socket at fd 3, which also carries the answer. */
+ * and parameters travel on a socket at fd 3, which also carries the answer,
+ * both in marshal format (see pymarshal.h for why not JSON). */
+#include "runtime/pymarshal.h"
 #include "runtime/runtime.h"
 
 extern const char wrapper_python_py[];
@@ -21,8 +23,11 @@ static int python_prepare(const struct runtime *rt, const struct launch_input *i
     strv_push(&out->argv, wrapper_python_py);
     strv_push(&out->argv, in->action->entry_path);
     out->control = PROC_CONTROL_SOCKET;
-    out->reply_expected = true;
-    runtime_json_control(in, &out->control_data);
+    out->reply = LAUNCH_REPLY_MARSHAL;
+    json_t *control = json_pack("{s:O, s:O, s:s}", "secrets", in->secrets, "parameters", in->params,
+                                "entry", "run");
+    pymarshal_encode(control, &out->control_data);
+    json_decref(control);
     return 0;
 }
 

@@ -13,7 +13,7 @@ void launch_init(struct launch *l)
     strv_init(&l->env);
     l->control = PROC_CONTROL_NONE;
     strbuf_init(&l->control_data);
-    l->reply_expected = false;
+    l->reply = LAUNCH_REPLY_NONE;
 }
 
 void launch_free(struct launch *l)

@@ -20,6 +20,8 @@ struct launch_input {
     const json_t *secrets; /* object of name -> string; never NULL */
 };
 
+enum launch_reply { LAUNCH_REPLY_NONE, LAUNCH_REPLY_JSON, LAUNCH_REPLY_MARSHAL };
+
 /* What a runtime produces for one execution; the executor adds the common
  * environment, stdin and the output sinks. */
 struct launch {
@@ -28,7 +30,8 @@ struct launch {
     struct strv env; /* runtime-specific additions (PARAM_* for shell) */
     enum proc_control control;
     struct strbuf control_data; /* secrets travel here, wiped after use */
-    bool reply_expected;        /* the wrapper answers with {"data":..} or {"error":..} */
+    /* How the wrapper encodes its answer {"data": ...} or {"error": "..."}. */
+    enum launch_reply reply;
 };
 
 void launch_init(struct launch *l);

@@ -3,7 +3,7 @@
 # function (run) is loaded as a module and the function called (awaited when
 # async), any other file runs as __main__; the return value or the exception
 # goes back on fd 3. Nothing goes to stdout.
-import builtins as _b, json as _j, os as _o, sys as _s
+import builtins as _b, marshal as _m, os as _o, sys as _s
 
 
 def _attune_main():
@@ -13,7 +13,7 @@ def _attune_main():
         if not chunk:
             break
         chunks.append(chunk)
-    control = _j.loads(b"".join(chunks) or b"{}")
+    control = _m.loads(b"".join(chunks)) if chunks else {}
     del chunks
     _o.set_inheritable(3, False)
     secrets = control.get("secrets") or {}
@@ -27,7 +27,7 @@ def _attune_main():
     _s.argv = [entry]
     _s.path[0] = _o.path.dirname(entry)
     name = control.get("entry") or "run"
-    reply = "{}"
+    reply = {}
     try:
         with open(entry, "rb") as f:
             source = f.read()
@@ -44,20 +44,31 @@ def _attune_main():
             if hasattr(data, "__await__"):
                 import asyncio
                 data = asyncio.run(data)
-            reply = _j.dumps({"data": data})
+            reply = {"data": data}
     except SystemExit:
         raise
     except BaseException as e:
         import traceback
         traceback.print_exc()
-        _attune_reply(_j.dumps({"error": "%s: %s" % (type(e).__name__, e)}))
+        _attune_reply({"error": "%s: %s" % (type(e).__name__, e)})
         _s.exit(1)
     _attune_reply(reply)
 
 
-def _attune_reply(text):
+def _attune_reply(value):
+    """Sends the answer in marshal format: a builtin module, unlike json."""
     _s.stdout.flush()
-    data = text.encode()
+    try:
+        data = _m.dumps(value)
+    except ValueError:
+        # Not plain built-in types (an OrderedDict, say): json knows more.
+        import json
+        try:
+            data = _m.dumps(json.loads(json.dumps(value)))
+        except (TypeError, ValueError) as e:
+            _s.stderr.write("the return value is not JSON-serializable: %s\n" % e)
+            data = _m.dumps({"error": "TypeError: the return value is not JSON-serializable: %s"
+                                      % e})
     while data:
         data = data[_o.write(3, data):]
     _o.close(3)
