@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/config.h"
+#include "worker/guardian.h"
 #include "worker/service.h"
 
 static const char usage_text[] =
@@ -26,6 +27,8 @@ int main(int argc, char **argv)
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
+    if (argc == 2 && strcmp(argv[1], "--guardian") == 0)
+        return guardian_main(3);
     const char *config_path = NULL, *name = NULL;
     int opt;
     opterr = 0;

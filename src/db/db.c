@@ -141,6 +141,14 @@ static void db_deliver(struct db *db, PGresult *res)
     db_query_free(q);
 }
 
+/* An error that says the server is going away (admin shutdown, crash
+ * recovery, connection failure): the query will be sent again, not failed. */
+static bool db_error_is_transient(const PGresult *res)
+{
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    return !state || str_starts_with(state, "08") || str_starts_with(state, "57P");
+}
+
 static void db_read_results(struct db *db)
 {
     if (!PQconsumeInput(db->conn)) {
@@ -155,6 +163,14 @@ static void db_read_results(struct db *db)
         PGresult *extra;
         while ((extra = PQgetResult(db->conn)))
             PQclear(extra);
+        if (PQresultStatus(res) == PGRES_FATAL_ERROR && db_error_is_transient(res)) {
+            char *why = xstrdup(PQresultErrorMessage(res));
+            why[strcspn(why, "\n")] = '\0';
+            PQclear(res);
+            db_connection_lost(db, why);
+            free(why);
+            return;
+        }
         db_deliver(db, res);
         PQclear(res);
         db_send_next(db);

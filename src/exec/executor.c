@@ -21,6 +21,7 @@
 #define EXECUTION_ERROR_TAIL 1024
 
 struct execution {
+    const struct executor_settings *settings;
     char *dir;
     char *param_file; /* NULL with stdin delivery */
     enum output_format output_format;
@@ -261,6 +262,8 @@ static void execution_write_result_file(const struct execution *ex)
 static void on_proc_done(struct proc *proc, void *userdata)
 {
     struct execution *ex = userdata;
+    if (ex->settings->on_reap)
+        ex->settings->on_reap(proc_pid(proc), ex->settings->hook_userdata);
     output_sink_close(&ex->out);
     output_sink_close(&ex->err);
     if (ex->param_file)
@@ -388,6 +391,8 @@ static int execution_spawn(struct execution *ex, sd_event *loop, const struct ex
         };
         ex->reply_format = l.reply;
         rc = proc_start(loop, &spec, on_proc_done, ex, &ex->proc, err, errlen);
+        if (rc == 0 && s->on_spawn)
+            s->on_spawn(proc_pid(ex->proc), s->hook_userdata);
     }
     launch_free(&l);
     strv_free(&env);
@@ -404,6 +409,7 @@ int execution_start(sd_event *loop, const struct executor_settings *settings,
     if (rc < 0)
         return rc;
     struct execution *ex = xcalloc(1, sizeof(*ex));
+    ex->settings = settings;
     ex->dir = xstrdup(req->artifacts_dir);
     ex->out.fd = ex->err.fd = -1;
     ex->output_format = req->action->output_format;

@@ -29,6 +29,10 @@ struct executor_settings {
     int64_t max_stdout_bytes;
     int64_t max_stderr_bytes;
     uint64_t kill_grace_ms;
+    /* Told when an action's process group starts and when it is gone. */
+    void (*on_spawn)(pid_t pgid, void *userdata);
+    void (*on_reap)(pid_t pgid, void *userdata);
+    void *hook_userdata;
 };
 
 struct execution_request {

@@ -53,6 +53,7 @@ struct mq {
 
     struct mq_outgoing *out_head, *out_tail;
     size_t unconfirmed;
+    size_t unconfirmed_bytes;
 
     mq_delivery_fn on_delivery;
     mq_state_fn on_state;
@@ -185,6 +186,8 @@ static bool mq_declare(struct mq *mq, char *why, size_t whylen)
     return mq_rpc_ok(mq, "bind the worker's queue", why, whylen);
 }
 
+static bool mq_consume(struct mq *mq, char *why, size_t whylen);
+
 static bool mq_start_consuming(struct mq *mq, char *why, size_t whylen)
 {
     amqp_basic_qos(mq->conn, MQ_CHANNEL, 0, (uint16_t)mq->prefetch, 0);
@@ -193,8 +196,11 @@ static bool mq_start_consuming(struct mq *mq, char *why, size_t whylen)
     amqp_confirm_select(mq->conn, MQ_CHANNEL);
     if (!mq_rpc_ok(mq, "confirm.select", why, whylen))
         return false;
-    if (mq->stop_consuming)
-        return true;
+    return mq->stop_consuming ? true : mq_consume(mq, why, whylen);
+}
+
+static bool mq_consume(struct mq *mq, char *why, size_t whylen)
+{
     amqp_basic_consume_ok_t *ok =
         amqp_basic_consume(mq->conn, MQ_CHANNEL, amqp_cstring_bytes(mq->queue), amqp_empty_bytes, 0,
                            0, 0, amqp_empty_table);
@@ -253,6 +259,7 @@ static void mq_confirmed(struct mq *mq, uint64_t tag, bool multiple)
         if (mq->out_tail == o)
             mq->out_tail = prev;
         mq->unconfirmed--;
+        mq->unconfirmed_bytes -= strlen(o->body);
         mq_outgoing_free(o);
     }
 }
@@ -475,6 +482,11 @@ size_t mq_unconfirmed(const struct mq *mq)
     return mq->unconfirmed;
 }
 
+size_t mq_unconfirmed_bytes(const struct mq *mq)
+{
+    return mq->unconfirmed_bytes;
+}
+
 void mq_ack_tag(struct mq *mq, uint64_t connection, uint64_t tag)
 {
     if (!mq->connected || connection != mq->generation)
@@ -517,8 +529,19 @@ void mq_publish(struct mq *mq, const char *routing_key, const char *body, const 
         mq->out_head = o;
     mq->out_tail = o;
     mq->unconfirmed++;
+    mq->unconfirmed_bytes += strlen(o->body);
     if (mq->connected)
         mq_send(mq, o);
+}
+
+void mq_resume_consuming(struct mq *mq)
+{
+    mq->stop_consuming = false;
+    if (!mq->connected || mq->consuming)
+        return;
+    char why[256];
+    if (!mq_consume(mq, why, sizeof(why)))
+        mq_lost(mq, why);
 }
 
 void mq_stop_consuming(struct mq *mq)

@@ -42,6 +42,7 @@ void mq_free(struct mq *mq);
 bool mq_is_connected(const struct mq *mq);
 /* Messages published and not yet confirmed by the broker. */
 size_t mq_unconfirmed(const struct mq *mq);
+size_t mq_unconfirmed_bytes(const struct mq *mq);
 
 /* Acknowledges, or rejects without requeue (to the dead-letter exchange) or
  * with requeue. A delivery from an earlier connection is ignored: the broker
@@ -56,8 +57,10 @@ void mq_reject_tag(struct mq *mq, uint64_t connection, uint64_t tag, bool requeu
 void mq_publish(struct mq *mq, const char *routing_key, const char *body, const char *message_id,
                 const char *correlation_id);
 
-/* Stops consuming (basic.cancel): unacknowledged deliveries return to the
- * queue when the connection closes. */
+/* Stops consuming (basic.cancel), also across reconnections: unacknowledged
+ * deliveries return to the queue when the connection closes. */
 void mq_stop_consuming(struct mq *mq);
+/* Consumes again after mq_stop_consuming. */
+void mq_resume_consuming(struct mq *mq);
 
 #endif

@@ -25,6 +25,7 @@ struct job {
     bool acked;
     bool claimed;  /* the execution is ours from here... */
     bool recorded; /* ...until its final state is in the database */
+    bool retried_final;
     struct execution_request_msg msg;
     char id_text[32];
     char worker_text[32];
@@ -100,7 +101,20 @@ static void on_final_recorded(struct db *db, const PGresult *res, const char *er
     job->recorded = true;
     if (error) {
         log_error("execution %s: cannot record the result: %s", job->id_text, error);
-    } else if (atoi(PQcmdTuples((PGresult *)res)) == 0) {
+    } else if (atoi(PQcmdTuples((PGresult *)res)) == 0 && !job->retried_final) {
+        /* Either someone else finished it, or our own update went through and
+         * its answer was lost with the connection: look before reporting. */
+        static const char sql[] =
+            "SELECT status::text = $2 AND result = $3::jsonb FROM attune.execution WHERE id = $1";
+        char *text = json_dumps(job->result, JSON_COMPACT);
+        const char *values[] = {job->id_text, execution_status_name(job->final_status), text};
+        job->retried_final = true;
+        job->recorded = false;
+        db_query(job->ctx.db, sql, 3, values, on_final_recorded, job);
+        free(text);
+        return;
+    } else if (job->retried_final &&
+               (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "t") != 0)) {
         log_warn("execution %s was no longer running when its result came; not overwritten",
                  job->id_text);
     } else {

@@ -18,6 +18,7 @@
 #include "mq/mq.h"
 #include "runtime/registry.h"
 #include "worker/artifacts.h"
+#include "worker/guardian.h"
 #include "worker/job.h"
 #include "worker/oneshot.h"
 #include "worker/registration.h"
@@ -25,6 +26,10 @@
 
 #define SERVICE_RETENTION_PERIOD_S (6 * 3600)
 #define SERVICE_CONFIRM_WAIT_MS 5000
+/* What may wait for the broker or the database before new work stops. */
+#define SERVICE_BACKLOG_MAX_BYTES ((size_t)64 << 20)
+#define SERVICE_BACKLOG_MAX_QUERIES 2000
+#define SERVICE_FLOW_CHECK_US 200000
 
 enum service_state { SERVICE_STARTING, SERVICE_READY, SERVICE_DRAINING, SERVICE_STOPPING };
 
@@ -36,6 +41,8 @@ struct service {
     struct registry registry;
     struct executor_settings settings;
     struct job_context job_ctx;
+    struct guardian *guardian;
+    bool paused;
     int64_t worker_id;
     struct job *jobs;
     size_t n_jobs;
@@ -44,7 +51,7 @@ struct service {
     int exit_status;
     uint64_t started_ms;
     uint64_t stop_deadline_ms;
-    sd_event_source *heartbeat_src, *retention_src, *drain_src, *confirm_src;
+    sd_event_source *heartbeat_src, *retention_src, *drain_src, *confirm_src, *flow_src;
 };
 
 static void service_stop(struct service *svc, int status)
@@ -218,6 +225,29 @@ static int service_add_timer(struct service *svc, sd_event_source **src, uint64_
     return rc;
 }
 
+/* Nothing held back is ever dropped, so while the broker or the database is
+ * away what waits for them is bounded by taking no new work. */
+static int on_flow_check(sd_event_source *s, uint64_t usec, void *userdata)
+{
+    struct service *svc = userdata;
+    size_t bytes = mq_unconfirmed_bytes(svc->mq), queries = db_pending(svc->db);
+    bool over = bytes > SERVICE_BACKLOG_MAX_BYTES || queries > SERVICE_BACKLOG_MAX_QUERIES;
+    bool under = bytes < SERVICE_BACKLOG_MAX_BYTES / 2 && queries < SERVICE_BACKLOG_MAX_QUERIES / 2;
+    if (svc->state == SERVICE_READY && !svc->paused && over) {
+        log_warn("%zu bytes of messages and %zu queries are waiting; taking no new work until "
+                 "they are through",
+                 bytes, queries);
+        svc->paused = true;
+        mq_stop_consuming(svc->mq);
+    } else if (svc->state == SERVICE_READY && svc->paused && under) {
+        log_info("backlog cleared; taking work again");
+        svc->paused = false;
+        mq_resume_consuming(svc->mq);
+    }
+    sd_event_source_set_time(s, usec + SERVICE_FLOW_CHECK_US);
+    return 0;
+}
+
 /* Start-up */
 
 static void on_mq_state(struct mq *mq, bool connected, void *userdata)
@@ -241,6 +271,9 @@ static void service_ready(struct service *svc)
     service_add_timer(svc, &svc->heartbeat_src, (uint64_t)svc->cfg->heartbeat_interval,
                       on_heartbeat);
     service_add_timer(svc, &svc->retention_src, 1, on_retention);
+    sd_event_add_time_relative(svc->loop, &svc->flow_src, CLOCK_MONOTONIC, SERVICE_FLOW_CHECK_US,
+                               50000, on_flow_check, svc);
+    sd_event_source_set_enabled(svc->flow_src, SD_EVENT_ON);
     svc->state = SERVICE_READY;
     sd_notify(0, "READY=1");
     log_info("worker %s (id %lld) ready in %llu ms: queue worker.%lld.executions, %d slots",
@@ -359,6 +392,31 @@ static int service_setup_runtimes(struct service *svc)
     return 0;
 }
 
+static void on_action_spawned(pid_t pgid, void *userdata)
+{
+    guardian_watch(((struct service *)userdata)->guardian, pgid);
+}
+
+static void on_action_reaped(pid_t pgid, void *userdata)
+{
+    guardian_forget(((struct service *)userdata)->guardian, pgid);
+}
+
+static void service_start_guardian(struct service *svc)
+{
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0) {
+        log_warn("cannot find this program to start the guardian; actions are not guarded");
+        return;
+    }
+    self[n] = '\0';
+    svc->guardian = guardian_start(self);
+    svc->settings.on_spawn = on_action_spawned;
+    svc->settings.on_reap = on_action_reaped;
+    svc->settings.hook_userdata = svc;
+}
+
 static void service_free(struct service *svc)
 {
     while (svc->jobs) {
@@ -370,8 +428,10 @@ static void service_free(struct service *svc)
     sd_event_source_disable_unref(svc->retention_src);
     sd_event_source_disable_unref(svc->drain_src);
     sd_event_source_disable_unref(svc->confirm_src);
+    sd_event_source_disable_unref(svc->flow_src);
     mq_free(svc->mq);
     db_free(svc->db);
+    guardian_stop(svc->guardian);
     registry_free(&svc->registry);
     strv_free(&svc->settings.base_env);
     sd_event_unref(svc->loop);
@@ -384,6 +444,7 @@ int service_run(const struct config *cfg)
         service_free(&svc);
         return 1;
     }
+    service_start_guardian(&svc);
     svc.db = db_new(svc.loop, cfg->database_url, cfg->database_connect_timeout, on_db_state, &svc);
     svc.job_ctx = (struct job_context){
         .loop = svc.loop,
