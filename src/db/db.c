@@ -26,7 +26,8 @@ struct db {
     char *url;
     PGconn *conn;
     bool connected;
-    bool in_flight; /* the head of the queue has been sent */
+    bool in_flight;   /* the head of the queue has been sent */
+    PGresult *result; /* its first result, until the query is over */
     int watched_fd;
     sd_event_source *io_src;
     sd_event_source *retry_src;
@@ -71,6 +72,8 @@ static void db_connection_lost(struct db *db, const char *why)
     bool was_connected = db->connected;
     db->connected = false;
     db->in_flight = false;
+    PQclear(db->result);
+    db->result = NULL;
     db->io_src = sd_event_source_disable_unref(db->io_src);
     db->connect_timer_src = sd_event_source_disable_unref(db->connect_timer_src);
     db->watched_fd = -1;
@@ -149,6 +152,30 @@ static bool db_error_is_transient(const PGresult *res)
     return !state || str_starts_with(state, "08") || str_starts_with(state, "57P");
 }
 
+/* The query's first result is kept until libpq says the query is over (a
+ * NULL result); PQgetResult is only called when PQisBusy says it will not
+ * block. */
+static void db_finish_query(struct db *db)
+{
+    PGresult *res = db->result;
+    db->result = NULL;
+    if (!res) {
+        db_connection_lost(db, "the query returned no result");
+        return;
+    }
+    if (PQresultStatus(res) == PGRES_FATAL_ERROR && db_error_is_transient(res)) {
+        char *why = xstrdup(PQresultErrorMessage(res));
+        why[strcspn(why, "\n")] = '\0';
+        PQclear(res);
+        db_connection_lost(db, why);
+        free(why);
+        return;
+    }
+    db_deliver(db, res);
+    PQclear(res);
+    db_send_next(db);
+}
+
 static void db_read_results(struct db *db)
 {
     if (!PQconsumeInput(db->conn)) {
@@ -157,23 +184,14 @@ static void db_read_results(struct db *db)
     }
     while (db->connected && db->in_flight && !PQisBusy(db->conn)) {
         PGresult *res = PQgetResult(db->conn);
-        if (!res)
-            break;
-        /* One statement per query: drain until the terminating NULL. */
-        PGresult *extra;
-        while ((extra = PQgetResult(db->conn)))
-            PQclear(extra);
-        if (PQresultStatus(res) == PGRES_FATAL_ERROR && db_error_is_transient(res)) {
-            char *why = xstrdup(PQresultErrorMessage(res));
-            why[strcspn(why, "\n")] = '\0';
-            PQclear(res);
-            db_connection_lost(db, why);
-            free(why);
-            return;
+        if (!res) {
+            db_finish_query(db);
+            continue;
         }
-        db_deliver(db, res);
-        PQclear(res);
-        db_send_next(db);
+        if (db->result)
+            PQclear(res); /* one statement per query: later results are dropped */
+        else
+            db->result = res;
     }
 }
 
@@ -292,6 +310,7 @@ void db_free(struct db *db)
         return;
     while (db->head)
         db_query_free(db_pop(db));
+    PQclear(db->result);
     db->io_src = sd_event_source_disable_unref(db->io_src);
     db->retry_src = sd_event_source_disable_unref(db->retry_src);
     db->connect_timer_src = sd_event_source_disable_unref(db->connect_timer_src);

@@ -154,6 +154,7 @@ static void job_fail(struct job *job, const char *error)
 static void on_execution_done(struct execution *ex, void *userdata)
 {
     struct job *job = userdata;
+    log_debug("execution %s: process finished", job->id_text);
     json_t *result = json_incref(execution_get_result(ex));
     enum execution_status status = execution_get_status(ex);
     job_finish(job, status, result);
@@ -170,6 +171,7 @@ static int job_timeout(const struct job *job)
 
 static void job_run(struct job *job)
 {
+    log_debug("execution %s: action and secrets loaded; starting", job->id_text);
     char err[1024];
     struct execution_request req = {
         .exec_id = job->id_text,
@@ -468,6 +470,7 @@ struct job *job_start(const struct job_context *ctx, const struct mq_delivery *d
         return job;
     }
     snprintf(job->id_text, sizeof(job->id_text), "%" PRId64, job->msg.execution_id);
+    log_debug("execution %s: request received", job->id_text);
     job->action_ref = xstrdup(job->msg.action_ref);
     job_claim(job);
     return job;
