@@ -4,7 +4,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?= -DATTUNE_WERROR=ON
 
-.PHONY: all deps build build-asan test unit demo bench format clean
+.PHONY: all deps build build-asan test unit demo bench format clean fuzz fuzz-smoke
 
 all: build
 
@@ -35,6 +35,21 @@ bench: build
 	@bench/run-action
 	@echo
 	@bench/e2e
+
+# libFuzzer targets (tests/fuzz) in their own clang build; each runs
+# FUZZ_SECONDS over its seed corpus and the inputs it found before.
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= envelope config action_yaml secret_decode params_format pymarshal
+
+fuzz: deps
+	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DATTUNE_FUZZ=ON $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_targets
+	@tests/fuzz/run $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# The short pass CI runs.
+fuzz-smoke:
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
