@@ -118,6 +118,18 @@ void strbuf_putc(struct strbuf *sb, char c)
     strbuf_append(sb, &c, 1);
 }
 
+void strbuf_put_sh_quoted(struct strbuf *sb, const char *s)
+{
+    strbuf_putc(sb, '\'');
+    for (; *s; s++) {
+        if (*s == '\'')
+            strbuf_puts(sb, "'\\''");
+        else
+            strbuf_putc(sb, *s);
+    }
+    strbuf_putc(sb, '\'');
+}
+
 void strbuf_printf(struct strbuf *sb, const char *fmt, ...)
 {
     va_list ap, ap2;

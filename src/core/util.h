@@ -31,6 +31,9 @@ void strbuf_reset(struct strbuf *sb);
 void strbuf_append(struct strbuf *sb, const void *data, size_t len);
 void strbuf_puts(struct strbuf *sb, const char *s);
 void strbuf_putc(struct strbuf *sb, char c);
+/* Appends s as one single-quoted sh word: ' becomes '\'' and everything
+ * else stays literal. */
+void strbuf_put_sh_quoted(struct strbuf *sb, const char *s);
 void strbuf_printf(struct strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Hands the buffer to the caller (free() it) and leaves sb empty. */
 char *strbuf_detach(struct strbuf *sb, size_t *len);

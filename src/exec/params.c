@@ -308,20 +308,6 @@ static bool is_utf8_continuation(unsigned char c)
     return (c & 0xC0) == 0x80;
 }
 
-/* Single quotes keep everything literal in sh; a quote itself ends the
- * quoted run, is escaped, and a new run starts. */
-static void put_sh_quoted(struct strbuf *out, const char *s)
-{
-    strbuf_putc(out, '\'');
-    for (; *s; s++) {
-        if (*s == '\'')
-            strbuf_puts(out, "'\\''");
-        else
-            strbuf_putc(out, *s);
-    }
-    strbuf_putc(out, '\'');
-}
-
 /* Keys become part of a line that sh or a dotenv reader splits, so each
  * character but letters, digits, '_', '-' and '.' becomes '_'. */
 static void put_dotenv_key(struct strbuf *out, const char *key)
@@ -341,7 +327,7 @@ static void dotenv_line(struct strbuf *out, const char *key, const json_t *v)
     put_scalar_text(&text, v);
     put_dotenv_key(out, key);
     strbuf_putc(out, '=');
-    put_sh_quoted(out, text.data ? text.data : "");
+    strbuf_put_sh_quoted(out, text.data ? text.data : "");
     strbuf_putc(out, '\n');
     strbuf_free(&text);
 }

@@ -8,19 +8,6 @@
 
 extern const char wrapper_shell_sh[];
 
-/* Appends s as one single-quoted bash word: ' becomes '\''. */
-static void bash_quote(struct strbuf *out, const char *s)
-{
-    strbuf_putc(out, '\'');
-    for (; *s; s++) {
-        if (*s == '\'')
-            strbuf_puts(out, "'\\''");
-        else
-            strbuf_putc(out, *s);
-    }
-    strbuf_putc(out, '\'');
-}
-
 /* The wrapper sources this: one associative array assignment. */
 static void shell_secrets_script(const json_t *secrets, struct strbuf *out)
 {
@@ -32,9 +19,9 @@ static void shell_secrets_script(const json_t *secrets, struct strbuf *out)
         if (!json_is_string(value) || !*name)
             continue;
         strbuf_putc(out, '[');
-        bash_quote(out, name);
+        strbuf_put_sh_quoted(out, name);
         strbuf_puts(out, "]=");
-        bash_quote(out, json_string_value(value));
+        strbuf_put_sh_quoted(out, json_string_value(value));
         strbuf_putc(out, ' ');
     }
     strbuf_puts(out, ")\n");

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/loop.h"
 #include "core/yaml.h"
 #include "exec/action.h"
 #include "exec/executor.h"
@@ -161,19 +162,7 @@ static void oneshot_print(json_t *result, enum execution_status status)
 
 static int oneshot_loop(struct oneshot *os)
 {
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGCHLD);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigprocmask(SIG_BLOCK, &mask, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    int rc = sd_event_new(&os->loop);
-    if (rc >= 0)
-        rc = sd_event_add_signal(os->loop, NULL, SIGTERM, on_stop_signal, os);
-    if (rc >= 0)
-        rc = sd_event_add_signal(os->loop, NULL, SIGINT, on_stop_signal, os);
-    return rc;
+    return event_loop_new(&os->loop, on_stop_signal, os);
 }
 
 /* Everything the run needs, released in one place. */

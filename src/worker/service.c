@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/loop.h"
 #include "core/util.h"
 #include "db/db.h"
 #include "exec/executor.h"
@@ -351,18 +352,7 @@ static json_t *service_capabilities(const struct service *svc)
 
 static int service_setup_loop(struct service *svc)
 {
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGCHLD);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigprocmask(SIG_BLOCK, &mask, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    int rc = sd_event_new(&svc->loop);
-    if (rc >= 0)
-        rc = sd_event_add_signal(svc->loop, NULL, SIGTERM, on_signal, svc);
-    if (rc >= 0)
-        rc = sd_event_add_signal(svc->loop, NULL, SIGINT, on_signal, svc);
+    int rc = event_loop_new(&svc->loop, on_signal, svc);
     if (rc >= 0)
         rc = sd_event_set_watchdog(svc->loop, true);
     return rc < 0 ? rc : 0;
