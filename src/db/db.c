@@ -67,8 +67,12 @@ static struct db_query *db_pop(struct db *db)
 
 static void db_watch(struct db *db, uint32_t events);
 
-static void db_connection_lost(struct db *db, const char *why)
+static void db_connection_lost(struct db *db, const char *reason)
 {
+    /* reason may be PQerrorMessage's text, which PQfinish frees. */
+    char why[512];
+    snprintf(why, sizeof(why), "%s", reason);
+    why[strcspn(why, "\n")] = '\0';
     bool was_connected = db->connected;
     db->connected = false;
     db->in_flight = false;
@@ -146,10 +150,12 @@ static void db_deliver(struct db *db, PGresult *res)
 
 /* An error that says the server is going away (admin shutdown, crash
  * recovery, connection failure): the query will be sent again, not failed. */
-static bool db_error_is_transient(const PGresult *res)
+static bool db_error_is_transient(const struct db *db, const PGresult *res)
 {
     const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    return !state || str_starts_with(state, "08") || str_starts_with(state, "57P");
+    if (!state) /* made by libpq itself: transient only if the connection broke */
+        return PQstatus(db->conn) != CONNECTION_OK;
+    return str_starts_with(state, "08") || str_starts_with(state, "57P");
 }
 
 /* The query's first result is kept until libpq says the query is over (a
@@ -163,7 +169,7 @@ static void db_finish_query(struct db *db)
         db_connection_lost(db, "the query returned no result");
         return;
     }
-    if (PQresultStatus(res) == PGRES_FATAL_ERROR && db_error_is_transient(res)) {
+    if (PQresultStatus(res) == PGRES_FATAL_ERROR && db_error_is_transient(db, res)) {
         char *why = xstrdup(PQresultErrorMessage(res));
         why[strcspn(why, "\n")] = '\0';
         PQclear(res);

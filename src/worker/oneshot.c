@@ -69,7 +69,7 @@ static int oneshot_params(const struct oneshot_options *opts, const struct actio
     return 0;
 }
 
-/* A secrets file is a mapping of name to value; scalar values are taken as text. */
+/* A secrets file is a mapping of name to string value. */
 static int oneshot_secrets(const char *path, json_t **out, char *err, size_t errlen)
 {
     struct strbuf text;

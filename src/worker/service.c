@@ -16,6 +16,7 @@
 #include "core/util.h"
 #include "db/db.h"
 #include "exec/executor.h"
+#include "mq/envelope.h"
 #include "mq/mq.h"
 #include "runtime/registry.h"
 #include "worker/artifacts.h"
@@ -292,10 +293,13 @@ static void on_stale_abandoned(const PGresult *rows, void *userdata)
         int64_t id = 0, action_id = 0;
         parse_int64(PQgetvalue(rows, i, 0), &id);
         parse_int64(PQgetvalue(rows, i, 2), &action_id);
+        char correlation_id[37];
+        uuid_v4(correlation_id); /* one conversation per execution */
         struct report_subject subject = {
             .execution_id = id,
             .action_id = action_id,
             .action_ref = PQgetvalue(rows, i, 1),
+            .correlation_id = correlation_id,
         };
         json_t *result = json_loads(PQgetvalue(rows, i, 3), 0, NULL);
         report_status_changed(svc->mq, &subject, "running", "abandoned");

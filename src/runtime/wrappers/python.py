@@ -35,8 +35,13 @@ def _attune_main():
         # script, so its `if __name__ == "__main__":` block stays quiet.
         heads = (b"def %s(" % name.encode(), b"async def %s(" % name.encode())
         is_module = any(line.startswith(heads) for line in source.splitlines())
-        namespace = {"__name__": "__attune_action__" if is_module else "__main__",
-                     "__file__": entry, "__builtins__": _b, "get_secret": get_secret}
+        # A real module in sys.modules, as dataclasses, pickle and typing expect.
+        module = type(_s)("__attune_action__" if is_module else "__main__")
+        module.__file__ = entry
+        module.__builtins__ = _b
+        module.get_secret = get_secret
+        _s.modules[module.__name__] = module
+        namespace = module.__dict__
         exec(compile(source, entry, "exec"), namespace)
         function = namespace.get(name) if is_module else None
         if callable(function):
