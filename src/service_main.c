@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "core/config.h"
-#include "worker/guardian.h"
 #include "worker/service.h"
 
 static const char usage_text[] =
@@ -27,8 +26,6 @@ int main(int argc, char **argv)
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    if (argc == 2 && strcmp(argv[1], "--guardian") == 0)
-        return guardian_main(3);
     const char *config_path = NULL, *name = NULL;
     int opt;
     opterr = 0;

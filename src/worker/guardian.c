@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,8 +13,6 @@
 
 #include "core/log.h"
 #include "core/util.h"
-
-extern char **environ;
 
 struct guardian {
     int fd; /* write end of the order pipe */
@@ -35,40 +32,32 @@ static void guardian_send(struct guardian *g, const char *line)
     }
 }
 
-struct guardian *guardian_start(const char *program)
+struct guardian *guardian_start(void)
 {
     int p[2];
     if (pipe2(p, O_CLOEXEC) < 0) {
         log_warn("cannot start the guardian: %s", strerror(errno));
         return NULL;
     }
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    sigset_t empty, all;
-    sigemptyset(&empty);
-    sigfillset(&all);
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, p[0], 3);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addclosefrom_np(&fa, 4);
-    posix_spawnattr_init(&attr);
-    /* Its own process group: a Ctrl-C meant for the worker does not reach it. */
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                        POSIX_SPAWN_SETSIGDEF);
-    posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawnattr_setsigmask(&attr, &empty);
-    posix_spawnattr_setsigdefault(&attr, &all);
-    char *argv[] = {(char *)"attune-worker-guardian", (char *)"--guardian", NULL};
-    pid_t pid;
-    int rc = posix_spawn(&pid, program, &fa, &attr, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    close(p[0]);
-    if (rc != 0) {
-        log_warn("cannot start the guardian %s: %s", program, strerror(rc));
+    /* A fork, not posix_spawn: this runs first thing in a small process with
+     * no threads and no connections yet, and spares an exec of the service's
+     * thirty-odd libraries. */
+    pid_t pid = fork();
+    if (pid < 0) {
+        log_warn("cannot start the guardian: %s", strerror(errno));
+        close(p[0]);
         close(p[1]);
         return NULL;
     }
+    if (pid == 0) {
+        close(p[1]);
+        /* Its own process group: a Ctrl-C meant for the worker does not reach it. */
+        setpgid(0, 0);
+        int fd = dup2(p[0], 3);
+        closefrom(4);
+        _exit(fd == 3 ? guardian_main(3) : 1);
+    }
+    close(p[0]);
     struct guardian *g = xcalloc(1, sizeof(*g));
     g->fd = p[1];
     g->pid = pid;

@@ -10,17 +10,17 @@
 
 struct guardian;
 
-/* Starts the guardian (program is this executable, run with --guardian).
+/* Starts the guardian process; call it before opening anything else.
  * Returns NULL, with the reason logged, if it cannot be started: the worker
  * then runs without it. */
-struct guardian *guardian_start(const char *program);
+struct guardian *guardian_start(void);
 /* Tells the guardian about an action's process group, and that it ended. */
 void guardian_watch(struct guardian *g, pid_t pgid);
 void guardian_forget(struct guardian *g, pid_t pgid);
 /* A clean stop: the guardian exits without killing anything. */
 void guardian_stop(struct guardian *g);
 
-/* The guardian process itself: reads its orders from fd. */
+/* The guardian process's body: reads its orders from fd. */
 int guardian_main(int fd);
 
 #endif

@@ -398,14 +398,7 @@ static void on_action_reaped(pid_t pgid, void *userdata)
 
 static void service_start_guardian(struct service *svc)
 {
-    char self[4096];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (n <= 0) {
-        log_warn("cannot find this program to start the guardian; actions are not guarded");
-        return;
-    }
-    self[n] = '\0';
-    svc->guardian = guardian_start(self);
+    svc->guardian = guardian_start();
     svc->settings.on_spawn = on_action_spawned;
     svc->settings.on_reap = on_action_reaped;
     svc->settings.hook_userdata = svc;
@@ -434,11 +427,11 @@ static void service_free(struct service *svc)
 int service_run(const struct config *cfg)
 {
     struct service svc = {.cfg = cfg, .started_ms = time_monotonic_ms(), .exit_status = 1};
+    service_start_guardian(&svc);
     if (service_setup_loop(&svc) < 0 || service_setup_runtimes(&svc) < 0) {
         service_free(&svc);
         return 1;
     }
-    service_start_guardian(&svc);
     svc.db = db_new(svc.loop, cfg->database_url, cfg->database_connect_timeout, on_db_state, &svc);
     svc.job_ctx = (struct job_context){
         .loop = svc.loop,
