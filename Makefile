@@ -19,10 +19,12 @@ build-asan: deps
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DATTUNE_SANITIZE=ON $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 
-# The whole suite runs twice: against the optimised build (where the memory
-# figures are measured) and under AddressSanitizer + UndefinedBehaviorSanitizer.
-test: build build-asan
-	@cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS) -LE memory
+# A short pass of every fuzz target, then the whole suite twice: under
+# AddressSanitizer + UndefinedBehaviorSanitizer, and against the optimised
+# build (where the memory figures, the fault tests and valgrind run). ctest's
+# summary of that last run is the last thing printed.
+test: build build-asan fuzz-smoke
+	@cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS) -LE 'memory|faults'
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 unit: build
