@@ -64,6 +64,20 @@ def rabbit_eval(expr):
     return services("rabbitmqctl", "eval", expr, timeout=60).strip()
 
 
+def enforce_consumer_timeout():
+    """Checks that the broker runs with the 10 s consumer timeout, and makes it
+    look for overdue acknowledgements every second instead of once a minute (the
+    default channel tick), so that the timeout bites at 10 s. Channels read the
+    tick when they open: call before the worker connects, and again after the
+    broker restarts."""
+    out = rabbit_eval("application:get_env(rabbit, consumer_timeout).")
+    if out != "{ok,10000}":
+        raise AssertionError("the fault tests' broker must run with consumer_timeout 10000 "
+                             "(ATTUNE_RABBITMQ_CONSUMER_TIMEOUT_MS at its first start in "
+                             "%s); it says %r" % (SERVICES_DIR, out))
+    rabbit_eval("application:set_env(rabbit, channel_tick_interval, 1000).")
+
+
 def broker_log():
     """The test broker's log text (for consumer-timeout closures)."""
     out = []
@@ -289,6 +303,7 @@ class FaultTestCase(ServiceTestCase):
     def setUpClass(cls):
         super().setUpClass()
         cls.db.__class__ = FaultDatabase
+        enforce_consumer_timeout()
 
     @classmethod
     def setUpData(cls):

@@ -5,8 +5,8 @@ completed, each ran exactly once, and each one's execution.completed message
 reached a durable consumer queue declared before anything was published."""
 import time
 
-from faults_support import (SLOW, FaultTestCase, live_in_groups, log_lines, read_runs, services,
-                            status_counts, worker_queue)
+from faults_support import (SLOW, FaultTestCase, enforce_consumer_timeout, live_in_groups,
+                            log_lines, read_runs, services, status_counts, worker_queue)
 
 COUNT = 1000
 RESTART_AFTER = 200
@@ -44,6 +44,7 @@ class RestartScenario(FaultTestCase):
         restart_seconds = time.monotonic() - began
         if self.fresh_broker_after:
             self.fresh_broker()
+            enforce_consumer_timeout()
         self.assertLess(final_at_restart, COUNT - 100,
                         "the run was nearly over before the restart: the test proves nothing")
 
