@@ -403,8 +403,12 @@ static int proc_watch(struct proc *p, const struct proc_spec *spec, struct child
         rc = rc ? rc
                 : sd_event_add_io(p->loop, &p->control_src, p->control_fd, EPOLLOUT, on_control, p);
     }
-    rc = rc ? rc
-            : sd_event_add_child_pidfd(p->loop, &p->child_src, p->pidfd, WEXITED, on_child_exit, p);
+    /* Without a pidfd (a kernel or a valgrind that lacks pidfd_open), sd-event
+     * watches the pid itself through SIGCHLD, which the loop has blocked. */
+    if (rc == 0 && p->pidfd >= 0)
+        rc = sd_event_add_child_pidfd(p->loop, &p->child_src, p->pidfd, WEXITED, on_child_exit, p);
+    else if (rc == 0)
+        rc = sd_event_add_child(p->loop, &p->child_src, p->pid, WEXITED, on_child_exit, p);
     /* From the real start, not from the loop's cached time of this iteration. */
     if (rc == 0 && spec->timeout_ms)
         rc = sd_event_add_time(p->loop, &p->timeout_src, CLOCK_MONOTONIC,
@@ -449,7 +453,7 @@ int proc_start(sd_event *loop, const struct proc_spec *spec, proc_done_fn done, 
     }
     p->started_ms = time_monotonic_ms();
     p->pidfd = pidfd_open(p->pid, 0);
-    if (p->pidfd < 0) {
+    if (p->pidfd < 0 && errno != ENOSYS) {
         rc = -errno;
         set_error(err, errlen, rc, "pidfd_open: %s", strerror(-rc));
         goto fail;

@@ -48,6 +48,7 @@ struct mq {
     sd_event_source *io_src;
     sd_event_source *tick_src;
     sd_event_source *retry_src;
+    sd_event_source *drain_src;
     uint64_t backoff_ms;
     unsigned failures;
 
@@ -346,6 +347,23 @@ static void mq_drain(struct mq *mq)
         ;
 }
 
+/* Frames rabbitmq-c read during a synchronous call wait in its buffer, where
+ * the socket's readiness no longer shows them: they are read on the next
+ * turn of the loop, never from inside the caller's callback. */
+static int on_mq_drain(sd_event_source *s, void *userdata)
+{
+    sd_event_source_set_enabled(s, SD_EVENT_OFF);
+    mq_drain(userdata);
+    return 0;
+}
+
+static void mq_schedule_drain(struct mq *mq)
+{
+    if (!mq->drain_src && sd_event_add_defer(mq->loop, &mq->drain_src, on_mq_drain, mq) < 0)
+        return;
+    sd_event_source_set_enabled(mq->drain_src, SD_EVENT_ONESHOT);
+}
+
 static int on_mq_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
     (void)s;
@@ -432,7 +450,7 @@ static void mq_connect(struct mq *mq)
     if (mq->connected && mq->on_state)
         mq->on_state(mq, true, mq->userdata);
     if (mq->connected)
-        mq_drain(mq);
+        mq_schedule_drain(mq);
 }
 
 struct mq *mq_new(sd_event *loop, const struct mq_settings *settings, mq_delivery_fn on_delivery,
@@ -461,6 +479,7 @@ void mq_free(struct mq *mq)
         return;
     mq_close_connection(mq);
     mq->retry_src = sd_event_source_disable_unref(mq->retry_src);
+    mq->drain_src = sd_event_source_disable_unref(mq->drain_src);
     while (mq->out_head) {
         struct mq_outgoing *o = mq->out_head;
         mq->out_head = o->next;
@@ -542,6 +561,8 @@ void mq_resume_consuming(struct mq *mq)
     char why[256];
     if (!mq_consume(mq, why, sizeof(why)))
         mq_lost(mq, why);
+    else
+        mq_schedule_drain(mq);
 }
 
 void mq_stop_consuming(struct mq *mq)

@@ -44,7 +44,8 @@ struct service {
     struct executor_settings settings;
     struct job_context job_ctx;
     struct guardian *guardian;
-    bool paused;
+    bool paused;    /* flow control: too much waits for the broker or database */
+    bool consuming; /* what was last asked of the broker */
     int64_t worker_id;
     struct job *jobs;
     size_t n_jobs;
@@ -66,17 +67,39 @@ static void service_stop(struct service *svc, int status)
 
 static void on_job_finished(struct job *job, void *userdata);
 
+/* Messages are acknowledged as soon as an execution is claimed (an action may
+ * run longer than the broker's consumer timeout), so the prefetch does not
+ * bound the work in hand: the consumer is cancelled while every slot is
+ * taken or while flow control holds, and resumed after. */
+static void service_update_consuming(struct service *svc)
+{
+    if (svc->state != SERVICE_READY || !svc->mq)
+        return;
+    bool full = svc->n_jobs >= (size_t)svc->cfg->max_concurrent_tasks;
+    bool want = !svc->paused && !full;
+    if (want == svc->consuming)
+        return;
+    svc->consuming = want;
+    if (want)
+        mq_resume_consuming(svc->mq);
+    else
+        mq_stop_consuming(svc->mq);
+}
+
 static void on_delivery(struct mq *mq, const struct mq_delivery *d, void *userdata)
 {
     struct service *svc = userdata;
-    if (svc->state != SERVICE_READY) {
-        mq_reject(mq, d, true); /* not ours to start any more: back to the queue */
+    if (svc->state != SERVICE_READY || svc->n_jobs >= (size_t)svc->cfg->max_concurrent_tasks) {
+        /* Not ours to start now (stopping, or sent before the consumer was
+         * cancelled): back to the queue. */
+        mq_reject(mq, d, true);
         return;
     }
     struct job *job = job_start(&svc->job_ctx, d);
     job_set_next(job, svc->jobs);
     svc->jobs = job;
     svc->n_jobs++;
+    service_update_consuming(svc);
 }
 
 static void service_finish_shutdown(struct service *svc);
@@ -103,6 +126,8 @@ static void on_job_finished(struct job *job, void *userdata)
     job_free(job);
     if (svc->state == SERVICE_DRAINING && svc->n_jobs == 0)
         service_finish_shutdown(svc);
+    else
+        service_update_consuming(svc);
 }
 
 /* Shutdown */
@@ -240,11 +265,11 @@ static int on_flow_check(sd_event_source *s, uint64_t usec, void *userdata)
                  "they are through",
                  bytes, queries);
         svc->paused = true;
-        mq_stop_consuming(svc->mq);
+        service_update_consuming(svc);
     } else if (svc->state == SERVICE_READY && svc->paused && under) {
         log_info("backlog cleared; taking work again");
         svc->paused = false;
-        mq_resume_consuming(svc->mq);
+        service_update_consuming(svc);
     }
     sd_event_source_set_time(s, usec + SERVICE_FLOW_CHECK_US);
     return 0;
@@ -268,6 +293,7 @@ static void service_ready(struct service *svc)
         .heartbeat_seconds = 30,
     };
     svc->job_ctx.worker_id = svc->worker_id;
+    /* Deliveries come from the loop, after this function has returned. */
     svc->mq = mq_new(svc->loop, &ms, on_delivery, on_mq_state, svc);
     svc->job_ctx.mq = svc->mq;
     service_add_timer(svc, &svc->heartbeat_src, (uint64_t)svc->cfg->heartbeat_interval,
@@ -277,6 +303,7 @@ static void service_ready(struct service *svc)
                                50000, on_flow_check, svc);
     sd_event_source_set_enabled(svc->flow_src, SD_EVENT_ON);
     svc->state = SERVICE_READY;
+    svc->consuming = true; /* mq_new starts the consumer */
     sd_notify(0, "READY=1");
     log_info("worker %s (id %lld) ready in %llu ms: queue worker.%lld.executions, %d slots",
              svc->cfg->worker_name, (long long)svc->worker_id,
