@@ -280,6 +280,9 @@ int read_file(const char *path, size_t max, struct strbuf *out)
 
 int mkdir_p(const char *path, mode_t mode)
 {
+    /* Usually only the last component is new: one call instead of one per level. */
+    if (mkdir(path, mode) == 0)
+        return 0;
     char *copy = xstrdup(path);
     int rc = 0;
     for (char *p = copy + 1; *p; p++) {

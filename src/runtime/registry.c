@@ -80,18 +80,20 @@ static const struct runtime *registry_find(const struct registry *reg, const cha
     return NULL;
 }
 
+const char *registry_runtime_name(const struct action *action)
+{
+    if (strcmp(action->runner_type, "local") != 0)
+        return action->runner_type;
+    for (size_t i = 0; i < ARRAY_SIZE(all_runtimes); i++)
+        if (all_runtimes[i] != &runtime_local && all_runtimes[i]->handles(action->entry_path))
+            return all_runtimes[i]->name;
+    return "local";
+}
+
 int registry_select(const struct registry *reg, const struct action *action,
                     const struct runtime **out, char *err, size_t errlen)
 {
-    const char *name = action->runner_type;
-    if (strcmp(name, "local") == 0) {
-        for (size_t i = 0; i < ARRAY_SIZE(all_runtimes); i++) {
-            if (all_runtimes[i] != &runtime_local && all_runtimes[i]->handles(action->entry_path)) {
-                name = all_runtimes[i]->name;
-                break;
-            }
-        }
-    }
+    const char *name = registry_runtime_name(action);
     const struct runtime *rt = registry_find(reg, name);
     if (!rt) {
         bool known = false;

@@ -24,6 +24,11 @@ int registry_init(struct registry *reg, char *const *wanted, const char *search_
                   size_t errlen);
 void registry_free(struct registry *reg);
 
+/* The runtime name registry_select would look for: the runner type, or for
+ * local the one the entry point's extension names ("local" for others).
+ * Lets a one-shot run validate only the runtime it needs. */
+const char *registry_runtime_name(const struct action *action);
+
 /* The usable runtimes' names, comma-separated, e.g. "shell,python,node,local". */
 void registry_describe(const struct registry *reg, struct strbuf *out);
 

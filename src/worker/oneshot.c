@@ -201,8 +201,16 @@ static int oneshot_prepare(const struct config *cfg, const struct oneshot_option
         return rc;
     strv_init(&r->settings.base_env);
     oneshot_base_env(cfg, &r->settings.base_env);
-    rc = registry_init(&r->registry, cfg->runtimes, env_lookup(&r->settings.base_env, "PATH"), err,
-                       errlen);
+    /* Only the runtime this action needs is looked for (and must be allowed). */
+    char *needed[] = {(char *)registry_runtime_name(r->action), NULL};
+    bool allowed = !cfg->runtimes;
+    for (char **w = cfg->runtimes; w && *w; w++)
+        allowed = allowed || strcmp(*w, needed[0]) == 0;
+    rc = allowed
+             ? registry_init(&r->registry, needed, env_lookup(&r->settings.base_env, "PATH"), err,
+                             errlen)
+             : set_error(err, errlen, ENOEXEC,
+                         "runtime '%s' is not enabled on this worker (worker.runtimes)", needed[0]);
     r->settings.registry = &r->registry;
     r->settings.max_stdout_bytes = cfg->max_stdout_bytes;
     r->settings.max_stderr_bytes = cfg->max_stderr_bytes;
