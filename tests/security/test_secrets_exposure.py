@@ -46,6 +46,13 @@ def find_in_bytes(data, needle_set):
     return sorted(n for n in needle_set if n in data)
 
 
+def on_device(path, dev):
+    try:
+        return os.lstat(path).st_dev == dev
+    except OSError:
+        return False
+
+
 def scan_files(roots, needle_set, since, exclude=()):
     """[(path, needle)] for regular files under roots changed since `since` that hold a
     needle. Files that cannot be read (another user's, gone meanwhile) are skipped."""
@@ -53,12 +60,16 @@ def scan_files(roots, needle_set, since, exclude=()):
     overlap = max(len(n) for n in needle_set)
     hits = []
     for root in roots:
-        for dirpath, _, filenames in os.walk(root):
+        root_dev = os.lstat(root).st_dev
+        for dirpath, dirnames, filenames in os.walk(root):
+            # Stay on the temporary folder's own file system (not a /proc
+            # mounted in some chroot below it).
+            dirnames[:] = [d for d in dirnames if on_device(os.path.join(dirpath, d), root_dev)]
             for name in filenames:
                 path = os.path.join(dirpath, name)
-                if os.path.realpath(path) in exclude:
-                    continue
                 try:
+                    if os.path.realpath(path) in exclude:
+                        continue
                     st = os.lstat(path)
                     if not stat.S_ISREG(st.st_mode) or max(st.st_mtime, st.st_ctime) < since:
                         continue
