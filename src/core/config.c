@@ -659,7 +659,14 @@ static int check_database_url(const struct config *cfg, const struct key_def *de
 static int check_mq_url(const struct config *cfg, const struct key_def *def, char *err,
                         size_t errlen)
 {
-    return check_scheme(cfg->message_queue_url, def, "amqp://", "amqps://", err, errlen);
+    /* amqp:// only: the worker does not speak TLS to the broker, and must not
+     * pretend to. */
+    if (str_starts_with(cfg->message_queue_url, "amqps://"))
+        return set_error(err, errlen, EINVAL,
+                         "%s: amqps:// (TLS) is not supported; use amqp:// (put the broker on a "
+                         "private network or a TLS tunnel)",
+                         def->name);
+    return check_scheme(cfg->message_queue_url, def, "amqp://", "amqp://", err, errlen);
 }
 
 static int check_worker_name(const struct config *cfg, const struct key_def *def, char *err,

@@ -45,7 +45,9 @@ const char *execution_status_name(enum execution_status status)
 
 static json_t *parse_json_text(const char *text, size_t len)
 {
-    return json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    /* No JSON_ALLOW_NUL: PostgreSQL's jsonb refuses \u0000, and the result
+     * must always be storable. */
+    return json_loadb(text, len, JSON_DECODE_ANY, NULL);
 }
 
 static json_t *parse_last_line(const char *text, size_t len)

@@ -209,7 +209,10 @@ static int enum_error(const char *name, const json_t *en, const json_t *v, char 
         put_value_text(&sb, item, false);
     }
     strbuf_puts(&sb, "; got ");
-    put_value_text(&sb, v, true);
+    if (v)
+        put_value_text(&sb, v, true);
+    else
+        strbuf_puts(&sb, "a value not shown (secret: true)");
     int rc = set_error(err, errlen, EINVAL, "parameter '%s' must be one of: %s", name, sb.data);
     strbuf_free(&sb);
     return rc;
@@ -241,7 +244,8 @@ static int check_value(const char *name, const json_t *prop, bool required, cons
                          with_article(type), type, json_kind(v));
     const json_t *en = json_object_get(prop, "enum");
     if (json_is_array(en) && !enum_contains(en, v))
-        return enum_error(name, en, v, err, errlen);
+        return enum_error(name, en, json_is_true(json_object_get(prop, "secret")) ? NULL : v, err,
+                          errlen);
     return 0;
 }
 

@@ -187,6 +187,8 @@ static json_t *read_text(struct pym_reader *r, size_t len)
     const unsigned char *b;
     if (!get_bytes(r, len, &b))
         return pym_fail(r, "truncated string");
+    if (memchr(b, '\0', len))
+        return pym_fail(r, "string holds a NUL character, which JSON results cannot store");
     json_t *s = json_stringn((const char *)b, len);
     return s ? s : pym_fail(r, "string is not UTF-8");
 }

@@ -26,6 +26,8 @@ struct job {
     bool claimed;  /* the execution is ours from here... */
     bool recorded; /* ...until its final state is in the database */
     bool retried_final;
+    bool cancel_requested;
+    char *config_error; /* the execution's config did not parse */
     struct execution_request_msg msg;
     char id_text[32];
     char worker_text[32];
@@ -99,7 +101,20 @@ static void on_final_recorded(struct db *db, const PGresult *res, const char *er
     struct job *job = userdata;
     (void)db;
     job->recorded = true;
-    if (error) {
+    if (error && !job->retried_final) {
+        /* The result itself was refused: record the failure instead, so the
+         * execution does not stay running and its messages still go out. */
+        log_error("execution %s: cannot record the result: %s", job->id_text, error);
+        char *why = xasprintf("the result could not be stored: %s", error);
+        json_t *fallback = execution_failure_result(why);
+        free(why);
+        json_decref(job->result);
+        job->result = NULL;
+        job->retried_final = true;
+        job->recorded = false;
+        job_finish(job, EXECUTION_FAILED, fallback);
+        return;
+    } else if (error) {
         log_error("execution %s: cannot record the result: %s", job->id_text, error);
     } else if (atoi(PQcmdTuples((PGresult *)res)) == 0 && !job->retried_final) {
         /* Either someone else finished it, or our own update went through and
@@ -130,7 +145,7 @@ static void job_finish(struct job *job, enum execution_status status, json_t *re
 {
     static const char sql[] =
         "UPDATE attune.execution SET status = $2::attune.execution_status_enum, "
-        "result = $3::jsonb WHERE id = $1 AND status = 'running'";
+        "result = $3::jsonb WHERE id = $1 AND status IN ('running', 'canceling')";
     job->final_status = status;
     job->result = result;
     char *text = json_dumps(result, JSON_COMPACT);
@@ -171,6 +186,11 @@ static int job_timeout(const struct job *job)
 
 static void job_run(struct job *job)
 {
+    if (job->cancel_requested) {
+        json_t *result = execution_failure_result("cancelled before it started (worker stopping)");
+        job_finish(job, EXECUTION_CANCELLED, result);
+        return;
+    }
     log_debug("execution %s: action and secrets loaded; starting", job->id_text);
     char err[1024];
     struct execution_request req = {
@@ -306,6 +326,8 @@ static void on_action_loaded(struct db *db, const PGresult *res, const char *err
     int rc = action_from_definition(def, pack_ref, pack_dir, &job->action, err, sizeof(err));
     json_decref(def);
     free(pack_dir);
+    if (rc == 0 && job->config_error)
+        rc = set_error(err, sizeof(err), EINVAL, "%s", job->config_error);
     if (rc == 0 && !job->action->enabled)
         rc = set_error(err, sizeof(err), EPERM, "action '%s' is disabled (enabled: false)",
                        job->action_ref);
@@ -357,7 +379,13 @@ static void job_claimed(struct job *job, const PGresult *res)
     job->previous_status = xstrdup(PQgetvalue(res, 0, 0));
     free(job->action_ref);
     job->action_ref = xstrdup(PQgetvalue(res, 0, 1));
-    job->exec_config = PQgetisnull(res, 0, 2) ? NULL : json_loads(PQgetvalue(res, 0, 2), 0, NULL);
+    job->exec_config = NULL;
+    if (!PQgetisnull(res, 0, 2)) {
+        json_error_t jerr;
+        job->exec_config = json_loads(PQgetvalue(res, 0, 2), 0, &jerr);
+        if (!job->exec_config)
+            job->config_error = xasprintf("execution config cannot be read: %s", jerr.text);
+    }
     job->timeout_seconds = PQgetisnull(res, 0, 3) ? 0 : atoi(PQgetvalue(res, 0, 3));
     job->env_vars = PQgetisnull(res, 0, 4) ? NULL : json_loads(PQgetvalue(res, 0, 4), 0, NULL);
     job->dir = artifacts_execution_dir(job->ctx.cfg->artifacts_dir, job->ctx.cfg->worker_name,
@@ -493,6 +521,7 @@ int64_t job_execution_id(const struct job *job)
 
 void job_cancel(struct job *job)
 {
+    job->cancel_requested = true;
     if (job->execution)
         execution_cancel(job->execution);
 }
@@ -510,6 +539,7 @@ void job_free(struct job *job)
     json_decref(job->exec_config);
     json_decref(job->env_vars);
     json_decref(job->result);
+    free(job->config_error);
     free(job->previous_status);
     free(job->action_ref);
     free(job->action_id);

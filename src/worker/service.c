@@ -54,7 +54,8 @@ struct service {
     int exit_status;
     uint64_t started_ms;
     uint64_t stop_deadline_ms;
-    sd_event_source *heartbeat_src, *retention_src, *drain_src, *confirm_src, *flow_src;
+    sd_event_source *heartbeat_src, *retention_src, *drain_src, *confirm_src, *flow_src,
+        *hard_stop_src;
 };
 
 static void service_stop(struct service *svc, int status)
@@ -183,6 +184,27 @@ static int on_drain_timeout(sd_event_source *s, uint64_t usec, void *userdata)
     return 0;
 }
 
+/* Whatever waits on a server that does not come back, the service stops
+ * in bounded time: shutdown_timeout for the actions, then this much more. */
+#define SERVICE_HARD_STOP_EXTRA_S 15
+
+static int on_hard_stop(sd_event_source *s, uint64_t usec, void *userdata)
+{
+    struct service *svc = userdata;
+    (void)s;
+    (void)usec;
+    log_warn("could not finish stopping in time (database or broker away?); stopping now");
+    service_stop(svc, 0);
+    return 0;
+}
+
+static void service_arm_hard_stop(struct service *svc)
+{
+    uint64_t seconds = (uint64_t)svc->cfg->shutdown_timeout + SERVICE_HARD_STOP_EXTRA_S;
+    sd_event_add_time_relative(svc->loop, &svc->hard_stop_src, CLOCK_MONOTONIC, seconds * 1000000u,
+                               100000, on_hard_stop, svc);
+}
+
 static void service_begin_shutdown(struct service *svc)
 {
     sd_notify(0, "STOPPING=1");
@@ -196,12 +218,14 @@ static void service_begin_shutdown(struct service *svc)
     log_info("stopping: waiting up to %d s for %zu running executions", svc->cfg->shutdown_timeout,
              svc->n_jobs);
     if (svc->n_jobs == 0) {
+        service_arm_hard_stop(svc);
         service_finish_shutdown(svc);
         return;
     }
     sd_event_add_time_relative(svc->loop, &svc->drain_src, CLOCK_MONOTONIC,
                                (uint64_t)svc->cfg->shutdown_timeout * 1000000u, 1000,
                                on_drain_timeout, svc);
+    service_arm_hard_stop(svc);
 }
 
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
@@ -399,7 +423,7 @@ static int service_setup_runtimes(struct service *svc)
         if (str_starts_with(svc->settings.base_env.items[i], "PATH="))
             path = svc->settings.base_env.items[i] + 5;
     if (registry_init(&svc->registry, svc->cfg->runtimes, path, err, sizeof(err)) < 0) {
-        log_error("%s", err);
+        fprintf(stderr, "attune-worker: configuration error: worker.runtimes: %s\n", err);
         return -EINVAL;
     }
     struct strbuf names;
@@ -443,6 +467,7 @@ static void service_free(struct service *svc)
     sd_event_source_disable_unref(svc->drain_src);
     sd_event_source_disable_unref(svc->confirm_src);
     sd_event_source_disable_unref(svc->flow_src);
+    sd_event_source_disable_unref(svc->hard_stop_src);
     mq_free(svc->mq);
     db_free(svc->db);
     guardian_stop(svc->guardian);
@@ -455,9 +480,13 @@ int service_run(const struct config *cfg)
 {
     struct service svc = {.cfg = cfg, .started_ms = time_monotonic_ms(), .exit_status = 1};
     service_start_guardian(&svc);
-    if (service_setup_loop(&svc) < 0 || service_setup_runtimes(&svc) < 0) {
+    if (service_setup_loop(&svc) < 0) {
         service_free(&svc);
         return 1;
+    }
+    if (service_setup_runtimes(&svc) < 0) {
+        service_free(&svc);
+        return CONFIG_EXIT_STATUS;
     }
     svc.db = db_new(svc.loop, cfg->database_url, cfg->database_connect_timeout, on_db_state, &svc);
     svc.job_ctx = (struct job_context){

@@ -165,7 +165,7 @@ static const char full_yaml[] = "database:\n"
                                 "  url: postgres://app:pw@db.example:5433/attune\n"
                                 "  connect_timeout: 20\n"
                                 "message_queue:\n"
-                                "  url: amqps://app:pw@mq.example/vhost\n"
+                                "  url: amqp://app:pw@mq.example/vhost\n"
                                 "security:\n"
                                 "  encryption_key: 0123456789abcdef0123456789abcdef\n"
                                 "packs_base_dir: /srv/packs\n"
@@ -198,7 +198,7 @@ static void test_file_every_key(void **state)
     assert_string_equal(cfg.source_path, path);
     assert_string_equal(cfg.database_url, "postgres://app:pw@db.example:5433/attune");
     assert_int_equal(cfg.database_connect_timeout, 20);
-    assert_string_equal(cfg.message_queue_url, "amqps://app:pw@mq.example/vhost");
+    assert_string_equal(cfg.message_queue_url, "amqp://app:pw@mq.example/vhost");
     assert_string_equal(cfg.encryption_key, "0123456789abcdef0123456789abcdef");
     assert_string_equal(cfg.packs_base_dir, "/srv/packs");
     assert_string_equal(cfg.worker_name, "w-1.example_A");
@@ -516,6 +516,7 @@ static void test_validate_each_key(void **state)
     } rows[] = {
         {"database.url", "mysql://u:hunter2@db/x", "database.url: must start with postgresql://"},
         {"message_queue.url", "http://mq", "message_queue.url: must start with amqp://"},
+        {"message_queue.url", "amqps://mq", "message_queue.url: amqps:// (TLS) is not supported"},
         {"database.connect_timeout", "0", "database.connect_timeout: must be between 1 and 600"},
         {"database.connect_timeout", "601", "database.connect_timeout: must be between"},
         {"worker.max_concurrent_tasks", "0", "worker.max_concurrent_tasks: must be between 1 and"},

@@ -156,6 +156,19 @@ static void test_failure_result(void **state)
     json_decref(r);
 }
 
+/* PostgreSQL's jsonb refuses \u0000: such output must not become data that
+ * would make the execution's result impossible to store. */
+static void test_json_with_nul_is_not_data(void **state)
+{
+    (void)state;
+    static const char text[] = "{\"a\": \"x\\u0000y\"}";
+    assert_null(execution_parse_output(text, strlen(text), OUTPUT_FORMAT_JSON));
+    static const char fine[] = "{\"a\": \"x\\u0001y\"}";
+    json_t *v = execution_parse_output(fine, strlen(fine), OUTPUT_FORMAT_JSON);
+    assert_non_null(v);
+    json_decref(v);
+}
+
 static void test_status_names(void **state)
 {
     (void)state;
@@ -171,7 +184,7 @@ int main(void)
         cmocka_unit_test(test_json_whole),         cmocka_unit_test(test_json_last_line_fallback),
         cmocka_unit_test(test_yaml_output),        cmocka_unit_test(test_jsonl_output),
         cmocka_unit_test(test_text_gives_nothing), cmocka_unit_test(test_failure_result),
-        cmocka_unit_test(test_status_names),
+        cmocka_unit_test(test_status_names),       cmocka_unit_test(test_json_with_nul_is_not_data),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

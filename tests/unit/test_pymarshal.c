@@ -90,6 +90,7 @@ static void test_decode_refuses_what_json_cannot_hold(void **state)
     check_python_refuses("b\"bytes\"", "not JSON");
     check_python_refuses("float(\"nan\")", "NaN");
     check_python_refuses("2**64", "64 bits");
+    check_python_refuses("\"a\\x00b\"", "NUL");
     check_python_refuses("{(1, 2): 3}", "dict key");
     check_python_refuses("(lambda: 0).__code__", "not JSON");
 }
