@@ -17,6 +17,7 @@
 #define MQ_BACKOFF_MIN_MS 200
 #define MQ_BACKOFF_MAX_MS 10000
 #define MQ_CONNECT_TIMEOUT_MS 2000
+#define MQ_RPC_TIMEOUT_MS 10000
 #define MQ_FRAME_MAX 131072
 
 /* A published message kept until the broker confirms it. */
@@ -397,6 +398,12 @@ static bool mq_open(struct mq *mq, char *why, size_t whylen)
     mq->conn = amqp_new_connection();
     amqp_socket_t *sock = amqp_tcp_socket_new(mq->conn);
     struct timeval tv = {MQ_CONNECT_TIMEOUT_MS / 1000, (MQ_CONNECT_TIMEOUT_MS % 1000) * 1000};
+    /* A broker that stops answering (an alarm, a partition) must not hold the
+     * loop: a synchronous call that times out drops the connection, which is
+     * then rebuilt, and everything unconfirmed is sent again. */
+    struct timeval rpc = {MQ_RPC_TIMEOUT_MS / 1000, (MQ_RPC_TIMEOUT_MS % 1000) * 1000};
+    amqp_set_handshake_timeout(mq->conn, &rpc);
+    amqp_set_rpc_timeout(mq->conn, &rpc);
     int rc =
         sock ? amqp_socket_open_noblock(sock, info.host, info.port, &tv) : AMQP_STATUS_NO_MEMORY;
     if (rc != AMQP_STATUS_OK) {
