@@ -536,10 +536,13 @@ class Listener:
 
 
 class EventListener(Listener):
-    """Everything published on attune.executions under execution.#."""
+    """The worker's reports on attune.executions: status changes and completions.
+    Dispatch keys are not bound, so that this queue never makes an unroutable
+    dispatch (another test's worker without a queue) look routed."""
 
     def __init__(self, url):
-        super().__init__(url, [(EXCHANGE, "execution.#")])
+        super().__init__(url, [(EXCHANGE, "execution.status_changed"),
+                               (EXCHANGE, "execution.completed")])
 
     def events(self, execution_id, message_type=None):
         """(properties, envelope) of the messages about one execution."""
