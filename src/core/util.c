@@ -201,6 +201,15 @@ void strv_setenv(struct strv *v, const char *name, const char *value)
     strv_push_owned(v, entry);
 }
 
+const char *strv_getenv(const struct strv *v, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < v->len; i++)
+        if (strncmp(v->items[i], name, n) == 0 && v->items[i][n] == '=')
+            return v->items[i] + n + 1;
+    return NULL;
+}
+
 int set_error(char *err, size_t errlen, int code, const char *fmt, ...)
 {
     if (err && errlen) {

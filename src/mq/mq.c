@@ -531,11 +531,6 @@ void mq_reject_tag(struct mq *mq, uint64_t connection, uint64_t tag, bool requeu
         mq_lost(mq, amqp_error_string2(rc));
 }
 
-void mq_ack(struct mq *mq, const struct mq_delivery *d)
-{
-    mq_ack_tag(mq, d->connection, d->delivery_tag);
-}
-
 void mq_reject(struct mq *mq, const struct mq_delivery *d, bool requeue)
 {
     mq_reject_tag(mq, d->connection, d->delivery_tag, requeue);

@@ -44,12 +44,12 @@ bool mq_is_connected(const struct mq *mq);
 size_t mq_unconfirmed(const struct mq *mq);
 size_t mq_unconfirmed_bytes(const struct mq *mq);
 
-/* Acknowledges, or rejects without requeue (to the dead-letter exchange) or
- * with requeue. A delivery from an earlier connection is ignored: the broker
- * delivers it again. */
-void mq_ack(struct mq *mq, const struct mq_delivery *d);
+/* Rejects without requeue (to the dead-letter exchange) or with requeue. A
+ * delivery from an earlier connection is ignored: the broker delivers it
+ * again. */
 void mq_reject(struct mq *mq, const struct mq_delivery *d, bool requeue);
-/* The same, by connection and tag (for deliveries whose body is gone). */
+/* Acknowledges or rejects by connection and tag (for deliveries whose body is
+ * gone); the same rule about earlier connections holds. */
 void mq_ack_tag(struct mq *mq, uint64_t connection, uint64_t tag);
 void mq_reject_tag(struct mq *mq, uint64_t connection, uint64_t tag, bool requeue);
 

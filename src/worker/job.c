@@ -504,11 +504,6 @@ struct job *job_start(const struct job_context *ctx, const struct mq_delivery *d
     return job;
 }
 
-bool job_is_running(const struct job *job)
-{
-    return job->execution && !job->result;
-}
-
 bool job_holds_execution(const struct job *job)
 {
     return job->claimed && !job->recorded;

@@ -34,8 +34,6 @@ struct job_context {
  * dead-letter queue or in a failed execution, and finished is called. */
 struct job *job_start(const struct job_context *ctx, const struct mq_delivery *delivery);
 
-/* True once the action's process runs. */
-bool job_is_running(const struct job *job);
 /* True from the claim until the final state is in the database. */
 bool job_holds_execution(const struct job *job);
 /* The execution id, 0 before the message parsed. */

@@ -37,15 +37,6 @@ void oneshot_base_env(const struct config *cfg, struct strv *env)
         strv_setenv(env, cfg->action_env[i].name, cfg->action_env[i].value);
 }
 
-static const char *env_lookup(const struct strv *env, const char *name)
-{
-    size_t n = strlen(name);
-    for (size_t i = 0; i < env->len; i++)
-        if (strncmp(env->items[i], name, n) == 0 && env->items[i][n] == '=')
-            return env->items[i] + n + 1;
-    return NULL;
-}
-
 static int oneshot_params(const struct oneshot_options *opts, const struct action *action,
                           json_t **out, char *err, size_t errlen)
 {
@@ -207,7 +198,7 @@ static int oneshot_prepare(const struct config *cfg, const struct oneshot_option
     for (char **w = cfg->runtimes; w && *w; w++)
         allowed = allowed || strcmp(*w, needed[0]) == 0;
     rc = allowed
-             ? registry_init(&r->registry, needed, env_lookup(&r->settings.base_env, "PATH"), err,
+             ? registry_init(&r->registry, needed, strv_getenv(&r->settings.base_env, "PATH"), err,
                              errlen)
              : set_error(err, errlen, ENOEXEC,
                          "runtime '%s' is not enabled on this worker (worker.runtimes)", needed[0]);

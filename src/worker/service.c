@@ -418,10 +418,7 @@ static int service_setup_runtimes(struct service *svc)
     char err[512];
     strv_init(&svc->settings.base_env);
     oneshot_base_env(svc->cfg, &svc->settings.base_env);
-    const char *path = svc->settings.base_env.items[0] + strlen("PATH=");
-    for (size_t i = 0; i < svc->settings.base_env.len; i++)
-        if (str_starts_with(svc->settings.base_env.items[i], "PATH="))
-            path = svc->settings.base_env.items[i] + 5;
+    const char *path = strv_getenv(&svc->settings.base_env, "PATH");
     if (registry_init(&svc->registry, svc->cfg->runtimes, path, err, sizeof(err)) < 0) {
         fprintf(stderr, "attune-worker: configuration error: worker.runtimes: %s\n", err);
         return -EINVAL;
