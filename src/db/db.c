@@ -1,6 +1,8 @@
 /* The database connection on the event loop (see db.h). */
 #include "db/db.h"
 
+#include <libpq-fe.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +10,7 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "db/query.h"
 
 #define DB_BACKOFF_MIN_MS 100
 #define DB_BACKOFF_MAX_MS 5000

@@ -1,157 +1,206 @@
-/* One execution request in service mode (see job.h). */
+/* One execution request as one state machine (see job.h), written in
+ * lifecycle order: start, claim, load, run, record, report. job_step at the
+ * end dispatches every event to the handler of the current state. */
 #include "worker/job.h"
 
+#include <assert.h>
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "core/log.h"
 #include "core/util.h"
 #include "exec/action.h"
 #include "exec/params.h"
 #include "mq/envelope.h"
-#include "worker/report.h"
+#include "runtime/registry.h"
 #include "worker/artifacts.h"
 #include "worker/secrets.h"
 
+/* Why a job must stop before its end, whatever state it is in: a request
+ * that arrives during a round trip takes effect when the round trip is over. */
+enum job_stop { JOB_STOP_NONE, JOB_STOP_SHUTDOWN };
+
 struct job {
-    struct job *next;
-    sd_event_source *done_src;
+    enum job_state state;
+    enum job_stop stop;
+    bool settled; /* the broker message is acknowledged or rejected */
     struct job_context ctx;
-    uint64_t connection, delivery_tag; /* the broker message, until acknowledged */
-    bool acked;
-    bool claimed;  /* the execution is ours from here... */
-    bool recorded; /* ...until its final state is in the database */
-    bool retried_final;
-    bool cancel_requested;
-    char *config_error; /* the execution's config did not parse */
+    uint64_t connection, delivery_tag;
     struct execution_request_msg msg;
-    char id_text[32];
-    char worker_text[32];
-    char *previous_status;
+    char id_text[24];
+    /* From the claim */
     char *action_ref;
-    char *action_id; /* text, NULL if unknown */
     json_t *exec_config;
+    char *config_error; /* the execution's config did not parse */
     json_t *env_vars;
     int timeout_seconds;
+    char *dir;
+    /* From the loads */
+    int64_t action_id; /* 0 when unknown */
     struct action *action;
     json_t *params;
     json_t *secrets;
-    char *dir;
-    struct execution *execution;
+    void *run; /* what ports->start returned */
+    /* The end */
     enum execution_status final_status;
     json_t *result;
 };
 
-static void job_finish(struct job *job, enum execution_status status, json_t *result);
-static void job_load_action(struct job *job);
+#define PORT(job, fn, ...) (job)->ctx.ports->fn((job)->ctx.io, __VA_ARGS__)
 
-static int on_job_done(sd_event_source *s, void *userdata)
+static void job_enter(struct job *job, enum job_state state)
 {
-    struct job *job = userdata;
-    sd_event_source_set_enabled(s, SD_EVENT_OFF);
-    job->ctx.finished(job, job->ctx.userdata);
-    return 0;
+    log_debug("execution %s: %s -> %s", job->id_text, job_state_name(job->state),
+              job_state_name(state));
+    job->state = state;
 }
 
-/* The service hears of the end from the loop, never from inside job_start. */
-static void job_done(struct job *job)
+static void job_over(struct job *job)
 {
-    if (sd_event_add_defer(job->ctx.loop, &job->done_src, on_job_done, job) < 0) {
-        log_error("cannot schedule the end of execution %s", job->id_text);
-        job->ctx.finished(job, job->ctx.userdata);
-    }
+    job_enter(job, JOB_DONE);
+    PORT(job, done, job);
 }
 
-/* Outbound messages */
+/* The broker message */
+
+static void job_ack(struct job *job)
+{
+    PORT(job, ack, job->connection, job->delivery_tag);
+    job->settled = true;
+}
+
+static void job_reject(struct job *job, const char *why)
+{
+    log_warn("message rejected to the dead-letter queue: %s", why);
+    PORT(job, reject, job->connection, job->delivery_tag, false);
+    job->settled = true;
+    job_over(job);
+}
+
+static void job_requeue(struct job *job, const char *why)
+{
+    log_warn("execution %s: %s; returned to the queue", job->id_text, why);
+    PORT(job, reject, job->connection, job->delivery_tag, true);
+    job->settled = true;
+    job_over(job);
+}
 
 static struct report_subject job_subject(const struct job *job)
 {
-    int64_t action_id = 0;
-    if (job->action_id)
-        parse_int64(job->action_id, &action_id);
     return (struct report_subject){
         .execution_id = job->msg.execution_id,
-        .action_id = action_id,
+        .action_id = job->action_id,
         .action_ref = job->action_ref,
         .correlation_id = job->msg.correlation_id,
         .trace_id = job->msg.trace_id,
     };
 }
 
-static void job_publish_status(struct job *job, const char *from, const char *to)
-{
-    struct report_subject subject = job_subject(job);
-    report_status_changed(job->ctx.mq, &subject, from, to);
-}
+/* Start: the message parses, or goes to the dead-letter queue. */
 
-static void job_publish_completed(struct job *job)
+struct job *job_start(const struct job_context *ctx, const struct mq_delivery *d)
 {
-    struct report_subject subject = job_subject(job);
-    report_completed(job->ctx.mq, &subject, execution_status_name(job->final_status), job->result);
-}
-
-/* Final record */
-
-static void on_final_recorded(struct db *db, const PGresult *res, const char *error, void *userdata)
-{
-    struct job *job = userdata;
-    (void)db;
-    job->recorded = true;
-    if (error && !job->retried_final) {
-        /* The result itself was refused: record the failure instead, so the
-         * execution does not stay running and its messages still go out. */
-        log_error("execution %s: cannot record the result: %s", job->id_text, error);
-        char *why = xasprintf("the result could not be stored: %s", error);
-        json_t *fallback = execution_failure_result(why);
-        free(why);
-        json_decref(job->result);
-        job->result = NULL;
-        job->retried_final = true;
-        job->recorded = false;
-        job_finish(job, EXECUTION_FAILED, fallback);
-        return;
-    } else if (error) {
-        log_error("execution %s: cannot record the result: %s", job->id_text, error);
-    } else if (atoi(PQcmdTuples((PGresult *)res)) == 0 && !job->retried_final) {
-        /* Either someone else finished it, or our own update went through and
-         * its answer was lost with the connection: look before reporting. */
-        static const char sql[] =
-            "SELECT status::text = $2 AND result = $3::jsonb FROM attune.execution WHERE id = $1";
-        char *text = json_dumps(job->result, JSON_COMPACT);
-        const char *values[] = {job->id_text, execution_status_name(job->final_status), text};
-        job->retried_final = true;
-        job->recorded = false;
-        db_query(job->ctx.db, sql, 3, values, on_final_recorded, job);
-        free(text);
-        return;
-    } else if (job->retried_final &&
-               (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "t") != 0)) {
-        log_warn("execution %s was no longer running when its result came; not overwritten",
-                 job->id_text);
-    } else {
-        const char *status = execution_status_name(job->final_status);
-        log_info("execution %s (%s) %s", job->id_text, job->action_ref, status);
-        job_publish_status(job, "running", status);
-        job_publish_completed(job);
+    struct job *job = xcalloc(1, sizeof(*job));
+    char why[512];
+    job->ctx = *ctx;
+    job->state = JOB_CLAIMING;
+    job->connection = d->connection;
+    job->delivery_tag = d->delivery_tag;
+    if (envelope_parse_request(d->body, d->len, &job->msg, why, sizeof(why)) < 0) {
+        job_reject(job, why);
+        return job;
     }
-    job_done(job);
+    snprintf(job->id_text, sizeof(job->id_text), "%lld", (long long)job->msg.execution_id);
+    log_debug("execution %s: request received", job->id_text);
+    job->action_ref = xstrdup(job->msg.action_ref);
+    PORT(job, claim, job, job->msg.execution_id, job->ctx.worker_id);
+    return job;
 }
 
-static void job_finish(struct job *job, enum execution_status status, json_t *result)
+/* Claim: one guarded UPDATE makes the execution ours; when it matches
+ * nothing, the row says whether it is someone else's, gone, or ours with the
+ * claim's reply lost to a dropped connection. */
+
+static void job_claimed(struct job *job, const struct execution_row *row)
 {
-    static const char sql[] =
-        "UPDATE attune.execution SET status = $2::attune.execution_status_enum, "
-        "result = $3::jsonb WHERE id = $1 AND status IN ('running', 'canceling')";
+    free(job->action_ref);
+    job->action_ref = xstrdup(row->action_ref);
+    job->exec_config = json_incref(row->config);
+    if (row->config_error)
+        job->config_error = xasprintf("execution config cannot be read: %s", row->config_error);
+    job->timeout_seconds = row->timeout_seconds;
+    job->env_vars = json_incref(row->env_vars);
+    job->dir = artifacts_execution_dir(job->ctx.cfg->artifacts_dir, job->ctx.cfg->worker_name,
+                                       job->id_text);
+    job_ack(job);
+    log_info("execution %s (%s) running", job->id_text, job->action_ref);
+    struct report_subject subject = job_subject(job);
+    PORT(job, publish_status, &subject, row->previous_status, "running");
+    job_enter(job, JOB_LOADING_ACTION);
+    PORT(job, load_action, job, job->action_ref);
+}
+
+static void on_claiming(struct job *job, const struct job_event *ev)
+{
+    if (ev->kind == JOB_EVENT_ROW) {
+        job_claimed(job, ev->execution);
+    } else if (ev->kind == JOB_EVENT_NO_ROW) {
+        job_enter(job, JOB_CHECKING);
+        PORT(job, find_owner, job, job->msg.execution_id);
+    } else if (ev->kind == JOB_EVENT_DB_ERROR) {
+        /* The database is the truth and cannot answer: let the broker retry. */
+        job_requeue(job, ev->error);
+    }
+}
+
+static void on_checking(struct job *job, const struct job_event *ev)
+{
+    char why[256];
+    if (ev->kind == JOB_EVENT_DB_ERROR) {
+        snprintf(why, sizeof(why), "cannot check its status: %s", ev->error);
+        job_requeue(job, why);
+    } else if (ev->kind == JOB_EVENT_NO_ROW) {
+        snprintf(why, sizeof(why), "execution %s does not exist", job->id_text);
+        job_reject(job, why);
+    } else if (ev->kind == JOB_EVENT_ROW) {
+        const struct execution_owner *owner = ev->owner;
+        if (strcmp(owner->status, "running") == 0 && owner->worker_id == job->ctx.worker_id &&
+            !PORT(job, held_here, job->msg.execution_id)) {
+            job_enter(job, JOB_RESUMING);
+            PORT(job, resume, job, job->msg.execution_id, job->ctx.worker_id);
+            return;
+        }
+        log_info("execution %s is already %s; acknowledged, not run again", job->id_text,
+                 owner->status);
+        job_ack(job);
+        job_over(job);
+    }
+}
+
+static void on_resuming(struct job *job, const struct job_event *ev)
+{
+    if (ev->kind == JOB_EVENT_ROW)
+        job_claimed(job, ev->execution);
+    else if (ev->kind == JOB_EVENT_NO_ROW)
+        job_requeue(job, "it changed while being resumed");
+    else if (ev->kind == JOB_EVENT_DB_ERROR)
+        job_requeue(job, ev->error);
+}
+
+/* Record: the final UPDATE only applies while the row is running (or
+ * canceling); an answer of "nothing changed" is checked before reporting,
+ * because our own update may have gone through with its reply lost. */
+
+static void job_record(struct job *job, enum job_state state, enum execution_status status,
+                       json_t *result)
+{
+    job_enter(job, state);
     job->final_status = status;
+    json_decref(job->result);
     job->result = result;
-    char *text = json_dumps(result, JSON_COMPACT);
-    const char *values[] = {job->id_text, execution_status_name(status), text};
-    db_query(job->ctx.db, sql, 3, values, on_final_recorded, job);
-    free(text);
+    PORT(job, finish, job, job->msg.execution_id, execution_status_name(status), result);
 }
 
 static void job_fail(struct job *job, const char *error)
@@ -161,50 +210,93 @@ static void job_fail(struct job *job, const char *error)
     json_t *result = execution_failure_result(error);
     if (job->dir)
         json_object_set_new(result, "artifacts_dir", json_string(job->dir));
-    job_finish(job, EXECUTION_FAILED, result);
+    job_record(job, JOB_RECORDING, EXECUTION_FAILED, result);
 }
 
-/* Running */
-
-static void on_execution_done(struct execution *ex, void *userdata)
+/* Report: the two last messages, once the database holds the end. */
+static void job_report(struct job *job)
 {
-    struct job *job = userdata;
-    log_debug("execution %s: process finished", job->id_text);
-    json_t *result = json_incref(execution_get_result(ex));
-    enum execution_status status = execution_get_status(ex);
-    job_finish(job, status, result);
+    job_enter(job, JOB_REPORTING);
+    const char *status = execution_status_name(job->final_status);
+    log_info("execution %s (%s) %s", job->id_text, job->action_ref, status);
+    struct report_subject subject = job_subject(job);
+    PORT(job, publish_status, &subject, "running", status);
+    PORT(job, publish_completed, &subject, status, job->result);
+    job_over(job);
 }
 
-static int job_timeout(const struct job *job)
+static void job_verify(struct job *job)
 {
-    if (job->timeout_seconds > 0)
-        return job->timeout_seconds;
-    if (job->action->timeout_seconds > 0)
-        return job->action->timeout_seconds;
-    return job->ctx.cfg->task_timeout;
+    job_enter(job, JOB_VERIFYING);
+    PORT(job, check_finished, job, job->msg.execution_id, execution_status_name(job->final_status),
+         job->result);
 }
 
-static void job_run(struct job *job)
+static void on_recording(struct job *job, const struct job_event *ev)
 {
-    if (job->cancel_requested) {
-        json_t *result = execution_failure_result("cancelled before it started (worker stopping)");
-        job_finish(job, EXECUTION_CANCELLED, result);
-        return;
+    if (ev->kind == JOB_EVENT_ROW) {
+        job_report(job);
+    } else if (ev->kind == JOB_EVENT_NO_ROW) {
+        job_verify(job);
+    } else if (ev->kind == JOB_EVENT_DB_ERROR) {
+        /* The result itself was refused: record the failure instead, so the
+         * execution does not stay running and its messages still go out. */
+        log_error("execution %s: cannot record the result: %s", job->id_text, ev->error);
+        char *why = xasprintf("the result could not be stored: %s", ev->error);
+        job_record(job, JOB_RECORDING_REFUSAL, EXECUTION_FAILED, execution_failure_result(why));
+        free(why);
     }
-    log_debug("execution %s: action and secrets loaded; starting", job->id_text);
-    char err[1024];
-    struct execution_request req = {
-        .exec_id = job->id_text,
-        .artifacts_dir = job->dir,
-        .action = job->action,
-        .params = job->params,
-        .secrets = job->secrets,
-        .env_vars = job->env_vars,
-        .timeout_seconds = job_timeout(job),
+}
+
+static void on_recording_refusal(struct job *job, const struct job_event *ev)
+{
+    if (ev->kind == JOB_EVENT_ROW) {
+        job_report(job);
+    } else if (ev->kind == JOB_EVENT_NO_ROW) {
+        job_verify(job);
+    } else if (ev->kind == JOB_EVENT_DB_ERROR) {
+        /* The row stays running; the next start of this worker abandons it. */
+        log_error("execution %s: cannot record the result: %s", job->id_text, ev->error);
+        job_over(job);
+    }
+}
+
+static void on_verifying(struct job *job, const struct job_event *ev)
+{
+    if (ev->kind == JOB_EVENT_ROW) {
+        job_report(job);
+    } else if (ev->kind == JOB_EVENT_NO_ROW) {
+        log_warn("execution %s was no longer running when its result came; not overwritten",
+                 job->id_text);
+        job_over(job);
+    } else if (ev->kind == JOB_EVENT_DB_ERROR) {
+        log_error("execution %s: cannot record the result: %s", job->id_text, ev->error);
+        job_over(job);
+    }
+}
+
+/* Load: the action row, the parameters it validates, then the keys. */
+
+static int job_build_action(struct job *job, const struct action_row *row, char *err,
+                            size_t errlen)
+{
+    struct action_fields fields = {
+        .name = row->name,
+        .runner_type = registry_runner_name(row->runtime_name),
+        .entry_point = row->entry_point,
+        .label = row->label,
+        .description = row->description,
+        .parameter_delivery = row->parameter_delivery,
+        .parameter_format = row->parameter_format,
+        .output_format = row->output_format,
+        .timeout_seconds = row->timeout_seconds,
+        .enabled = row->enabled,
+        .parameters = row->param_schema,
     };
-    if (execution_start(job->ctx.loop, job->ctx.settings, &req, on_execution_done, job,
-                        &job->execution, err, sizeof(err)) < 0)
-        job_fail(job, err);
+    char *pack_dir = xasprintf("%s/%s", job->ctx.cfg->packs_base_dir, row->pack_ref);
+    int rc = action_from_fields(&fields, row->pack_ref, pack_dir, &job->action, err, errlen);
+    free(pack_dir);
+    return rc;
 }
 
 /* Parameters: config.parameters, or the whole config minus context and env. */
@@ -221,292 +313,176 @@ static json_t *job_parameters(const json_t *config)
     return copy;
 }
 
-static void on_secrets_loaded(struct db *db, const PGresult *res, const char *error, void *userdata)
+static int job_take_action(struct job *job, const struct action_row *row, char *err,
+                           size_t errlen)
 {
-    struct job *job = userdata;
-    char err[512];
-    (void)db;
-    if (error) {
-        snprintf(err, sizeof(err), "cannot read secrets: %s", error);
-        job_fail(job, err);
-        return;
-    }
-    int n = PQntuples(res);
-    struct secret_row *rows = xcalloc((size_t)n + 1, sizeof(*rows));
-    for (int i = 0; i < n; i++) {
-        rows[i].name = PQgetvalue(res, i, 0);
-        rows[i].owner_type = PQgetvalue(res, i, 1);
-        rows[i].encrypted = strcmp(PQgetvalue(res, i, 2), "t") == 0;
-        rows[i].encryption_key_hash = PQgetisnull(res, i, 3) ? NULL : PQgetvalue(res, i, 3);
-        rows[i].value = PQgetvalue(res, i, 4);
-    }
-    int rc = secrets_resolve(rows, (size_t)n, job->ctx.cfg->encryption_key, &job->secrets, err,
-                             sizeof(err));
-    free(rows);
-    if (rc < 0)
-        job_fail(job, err);
-    else
-        job_run(job);
-}
-
-static void job_load_secrets(struct job *job)
-{
-    static const char sql[] =
-        "SELECT name, owner_type::text, encrypted, encryption_key_hash, value FROM attune.key "
-        "WHERE owner_type = 'system' OR (owner_type = 'pack' AND owner_pack_ref = $1) "
-        "OR (owner_type = 'action' AND owner_action_ref = $2)";
-    const char *values[] = {job->action->pack_ref, job->action->ref};
-    db_query(job->ctx.db, sql, 2, values, on_secrets_loaded, job);
-}
-
-/* A runtime row's name as a runner type: Attune deployments also spell them
- * "Python", "python3", "nodejs", "bash"; no runtime means "local". */
-static const char *job_runner_name(const char *name)
-{
-    static const char *const aliases[][2] = {
-        {"python3", "python"}, {"nodejs", "node"}, {"bash", "shell"}, {"sh", "shell"}};
-    static const char *const known[] = {"shell", "python", "node", "local"};
-    if (!name || !*name)
-        return "local";
-    for (size_t i = 0; i < ARRAY_SIZE(aliases); i++)
-        if (strcasecmp(name, aliases[i][0]) == 0)
-            return aliases[i][1];
-    for (size_t i = 0; i < ARRAY_SIZE(known); i++)
-        if (strcasecmp(name, known[i]) == 0)
-            return known[i];
-    return name;
-}
-
-/* The action row becomes a definition like an action file's, so the same
- * checks apply (entry point present and inside actions/, known formats). */
-static json_t *job_action_definition(const PGresult *res)
-{
-    json_t *def = json_object();
-    static const char *const text_columns[] = {
-        "name",         "entry_point",        "label",
-        "description",  "parameter_delivery", "parameter_format",
-        "output_format"};
-    for (size_t i = 0; i < ARRAY_SIZE(text_columns); i++) {
-        int col = PQfnumber(res, text_columns[i]);
-        if (col >= 0 && !PQgetisnull(res, 0, col))
-            json_object_set_new(def, text_columns[i], json_string(PQgetvalue(res, 0, col)));
-    }
-    int runtime = PQfnumber(res, "runner_type");
-    const char *runtime_name = PQgetisnull(res, 0, runtime) ? NULL : PQgetvalue(res, 0, runtime);
-    json_object_set_new(def, "runner_type", json_string(job_runner_name(runtime_name)));
-    int enabled = PQfnumber(res, "enabled");
-    json_object_set_new(def, "enabled",
-                        json_boolean(strcmp(PQgetvalue(res, 0, enabled), "t") == 0));
-    int timeout = PQfnumber(res, "timeout_seconds");
-    if (!PQgetisnull(res, 0, timeout))
-        json_object_set_new(def, "timeout", json_integer(atoi(PQgetvalue(res, 0, timeout))));
-    json_t *schema = json_loads(PQgetvalue(res, 0, PQfnumber(res, "param_schema")), 0, NULL);
-    if (schema)
-        json_object_set_new(def, "parameters", schema);
-    return def;
-}
-
-static void on_action_loaded(struct db *db, const PGresult *res, const char *error, void *userdata)
-{
-    struct job *job = userdata;
-    char err[1024];
-    (void)db;
-    if (error || PQntuples(res) == 0) {
-        snprintf(err, sizeof(err), "%s%s", error ? "cannot load the action: " : "",
-                 error ? error : "");
-        if (!error)
-            snprintf(err, sizeof(err), "action '%s' is not registered", job->action_ref);
-        job_fail(job, err);
-        return;
-    }
-    const char *pack_ref = PQgetvalue(res, 0, PQfnumber(res, "pack_ref"));
-    job->action_id = xstrdup(PQgetvalue(res, 0, PQfnumber(res, "id")));
-    char *pack_dir = xasprintf("%s/%s", job->ctx.cfg->packs_base_dir, pack_ref);
-    json_t *def = job_action_definition(res);
-    int rc = action_from_definition(def, pack_ref, pack_dir, &job->action, err, sizeof(err));
-    json_decref(def);
-    free(pack_dir);
+    job->action_id = row->id;
+    int rc = job_build_action(job, row, err, errlen);
     if (rc == 0 && job->config_error)
-        rc = set_error(err, sizeof(err), EINVAL, "%s", job->config_error);
+        rc = set_error(err, errlen, EINVAL, "%s", job->config_error);
     if (rc == 0 && !job->action->enabled)
-        rc = set_error(err, sizeof(err), EPERM, "action '%s' is disabled (enabled: false)",
+        rc = set_error(err, errlen, EPERM, "action '%s' is disabled (enabled: false)",
                        job->action_ref);
     if (rc == 0) {
         job->params = job_parameters(job->exec_config);
         if (!job->params)
-            rc = set_error(err, sizeof(err), EINVAL, "config.parameters must be an object");
+            rc = set_error(err, errlen, EINVAL, "config.parameters must be an object");
     }
     if (rc == 0)
-        rc = params_validate(job->params, job->action->param_schema, err, sizeof(err));
-    if (rc < 0)
+        rc = params_validate(job->params, job->action->param_schema, err, errlen);
+    return rc;
+}
+
+static void on_loading_action(struct job *job, const struct job_event *ev)
+{
+    char err[1024];
+    if (ev->kind == JOB_EVENT_DB_ERROR) {
+        snprintf(err, sizeof(err), "cannot load the action: %s", ev->error);
         job_fail(job, err);
-    else
-        job_load_secrets(job);
-}
-
-static void job_load_action(struct job *job)
-{
-    static const char sql[] =
-        "SELECT a.id, a.ref, a.pack_ref, substr(a.ref, length(a.pack_ref) + 2) AS name, "
-        "a.entrypoint AS entry_point, a.label, a.description, a.param_schema, "
-        "a.parameter_delivery, a.parameter_format, a.output_format, a.timeout_seconds, "
-        "r.name AS runner_type, a.enabled FROM attune.action a LEFT JOIN attune.runtime r ON r.id "
-        "= "
-        "a.runtime WHERE a.ref = $1";
-    const char *values[] = {job->action_ref};
-    db_query(job->ctx.db, sql, 1, values, on_action_loaded, job);
-}
-
-/* Claiming */
-
-static void job_ack(struct job *job)
-{
-    mq_ack_tag(job->ctx.mq, job->connection, job->delivery_tag);
-    job->acked = true;
-}
-
-static void job_reject(struct job *job, const char *why)
-{
-    log_warn("message rejected to the dead-letter queue: %s", why);
-    mq_reject_tag(job->ctx.mq, job->connection, job->delivery_tag, false);
-    job->acked = true;
-    job_done(job);
-}
-
-static void job_claimed(struct job *job, const PGresult *res)
-{
-    job->claimed = true;
-    job->previous_status = xstrdup(PQgetvalue(res, 0, 0));
-    free(job->action_ref);
-    job->action_ref = xstrdup(PQgetvalue(res, 0, 1));
-    job->exec_config = NULL;
-    if (!PQgetisnull(res, 0, 2)) {
-        json_error_t jerr;
-        job->exec_config = json_loads(PQgetvalue(res, 0, 2), 0, &jerr);
-        if (!job->exec_config)
-            job->config_error = xasprintf("execution config cannot be read: %s", jerr.text);
+    } else if (ev->kind == JOB_EVENT_NO_ROW) {
+        snprintf(err, sizeof(err), "action '%s' is not registered", job->action_ref);
+        job_fail(job, err);
+    } else if (ev->kind == JOB_EVENT_ROW) {
+        if (job_take_action(job, ev->action, err, sizeof(err)) < 0) {
+            job_fail(job, err);
+            return;
+        }
+        job_enter(job, JOB_LOADING_KEYS);
+        PORT(job, load_keys, job, job->action->pack_ref, job->action->ref);
     }
-    job->timeout_seconds = PQgetisnull(res, 0, 3) ? 0 : atoi(PQgetvalue(res, 0, 3));
-    job->env_vars = PQgetisnull(res, 0, 4) ? NULL : json_loads(PQgetvalue(res, 0, 4), 0, NULL);
-    job->dir = artifacts_execution_dir(job->ctx.cfg->artifacts_dir, job->ctx.cfg->worker_name,
-                                       job->id_text);
-    job_ack(job);
-    log_info("execution %s (%s) running", job->id_text, job->action_ref);
-    job_publish_status(job, job->previous_status, "running");
-    job_load_action(job);
 }
 
-static void job_requeue(struct job *job, const char *why)
-{
-    log_warn("execution %s: %s; returned to the queue", job->id_text, why);
-    mq_reject_tag(job->ctx.mq, job->connection, job->delivery_tag, true);
-    job->acked = true;
-    job_done(job);
-}
+/* Run: the executor has the process; its end comes back as JOB_EVENT_EXITED. */
 
-static void job_resume(struct job *job);
-
-static void on_status_checked(struct db *db, const PGresult *res, const char *error, void *userdata)
+static void job_run(struct job *job)
 {
-    struct job *job = userdata;
-    char why[256];
-    (void)db;
-    if (error) {
-        /* The database is the truth and cannot answer: let the broker retry. */
-        snprintf(why, sizeof(why), "cannot check its status: %s", error);
-        job_requeue(job, why);
+    if (job->stop == JOB_STOP_SHUTDOWN) {
+        json_t *result = execution_failure_result("cancelled before it started (worker stopping)");
+        job_record(job, JOB_RECORDING, EXECUTION_CANCELLED, result);
         return;
     }
-    if (PQntuples(res) == 0) {
-        snprintf(why, sizeof(why), "execution %s does not exist", job->id_text);
-        job_reject(job, why);
-        return;
-    }
-    const char *status = PQgetvalue(res, 0, 0);
-    const char *worker = PQgetvalue(res, 0, 1);
-    if (strcmp(status, "running") == 0 && strcmp(worker, job->worker_text) == 0 &&
-        !job->ctx.is_running(job->msg.execution_id, job->ctx.userdata)) {
-        /* Ours, yet not running here: the reply to our own claim was lost
-         * with a database connection. Pick it up. */
-        job_resume(job);
-        return;
-    }
-    log_info("execution %s is already %s; acknowledged, not run again", job->id_text, status);
-    job_ack(job);
-    job_done(job);
+    log_debug("execution %s: action and secrets loaded; starting", job->id_text);
+    char err[1024];
+    struct execution_request req = {
+        .exec_id = job->id_text,
+        .artifacts_dir = job->dir,
+        .action = job->action,
+        .params = job->params,
+        .secrets = job->secrets,
+        .env_vars = job->env_vars,
+        .timeout_seconds = action_timeout_seconds(job->action, job->timeout_seconds,
+                                                  job->ctx.cfg->task_timeout),
+    };
+    job_enter(job, JOB_RUNNING);
+    if (PORT(job, start, job, &req, &job->run, err, sizeof(err)) < 0)
+        job_fail(job, err);
 }
 
-static void on_claim(struct db *db, const PGresult *res, const char *error, void *userdata)
+static void on_loading_keys(struct job *job, const struct job_event *ev)
 {
-    static const char sql[] =
-        "SELECT status::text, COALESCE(worker::text, '') FROM attune.execution WHERE id = $1";
-    struct job *job = userdata;
-    if (error) {
-        job_requeue(job, error);
-        return;
+    char err[512];
+    if (ev->kind == JOB_EVENT_DB_ERROR) {
+        snprintf(err, sizeof(err), "cannot read secrets: %s", ev->error);
+        job_fail(job, err);
+    } else if (ev->kind == JOB_EVENT_ROW || ev->kind == JOB_EVENT_NO_ROW) {
+        size_t n = ev->kind == JOB_EVENT_ROW ? ev->n_keys : 0;
+        if (secrets_resolve(ev->keys, n, job->ctx.cfg->encryption_key, &job->secrets, err,
+                            sizeof(err)) < 0)
+            job_fail(job, err);
+        else
+            job_run(job);
     }
-    if (PQntuples(res) == 1) {
-        job_claimed(job, res);
-        return;
-    }
-    const char *values[] = {job->id_text};
-    db_query(db, sql, 1, values, on_status_checked, job);
 }
 
-static void on_resumed(struct db *db, const PGresult *res, const char *error, void *userdata)
+static void on_running(struct job *job, const struct job_event *ev)
 {
-    struct job *job = userdata;
-    (void)db;
-    if (error || PQntuples(res) != 1) {
-        job_requeue(job, error ? error : "it changed while being resumed");
-        return;
+    if (ev->kind == JOB_EVENT_EXITED) {
+        log_debug("execution %s: process finished", job->id_text);
+        job_record(job, JOB_RECORDING, ev->exit_status, json_incref(ev->result));
+    } else if (ev->kind == JOB_EVENT_SHUTDOWN) {
+        PORT(job, stop, job->run);
     }
-    job_claimed(job, res);
 }
 
-static void job_resume(struct job *job)
+/* Every event, in every state. */
+void job_step(struct job *job, const struct job_event *ev)
 {
-    static const char sql[] =
-        "SELECT 'scheduled', action_ref, config, timeout_seconds, env_vars FROM "
-        "attune.execution WHERE id = $1 AND status = 'running' AND worker = $2";
-    const char *values[] = {job->id_text, job->worker_text};
-    db_query(job->ctx.db, sql, 2, values, on_resumed, job);
-}
-
-static void job_claim(struct job *job)
-{
-    static const char sql[] =
-        "WITH prev AS (SELECT id, status FROM attune.execution WHERE id = $1 FOR UPDATE) "
-        "UPDATE attune.execution e SET status = 'running', worker = $2, started_at = NOW() "
-        "FROM prev WHERE e.id = prev.id AND prev.status IN ('requested', 'scheduling', "
-        "'scheduled') RETURNING prev.status::text, e.action_ref, e.config, e.timeout_seconds, "
-        "e.env_vars";
-    const char *values[] = {job->id_text, job->worker_text};
-    db_query(job->ctx.db, sql, 2, values, on_claim, job);
-}
-
-struct job *job_start(const struct job_context *ctx, const struct mq_delivery *d)
-{
-    struct job *job = xcalloc(1, sizeof(*job));
-    char why[512];
-    job->ctx = *ctx;
-    job->connection = d->connection;
-    job->delivery_tag = d->delivery_tag;
-    snprintf(job->worker_text, sizeof(job->worker_text), "%" PRId64, ctx->worker_id);
-    if (envelope_parse_request(d->body, d->len, &job->msg, why, sizeof(why)) < 0) {
-        job_reject(job, why);
-        return job;
+    if (ev->kind == JOB_EVENT_SHUTDOWN)
+        job->stop = JOB_STOP_SHUTDOWN;
+    switch (job->state) {
+    case JOB_CLAIMING:
+        on_claiming(job, ev);
+        break;
+    case JOB_CHECKING:
+        on_checking(job, ev);
+        break;
+    case JOB_RESUMING:
+        on_resuming(job, ev);
+        break;
+    case JOB_LOADING_ACTION:
+        on_loading_action(job, ev);
+        break;
+    case JOB_LOADING_KEYS:
+        on_loading_keys(job, ev);
+        break;
+    case JOB_RUNNING:
+        on_running(job, ev);
+        break;
+    case JOB_RECORDING:
+        on_recording(job, ev);
+        break;
+    case JOB_RECORDING_REFUSAL:
+        on_recording_refusal(job, ev);
+        break;
+    case JOB_VERIFYING:
+        on_verifying(job, ev);
+        break;
+    case JOB_REPORTING: /* left within job_report */
+    case JOB_DONE:
+        break;
     }
-    snprintf(job->id_text, sizeof(job->id_text), "%" PRId64, job->msg.execution_id);
-    log_debug("execution %s: request received", job->id_text);
-    job->action_ref = xstrdup(job->msg.action_ref);
-    job_claim(job);
-    return job;
+}
+
+const char *job_state_name(enum job_state state)
+{
+    static const char *const names[JOB_STATE_COUNT] = {
+        [JOB_CLAIMING] = "claiming",
+        [JOB_CHECKING] = "checking",
+        [JOB_RESUMING] = "resuming",
+        [JOB_LOADING_ACTION] = "loading-action",
+        [JOB_LOADING_KEYS] = "loading-keys",
+        [JOB_RUNNING] = "running",
+        [JOB_RECORDING] = "recording",
+        [JOB_RECORDING_REFUSAL] = "recording-refusal",
+        [JOB_VERIFYING] = "verifying",
+        [JOB_REPORTING] = "reporting",
+        [JOB_DONE] = "done",
+    };
+    assert((unsigned)state < JOB_STATE_COUNT);
+    return names[state];
+}
+
+const char *job_event_name(enum job_event_kind kind)
+{
+    static const char *const names[JOB_EVENT_COUNT] = {
+        [JOB_EVENT_ROW] = "row",
+        [JOB_EVENT_NO_ROW] = "no-row",
+        [JOB_EVENT_DB_ERROR] = "db-error",
+        [JOB_EVENT_EXITED] = "exited",
+        [JOB_EVENT_SHUTDOWN] = "shutdown",
+    };
+    assert((unsigned)kind < JOB_EVENT_COUNT);
+    return names[kind];
+}
+
+enum job_state job_state(const struct job *job)
+{
+    return job->state;
 }
 
 bool job_holds_execution(const struct job *job)
 {
-    return job->claimed && !job->recorded;
+    return job->state >= JOB_LOADING_ACTION && job->state <= JOB_VERIFYING;
 }
 
 int64_t job_execution_id(const struct job *job)
@@ -514,19 +490,17 @@ int64_t job_execution_id(const struct job *job)
     return job->msg.execution_id;
 }
 
-void job_cancel(struct job *job)
+bool job_settled(const struct job *job)
 {
-    job->cancel_requested = true;
-    if (job->execution)
-        execution_cancel(job->execution);
+    return job->settled;
 }
 
 void job_free(struct job *job)
 {
     if (!job)
         return;
-    sd_event_source_disable_unref(job->done_src);
-    execution_free(job->execution);
+    if (job->run)
+        job->ctx.ports->release(job->ctx.io, job->run);
     envelope_request_free(&job->msg);
     action_free(job->action);
     json_decref(job->params);
@@ -535,19 +509,7 @@ void job_free(struct job *job)
     json_decref(job->env_vars);
     json_decref(job->result);
     free(job->config_error);
-    free(job->previous_status);
     free(job->action_ref);
-    free(job->action_id);
     free(job->dir);
     free(job);
-}
-
-struct job *job_next(const struct job *job)
-{
-    return job->next;
-}
-
-void job_set_next(struct job *job, struct job *next)
-{
-    job->next = next;
 }

@@ -1,89 +1,70 @@
-/* The worker's row in the database (see registration.h). */
+/* The worker's presence in the database (see registration.h): what the
+ * statements in db/workers and db/executions need, and the log lines. */
 #include "worker/registration.h"
 
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "core/log.h"
 #include "core/util.h"
 
-struct registration_call {
-    registration_done_fn done;
-    void (*rows_done)(const PGresult *rows, void *userdata);
-    void (*plain_done)(void *userdata);
+#define ABANDONED_ERROR "the worker stopped while the action was running (worker restarted)"
+
+static json_t *registration_capabilities(const struct config *cfg, const struct registry *registry,
+                                         const char *host)
+{
+    json_t *runtimes = json_array();
+    for (size_t i = 0; i < registry->count; i++)
+        json_array_append_new(runtimes, json_string(registry->runtimes[i]->name));
+    return json_pack("{s:i, s:s, s:o, s:s, s:i}", "max_concurrent_executions",
+                     cfg->max_concurrent_tasks, "worker_version", ATTUNE_VERSION, "runtimes",
+                     runtimes, "host", host, "pid", (int)getpid());
+}
+
+void registration_register(struct db *db, const struct config *cfg, const struct registry *registry,
+                           db_worker_fn done, void *userdata)
+{
+    char host[256] = "";
+    gethostname(host, sizeof(host) - 1);
+    json_t *capabilities = registration_capabilities(cfg, registry, host);
+    struct worker_row row = {
+        .name = cfg->worker_name,
+        .worker_type = cfg->worker_type,
+        .host = host,
+        .capabilities = capabilities,
+    };
+    db_worker_register(db, &row, done, userdata);
+    json_decref(capabilities);
+}
+
+/* The caller's callback, to log an error before handing the rows on. */
+struct abandon_call {
+    db_abandoned_fn done;
     void *userdata;
 };
 
-static struct registration_call *call_new(void *userdata)
+static void on_abandoned(const struct abandoned_row *rows, size_t count, const char *error,
+                         void *userdata)
 {
-    struct registration_call *c = xcalloc(1, sizeof(*c));
-    c->userdata = userdata;
-    return c;
-}
-
-static void on_registered(struct db *db, const PGresult *res, const char *error, void *userdata)
-{
-    struct registration_call *c = userdata;
-    (void)db;
-    int64_t id = 0;
-    if (!error && (PQntuples(res) != 1 || !parse_int64(PQgetvalue(res, 0, 0), &id)))
-        error = "registration returned no worker id";
-    c->done(error ? -1 : id, error, c->userdata);
-    free(c);
-}
-
-void registration_register(struct db *db, const struct config *cfg, const json_t *capabilities,
-                           registration_done_fn done, void *userdata)
-{
-    static const char sql[] =
-        "INSERT INTO attune.worker (name, worker_type, host, status, capabilities, meta, "
-        "last_heartbeat) VALUES ($1, $2::attune.worker_type_enum, $3, 'active', $4::jsonb, "
-        "'{}'::jsonb, NOW()) ON CONFLICT (name) DO UPDATE SET worker_type = EXCLUDED.worker_type, "
-        "host = EXCLUDED.host, status = 'active', capabilities = EXCLUDED.capabilities, "
-        "last_heartbeat = NOW() RETURNING id";
-    char host[256] = "";
-    gethostname(host, sizeof(host) - 1);
-    char *caps = json_dumps(capabilities, JSON_COMPACT);
-    const char *values[] = {cfg->worker_name, cfg->worker_type, host, caps};
-    struct registration_call *c = call_new(userdata);
-    c->done = done;
-    db_query(db, sql, 4, values, on_registered, c);
-    free(caps);
-}
-
-static void on_abandoned(struct db *db, const PGresult *res, const char *error, void *userdata)
-{
-    struct registration_call *c = userdata;
-    (void)db;
+    struct abandon_call *c = userdata;
     if (error)
         log_error("cannot finish executions left running: %s", error);
-    c->rows_done(error ? NULL : res, c->userdata);
+    c->done(rows, count, error, c->userdata);
     free(c);
 }
 
-void registration_abandon_stale(struct db *db, int64_t worker_id,
-                                void (*done)(const PGresult *rows, void *userdata), void *userdata)
+void registration_abandon_stale(struct db *db, int64_t worker_id, db_abandoned_fn done,
+                                void *userdata)
 {
-    static const char sql[] =
-        "UPDATE attune.execution SET status = 'abandoned', result = jsonb_build_object("
-        "'succeeded', false, 'exit_code', NULL, 'error', "
-        "'the worker stopped while the action was running (worker restarted)') "
-        "WHERE worker = $1 AND status = 'running' "
-        "RETURNING id, action_ref, COALESCE(action, 0), result";
-    char id[32];
-    snprintf(id, sizeof(id), "%lld", (long long)worker_id);
-    const char *values[] = {id};
-    struct registration_call *c = call_new(userdata);
-    c->rows_done = done;
-    db_query(db, sql, 1, values, on_abandoned, c);
+    struct abandon_call *c = xcalloc(1, sizeof(*c));
+    c->done = done;
+    c->userdata = userdata;
+    db_execution_abandon_stale(db, worker_id, ABANDONED_ERROR, on_abandoned, c);
 }
 
-static void on_heartbeat(struct db *db, const PGresult *res, const char *error, void *userdata)
+static void on_heartbeat(int64_t worker_id, const char *error, void *userdata)
 {
-    (void)db;
-    (void)res;
+    (void)worker_id;
     (void)userdata;
     if (error)
         log_warn("heartbeat not recorded: %s", error);
@@ -91,34 +72,29 @@ static void on_heartbeat(struct db *db, const PGresult *res, const char *error, 
 
 void registration_heartbeat(struct db *db, int64_t worker_id, const char *status)
 {
-    static const char sql[] = "UPDATE attune.worker SET last_heartbeat = NOW(), "
-                              "status = $2::attune.worker_status_enum WHERE id = $1";
-    char id[32];
-    snprintf(id, sizeof(id), "%lld", (long long)worker_id);
-    const char *values[] = {id, status};
-    db_query(db, sql, 2, values, on_heartbeat, NULL);
+    db_worker_heartbeat(db, worker_id, status, on_heartbeat, NULL);
 }
 
-static void on_deregistered(struct db *db, const PGresult *res, const char *error, void *userdata)
+struct deregister_call {
+    void (*done)(void *userdata);
+    void *userdata;
+};
+
+static void on_deregistered(int64_t worker_id, const char *error, void *userdata)
 {
-    struct registration_call *c = userdata;
-    (void)db;
-    (void)res;
+    struct deregister_call *c = userdata;
+    (void)worker_id;
     if (error)
         log_warn("cannot mark the worker inactive: %s", error);
-    c->plain_done(c->userdata);
+    c->done(c->userdata);
     free(c);
 }
 
 void registration_deregister(struct db *db, int64_t worker_id, void (*done)(void *userdata),
                              void *userdata)
 {
-    static const char sql[] =
-        "UPDATE attune.worker SET status = 'inactive', last_heartbeat = NOW() WHERE id = $1";
-    char id[32];
-    snprintf(id, sizeof(id), "%lld", (long long)worker_id);
-    const char *values[] = {id};
-    struct registration_call *c = call_new(userdata);
-    c->plain_done = done;
-    db_query(db, sql, 1, values, on_deregistered, c);
+    struct deregister_call *c = xcalloc(1, sizeof(*c));
+    c->done = done;
+    c->userdata = userdata;
+    db_worker_deactivate(db, worker_id, on_deregistered, c);
 }

@@ -192,7 +192,7 @@ static int owner_rank(const char *owner_type)
 
 /* Index of the row that wins for each name: the most specific owner; among
  * rows of equal rank, the later one. Returns name -> row index. */
-static json_t *pick_winners(const struct secret_row *rows, size_t count)
+static json_t *pick_winners(const struct key_row *rows, size_t count)
 {
     json_t *winners = json_object();
     for (size_t i = 0; i < count; i++) {
@@ -208,7 +208,7 @@ static json_t *pick_winners(const struct secret_row *rows, size_t count)
 }
 
 /* Plaintext of one row, appended to out; the error names the key only. */
-static int row_plaintext(const struct secret_row *row, const char *key_string, const char *key_hash,
+static int row_plaintext(const struct key_row *row, const char *key_string, const char *key_hash,
                          struct strbuf *out, char *err, size_t errlen)
 {
     if (!row->value)
@@ -259,7 +259,7 @@ static int add_secret(json_t *obj, const char *name, const struct strbuf *plain,
     return 0;
 }
 
-int secrets_resolve(const struct secret_row *rows, size_t count, const char *key_string,
+int secrets_resolve(const struct key_row *rows, size_t count, const char *key_string,
                     json_t **out, char *err, size_t errlen)
 {
     char hash[65];

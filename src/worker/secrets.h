@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "core/util.h"
+#include "db/keys.h"
 
 /* Lowercase hex SHA-256 of the key string (65 bytes with the NUL). */
 void secrets_key_hash(const char *key_string, char out[65]);
@@ -25,15 +26,6 @@ int secrets_encrypt(const char *key_string, const char *plaintext, size_t len, s
 int secrets_decrypt(const char *key_string, const char *stored, struct strbuf *out, char *err,
                     size_t errlen);
 
-/* One row of the key table as the worker reads it. */
-struct secret_row {
-    const char *name;
-    const char *owner_type; /* "system", "pack", "action", ... */
-    bool encrypted;
-    const char *encryption_key_hash; /* may be NULL */
-    const char *value;
-};
-
 /* Resolves rows into name -> plaintext for one action: system keys, then the
  * pack's, then the action's (a more specific owner wins for the same name;
  * other owner types are ignored). Encrypted rows are decrypted with
@@ -41,7 +33,7 @@ struct secret_row {
  * an encrypted row with no key configured, or a value that does not decrypt is
  * an error naming the key (never its value). Returns 0 and a new object in
  * *out, or a negative errno. */
-int secrets_resolve(const struct secret_row *rows, size_t count, const char *key_string,
+int secrets_resolve(const struct key_row *rows, size_t count, const char *key_string,
                     json_t **out, char *err, size_t errlen);
 
 #endif

@@ -22,6 +22,7 @@
 #include "worker/artifacts.h"
 #include "worker/guardian.h"
 #include "worker/job.h"
+#include "worker/job_io.h"
 #include "worker/oneshot.h"
 #include "worker/registration.h"
 #include "worker/report.h"
@@ -42,12 +43,13 @@ struct service {
     struct mq *mq;
     struct registry registry;
     struct executor_settings settings;
+    struct job_io job_io;
     struct job_context job_ctx;
     struct guardian *guardian;
     bool paused;    /* flow control: too much waits for the broker or database */
     bool consuming; /* what was last asked of the broker */
     int64_t worker_id;
-    struct job *jobs;
+    struct job **jobs; /* max_concurrent_tasks slots, the first n_jobs in use */
     size_t n_jobs;
     enum service_state state;
     int signals_seen;
@@ -55,7 +57,7 @@ struct service {
     uint64_t started_ms;
     uint64_t stop_deadline_ms;
     sd_event_source *heartbeat_src, *retention_src, *drain_src, *confirm_src, *flow_src,
-        *hard_stop_src;
+        *hard_stop_src, *reap_src;
 };
 
 static void service_stop(struct service *svc, int status)
@@ -65,8 +67,6 @@ static void service_stop(struct service *svc, int status)
 }
 
 /* Jobs */
-
-static void on_job_finished(struct job *job, void *userdata);
 
 /* Messages are acknowledged as soon as an execution is claimed (an action may
  * run longer than the broker's consumer timeout), so the prefetch does not
@@ -96,39 +96,47 @@ static void on_delivery(struct mq *mq, const struct mq_delivery *d, void *userda
         mq_reject(mq, d, true);
         return;
     }
-    struct job *job = job_start(&svc->job_ctx, d);
-    job_set_next(job, svc->jobs);
-    svc->jobs = job;
-    svc->n_jobs++;
+    svc->jobs[svc->n_jobs++] = job_start(&svc->job_ctx, d);
     service_update_consuming(svc);
 }
 
 static void service_finish_shutdown(struct service *svc);
 
-static void service_forget_job(struct service *svc, struct job *job)
-{
-    if (svc->jobs == job) {
-        svc->jobs = job_next(job);
-    } else {
-        for (struct job *p = svc->jobs; p; p = job_next(p)) {
-            if (job_next(p) == job) {
-                job_set_next(p, job_next(job));
-                break;
-            }
-        }
-    }
-    svc->n_jobs--;
-}
-
-static void on_job_finished(struct job *job, void *userdata)
+/* Jobs that are over are freed here, from the loop, never from inside
+ * their own last step. */
+static int on_reap(sd_event_source *s, void *userdata)
 {
     struct service *svc = userdata;
-    service_forget_job(svc, job);
-    job_free(job);
+    (void)s;
+    for (size_t i = 0; i < svc->n_jobs;) {
+        if (job_state(svc->jobs[i]) != JOB_DONE) {
+            i++;
+            continue;
+        }
+        job_free(svc->jobs[i]);
+        svc->jobs[i] = svc->jobs[--svc->n_jobs];
+    }
     if (svc->state == SERVICE_DRAINING && svc->n_jobs == 0)
         service_finish_shutdown(svc);
     else
         service_update_consuming(svc);
+    return 0;
+}
+
+static void on_job_done(struct job *job, void *userdata)
+{
+    struct service *svc = userdata;
+    (void)job;
+    sd_event_source_set_enabled(svc->reap_src, SD_EVENT_ONESHOT);
+}
+
+static bool service_holds(int64_t execution_id, void *userdata)
+{
+    struct service *svc = userdata;
+    for (size_t i = 0; i < svc->n_jobs; i++)
+        if (job_holds_execution(svc->jobs[i]) && job_execution_id(svc->jobs[i]) == execution_id)
+            return true;
+    return false;
 }
 
 /* Shutdown */
@@ -179,8 +187,8 @@ static int on_drain_timeout(sd_event_source *s, uint64_t usec, void *userdata)
     (void)s;
     (void)usec;
     log_warn("shutdown_timeout reached; cancelling %zu running executions", svc->n_jobs);
-    for (struct job *j = svc->jobs; j; j = job_next(j))
-        job_cancel(j);
+    for (size_t i = 0; i < svc->n_jobs; i++)
+        job_step(svc->jobs[i], &(struct job_event){.kind = JOB_EVENT_SHUTDOWN});
     return 0;
 }
 
@@ -319,7 +327,7 @@ static void service_ready(struct service *svc)
     svc->job_ctx.worker_id = svc->worker_id;
     /* Deliveries come from the loop, after this function has returned. */
     svc->mq = mq_new(svc->loop, &ms, on_delivery, on_mq_state, svc);
-    svc->job_ctx.mq = svc->mq;
+    svc->job_io.mq = svc->mq;
     service_add_timer(svc, &svc->heartbeat_src, (uint64_t)svc->cfg->heartbeat_interval,
                       on_heartbeat);
     service_add_timer(svc, &svc->retention_src, 1, on_retention);
@@ -336,31 +344,27 @@ static void service_ready(struct service *svc)
 }
 
 /* Each execution an earlier run left behind gets its two messages now. */
-static void on_stale_abandoned(const PGresult *rows, void *userdata)
+static void on_stale_abandoned(const struct abandoned_row *rows, size_t count, const char *error,
+                               void *userdata)
 {
     struct service *svc = userdata;
-    int n = rows ? PQntuples(rows) : 0;
-    for (int i = 0; i < n; i++) {
-        int64_t id = 0, action_id = 0;
-        parse_int64(PQgetvalue(rows, i, 0), &id);
-        parse_int64(PQgetvalue(rows, i, 2), &action_id);
+    (void)error;
+    for (size_t i = 0; i < count; i++) {
         char correlation_id[37];
         uuid_v4(correlation_id); /* one conversation per execution */
         struct report_subject subject = {
-            .execution_id = id,
-            .action_id = action_id,
-            .action_ref = PQgetvalue(rows, i, 1),
+            .execution_id = rows[i].id,
+            .action_id = rows[i].action_id,
+            .action_ref = rows[i].action_ref,
             .correlation_id = correlation_id,
         };
-        json_t *result = json_loads(PQgetvalue(rows, i, 3), 0, NULL);
         report_status_changed(svc->mq, &subject, "running", "abandoned");
-        report_completed(svc->mq, &subject, "abandoned", result);
-        json_decref(result);
+        report_completed(svc->mq, &subject, "abandoned", rows[i].result);
     }
-    if (n > 0)
-        log_warn("%d executions left running by an earlier run of this worker were marked "
+    if (count > 0)
+        log_warn("%zu executions left running by an earlier run of this worker were marked "
                  "abandoned",
-                 n);
+                 count);
 }
 
 static void on_registered(int64_t worker_id, const char *error, void *userdata)
@@ -377,32 +381,11 @@ static void on_registered(int64_t worker_id, const char *error, void *userdata)
     service_ready(svc);
 }
 
-static bool service_is_running(int64_t execution_id, void *userdata)
-{
-    struct service *svc = userdata;
-    for (struct job *j = svc->jobs; j; j = job_next(j))
-        if (job_holds_execution(j) && job_execution_id(j) == execution_id)
-            return true;
-    return false;
-}
-
 static void on_db_state(struct db *db, bool connected, void *userdata)
 {
     (void)db;
     (void)userdata;
     log_debug("database %s", connected ? "connected" : "disconnected");
-}
-
-static json_t *service_capabilities(const struct service *svc)
-{
-    char host[256] = "";
-    gethostname(host, sizeof(host) - 1);
-    json_t *runtimes = json_array();
-    for (size_t i = 0; i < svc->registry.count; i++)
-        json_array_append_new(runtimes, json_string(svc->registry.runtimes[i]->name));
-    return json_pack("{s:i, s:s, s:o, s:s, s:i}", "max_concurrent_executions",
-                     svc->cfg->max_concurrent_tasks, "worker_version", ATTUNE_VERSION, "runtimes",
-                     runtimes, "host", host, "pid", (int)getpid());
 }
 
 static int service_setup_loop(struct service *svc)
@@ -452,13 +435,32 @@ static void service_start_guardian(struct service *svc)
     svc->settings.hook_userdata = svc;
 }
 
+static void service_setup_jobs(struct service *svc)
+{
+    svc->jobs = xcalloc((size_t)svc->cfg->max_concurrent_tasks, sizeof(*svc->jobs));
+    sd_event_add_defer(svc->loop, &svc->reap_src, on_reap, svc);
+    sd_event_source_set_enabled(svc->reap_src, SD_EVENT_OFF);
+    svc->job_io = (struct job_io){
+        .loop = svc->loop,
+        .db = svc->db,
+        .settings = &svc->settings,
+        .held_here = service_holds,
+        .done = on_job_done,
+        .owner = svc,
+    };
+    svc->job_ctx = (struct job_context){
+        .cfg = svc->cfg,
+        .ports = &job_io_ports,
+        .io = &svc->job_io,
+    };
+}
+
 static void service_free(struct service *svc)
 {
-    while (svc->jobs) {
-        struct job *j = svc->jobs;
-        svc->jobs = job_next(j);
-        job_free(j);
-    }
+    for (size_t i = 0; i < svc->n_jobs; i++)
+        job_free(svc->jobs[i]);
+    free(svc->jobs);
+    sd_event_source_disable_unref(svc->reap_src);
     sd_event_source_disable_unref(svc->heartbeat_src);
     sd_event_source_disable_unref(svc->retention_src);
     sd_event_source_disable_unref(svc->drain_src);
@@ -486,18 +488,8 @@ int service_run(const struct config *cfg)
         return CONFIG_EXIT_STATUS;
     }
     svc.db = db_new(svc.loop, cfg->database_url, cfg->database_connect_timeout, on_db_state, &svc);
-    svc.job_ctx = (struct job_context){
-        .loop = svc.loop,
-        .cfg = cfg,
-        .db = svc.db,
-        .settings = &svc.settings,
-        .finished = on_job_finished,
-        .is_running = service_is_running,
-        .userdata = &svc,
-    };
-    json_t *caps = service_capabilities(&svc);
-    registration_register(svc.db, cfg, caps, on_registered, &svc);
-    json_decref(caps);
+    service_setup_jobs(&svc);
+    registration_register(svc.db, cfg, &svc.registry, on_registered, &svc);
     log_info("starting worker %s", cfg->worker_name);
     sd_event_loop(svc.loop);
     int status = svc.exit_status;

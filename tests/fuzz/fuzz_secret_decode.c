@@ -106,7 +106,7 @@ static const char *owner_of(char c)
 }
 
 /* Splits text (modified in place) into rows; returns their count. */
-static size_t parse_rows(char *text, struct secret_row *rows)
+static size_t parse_rows(char *text, struct key_row *rows)
 {
     size_t n = 0;
     for (char *line = text; line && *line && n < MAX_ROWS;) {
@@ -114,7 +114,7 @@ static size_t parse_rows(char *text, struct secret_row *rows)
         if (nl)
             *nl = '\0';
         if (strlen(line) >= 2) {
-            struct secret_row *r = &rows[n++];
+            struct key_row *r = &rows[n++];
             char flag = line[1];
             char *tab = strchr(line + 2, '\t');
             if (tab)
@@ -135,7 +135,7 @@ static size_t parse_rows(char *text, struct secret_row *rows)
 
 /* A value an error message could only hold by leaking it: it has a character
  * no message template uses and is not part of a name the message may quote. */
-static bool is_traceable(const char *value, const struct secret_row *rows, size_t n)
+static bool is_traceable(const char *value, const struct key_row *rows, size_t n)
 {
     if (!value || strlen(value) < 4 || !strpbrk(value, "@#!"))
         return false;
@@ -145,7 +145,7 @@ static bool is_traceable(const char *value, const struct secret_row *rows, size_
     return true;
 }
 
-static void check_resolve(const struct secret_row *rows, size_t n, const char *key)
+static void check_resolve(const struct key_row *rows, size_t n, const char *key)
 {
     json_t *out = NULL;
     char err[512] = "";
@@ -172,7 +172,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *text = strndup((const char *)data, size);
     check_decrypt(text);
-    struct secret_row rows[MAX_ROWS];
+    struct key_row rows[MAX_ROWS];
     memset(rows, 0, sizeof(rows));
     size_t n = parse_rows(text, rows);
     check_resolve(rows, n, FUZZ_KEY);

@@ -213,7 +213,7 @@ static void test_resolve_precedence(void **state)
     secrets_key_hash(KEY, hash);
     char *enc_action = encrypted(KEY, "from action\nwith newline");
     /* Rows in the "wrong" order on purpose: precedence must not depend on it. */
-    const struct secret_row rows[] = {
+    const struct key_row rows[] = {
         {"token", "action", true, hash, enc_action},
         {"token", "pack", false, NULL, "from pack"},
         {"token", "system", false, NULL, "from system"},
@@ -245,7 +245,7 @@ static void test_resolve_overridden_row_not_decrypted(void **state)
     char *stale = encrypted(OTHER_KEY, "stale");
     /* The system row cannot be decrypted with KEY, but the action's own row
      * overrides it, so the action still runs. */
-    const struct secret_row rows[] = {
+    const struct key_row rows[] = {
         {"token", "system", true, other_hash, stale},
         {"token", "action", false, NULL, "own"},
     };
@@ -263,7 +263,7 @@ static void test_resolve_hash_mismatch(void **state)
     char other_hash[65];
     secrets_key_hash(OTHER_KEY, other_hash);
     char *enc = encrypted(OTHER_KEY, "s3cr3t-value");
-    const struct secret_row rows[] = {
+    const struct key_row rows[] = {
         {"api_token", "pack", true, other_hash, enc},
     };
     json_t *out = NULL;
@@ -282,7 +282,7 @@ static void test_resolve_encrypted_without_key(void **state)
 {
     (void)state;
     char *enc = encrypted(KEY, "s3cr3t-value");
-    const struct secret_row rows[] = {
+    const struct key_row rows[] = {
         {"plain", "system", false, NULL, "fine"},
         {"db_password", "action", true, NULL, enc},
     };
@@ -305,7 +305,7 @@ static void test_resolve_undecryptable(void **state)
     (void)state;
     char *enc = encrypted(OTHER_KEY, "s3cr3t-value");
     /* No stored hash: the wrong key is caught by authentication. */
-    const struct secret_row rows[] = {
+    const struct key_row rows[] = {
         {"webhook", "system", true, NULL, enc},
         {"garbled", "pack", true, NULL, "not*base64"},
     };
@@ -326,7 +326,7 @@ static void test_resolve_not_utf8(void **state)
 {
     (void)state;
     char *enc = encrypted(KEY, "bad \xFF byte");
-    const struct secret_row rows[] = {{"binary", "action", true, NULL, enc}};
+    const struct key_row rows[] = {{"binary", "action", true, NULL, enc}};
     json_t *out = NULL;
     char err[256] = "";
     assert_int_equal(secrets_resolve(rows, 1, KEY, &out, err, sizeof(err)), -EINVAL);

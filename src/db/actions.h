@@ -1,0 +1,34 @@
+/* The action table as the worker reads it: one action by ref, with the name
+ * of its runtime row. The row is borrowed: valid during the callback only. */
+#ifndef ATTUNE_DB_ACTIONS_H
+#define ATTUNE_DB_ACTIONS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "db/db.h"
+
+struct action_row {
+    int64_t id;
+    const char *ref;
+    const char *pack_ref;
+    const char *name; /* ref without the pack prefix */
+    const char *entry_point;
+    const char *label;       /* may be NULL */
+    const char *description; /* may be NULL */
+    json_t *param_schema;    /* NULL when the column does not parse */
+    const char *parameter_delivery;
+    const char *parameter_format;
+    const char *output_format;
+    int timeout_seconds;      /* 0 when NULL */
+    const char *runtime_name; /* the runtime row's name; NULL when none */
+    bool enabled;
+};
+
+/* row NULL and error NULL: no action has that ref. */
+typedef void (*db_action_fn)(const struct action_row *row, const char *error, void *userdata);
+
+void db_action_find(struct db *db, const char *ref, db_action_fn done, void *userdata);
+
+#endif

@@ -1,0 +1,187 @@
+/* The execution table (see executions.h). */
+#include "db/executions.h"
+
+#include <stdlib.h>
+
+#include "core/util.h"
+#include "db/query.h"
+
+/* The caller's callback and its argument, carried through one query. */
+struct execution_call {
+    union {
+        db_execution_fn row;
+        db_owner_fn owner;
+        db_changed_fn changed;
+        db_abandoned_fn abandoned;
+    } done;
+    void *userdata;
+};
+
+static struct execution_call *call_new(void *userdata)
+{
+    struct execution_call *c = xcalloc(1, sizeof(*c));
+    c->userdata = userdata;
+    return c;
+}
+
+/* Columns: previous status, action_ref, config, timeout_seconds, env_vars. */
+#define EXECUTION_ROW_COLUMNS "action_ref, config, timeout_seconds, env_vars"
+
+static void on_execution_row(struct db *db, const PGresult *res, const char *error,
+                             void *userdata)
+{
+    struct execution_call *c = userdata;
+    (void)db;
+    if (error || PQntuples(res) != 1) {
+        c->done.row(NULL, error, c->userdata);
+        free(c);
+        return;
+    }
+    char config_error[200] = "";
+    struct execution_row row = {
+        .id = db_int64(res, 0, 0),
+        .previous_status = db_text(res, 0, 1),
+        .action_ref = db_text(res, 0, 2),
+        .config = db_json(res, 0, 3, config_error, sizeof(config_error)),
+        .timeout_seconds = (int)db_int64(res, 0, 4),
+        .env_vars = db_json(res, 0, 5, NULL, 0),
+    };
+    if (!row.config && db_text(res, 0, 3))
+        row.config_error = config_error;
+    c->done.row(&row, NULL, c->userdata);
+    json_decref(row.config);
+    json_decref(row.env_vars);
+    free(c);
+}
+
+void db_execution_claim(struct db *db, int64_t id, int64_t worker_id, db_execution_fn done,
+                        void *userdata)
+{
+    static const char sql[] =
+        "WITH prev AS (SELECT id, status FROM attune.execution WHERE id = $1 FOR UPDATE) "
+        "UPDATE attune.execution e SET status = 'running', worker = $2, started_at = NOW() "
+        "FROM prev WHERE e.id = prev.id AND prev.status IN ('requested', 'scheduling', "
+        "'scheduled') RETURNING e.id, prev.status::text, e.action_ref, e.config, "
+        "e.timeout_seconds, e.env_vars";
+    struct db_id_text exec = db_id(id), worker = db_id(worker_id);
+    const char *values[] = {exec.text, worker.text};
+    struct execution_call *c = call_new(userdata);
+    c->done.row = done;
+    db_query(db, sql, 2, values, on_execution_row, c);
+}
+
+void db_execution_resume(struct db *db, int64_t id, int64_t worker_id, db_execution_fn done,
+                         void *userdata)
+{
+    static const char sql[] = "SELECT id, 'scheduled', " EXECUTION_ROW_COLUMNS
+                              " FROM attune.execution WHERE id = $1 AND status = 'running' "
+                              "AND worker = $2";
+    struct db_id_text exec = db_id(id), worker = db_id(worker_id);
+    const char *values[] = {exec.text, worker.text};
+    struct execution_call *c = call_new(userdata);
+    c->done.row = done;
+    db_query(db, sql, 2, values, on_execution_row, c);
+}
+
+static void on_owner(struct db *db, const PGresult *res, const char *error, void *userdata)
+{
+    struct execution_call *c = userdata;
+    (void)db;
+    if (error || PQntuples(res) != 1) {
+        c->done.owner(NULL, error, c->userdata);
+    } else {
+        struct execution_owner owner = {db_text(res, 0, 0), db_int64(res, 0, 1)};
+        c->done.owner(&owner, NULL, c->userdata);
+    }
+    free(c);
+}
+
+void db_execution_owner(struct db *db, int64_t id, db_owner_fn done, void *userdata)
+{
+    static const char sql[] = "SELECT status::text, worker FROM attune.execution WHERE id = $1";
+    struct db_id_text exec = db_id(id);
+    const char *values[] = {exec.text};
+    struct execution_call *c = call_new(userdata);
+    c->done.owner = done;
+    db_query(db, sql, 1, values, on_owner, c);
+}
+
+static void on_changed(struct db *db, const PGresult *res, const char *error, void *userdata)
+{
+    struct execution_call *c = userdata;
+    (void)db;
+    long changed = 0;
+    if (!error && PQresultStatus(res) == PGRES_TUPLES_OK)
+        changed = PQntuples(res) == 1 && db_bool(res, 0, 0);
+    else if (!error)
+        changed = db_changed(res);
+    c->done.changed(changed, error, c->userdata);
+    free(c);
+}
+
+/* Runs a statement over (id, status, result) whose answer is a count. */
+static void execution_status_query(struct db *db, const char *sql, int64_t id,
+                                   const char *status, const json_t *result, db_changed_fn done,
+                                   void *userdata)
+{
+    struct db_id_text exec = db_id(id);
+    char *text = json_dumps(result, JSON_COMPACT);
+    const char *values[] = {exec.text, status, text};
+    struct execution_call *c = call_new(userdata);
+    c->done.changed = done;
+    db_query(db, sql, 3, values, on_changed, c);
+    free(text);
+}
+
+void db_execution_finish(struct db *db, int64_t id, const char *status, const json_t *result,
+                         db_changed_fn done, void *userdata)
+{
+    static const char sql[] =
+        "UPDATE attune.execution SET status = $2::attune.execution_status_enum, "
+        "result = $3::jsonb WHERE id = $1 AND status IN ('running', 'canceling')";
+    execution_status_query(db, sql, id, status, result, done, userdata);
+}
+
+void db_execution_check_finished(struct db *db, int64_t id, const char *status,
+                                 const json_t *result, db_changed_fn done, void *userdata)
+{
+    static const char sql[] =
+        "SELECT status::text = $2 AND result = $3::jsonb FROM attune.execution WHERE id = $1";
+    execution_status_query(db, sql, id, status, result, done, userdata);
+}
+
+static void on_abandoned(struct db *db, const PGresult *res, const char *error, void *userdata)
+{
+    struct execution_call *c = userdata;
+    (void)db;
+    size_t n = error ? 0 : (size_t)PQntuples(res);
+    struct abandoned_row *rows = xcalloc(n + 1, sizeof(*rows));
+    for (size_t i = 0; i < n; i++) {
+        rows[i] = (struct abandoned_row){
+            .id = db_int64(res, (int)i, 0),
+            .action_ref = db_text(res, (int)i, 1),
+            .action_id = db_int64(res, (int)i, 2),
+            .result = db_json(res, (int)i, 3, NULL, 0),
+        };
+    }
+    c->done.abandoned(rows, n, error, c->userdata);
+    for (size_t i = 0; i < n; i++)
+        json_decref(rows[i].result);
+    free(rows);
+    free(c);
+}
+
+void db_execution_abandon_stale(struct db *db, int64_t worker_id, const char *error_text,
+                                db_abandoned_fn done, void *userdata)
+{
+    static const char sql[] =
+        "UPDATE attune.execution SET status = 'abandoned', result = jsonb_build_object("
+        "'succeeded', false, 'exit_code', NULL, 'error', $2::text) "
+        "WHERE worker = $1 AND status = 'running' "
+        "RETURNING id, action_ref, action, result";
+    struct db_id_text worker = db_id(worker_id);
+    const char *values[] = {worker.text, error_text};
+    struct execution_call *c = call_new(userdata);
+    c->done.abandoned = done;
+    db_query(db, sql, 2, values, on_abandoned, c);
+}

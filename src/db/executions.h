@@ -1,0 +1,69 @@
+/* The execution table as the worker uses it: the guarded claim, the look-up
+ * and resumption after a lost reply, the guarded final update and its
+ * verification, and the crash-recovery pass over rows a dead run left
+ * `running`. Rows are borrowed: valid during the callback only. */
+#ifndef ATTUNE_DB_EXECUTIONS_H
+#define ATTUNE_DB_EXECUTIONS_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "db/db.h"
+
+/* An execution this worker has just claimed (or resumed). */
+struct execution_row {
+    int64_t id;
+    const char *previous_status; /* before the claim: requested, scheduling or scheduled */
+    const char *action_ref;
+    json_t *config;           /* NULL when the column is NULL or does not parse */
+    const char *config_error; /* why config did not parse, NULL when it did */
+    int timeout_seconds;      /* 0 when NULL */
+    json_t *env_vars;         /* NULL when NULL */
+};
+
+/* Who holds an execution now. */
+struct execution_owner {
+    const char *status;
+    int64_t worker_id; /* 0 when none */
+};
+
+/* An execution a dead run left running, now recorded abandoned. */
+struct abandoned_row {
+    int64_t id;
+    const char *action_ref;
+    int64_t action_id; /* 0 when none */
+    json_t *result;
+};
+
+/* row NULL and error NULL: nothing matched. */
+typedef void (*db_execution_fn)(const struct execution_row *row, const char *error,
+                                void *userdata);
+typedef void (*db_owner_fn)(const struct execution_owner *owner, const char *error,
+                            void *userdata);
+/* changed: rows the statement changed (or, for a check, 1 when it holds). */
+typedef void (*db_changed_fn)(long changed, const char *error, void *userdata);
+typedef void (*db_abandoned_fn)(const struct abandoned_row *rows, size_t count, const char *error,
+                                void *userdata);
+
+/* Moves the execution to running under worker_id, only from requested,
+ * scheduling or scheduled, in one guarded statement. */
+void db_execution_claim(struct db *db, int64_t id, int64_t worker_id, db_execution_fn done,
+                        void *userdata);
+/* The execution's status and worker, for a claim that matched nothing. */
+void db_execution_owner(struct db *db, int64_t id, db_owner_fn done, void *userdata);
+/* The execution again, if it is running under worker_id (the reply to our own
+ * claim was lost); previous_status reads "scheduled". */
+void db_execution_resume(struct db *db, int64_t id, int64_t worker_id, db_execution_fn done,
+                         void *userdata);
+/* Writes the final status and result, only while running or canceling. */
+void db_execution_finish(struct db *db, int64_t id, const char *status, const json_t *result,
+                         db_changed_fn done, void *userdata);
+/* 1 when the row holds exactly this status and result (a finish whose reply
+ * was lost went through), else 0. */
+void db_execution_check_finished(struct db *db, int64_t id, const char *status,
+                                 const json_t *result, db_changed_fn done, void *userdata);
+/* Records abandoned every execution still running under worker_id. */
+void db_execution_abandon_stale(struct db *db, int64_t worker_id, const char *error_text,
+                                db_abandoned_fn done, void *userdata);
+
+#endif

@@ -1,0 +1,605 @@
+/* Unit tests for worker/job: the execution state machine driven with fake
+ * ports (no database, broker or process). Every state meets every event, and
+ * the paths a lost database reply or a shutdown take are followed end to end;
+ * each case checks the next state and what was acknowledged, recorded and
+ * published. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/config.h"
+#include "core/util.h"
+#include "worker/job.h"
+
+#define WORKER_ID 7
+#define EXECUTION_ID 42
+#define FAKE_RUN ((void *)0x5eed)
+
+/* What the job did to the fake world. */
+struct effects {
+    int claims, owner_checks, resumes, action_loads, key_loads;
+    int finishes, finish_checks;
+    int acks, dead_letters, requeues;
+    int status_msgs, completed_msgs;
+    int starts, stops, releases, dones;
+    char finished_status[32];  /* status of the last finish */
+    char finished_error[256];  /* its result's error, "" when none */
+    char status_to[32];        /* "to" of the last status message */
+    char completed_status[32]; /* status of the completed message */
+    int start_timeout;         /* timeout_seconds the executor was given */
+};
+
+struct fake_io {
+    struct effects fx;
+    bool held_here;
+    int start_rc;
+};
+
+static void fake_claim(void *io, struct job *job, int64_t id, int64_t worker_id)
+{
+    (void)job;
+    assert_int_equal(id, EXECUTION_ID);
+    assert_int_equal(worker_id, WORKER_ID);
+    ((struct fake_io *)io)->fx.claims++;
+}
+
+static void fake_find_owner(void *io, struct job *job, int64_t id)
+{
+    (void)job;
+    (void)id;
+    ((struct fake_io *)io)->fx.owner_checks++;
+}
+
+static void fake_resume(void *io, struct job *job, int64_t id, int64_t worker_id)
+{
+    (void)job;
+    (void)id;
+    assert_int_equal(worker_id, WORKER_ID);
+    ((struct fake_io *)io)->fx.resumes++;
+}
+
+static void fake_load_action(void *io, struct job *job, const char *ref)
+{
+    (void)job;
+    assert_string_equal(ref, "testpack.echo");
+    ((struct fake_io *)io)->fx.action_loads++;
+}
+
+static void fake_load_keys(void *io, struct job *job, const char *pack_ref, const char *ref)
+{
+    (void)job;
+    assert_string_equal(pack_ref, "testpack");
+    assert_string_equal(ref, "testpack.echo");
+    ((struct fake_io *)io)->fx.key_loads++;
+}
+
+static void note_finish(struct effects *fx, const char *status, const json_t *result)
+{
+    snprintf(fx->finished_status, sizeof(fx->finished_status), "%s", status);
+    const char *error = json_string_value(json_object_get(result, "error"));
+    snprintf(fx->finished_error, sizeof(fx->finished_error), "%s", error ? error : "");
+}
+
+static void fake_finish(void *io, struct job *job, int64_t id, const char *status,
+                        const json_t *result)
+{
+    (void)job;
+    assert_int_equal(id, EXECUTION_ID);
+    struct effects *fx = &((struct fake_io *)io)->fx;
+    fx->finishes++;
+    note_finish(fx, status, result);
+}
+
+static void fake_check_finished(void *io, struct job *job, int64_t id, const char *status,
+                                const json_t *result)
+{
+    (void)job;
+    (void)id;
+    (void)result;
+    struct effects *fx = &((struct fake_io *)io)->fx;
+    fx->finish_checks++;
+    assert_string_equal(status, fx->finished_status);
+}
+
+static void fake_ack(void *io, uint64_t connection, uint64_t tag)
+{
+    assert_int_equal(connection, 1);
+    assert_int_equal(tag, 99);
+    ((struct fake_io *)io)->fx.acks++;
+}
+
+static void fake_reject(void *io, uint64_t connection, uint64_t tag, bool requeue)
+{
+    (void)connection;
+    (void)tag;
+    struct effects *fx = &((struct fake_io *)io)->fx;
+    if (requeue)
+        fx->requeues++;
+    else
+        fx->dead_letters++;
+}
+
+static void fake_publish_status(void *io, const struct report_subject *s, const char *from,
+                                const char *to)
+{
+    (void)from;
+    assert_int_equal(s->execution_id, EXECUTION_ID);
+    struct effects *fx = &((struct fake_io *)io)->fx;
+    fx->status_msgs++;
+    snprintf(fx->status_to, sizeof(fx->status_to), "%s", to);
+}
+
+static void fake_publish_completed(void *io, const struct report_subject *s, const char *status,
+                                   const json_t *result)
+{
+    assert_non_null(result);
+    assert_int_equal(s->execution_id, EXECUTION_ID);
+    struct effects *fx = &((struct fake_io *)io)->fx;
+    fx->completed_msgs++;
+    snprintf(fx->completed_status, sizeof(fx->completed_status), "%s", status);
+}
+
+static int fake_start(void *io, struct job *job, const struct execution_request *req, void **run,
+                      char *err, size_t errlen)
+{
+    (void)job;
+    struct fake_io *f = io;
+    f->fx.starts++;
+    f->fx.start_timeout = req->timeout_seconds;
+    if (f->start_rc < 0)
+        return set_error(err, errlen, ENOEXEC, "cannot start: fake failure");
+    *run = FAKE_RUN;
+    return 0;
+}
+
+static void fake_stop(void *io, void *run)
+{
+    assert_ptr_equal(run, FAKE_RUN);
+    ((struct fake_io *)io)->fx.stops++;
+}
+
+static void fake_release(void *io, void *run)
+{
+    assert_ptr_equal(run, FAKE_RUN);
+    ((struct fake_io *)io)->fx.releases++;
+}
+
+static bool fake_held_here(void *io, int64_t id)
+{
+    (void)id;
+    return ((struct fake_io *)io)->held_here;
+}
+
+static void fake_done(void *io, struct job *job)
+{
+    assert_int_equal(job_state(job), JOB_DONE);
+    ((struct fake_io *)io)->fx.dones++;
+}
+
+static const struct job_ports fake_ports = {
+    .claim = fake_claim,
+    .find_owner = fake_find_owner,
+    .resume = fake_resume,
+    .load_action = fake_load_action,
+    .load_keys = fake_load_keys,
+    .finish = fake_finish,
+    .check_finished = fake_check_finished,
+    .ack = fake_ack,
+    .reject = fake_reject,
+    .publish_status = fake_publish_status,
+    .publish_completed = fake_publish_completed,
+    .start = fake_start,
+    .stop = fake_stop,
+    .release = fake_release,
+    .held_here = fake_held_here,
+    .done = fake_done,
+};
+
+/* The world one test case runs in. */
+struct world {
+    struct config cfg;
+    struct fake_io io;
+    struct job *job;
+    char packs_dir[512];
+};
+
+static const char valid_request[] =
+    "{\"message_id\":\"6f1c2b4e-8a9d-4e3f-b2c1-0d9e8f7a6b5c\","
+    "\"correlation_id\":\"7a2d3c5f-9b0e-4f40-83d2-1e0f9a8b7c6d\","
+    "\"message_type\":\"ExecutionRequested\",\"version\":\"1.0\","
+    "\"timestamp\":\"2026-01-27T10:00:00Z\",\"headers\":{},"
+    "\"payload\":{\"execution_id\":42,\"worker_id\":7,\"action_ref\":\"testpack.echo\","
+    "\"config\":null}}";
+
+static void world_open(struct world *w, const char *body)
+{
+    memset(w, 0, sizeof(*w));
+    config_init_defaults(&w->cfg);
+    const char *src = getenv("ATTUNE_SOURCE_DIR");
+    snprintf(w->packs_dir, sizeof(w->packs_dir), "%s/tests/fixtures/packs", src ? src : ".");
+    free(w->cfg.packs_base_dir);
+    w->cfg.packs_base_dir = xstrdup(w->packs_dir);
+    free(w->cfg.artifacts_dir);
+    w->cfg.artifacts_dir = xstrdup("/nonexistent/artifacts");
+    struct job_context ctx = {
+        .cfg = &w->cfg, .worker_id = WORKER_ID, .ports = &fake_ports, .io = &w->io};
+    struct mq_delivery d = {
+        .connection = 1, .delivery_tag = 99, .body = body, .len = strlen(body)};
+    w->job = job_start(&ctx, &d);
+}
+
+static void world_close(struct world *w)
+{
+    job_free(w->job);
+    config_free(&w->cfg);
+}
+
+/* The rows every ROW event carries; each state reads the one it waits for. */
+static void send(struct world *w, enum job_event_kind kind)
+{
+    json_t *config = json_pack("{s:{}}", "parameters");
+    struct execution_row execution = {
+        .id = EXECUTION_ID,
+        .previous_status = "scheduled",
+        .action_ref = "testpack.echo",
+        .config = config,
+    };
+    struct execution_owner owner = {.status = "completed", .worker_id = 3};
+    struct action_row action = {
+        .id = 5,
+        .ref = "testpack.echo",
+        .pack_ref = "testpack",
+        .name = "echo",
+        .entry_point = "echo.sh",
+        .runtime_name = "Shell",
+        .timeout_seconds = 30,
+        .enabled = true,
+    };
+    json_t *result = json_pack("{s:b, s:i}", "succeeded", 1, "exit_code", 0);
+    struct job_event ev = {
+        .kind = kind,
+        .error = kind == JOB_EVENT_DB_ERROR ? "fake database error" : NULL,
+        .execution = &execution,
+        .owner = &owner,
+        .action = &action,
+        .keys = NULL,
+        .n_keys = 0,
+        .exit_status = EXECUTION_COMPLETED,
+        .result = result,
+    };
+    job_step(w->job, &ev);
+    json_decref(result);
+    json_decref(config);
+}
+
+/* Brings a fresh job to a state by the ordinary road. */
+static void world_reach(struct world *w, enum job_state target)
+{
+    if (target == JOB_VERIFYING) {
+        world_reach(w, JOB_RECORDING);
+        send(w, JOB_EVENT_NO_ROW);
+        assert_int_equal(job_state(w->job), JOB_VERIFYING);
+        return;
+    }
+    world_open(w, valid_request);
+    static const struct {
+        enum job_state from;
+        enum job_event_kind kind;
+    } road[] = {
+        {JOB_CLAIMING, JOB_EVENT_ROW},       {JOB_LOADING_ACTION, JOB_EVENT_ROW},
+        {JOB_LOADING_KEYS, JOB_EVENT_ROW},   {JOB_RUNNING, JOB_EVENT_EXITED},
+        {JOB_RECORDING, JOB_EVENT_DB_ERROR},
+    };
+    if (target == JOB_CHECKING || target == JOB_RESUMING) {
+        /* The roads that begin with "nothing matched". */
+        send(w, JOB_EVENT_NO_ROW);
+        if (target == JOB_RESUMING) {
+            struct execution_owner ours = {.status = "running", .worker_id = WORKER_ID};
+            job_step(w->job, &(struct job_event){.kind = JOB_EVENT_ROW, .owner = &ours});
+        }
+        assert_int_equal(job_state(w->job), target);
+        return;
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(road) && job_state(w->job) != target; i++) {
+        assert_int_equal(job_state(w->job), road[i].from);
+        send(w, road[i].kind);
+    }
+    assert_int_equal(job_state(w->job), target);
+}
+
+/* What one event in one state must do: the next state and the effects it
+ * adds (counts), and the status recorded when it records one. */
+struct expectation {
+    enum job_state state;
+    enum job_event_kind event;
+    enum job_state next;
+    struct effects adds;
+    const char *recorded; /* status of a finish it sends, NULL if none */
+};
+
+#define NOTHING {0}
+
+static const struct expectation matrix[] = {
+    /* Claiming: a row is ours; nothing matched needs a look; an error retries later. */
+    {JOB_CLAIMING, JOB_EVENT_ROW, JOB_LOADING_ACTION, {.acks = 1, .status_msgs = 1, .action_loads = 1}, NULL},
+    {JOB_CLAIMING, JOB_EVENT_NO_ROW, JOB_CHECKING, {.owner_checks = 1}, NULL},
+    {JOB_CLAIMING, JOB_EVENT_DB_ERROR, JOB_DONE, {.requeues = 1, .dones = 1}, NULL},
+    {JOB_CLAIMING, JOB_EVENT_EXITED, JOB_CLAIMING, NOTHING, NULL},
+    {JOB_CLAIMING, JOB_EVENT_SHUTDOWN, JOB_CLAIMING, NOTHING, NULL},
+    /* Checking: someone else's (here: completed) is acknowledged, not run. */
+    {JOB_CHECKING, JOB_EVENT_ROW, JOB_DONE, {.acks = 1, .dones = 1}, NULL},
+    {JOB_CHECKING, JOB_EVENT_NO_ROW, JOB_DONE, {.dead_letters = 1, .dones = 1}, NULL},
+    {JOB_CHECKING, JOB_EVENT_DB_ERROR, JOB_DONE, {.requeues = 1, .dones = 1}, NULL},
+    {JOB_CHECKING, JOB_EVENT_EXITED, JOB_CHECKING, NOTHING, NULL},
+    {JOB_CHECKING, JOB_EVENT_SHUTDOWN, JOB_CHECKING, NOTHING, NULL},
+    /* Resuming: our own claim, read again. */
+    {JOB_RESUMING, JOB_EVENT_ROW, JOB_LOADING_ACTION, {.acks = 1, .status_msgs = 1, .action_loads = 1}, NULL},
+    {JOB_RESUMING, JOB_EVENT_NO_ROW, JOB_DONE, {.requeues = 1, .dones = 1}, NULL},
+    {JOB_RESUMING, JOB_EVENT_DB_ERROR, JOB_DONE, {.requeues = 1, .dones = 1}, NULL},
+    {JOB_RESUMING, JOB_EVENT_EXITED, JOB_RESUMING, NOTHING, NULL},
+    {JOB_RESUMING, JOB_EVENT_SHUTDOWN, JOB_RESUMING, NOTHING, NULL},
+    /* Loading the action: any failure is recorded as the execution's. */
+    {JOB_LOADING_ACTION, JOB_EVENT_ROW, JOB_LOADING_KEYS, {.key_loads = 1}, NULL},
+    {JOB_LOADING_ACTION, JOB_EVENT_NO_ROW, JOB_RECORDING, {.finishes = 1}, "failed"},
+    {JOB_LOADING_ACTION, JOB_EVENT_DB_ERROR, JOB_RECORDING, {.finishes = 1}, "failed"},
+    {JOB_LOADING_ACTION, JOB_EVENT_EXITED, JOB_LOADING_ACTION, NOTHING, NULL},
+    {JOB_LOADING_ACTION, JOB_EVENT_SHUTDOWN, JOB_LOADING_ACTION, NOTHING, NULL},
+    /* Loading the keys: then the action starts. */
+    {JOB_LOADING_KEYS, JOB_EVENT_ROW, JOB_RUNNING, {.starts = 1}, NULL},
+    {JOB_LOADING_KEYS, JOB_EVENT_NO_ROW, JOB_RUNNING, {.starts = 1}, NULL},
+    {JOB_LOADING_KEYS, JOB_EVENT_DB_ERROR, JOB_RECORDING, {.finishes = 1}, "failed"},
+    {JOB_LOADING_KEYS, JOB_EVENT_EXITED, JOB_LOADING_KEYS, NOTHING, NULL},
+    {JOB_LOADING_KEYS, JOB_EVENT_SHUTDOWN, JOB_LOADING_KEYS, NOTHING, NULL},
+    /* Running: only the process's end or a stop matter. */
+    {JOB_RUNNING, JOB_EVENT_ROW, JOB_RUNNING, NOTHING, NULL},
+    {JOB_RUNNING, JOB_EVENT_NO_ROW, JOB_RUNNING, NOTHING, NULL},
+    {JOB_RUNNING, JOB_EVENT_DB_ERROR, JOB_RUNNING, NOTHING, NULL},
+    {JOB_RUNNING, JOB_EVENT_EXITED, JOB_RECORDING, {.finishes = 1}, "completed"},
+    {JOB_RUNNING, JOB_EVENT_SHUTDOWN, JOB_RUNNING, {.stops = 1}, NULL},
+    /* Recording: stored means report; nothing changed means look; refused
+     * means record a failure instead. */
+    {JOB_RECORDING, JOB_EVENT_ROW, JOB_DONE, {.status_msgs = 1, .completed_msgs = 1, .dones = 1}, NULL},
+    {JOB_RECORDING, JOB_EVENT_NO_ROW, JOB_VERIFYING, {.finish_checks = 1}, NULL},
+    {JOB_RECORDING, JOB_EVENT_DB_ERROR, JOB_RECORDING_REFUSAL, {.finishes = 1}, "failed"},
+    {JOB_RECORDING, JOB_EVENT_EXITED, JOB_RECORDING, NOTHING, NULL},
+    {JOB_RECORDING, JOB_EVENT_SHUTDOWN, JOB_RECORDING, NOTHING, NULL},
+    {JOB_RECORDING_REFUSAL, JOB_EVENT_ROW, JOB_DONE, {.status_msgs = 1, .completed_msgs = 1, .dones = 1}, NULL},
+    {JOB_RECORDING_REFUSAL, JOB_EVENT_NO_ROW, JOB_VERIFYING, {.finish_checks = 1}, NULL},
+    {JOB_RECORDING_REFUSAL, JOB_EVENT_DB_ERROR, JOB_DONE, {.dones = 1}, NULL},
+    {JOB_RECORDING_REFUSAL, JOB_EVENT_EXITED, JOB_RECORDING_REFUSAL, NOTHING, NULL},
+    {JOB_RECORDING_REFUSAL, JOB_EVENT_SHUTDOWN, JOB_RECORDING_REFUSAL, NOTHING, NULL},
+    /* Verifying: there (our reply was lost) means report; not there means
+     * someone else ended it, and nothing is published. */
+    {JOB_VERIFYING, JOB_EVENT_ROW, JOB_DONE, {.status_msgs = 1, .completed_msgs = 1, .dones = 1}, NULL},
+    {JOB_VERIFYING, JOB_EVENT_NO_ROW, JOB_DONE, {.dones = 1}, NULL},
+    {JOB_VERIFYING, JOB_EVENT_DB_ERROR, JOB_DONE, {.dones = 1}, NULL},
+    {JOB_VERIFYING, JOB_EVENT_EXITED, JOB_VERIFYING, NOTHING, NULL},
+    {JOB_VERIFYING, JOB_EVENT_SHUTDOWN, JOB_VERIFYING, NOTHING, NULL},
+};
+
+static void check_effects(const struct expectation *e, const struct effects *before,
+                          const struct effects *after)
+{
+    const int *b = (const int *)before, *a = (const int *)after, *want = (const int *)&e->adds;
+    size_t counters = offsetof(struct effects, finished_status) / sizeof(int);
+    for (size_t i = 0; i < counters; i++)
+        if (a[i] - b[i] != want[i])
+            fail_msg("%s x %s: effect counter %zu changed by %d, want %d",
+                     job_state_name(e->state), job_event_name(e->event), i, a[i] - b[i],
+                     want[i]);
+    if (e->recorded)
+        assert_string_equal(after->finished_status, e->recorded);
+}
+
+static void test_every_state_meets_every_event(void **state)
+{
+    (void)state;
+    int covered[JOB_STATE_COUNT][JOB_EVENT_COUNT] = {{0}};
+    for (size_t i = 0; i < ARRAY_SIZE(matrix); i++) {
+        const struct expectation *e = &matrix[i];
+        struct world w;
+        world_reach(&w, e->state);
+        struct effects before = w.io.fx;
+        send(&w, e->event);
+        if (job_state(w.job) != e->next)
+            fail_msg("%s x %s: went to %s, want %s", job_state_name(e->state),
+                     job_event_name(e->event), job_state_name(job_state(w.job)),
+                     job_state_name(e->next));
+        check_effects(e, &before, &w.io.fx);
+        covered[e->state][e->event]++;
+        world_close(&w);
+    }
+    /* The table covers each waiting state with each event exactly once. */
+    for (int s = 0; s < JOB_STATE_COUNT; s++)
+        for (int ev = 0; ev < JOB_EVENT_COUNT; ev++)
+            if (s != JOB_REPORTING && s != JOB_DONE && covered[s][ev] != 1)
+                fail_msg("%s x %s covered %d times", job_state_name(s), job_event_name(ev),
+                         covered[s][ev]);
+}
+
+static void test_done_ignores_everything(void **state)
+{
+    (void)state;
+    for (int ev = 0; ev < JOB_EVENT_COUNT; ev++) {
+        struct world w;
+        world_reach(&w, JOB_VERIFYING);
+        send(&w, JOB_EVENT_ROW);
+        assert_int_equal(job_state(w.job), JOB_DONE);
+        struct effects before = w.io.fx;
+        send(&w, (enum job_event_kind)ev);
+        assert_int_equal(job_state(w.job), JOB_DONE);
+        assert_memory_equal(&before, &w.io.fx, sizeof(before));
+        world_close(&w);
+    }
+}
+
+static void test_malformed_message_goes_to_dead_letters(void **state)
+{
+    (void)state;
+    struct world w;
+    world_open(&w, "{\"not\": \"an envelope\"}");
+    assert_int_equal(job_state(w.job), JOB_DONE);
+    assert_int_equal(w.io.fx.dead_letters, 1);
+    assert_int_equal(w.io.fx.claims, 0);
+    assert_int_equal(w.io.fx.dones, 1);
+    assert_true(job_settled(w.job));
+    world_close(&w);
+}
+
+/* The whole ordinary road: one claim, one ack, running then completed. */
+static void test_happy_path(void **state)
+{
+    (void)state;
+    struct world w;
+    world_reach(&w, JOB_RUNNING);
+    assert_true(job_holds_execution(w.job));
+    assert_int_equal(w.io.fx.start_timeout, 30); /* the action's own timeout */
+    send(&w, JOB_EVENT_EXITED);
+    send(&w, JOB_EVENT_ROW);
+    assert_int_equal(job_state(w.job), JOB_DONE);
+    assert_false(job_holds_execution(w.job));
+    assert_int_equal(w.io.fx.claims, 1);
+    assert_int_equal(w.io.fx.acks, 1);
+    assert_int_equal(w.io.fx.status_msgs, 2);
+    assert_string_equal(w.io.fx.status_to, "completed");
+    assert_int_equal(w.io.fx.completed_msgs, 1);
+    assert_string_equal(w.io.fx.completed_status, "completed");
+    world_close(&w);
+    assert_int_equal(w.io.fx.releases, 1);
+}
+
+/* The claim went through but its reply was lost with the connection: the
+ * repeated claim matches nothing, the row says it is ours, and the job picks
+ * it up once, acknowledging once. */
+static void test_lost_claim_reply_is_resumed(void **state)
+{
+    (void)state;
+    struct world w;
+    world_reach(&w, JOB_RESUMING);
+    send(&w, JOB_EVENT_ROW);
+    assert_int_equal(job_state(w.job), JOB_LOADING_ACTION);
+    assert_int_equal(w.io.fx.acks, 1);
+    assert_int_equal(w.io.fx.resumes, 1);
+    world_close(&w);
+}
+
+/* Ours and running, but another job of this process runs it: not again. */
+static void test_running_here_is_not_resumed(void **state)
+{
+    (void)state;
+    struct world w;
+    world_reach(&w, JOB_CHECKING);
+    w.io.held_here = true;
+    struct execution_owner ours = {.status = "running", .worker_id = WORKER_ID};
+    job_step(w.job, &(struct job_event){.kind = JOB_EVENT_ROW, .owner = &ours});
+    assert_int_equal(job_state(w.job), JOB_DONE);
+    assert_int_equal(w.io.fx.resumes, 0);
+    assert_int_equal(w.io.fx.acks, 1);
+    world_close(&w);
+}
+
+/* The final update went through but its reply was lost: the repeat changes
+ * nothing, the check finds our result, and the reports go out once. */
+static void test_lost_finish_reply_is_verified(void **state)
+{
+    (void)state;
+    struct world w;
+    world_reach(&w, JOB_RECORDING);
+    send(&w, JOB_EVENT_NO_ROW);
+    assert_int_equal(job_state(w.job), JOB_VERIFYING);
+    send(&w, JOB_EVENT_ROW);
+    assert_int_equal(job_state(w.job), JOB_DONE);
+    assert_int_equal(w.io.fx.completed_msgs, 1);
+    assert_string_equal(w.io.fx.completed_status, "completed");
+    world_close(&w);
+}
+
+/* A refused result is replaced by a failure that says why, and reported. */
+static void test_refused_result_records_a_failure(void **state)
+{
+    (void)state;
+    struct world w;
+    world_reach(&w, JOB_RECORDING_REFUSAL);
+    assert_string_equal(w.io.fx.finished_status, "failed");
+    assert_non_null(strstr(w.io.fx.finished_error, "the result could not be stored"));
+    send(&w, JOB_EVENT_ROW);
+    assert_int_equal(job_state(w.job), JOB_DONE);
+    assert_string_equal(w.io.fx.completed_status, "failed");
+    world_close(&w);
+}
+
+/* A shutdown during any round trip before the start lands when the keys are
+ * in: the action never starts and the execution is recorded cancelled. */
+static void test_shutdown_before_start_cancels(void **state)
+{
+    (void)state;
+    static const enum job_state waits[] = {JOB_CLAIMING, JOB_LOADING_ACTION, JOB_LOADING_KEYS};
+    for (size_t i = 0; i < ARRAY_SIZE(waits); i++) {
+        struct world w;
+        world_reach(&w, waits[i]);
+        send(&w, JOB_EVENT_SHUTDOWN);
+        while (job_state(w.job) != JOB_RECORDING)
+            send(&w, JOB_EVENT_ROW);
+        assert_int_equal(w.io.fx.starts, 0);
+        assert_string_equal(w.io.fx.finished_status, "cancelled");
+        assert_non_null(strstr(w.io.fx.finished_error, "worker stopping"));
+        send(&w, JOB_EVENT_ROW);
+        assert_string_equal(w.io.fx.completed_status, "cancelled");
+        world_close(&w);
+    }
+}
+
+/* A shutdown while running stops the process; its end is then recorded. */
+static void test_shutdown_while_running_stops_the_action(void **state)
+{
+    (void)state;
+    struct world w;
+    world_reach(&w, JOB_RUNNING);
+    send(&w, JOB_EVENT_SHUTDOWN);
+    assert_int_equal(w.io.fx.stops, 1);
+    job_step(w.job, &(struct job_event){.kind = JOB_EVENT_EXITED,
+                                        .exit_status = EXECUTION_CANCELLED,
+                                        .result = NULL});
+    assert_int_equal(job_state(w.job), JOB_RECORDING);
+    assert_string_equal(w.io.fx.finished_status, "cancelled");
+    world_close(&w);
+}
+
+/* The action cannot start: recorded failed with the reason, never running. */
+static void test_start_failure_is_recorded(void **state)
+{
+    (void)state;
+    struct world w;
+    world_reach(&w, JOB_LOADING_KEYS);
+    w.io.start_rc = -1;
+    send(&w, JOB_EVENT_ROW);
+    assert_int_equal(job_state(w.job), JOB_RECORDING);
+    assert_string_equal(w.io.fx.finished_status, "failed");
+    assert_string_equal(w.io.fx.finished_error, "cannot start: fake failure");
+    world_close(&w);
+    assert_int_equal(w.io.fx.releases, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_state_meets_every_event),
+        cmocka_unit_test(test_done_ignores_everything),
+        cmocka_unit_test(test_malformed_message_goes_to_dead_letters),
+        cmocka_unit_test(test_happy_path),
+        cmocka_unit_test(test_lost_claim_reply_is_resumed),
+        cmocka_unit_test(test_running_here_is_not_resumed),
+        cmocka_unit_test(test_lost_finish_reply_is_verified),
+        cmocka_unit_test(test_refused_result_records_a_failure),
+        cmocka_unit_test(test_shutdown_before_start_cancels),
+        cmocka_unit_test(test_shutdown_while_running_stops_the_action),
+        cmocka_unit_test(test_start_failure_is_recorded),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
