@@ -10,7 +10,7 @@
 
 #include "core/config.h"
 #include "db/db.h"
-#include "exec/executor.h"
+#include "executor/executor.h"
 #include "mq/mq.h"
 
 struct job;

@@ -13,7 +13,7 @@
 #include "core/loop.h"
 #include "core/yaml.h"
 #include "exec/action.h"
-#include "exec/executor.h"
+#include "executor/executor.h"
 #include "exec/params.h"
 #include "runtime/registry.h"
 #include "worker/artifacts.h"

@@ -15,7 +15,7 @@
 #include "core/loop.h"
 #include "core/util.h"
 #include "db/db.h"
-#include "exec/executor.h"
+#include "executor/executor.h"
 #include "mq/envelope.h"
 #include "mq/mq.h"
 #include "runtime/registry.h"

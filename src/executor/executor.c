@@ -1,5 +1,5 @@
 /* One execution from validated parameters to result object (see executor.h). */
-#include "exec/executor.h"
+#include "executor/executor.h"
 
 #include <errno.h>
 #include <fcntl.h>
