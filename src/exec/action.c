@@ -102,6 +102,13 @@ void action_free(struct action *action)
     free(action);
 }
 
+int action_timeout_seconds(const struct action *action, int requested, int fallback)
+{
+    if (requested > 0)
+        return requested;
+    return action->timeout_seconds > 0 ? action->timeout_seconds : fallback;
+}
+
 static const char *json_kind(const json_t *v)
 {
     switch (json_typeof(v)) {

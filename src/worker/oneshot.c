@@ -211,14 +211,6 @@ static int oneshot_prepare(const struct config *cfg, const struct oneshot_option
     return rc;
 }
 
-static int oneshot_timeout(const struct config *cfg, const struct oneshot_options *opts,
-                           const struct action *action)
-{
-    if (opts->timeout_seconds > 0)
-        return opts->timeout_seconds;
-    return action->timeout_seconds > 0 ? action->timeout_seconds : cfg->task_timeout;
-}
-
 int oneshot_run(const struct config *cfg, const struct oneshot_options *opts)
 {
     char err[1024] = "";
@@ -235,7 +227,8 @@ int oneshot_run(const struct config *cfg, const struct oneshot_options *opts)
         .action = r.action,
         .params = r.params,
         .secrets = r.secrets,
-        .timeout_seconds = oneshot_timeout(cfg, opts, r.action),
+        .timeout_seconds =
+            action_timeout_seconds(r.action, opts->timeout_seconds, cfg->task_timeout),
     };
     if (oneshot_loop(&os) < 0) {
         fprintf(stderr, "attune-worker: cannot set up the event loop\n");
