@@ -488,8 +488,7 @@ static int apply_section(struct config *cfg, const char *section, const json_t *
         return apply_mapping(cfg, section, v, err, errlen);
     if (json_is_null(v))
         return 0;
-    return set_error(err, errlen, EINVAL, "%s: expected a mapping, got %s", section,
-                     json_kind(v));
+    return set_error(err, errlen, EINVAL, "%s: expected a mapping, got %s", section, json_kind(v));
 }
 
 /* Keys are walked one level deep so that "worker.name" is only ever spelled
@@ -527,19 +526,9 @@ static void wipe_parsed_secret(json_t *root)
 /* Reads and parses the file; every message names it. */
 static int parse_file(const char *path, json_t **root, char *err, size_t errlen)
 {
-    struct strbuf text;
-    char msg[512];
-    strbuf_init(&text);
-    int rc = read_file(path, CONFIG_FILE_MAX + 1, &text);
-    if (rc < 0)
-        rc = set_error(err, errlen, rc, "cannot read %s: %s", path, strerror(-rc));
-    else if (text.len > CONFIG_FILE_MAX)
-        rc = set_error(err, errlen, EFBIG, "%s: larger than %d bytes", path, CONFIG_FILE_MAX);
-    else if ((rc = yaml_parse(text.data, text.len, root, msg, sizeof(msg))) < 0)
-        set_error(err, errlen, rc, "%s: %s", path, msg);
-    if (text.data)
-        secure_zero(text.data, text.len);
-    strbuf_free(&text);
+    int rc = yaml_load_file(path, CONFIG_FILE_MAX, root, err, errlen);
+    if (rc < 0 && rc != -EFBIG && rc != -EINVAL) /* the file itself could not be read */
+        set_error(err, errlen, rc, "cannot read %s: %s", path, strerror(-rc));
     return rc;
 }
 

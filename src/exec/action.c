@@ -554,22 +554,6 @@ static char *find_action_file(const char *packs_dir, const char *pack, const cha
     return NULL;
 }
 
-static int parse_action_file(const char *path, json_t **out, char *err, size_t errlen)
-{
-    struct strbuf text;
-    char msg[ERRBUF];
-    strbuf_init(&text);
-    int rc = read_file(path, ACTION_FILE_MAX + 1, &text);
-    if (rc < 0)
-        rc = set_error(err, errlen, rc, "%s: %s", path, strerror(-rc));
-    else if (text.len > ACTION_FILE_MAX)
-        rc = set_error(err, errlen, EFBIG, "%s: larger than %d bytes", path, ACTION_FILE_MAX);
-    else if ((rc = yaml_parse(text.data, text.len, out, msg, sizeof(msg))) < 0)
-        set_error(err, errlen, rc, "%s: %s", path, msg);
-    strbuf_free(&text);
-    return rc;
-}
-
 int action_load_from_pack(const char *packs_dir, const char *action_ref, struct action **out,
                           char *err, size_t errlen)
 {
@@ -586,7 +570,7 @@ int action_load_from_pack(const char *packs_dir, const char *action_ref, struct 
                        action_ref, packs_dir, pack, name);
         goto fail;
     }
-    if ((rc = parse_action_file(path, &def, err, errlen)) < 0)
+    if ((rc = yaml_load_file(path, ACTION_FILE_MAX, &def, err, errlen)) < 0)
         goto fail;
     pack_dir = xasprintf("%s/%s", packs_dir, pack);
     if ((rc = build_action(def, pack, pack_dir, name, out, msg, sizeof(msg))) < 0)
