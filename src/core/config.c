@@ -13,6 +13,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "core/json.h"
 #include "core/util.h"
 #include "core/yaml.h"
 
@@ -394,11 +395,6 @@ int config_set(struct config *cfg, const char *dotted_key, const char *value, ch
 
 /* The file */
 
-static const char *json_kind_name(const json_t *v)
-{
-    return json_is_object(v) ? "a mapping" : json_is_array(v) ? "a list" : "a scalar";
-}
-
 /* A YAML scalar as the text config_set takes; NULL for a mapping or list.
  * A null value (an empty "key:") becomes "", which unsets the optional keys. */
 static char *scalar_text(const json_t *v)
@@ -428,7 +424,7 @@ static int apply_action_env(struct config *cfg, const struct key_def *def, const
         return 0;
     if (!json_is_object(map))
         return set_error(err, errlen, EINVAL, "%s: expected %s, got %s", def->name,
-                         kind_expected(def->kind), json_kind_name(map));
+                         kind_expected(def->kind), json_kind(map));
     const char *name;
     json_t *v;
     json_object_foreach((json_t *)map, name, v)
@@ -436,7 +432,7 @@ static int apply_action_env(struct config *cfg, const struct key_def *def, const
         char *text = scalar_text(v);
         if (!text)
             return set_error(err, errlen, EINVAL, "%s.%s: expected a string, got %s", def->name,
-                             name, json_kind_name(v));
+                             name, json_kind(v));
         action_env_set(cfg, name, text);
         free(text);
     }
@@ -476,7 +472,7 @@ static int apply_value(struct config *cfg, const char *name, const json_t *v, ch
     char *text = scalar_text(v);
     if (!text)
         return set_error(err, errlen, EINVAL, "%s: expected %s, got %s", def->name,
-                         kind_expected(def->kind), json_kind_name(v));
+                         kind_expected(def->kind), json_kind(v));
     int rc = config_set(cfg, name, text, err, errlen);
     free_secret(text);
     return rc;
@@ -492,8 +488,7 @@ static int apply_section(struct config *cfg, const char *section, const json_t *
         return apply_mapping(cfg, section, v, err, errlen);
     if (json_is_null(v))
         return 0;
-    return set_error(err, errlen, EINVAL, "%s: expected a mapping, got %s", section,
-                     json_kind_name(v));
+    return set_error(err, errlen, EINVAL, "%s: expected a mapping, got %s", section, json_kind(v));
 }
 
 /* Keys are walked one level deep so that "worker.name" is only ever spelled
@@ -531,19 +526,9 @@ static void wipe_parsed_secret(json_t *root)
 /* Reads and parses the file; every message names it. */
 static int parse_file(const char *path, json_t **root, char *err, size_t errlen)
 {
-    struct strbuf text;
-    char msg[512];
-    strbuf_init(&text);
-    int rc = read_file(path, CONFIG_FILE_MAX + 1, &text);
-    if (rc < 0)
-        rc = set_error(err, errlen, rc, "cannot read %s: %s", path, strerror(-rc));
-    else if (text.len > CONFIG_FILE_MAX)
-        rc = set_error(err, errlen, EFBIG, "%s: larger than %d bytes", path, CONFIG_FILE_MAX);
-    else if ((rc = yaml_parse(text.data, text.len, root, msg, sizeof(msg))) < 0)
-        set_error(err, errlen, rc, "%s: %s", path, msg);
-    if (text.data)
-        secure_zero(text.data, text.len);
-    strbuf_free(&text);
+    int rc = yaml_load_file(path, CONFIG_FILE_MAX, root, err, errlen);
+    if (rc < 0 && rc != -EFBIG && rc != -EINVAL) /* the file itself could not be read */
+        set_error(err, errlen, rc, "cannot read %s: %s", path, strerror(-rc));
     return rc;
 }
 
@@ -560,7 +545,7 @@ static int load_file(struct config *cfg, const char *path, char *err, size_t err
         rc = apply_mapping(cfg, NULL, root, msg, sizeof(msg));
     else if (!json_is_null(root))
         rc = set_error(msg, sizeof(msg), EINVAL, "the top level must be a mapping, got %s",
-                       json_kind_name(root));
+                       json_kind(root));
     wipe_parsed_secret(root);
     json_decref(root);
     if (rc < 0)

@@ -303,6 +303,26 @@ static int emit_value(yaml_emitter_t *em, const json_t *v)
     }
 }
 
+int yaml_load_file(const char *path, size_t max_bytes, json_t **out, char *err, size_t errlen)
+{
+    struct strbuf text;
+    char msg[512];
+    *out = NULL;
+    strbuf_init(&text);
+    /* One byte past the cap tells a file at the cap from a larger one. */
+    int rc = read_file(path, max_bytes + 1, &text);
+    if (rc < 0)
+        set_error(err, errlen, rc, "%s: %s", path, strerror(-rc));
+    else if (text.len > max_bytes)
+        rc = set_error(err, errlen, EFBIG, "%s: larger than %zu bytes", path, max_bytes);
+    else if ((rc = yaml_parse(text.data, text.len, out, msg, sizeof(msg))) < 0)
+        set_error(err, errlen, rc, "%s: %s", path, msg);
+    if (text.data)
+        secure_zero(text.data, text.len);
+    strbuf_free(&text);
+    return rc;
+}
+
 int yaml_emit(const json_t *value, struct strbuf *out)
 {
     yaml_emitter_t em;

@@ -36,22 +36,12 @@ static void pack_def_free(struct pack_def *p)
 
 static int read_yaml_file(const char *path, json_t **out, char *err, size_t errlen)
 {
-    struct strbuf text;
-    char msg[512];
-    strbuf_init(&text);
-    int rc = read_file(path, PACK_FILE_MAX + 1, &text);
-    if (rc < 0)
-        rc = set_error(err, errlen, rc, "%s: %s", path, strerror(-rc));
-    else if (text.len > PACK_FILE_MAX)
-        rc = set_error(err, errlen, EFBIG, "%s: larger than %d bytes", path, PACK_FILE_MAX);
-    else if ((rc = yaml_parse(text.data, text.len, out, msg, sizeof(msg))) < 0)
-        set_error(err, errlen, rc, "%s: %s", path, msg);
-    else if (!json_is_object(*out)) {
+    int rc = yaml_load_file(path, PACK_FILE_MAX, out, err, errlen);
+    if (rc == 0 && !json_is_object(*out)) {
         json_decref(*out);
         *out = NULL;
         rc = set_error(err, errlen, EINVAL, "%s: not a mapping", path);
     }
-    strbuf_free(&text);
     return rc;
 }
 

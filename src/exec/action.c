@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/json.h"
 #include "core/util.h"
 #include "core/yaml.h"
 
@@ -102,25 +103,11 @@ void action_free(struct action *action)
     free(action);
 }
 
-static const char *json_kind(const json_t *v)
+int action_timeout_seconds(const struct action *action, int requested, int fallback)
 {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "a mapping";
-    case JSON_ARRAY:
-        return "a list";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-        return "an integer";
-    case JSON_REAL:
-        return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    default:
-        return "null";
-    }
+    if (requested > 0)
+        return requested;
+    return action->timeout_seconds > 0 ? action->timeout_seconds : fallback;
 }
 
 /* Schema normalisation */
@@ -574,22 +561,6 @@ static char *find_action_file(const char *packs_dir, const char *pack, const cha
     return NULL;
 }
 
-static int parse_action_file(const char *path, json_t **out, char *err, size_t errlen)
-{
-    struct strbuf text;
-    char msg[ERRBUF];
-    strbuf_init(&text);
-    int rc = read_file(path, ACTION_FILE_MAX + 1, &text);
-    if (rc < 0)
-        rc = set_error(err, errlen, rc, "%s: %s", path, strerror(-rc));
-    else if (text.len > ACTION_FILE_MAX)
-        rc = set_error(err, errlen, EFBIG, "%s: larger than %d bytes", path, ACTION_FILE_MAX);
-    else if ((rc = yaml_parse(text.data, text.len, out, msg, sizeof(msg))) < 0)
-        set_error(err, errlen, rc, "%s: %s", path, msg);
-    strbuf_free(&text);
-    return rc;
-}
-
 int action_load_from_pack(const char *packs_dir, const char *action_ref, struct action **out,
                           char *err, size_t errlen)
 {
@@ -606,7 +577,7 @@ int action_load_from_pack(const char *packs_dir, const char *action_ref, struct 
                        action_ref, packs_dir, pack, name);
         goto fail;
     }
-    if ((rc = parse_action_file(path, &def, err, errlen)) < 0)
+    if ((rc = yaml_load_file(path, ACTION_FILE_MAX, &def, err, errlen)) < 0)
         goto fail;
     pack_dir = xasprintf("%s/%s", packs_dir, pack);
     if ((rc = build_action(def, pack, pack_dir, name, out, msg, sizeof(msg))) < 0)

@@ -40,6 +40,10 @@ struct action {
 struct action *action_new(void);
 void action_free(struct action *action);
 
+/* The timeout an execution gets: the one requested for it when above 0, else
+ * the action's, else fallback (worker.task_timeout). */
+int action_timeout_seconds(const struct action *action, int requested, int fallback);
+
 /* Loads PACK.ACTION from packs_dir/PACK/actions/ACTION.yaml (".yml" also).
  * Checks: the YAML parses and is a mapping; runner_type is known;
  * entry_point is set, stays inside actions/ and exists; the enums hold known

@@ -8,28 +8,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/json.h"
 #include "core/yaml.h"
-
-static const char *json_kind(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "object";
-    case JSON_ARRAY:
-        return "array";
-    case JSON_STRING:
-        return "string";
-    case JSON_INTEGER:
-        return "integer";
-    case JSON_REAL:
-        return "number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "boolean";
-    default:
-        return "null";
-    }
-}
 
 static const json_t *schema_property(const json_t *schema, const char *name)
 {
@@ -92,7 +72,7 @@ static int parse_json_text(const char *name, const char *type, const char *s, js
                          name, type, s, jerr.text);
     if (want_array ? !json_is_array(v) : !json_is_object(v)) {
         int rc = set_error(err, errlen, EINVAL, "parameter '%s' must be a JSON %s, got %s '%s'",
-                           name, type, json_kind(v), s);
+                           name, type, json_type_name(v), s);
         json_decref(v);
         return rc;
     }
@@ -241,7 +221,7 @@ static int check_value(const char *name, const json_t *prop, bool required, cons
     const char *type = json_string_value(json_object_get(prop, "type"));
     if (!type_matches(type, v))
         return set_error(err, errlen, EINVAL, "parameter '%s' must be %s %s, got %s", name,
-                         with_article(type), type, json_kind(v));
+                         with_article(type), type, json_type_name(v));
     const json_t *en = json_object_get(prop, "enum");
     if (json_is_array(en) && !enum_contains(en, v))
         return enum_error(name, en, json_is_true(json_object_get(prop, "secret")) ? NULL : v, err,
@@ -272,7 +252,7 @@ int params_validate(json_t *params, const json_t *schema, char *err, size_t errl
 {
     if (!json_is_object(params))
         return set_error(err, errlen, EINVAL, "parameters must be an object, got %s",
-                         params ? json_kind(params) : "nothing");
+                         params ? json_type_name(params) : "nothing");
     const char *name;
     const json_t *prop;
     json_object_foreach(json_object_get(schema, "properties"), name, prop)

@@ -11,6 +11,14 @@ static bool node_handles(const char *entry_path)
     return str_ends_with(entry_path, ".js") || str_ends_with(entry_path, ".cjs");
 }
 
+/* Leaves err alone: the executor's own message says what is wrong. */
+static json_t *node_decode_reply(const void *data, size_t len, char *err, size_t errlen)
+{
+    (void)err;
+    (void)errlen;
+    return json_loadb(data, len, 0, NULL);
+}
+
 static int node_prepare(const struct runtime *rt, const struct launch_input *in, struct launch *out,
                         char *err, size_t errlen)
 {
@@ -22,7 +30,7 @@ static int node_prepare(const struct runtime *rt, const struct launch_input *in,
     strv_push(&out->argv, wrapper_node_js);
     strv_push(&out->argv, in->action->entry_path);
     out->control = PROC_CONTROL_SOCKET;
-    out->reply = LAUNCH_REPLY_JSON;
+    out->decode_reply = node_decode_reply;
     runtime_json_control(in, &out->control_data);
     return 0;
 }

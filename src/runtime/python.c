@@ -23,7 +23,7 @@ static int python_prepare(const struct runtime *rt, const struct launch_input *i
     strv_push(&out->argv, wrapper_python_py);
     strv_push(&out->argv, in->action->entry_path);
     out->control = PROC_CONTROL_SOCKET;
-    out->reply = LAUNCH_REPLY_MARSHAL;
+    out->decode_reply = pymarshal_decode;
     json_t *control = json_pack("{s:O, s:O, s:s}", "secrets", in->secrets, "parameters", in->params,
                                 "entry", "run");
     pymarshal_encode(control, &out->control_data);

@@ -13,7 +13,7 @@ void launch_init(struct launch *l)
     strv_init(&l->env);
     l->control = PROC_CONTROL_NONE;
     strbuf_init(&l->control_data);
-    l->reply = LAUNCH_REPLY_NONE;
+    l->decode_reply = NULL;
 }
 
 void launch_free(struct launch *l)

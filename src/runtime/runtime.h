@@ -20,7 +20,9 @@ struct launch_input {
     const json_t *secrets; /* object of name -> string; never NULL */
 };
 
-enum launch_reply { LAUNCH_REPLY_NONE, LAUNCH_REPLY_JSON, LAUNCH_REPLY_MARSHAL };
+/* Decodes a wrapper's answer; returns a new reference, or NULL with the reason
+ * in err when the runtime's decoder gives one. */
+typedef json_t *(*launch_decode_fn)(const void *data, size_t len, char *err, size_t errlen);
 
 /* What a runtime produces for one execution; the executor adds the common
  * environment, stdin and the output sinks. */
@@ -30,8 +32,9 @@ struct launch {
     struct strv env; /* runtime-specific additions (PARAM_* for shell) */
     enum proc_control control;
     struct strbuf control_data; /* secrets travel here, wiped after use */
-    /* How the wrapper encodes its answer {"data": ...} or {"error": "..."}. */
-    enum launch_reply reply;
+    /* Decodes the wrapper's answer {"data": ...} or {"error": "..."}; NULL
+     * when the runtime runs no wrapper. */
+    launch_decode_fn decode_reply;
 };
 
 void launch_init(struct launch *l);

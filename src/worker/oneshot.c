@@ -13,7 +13,8 @@
 #include "core/loop.h"
 #include "core/yaml.h"
 #include "exec/action.h"
-#include "exec/executor.h"
+#include "executor/executor.h"
+#include "executor/settings.h"
 #include "exec/params.h"
 #include "runtime/registry.h"
 #include "worker/artifacts.h"
@@ -25,17 +26,6 @@ struct oneshot {
     struct execution *execution;
     int signals_seen;
 };
-
-void oneshot_base_env(const struct config *cfg, struct strv *env)
-{
-    const char *home = getenv("HOME");
-    const char *lang = getenv("LANG");
-    strv_setenv(env, "PATH", RUNTIME_DEFAULT_PATH);
-    strv_setenv(env, "HOME", home && *home ? home : "/");
-    strv_setenv(env, "LANG", lang && *lang ? lang : "C.UTF-8");
-    for (size_t i = 0; i < cfg->n_action_env; i++)
-        strv_setenv(env, cfg->action_env[i].name, cfg->action_env[i].value);
-}
 
 static int oneshot_params(const struct oneshot_options *opts, const struct action *action,
                           json_t **out, char *err, size_t errlen)
@@ -171,7 +161,7 @@ static void oneshot_run_free(struct oneshot_run *r)
     json_decref(r->params);
     json_decref(r->secrets);
     registry_free(&r->registry);
-    strv_free(&r->settings.base_env);
+    executor_settings_free(&r->settings);
     free(r->exec_id);
     free(r->dir);
 }
@@ -190,33 +180,19 @@ static int oneshot_prepare(const struct config *cfg, const struct oneshot_option
         rc = oneshot_secrets(opts->secrets_file, &r->secrets, err, errlen);
     if (rc < 0)
         return rc;
-    strv_init(&r->settings.base_env);
-    oneshot_base_env(cfg, &r->settings.base_env);
     /* Only the runtime this action needs is looked for (and must be allowed). */
     char *needed[] = {(char *)registry_runtime_name(r->action), NULL};
     bool allowed = !cfg->runtimes;
     for (char **w = cfg->runtimes; w && *w; w++)
         allowed = allowed || strcmp(*w, needed[0]) == 0;
     rc = allowed
-             ? registry_init(&r->registry, needed, strv_getenv(&r->settings.base_env, "PATH"), err,
-                             errlen)
+             ? executor_settings_init(&r->settings, &r->registry, cfg, needed, err, errlen)
              : set_error(err, errlen, ENOEXEC,
                          "runtime '%s' is not enabled on this worker (worker.runtimes)", needed[0]);
-    r->settings.registry = &r->registry;
-    r->settings.max_stdout_bytes = cfg->max_stdout_bytes;
-    r->settings.max_stderr_bytes = cfg->max_stderr_bytes;
     r->exec_id = oneshot_exec_id();
     r->dir = artifacts_execution_dir(opts->artifacts_dir ? opts->artifacts_dir : cfg->artifacts_dir,
                                      cfg->worker_name, r->exec_id);
     return rc;
-}
-
-static int oneshot_timeout(const struct config *cfg, const struct oneshot_options *opts,
-                           const struct action *action)
-{
-    if (opts->timeout_seconds > 0)
-        return opts->timeout_seconds;
-    return action->timeout_seconds > 0 ? action->timeout_seconds : cfg->task_timeout;
 }
 
 int oneshot_run(const struct config *cfg, const struct oneshot_options *opts)
@@ -235,7 +211,8 @@ int oneshot_run(const struct config *cfg, const struct oneshot_options *opts)
         .action = r.action,
         .params = r.params,
         .secrets = r.secrets,
-        .timeout_seconds = oneshot_timeout(cfg, opts, r.action),
+        .timeout_seconds =
+            action_timeout_seconds(r.action, opts->timeout_seconds, cfg->task_timeout),
     };
     if (oneshot_loop(&os) < 0) {
         fprintf(stderr, "attune-worker: cannot set up the event loop\n");

@@ -25,7 +25,4 @@ struct oneshot_options {
 /* Runs the action and prints the result; returns the exit status. */
 int oneshot_run(const struct config *cfg, const struct oneshot_options *opts);
 
-/* The environment every action starts from: PATH, HOME, LANG, then worker.env. */
-void oneshot_base_env(const struct config *cfg, struct strv *env);
-
 #endif

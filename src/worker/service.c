@@ -15,7 +15,8 @@
 #include "core/loop.h"
 #include "core/util.h"
 #include "db/db.h"
-#include "exec/executor.h"
+#include "executor/executor.h"
+#include "executor/settings.h"
 #include "mq/envelope.h"
 #include "mq/mq.h"
 #include "runtime/registry.h"
@@ -23,7 +24,6 @@
 #include "worker/guardian.h"
 #include "worker/job.h"
 #include "worker/job_io.h"
-#include "worker/oneshot.h"
 #include "worker/registration.h"
 #include "worker/report.h"
 
@@ -399,10 +399,8 @@ static int service_setup_loop(struct service *svc)
 static int service_setup_runtimes(struct service *svc)
 {
     char err[512];
-    strv_init(&svc->settings.base_env);
-    oneshot_base_env(svc->cfg, &svc->settings.base_env);
-    const char *path = strv_getenv(&svc->settings.base_env, "PATH");
-    if (registry_init(&svc->registry, svc->cfg->runtimes, path, err, sizeof(err)) < 0) {
+    if (executor_settings_init(&svc->settings, &svc->registry, svc->cfg, svc->cfg->runtimes, err,
+                               sizeof(err)) < 0) {
         fprintf(stderr, "attune-worker: configuration error: worker.runtimes: %s\n", err);
         return -EINVAL;
     }
@@ -411,9 +409,6 @@ static int service_setup_runtimes(struct service *svc)
     registry_describe(&svc->registry, &names);
     log_info("runtimes available: %s", names.len ? names.data : "none");
     strbuf_free(&names);
-    svc->settings.registry = &svc->registry;
-    svc->settings.max_stdout_bytes = svc->cfg->max_stdout_bytes;
-    svc->settings.max_stderr_bytes = svc->cfg->max_stderr_bytes;
     return 0;
 }
 

@@ -441,6 +441,20 @@ static void test_enum_names(void **state)
     assert_string_equal(output_format_name((enum output_format)42), "unknown");
 }
 
+/* The execution's own timeout wins, then the action's, then the worker's. */
+static void test_timeout_rule(void **state)
+{
+    (void)state;
+    struct action *a = action_new();
+    assert_int_equal(action_timeout_seconds(a, 0, 300), 300);
+    assert_int_equal(action_timeout_seconds(a, 7, 300), 7);
+    a->timeout_seconds = 60;
+    assert_int_equal(action_timeout_seconds(a, 0, 300), 60);
+    assert_int_equal(action_timeout_seconds(a, -5, 300), 60);
+    assert_int_equal(action_timeout_seconds(a, 7, 300), 7);
+    action_free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -459,6 +473,7 @@ int main(void)
         cmocka_unit_test(test_error_ref_mismatch),
         cmocka_unit_test(test_from_definition),
         cmocka_unit_test(test_enum_names),
+        cmocka_unit_test(test_timeout_rule),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

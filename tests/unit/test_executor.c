@@ -1,4 +1,4 @@
-/* Unit tests for exec/executor's pure parts: parsing captured stdout by output
+/* Unit tests for executor/executor's pure parts: parsing captured stdout by output
  * format (json, yaml, jsonl, text) and the result of an execution that never
  * started. */
 #include <setjmp.h>
@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "core/util.h"
-#include "exec/executor.h"
+#include "executor/executor.h"
 
 static json_t *load_json(const char *text)
 {

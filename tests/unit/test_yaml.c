@@ -1,6 +1,6 @@
 /* Unit tests for core/yaml: typing of plain and quoted scalars, nested values,
- * error messages, the depth and alias-expansion limits, and yaml_emit
- * round trips. */
+ * error messages, the depth and alias-expansion limits, yaml_emit round trips
+ * and the capped file reader. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/util.h"
 #include "core/yaml.h"
@@ -484,6 +485,44 @@ static void test_emit_appends_block_style(void **state)
     strbuf_free(&out);
 }
 
+/* The cap is exact: a file of max_bytes loads, one byte more does not. */
+static void test_load_file_cap_and_messages(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/attune-test-yaml-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *path = xasprintf("%s/f.yaml", dir);
+    char err[256] = "";
+    json_t *v = NULL;
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("a: 1\n", f);
+    fclose(f);
+    assert_int_equal(yaml_load_file(path, 5, &v, err, sizeof(err)), 0);
+    assert_int_equal(json_integer_value(json_object_get(v, "a")), 1);
+    json_decref(v);
+    assert_int_equal(yaml_load_file(path, 4, &v, err, sizeof(err)), -EFBIG);
+    assert_null(v);
+    char *want = xasprintf("%s: larger than 4 bytes", path);
+    assert_string_equal(err, want);
+    free(want);
+
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("a: [\n", f);
+    fclose(f);
+    assert_int_equal(yaml_load_file(path, 100, &v, err, sizeof(err)), -EINVAL);
+    assert_true(str_starts_with(err, path) && strstr(err, ": line ") == err + strlen(path));
+
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(yaml_load_file(path, 100, &v, err, sizeof(err)), -ENOENT);
+    want = xasprintf("%s: %s", path, strerror(ENOENT));
+    assert_string_equal(err, want);
+    free(want);
+    free(path);
+    assert_int_equal(remove_tree(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -496,6 +535,7 @@ int main(void)
         cmocka_unit_test(test_emit_round_trip_strings),
         cmocka_unit_test(test_emit_round_trip_values),
         cmocka_unit_test(test_emit_appends_block_style),
+        cmocka_unit_test(test_load_file_cap_and_messages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

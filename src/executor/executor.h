@@ -3,8 +3,8 @@
  * and secrets, supervises the process and builds the result of CONTRACT.md
  * section 3 (also written to result.json). Shared by run-action and the
  * service. */
-#ifndef ATTUNE_EXEC_EXECUTOR_H
-#define ATTUNE_EXEC_EXECUTOR_H
+#ifndef ATTUNE_EXECUTOR_EXECUTOR_H
+#define ATTUNE_EXECUTOR_EXECUTOR_H
 
 #include <jansson.h>
 #include <stdint.h>

@@ -1,5 +1,5 @@
 /* One execution from validated parameters to result object (see executor.h). */
-#include "exec/executor.h"
+#include "executor/executor.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,7 +13,6 @@
 #include "exec/output.h"
 #include "exec/params.h"
 #include "exec/process.h"
-#include "runtime/pymarshal.h"
 
 /* A python/node wrapper's answer larger than this is cut (and fails to parse). */
 #define EXECUTION_REPLY_MAX (16u << 20)
@@ -26,7 +25,7 @@ struct execution {
     char *param_file; /* NULL with stdin delivery */
     enum output_format output_format;
     int timeout_seconds;
-    enum launch_reply reply_format;
+    launch_decode_fn decode_reply;
     struct output_sink out, err;
     struct proc *proc;
     enum execution_status status;
@@ -143,11 +142,9 @@ static char *stderr_tail(const char *text)
 static json_t *reply_parse(const struct execution *ex, const struct proc_result *pr)
 {
     char err[256] = "the wrapper's answer is not an object";
-    if (pr->reply.len == 0 || pr->reply_truncated)
+    if (!ex->decode_reply || pr->reply.len == 0 || pr->reply_truncated)
         return NULL;
-    json_t *reply = ex->reply_format == LAUNCH_REPLY_MARSHAL
-                        ? pymarshal_decode(pr->reply.data, pr->reply.len, err, sizeof(err))
-                        : json_loadb(pr->reply.data, pr->reply.len, 0, NULL);
+    json_t *reply = ex->decode_reply(pr->reply.data, pr->reply.len, err, sizeof(err));
     if (!json_is_object(reply)) {
         json_decref(reply);
         return json_pack("{s:s}", "error", err);
@@ -391,7 +388,7 @@ static int execution_spawn(struct execution *ex, sd_event *loop, const struct ex
             .timeout_ms = (uint64_t)req->timeout_seconds * 1000u,
             .kill_grace_ms = s->kill_grace_ms,
         };
-        ex->reply_format = l.reply;
+        ex->decode_reply = l.decode_reply;
         rc = proc_start(loop, &spec, on_proc_done, ex, &ex->proc, err, errlen);
         if (rc == 0 && s->on_spawn)
             s->on_spawn(proc_pid(ex->proc), s->hook_userdata);

@@ -1,0 +1,35 @@
+/* The executor settings built from the configuration (see settings.h). */
+#include "executor/settings.h"
+
+#include <stdlib.h>
+
+/* What every action starts from: a known PATH, HOME and LANG rather than the
+ * worker's own environment, then the variables worker.env adds. */
+static void settings_base_env(const struct config *cfg, struct strv *env)
+{
+    const char *home = getenv("HOME");
+    const char *lang = getenv("LANG");
+    strv_setenv(env, "PATH", RUNTIME_DEFAULT_PATH);
+    strv_setenv(env, "HOME", home && *home ? home : "/");
+    strv_setenv(env, "LANG", lang && *lang ? lang : "C.UTF-8");
+    for (size_t i = 0; i < cfg->n_action_env; i++)
+        strv_setenv(env, cfg->action_env[i].name, cfg->action_env[i].value);
+}
+
+int executor_settings_init(struct executor_settings *s, struct registry *reg,
+                           const struct config *cfg, char *const *wanted_runtimes, char *err,
+                           size_t errlen)
+{
+    strv_init(&s->base_env);
+    settings_base_env(cfg, &s->base_env);
+    s->registry = reg;
+    s->max_stdout_bytes = cfg->max_stdout_bytes;
+    s->max_stderr_bytes = cfg->max_stderr_bytes;
+    /* worker.env may set PATH: the interpreters are found where actions look. */
+    return registry_init(reg, wanted_runtimes, strv_getenv(&s->base_env, "PATH"), err, errlen);
+}
+
+void executor_settings_free(struct executor_settings *s)
+{
+    strv_free(&s->base_env);
+}

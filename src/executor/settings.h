@@ -1,0 +1,23 @@
+/* The settings every execution of a worker shares, built from the
+ * configuration in one place for the service and for run-action. */
+#ifndef ATTUNE_EXECUTOR_SETTINGS_H
+#define ATTUNE_EXECUTOR_SETTINGS_H
+
+#include <stddef.h>
+
+#include "core/config.h"
+#include "executor/executor.h"
+#include "runtime/registry.h"
+
+/* Fills s from cfg: the base environment (PATH, HOME, LANG, then worker.env),
+ * the output caps, and reg with the runtimes named in wanted_runtimes
+ * (NULL-terminated; NULL for every one that validates) looked up on the base
+ * environment's PATH. The spawn hooks are left as they are. On failure returns
+ * a negative errno with the reason in err. Either way s is released with
+ * executor_settings_free and reg with registry_free. */
+int executor_settings_init(struct executor_settings *s, struct registry *reg,
+                           const struct config *cfg, char *const *wanted_runtimes, char *err,
+                           size_t errlen);
+void executor_settings_free(struct executor_settings *s);
+
+#endif
