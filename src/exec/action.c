@@ -19,7 +19,6 @@
 static const char *const delivery_names[] = {"stdin", "file"};
 static const char *const param_format_names[] = {"json", "yaml", "dotenv"};
 static const char *const output_format_names[] = {"text", "json", "yaml", "jsonl"};
-static const char *const runner_types[] = {"shell", "python", "node", "local"};
 static const char *const param_types[] = {"string",  "integer", "number",
                                           "boolean", "array",   "object"};
 
@@ -99,6 +98,7 @@ void action_free(struct action *action)
     free(action->entry_point);
     free(action->pack_dir);
     free(action->entry_path);
+    free(action->source_path);
     json_decref(action->param_schema);
     free(action);
 }
@@ -378,9 +378,6 @@ static int load_runner_type(struct action *a, const json_t *def, char *err, size
     if (!rt)
         return set_error(err, errlen, EINVAL,
                          "runner_type is missing (expected shell, python, node or local)");
-    if (name_index(runner_types, ARRAY_SIZE(runner_types), rt) < 0)
-        return set_error(err, errlen, EINVAL,
-                         "unknown runner_type '%s' (expected shell, python, node or local)", rt);
     a->runner_type = xstrdup(rt);
     return 0;
 }
@@ -582,6 +579,8 @@ int action_load_from_pack(const char *packs_dir, const char *action_ref, struct 
     pack_dir = xasprintf("%s/%s", packs_dir, pack);
     if ((rc = build_action(def, pack, pack_dir, name, out, msg, sizeof(msg))) < 0)
         set_error(err, errlen, rc, "%s: %s", path, msg);
+    else
+        (*out)->source_path = xstrdup(path);
 fail:
     json_decref(def);
     free(pack_dir);
