@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "exec/action_schema.h"
+
 enum param_delivery { PARAM_DELIVERY_STDIN, PARAM_DELIVERY_FILE };
 enum param_format { PARAM_FORMAT_JSON, PARAM_FORMAT_YAML, PARAM_FORMAT_DOTENV };
 enum output_format {
@@ -59,11 +61,6 @@ int action_load_from_pack(const char *packs_dir, const char *action_ref, struct 
  * by `attunectl pack load`. */
 int action_from_definition(const json_t *def, const char *pack_ref, const char *pack_dir,
                            struct action **out, char *err, size_t errlen);
-
-/* Turns the `parameters` value of an action file (the map form
- * `name: {type, description, default, required, secret, enum}` or a JSON-schema
- * object with `properties` and `required`) into the normalised schema above. */
-int action_normalise_schema(const json_t *parameters, json_t **out, char *err, size_t errlen);
 
 bool param_delivery_parse(const char *s, enum param_delivery *out);
 bool param_format_parse(const char *s, enum param_format *out);
