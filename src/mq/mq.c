@@ -10,6 +10,7 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "core/backoff.h"
 #include "core/log.h"
 #include "core/util.h"
 
@@ -50,7 +51,7 @@ struct mq {
     sd_event_source *tick_src;
     sd_event_source *retry_src;
     sd_event_source *drain_src;
-    uint64_t backoff_ms;
+    struct backoff backoff;
     unsigned failures;
 
     struct mq_outgoing *out_head, *out_tail;
@@ -112,11 +113,8 @@ static void mq_lost(struct mq *mq, const char *why)
         log_debug("broker reconnect attempt %u failed: %s", mq->failures, why);
     if (was_connected && mq->on_state)
         mq->on_state(mq, false, mq->userdata);
-    uint64_t jitter = (uint64_t)rand() % (mq->backoff_ms / 2 + 1);
     sd_event_add_time_relative(mq->loop, &mq->retry_src, CLOCK_MONOTONIC,
-                               (mq->backoff_ms + jitter) * 1000, 1000, on_mq_retry, mq);
-    mq->backoff_ms =
-        mq->backoff_ms * 2 > MQ_BACKOFF_MAX_MS ? MQ_BACKOFF_MAX_MS : mq->backoff_ms * 2;
+                               backoff_next_ms(&mq->backoff) * 1000, 1000, on_mq_retry, mq);
 }
 
 static const char *mq_reply_text(amqp_rpc_reply_t r, char *buf, size_t len)
@@ -449,7 +447,7 @@ static void mq_connect(struct mq *mq)
     if (mq->failures > 0)
         log_info("broker connection restored after %u failed attempts", mq->failures);
     mq->failures = 0;
-    mq->backoff_ms = MQ_BACKOFF_MIN_MS;
+    backoff_reset(&mq->backoff);
     /* Whatever was published and not confirmed goes out again. */
     for (struct mq_outgoing *o = mq->out_head; o; o = o->next)
         o->seq = 0;
@@ -472,7 +470,7 @@ struct mq *mq_new(sd_event *loop, const struct mq_settings *settings, mq_deliver
     snprintf(mq->queue, sizeof(mq->queue), "worker.%lld.executions", (long long)mq->worker_id);
     snprintf(mq->routing_key, sizeof(mq->routing_key), "execution.dispatch.worker.%lld",
              (long long)mq->worker_id);
-    mq->backoff_ms = MQ_BACKOFF_MIN_MS;
+    backoff_init(&mq->backoff, MQ_BACKOFF_MIN_MS, MQ_BACKOFF_MAX_MS);
     mq->on_delivery = on_delivery;
     mq->on_state = on_state;
     mq->userdata = userdata;
