@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "ctl/ctl.h"
+#include "runtime/registry.h"
 
 static const char usage_text[] =
     "Usage: attunectl [-c FILE] COMMAND [ARGS]\n"
@@ -223,6 +224,8 @@ static int load_config(const struct ctl_options *o, struct config *cfg)
         fprintf(stderr, "attunectl: configuration error: %s\n", err);
         return CONFIG_EXIT_STATUS;
     }
+    if (registry_check_config(cfg, "attunectl") != 0)
+        return CONFIG_EXIT_STATUS;
     log_setup(cfg->log_level, cfg->log_format);
     return 0;
 }

@@ -12,6 +12,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "runtime/registry.h"
 #include "worker/oneshot.h"
 
 static const char usage_text[] =
@@ -217,6 +218,8 @@ int main(int argc, char **argv)
         goto out;
     }
     status = config_load_for_program(&cfg, "attune-worker", cli.config_path, cli.worker_name);
+    if (status == 0)
+        status = registry_check_config(&cfg, "attune-worker");
     if (status == 0) {
         switch (cli.command) {
         case CMD_CHECK_CONFIG:

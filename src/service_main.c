@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/config.h"
+#include "runtime/registry.h"
 #include "worker/service.h"
 
 static const char usage_text[] =
@@ -56,6 +57,8 @@ int main(int argc, char **argv)
     }
     struct config cfg;
     int status = config_load_for_program(&cfg, "attune-worker", config_path, name);
+    if (status == 0)
+        status = registry_check_config(&cfg, "attune-worker");
     if (status == 0)
         status = service_run(&cfg);
     config_free(&cfg);

@@ -12,6 +12,7 @@
 #include "core/yaml.h"
 #include "ctl/ctl.h"
 #include "exec/action.h"
+#include "runtime/registry.h"
 
 #define PACK_FILE_MAX (1024 * 1024)
 
@@ -192,7 +193,8 @@ static int load_action(struct pack_def *p, const char *path)
     json_t *def = NULL;
     struct action *a = NULL;
     int rc = read_yaml_file(path, &def, err, sizeof(err));
-    if (rc == 0 && (rc = action_from_definition(def, p->ref, p->dir, &a, err, sizeof(err))) < 0)
+    if (rc == 0 && ((rc = action_from_definition(def, p->ref, p->dir, &a, err, sizeof(err))) < 0 ||
+                    (rc = registry_check_runner(a, err, sizeof(err))) < 0))
         ctl_error("%s: %s", path, err);
     else if (rc < 0)
         ctl_error("%s", err);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/backoff.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "db/query.h"
@@ -36,7 +37,7 @@ struct db {
     sd_event_source *retry_src;
     sd_event_source *connect_timer_src;
     int connect_timeout;
-    uint64_t backoff_ms;
+    struct backoff backoff;
     unsigned failures;
     struct db_query *head, *tail;
     size_t pending;
@@ -94,11 +95,8 @@ static void db_connection_lost(struct db *db, const char *reason)
         log_debug("database reconnect attempt %u failed: %s", db->failures, why);
     if (was_connected && db->on_state)
         db->on_state(db, false, db->userdata);
-    uint64_t jitter = (uint64_t)rand() % (db->backoff_ms / 2 + 1);
     sd_event_add_time_relative(db->loop, &db->retry_src, CLOCK_MONOTONIC,
-                               (db->backoff_ms + jitter) * 1000, 1000, on_db_retry, db);
-    db->backoff_ms =
-        db->backoff_ms * 2 > DB_BACKOFF_MAX_MS ? DB_BACKOFF_MAX_MS : db->backoff_ms * 2;
+                               backoff_next_ms(&db->backoff) * 1000, 1000, on_db_retry, db);
 }
 
 static void db_became_ready(struct db *db)
@@ -109,7 +107,7 @@ static void db_became_ready(struct db *db)
     if (db->failures > 0)
         log_info("database connection restored after %u failed attempts", db->failures);
     db->failures = 0;
-    db->backoff_ms = DB_BACKOFF_MIN_MS;
+    backoff_reset(&db->backoff);
     db_watch(db, EPOLLIN);
     if (db->on_state)
         db->on_state(db, true, db->userdata);
@@ -306,7 +304,7 @@ struct db *db_new(sd_event *loop, const char *url, int connect_timeout, db_state
     db->loop = sd_event_ref(loop);
     db->url = xstrdup(url);
     db->watched_fd = -1;
-    db->backoff_ms = DB_BACKOFF_MIN_MS;
+    backoff_init(&db->backoff, DB_BACKOFF_MIN_MS, DB_BACKOFF_MAX_MS);
     db->on_state = on_state;
     db->userdata = userdata;
     db_start_connect(db);

@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "exec/action_schema.h"
+
 enum param_delivery { PARAM_DELIVERY_STDIN, PARAM_DELIVERY_FILE };
 enum param_format { PARAM_FORMAT_JSON, PARAM_FORMAT_YAML, PARAM_FORMAT_DOTENV };
 enum output_format {
@@ -24,7 +26,7 @@ struct action {
     char *label;       /* may be NULL */
     char *description; /* may be NULL */
     bool enabled;
-    char *runner_type; /* "shell", "python", "node" or "local" */
+    char *runner_type; /* a runtime's name; the runtime registry checks it */
     char *entry_point; /* as written: a file under the pack's actions/ */
     char *pack_dir;    /* absolute path of the pack directory */
     char *entry_path;  /* absolute path of the entry point file */
@@ -35,6 +37,7 @@ struct action {
     /* Normalised JSON schema: {"type":"object","properties":{NAME:{...}},"required":[...]}.
      * Each property may hold type, description, default, enum, secret. Never NULL. */
     json_t *param_schema;
+    char *source_path; /* the file the definition was read from; NULL if none */
 };
 
 struct action *action_new(void);
@@ -45,10 +48,11 @@ void action_free(struct action *action);
 int action_timeout_seconds(const struct action *action, int requested, int fallback);
 
 /* Loads PACK.ACTION from packs_dir/PACK/actions/ACTION.yaml (".yml" also).
- * Checks: the YAML parses and is a mapping; runner_type is known;
- * entry_point is set, stays inside actions/ and exists; the enums hold known
- * values; parameters are a valid map or JSON-schema object. On failure returns a
- * negative errno and a one-line message naming the file and the problem. */
+ * Checks: the YAML parses and is a mapping; runner_type is set (which names
+ * are runtimes is the registry's to say: registry_check_runner); entry_point is set, stays inside
+ * actions/ and exists; the enums hold known values; parameters are a valid map or JSON-schema
+ * object. On failure returns a negative errno and a one-line message naming the file and the
+ * problem. */
 int action_load_from_pack(const char *packs_dir, const char *action_ref, struct action **out,
                           char *err, size_t errlen);
 
@@ -57,11 +61,6 @@ int action_load_from_pack(const char *packs_dir, const char *action_ref, struct 
  * by `attunectl pack load`. */
 int action_from_definition(const json_t *def, const char *pack_ref, const char *pack_dir,
                            struct action **out, char *err, size_t errlen);
-
-/* Turns the `parameters` value of an action file (the map form
- * `name: {type, description, default, required, secret, enum}` or a JSON-schema
- * object with `properties` and `required`) into the normalised schema above. */
-int action_normalise_schema(const json_t *parameters, json_t **out, char *err, size_t errlen);
 
 bool param_delivery_parse(const char *s, enum param_delivery *out);
 bool param_format_parse(const char *s, enum param_format *out);

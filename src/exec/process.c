@@ -1,4 +1,5 @@
-/* A child process supervised on the event loop (see process.h). */
+/* A child process supervised on the event loop (see process.h): its pipes,
+ * the spawn, watching it on the loop, and releasing it. */
 #include "exec/process.h"
 
 #include <errno.h>
@@ -12,300 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "core/log.h"
-
-#define PROC_READ_CHUNK 65536
-/* Reads per wake-up, so one chatty child cannot starve the loop. */
-#define PROC_READS_PER_EVENT 16
-#define PROC_FINAL_GRACE_MS 1000
-
-/* A buffer written to a non-blocking fd as the fd accepts it. */
-struct feed {
-    int fd;
-    char *data;
-    size_t len;
-    size_t off;
-    sd_event_source *src;
-};
-
-struct proc {
-    sd_event *loop;
-    pid_t pid;
-    int pidfd;
-    bool reaped;
-    uint64_t started_ms;
-    uint64_t kill_grace_ms;
-    enum { KILL_NONE, KILL_TERM_SENT, KILL_KILL_SENT } kill_stage;
-
-    struct feed stdin_feed;
-    struct feed control_feed;
-    enum proc_control control;
-    int control_fd; /* parent end, -1 when closed */
-    sd_event_source *control_src;
-    size_t reply_max;
-
-    int out_fd, err_fd;
-    sd_event_source *out_src, *err_src;
-    struct output_sink *out_sink, *err_sink;
-
-    sd_event_source *child_src;
-    sd_event_source *timeout_src;
-    sd_event_source *kill_src;
-
-    struct proc_result result;
-    proc_done_fn done;
-    void *userdata;
-    bool finished;
-};
-
-static void close_fd(int *fd)
-{
-    if (*fd >= 0)
-        close(*fd);
-    *fd = -1;
-}
-
-static void drop_source(sd_event_source **src)
-{
-    *src = sd_event_source_disable_unref(*src);
-}
-
-static void feed_free(struct feed *f)
-{
-    drop_source(&f->src);
-    if (f->data) {
-        secure_zero(f->data, f->len);
-        free(f->data);
-    }
-    f->data = NULL;
-}
-
-static void proc_check_done(struct proc *p);
-static void proc_signal_group(struct proc *p, int sig);
-static int proc_arm_kill_timer(struct proc *p, uint64_t delay_ms);
-
-/* Output */
-
-static void proc_stream_closed(struct proc *p, bool is_stdout)
-{
-    if (is_stdout) {
-        drop_source(&p->out_src);
-        close_fd(&p->out_fd);
-    } else {
-        drop_source(&p->err_src);
-        close_fd(&p->err_fd);
-    }
-}
-
-static int on_output(sd_event_source *s, int fd, uint32_t revents, void *userdata)
-{
-    struct proc *p = userdata;
-    bool is_stdout = s == p->out_src;
-    struct output_sink *sink = is_stdout ? p->out_sink : p->err_sink;
-    char buf[PROC_READ_CHUNK];
-    (void)revents;
-    for (int i = 0; i < PROC_READS_PER_EVENT; i++) {
-        ssize_t n = read(fd, buf, sizeof(buf));
-        if (n > 0) {
-            output_sink_write(sink, buf, (size_t)n);
-            continue;
-        }
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
-            return 0;
-        proc_stream_closed(p, is_stdout); /* end of file or a read error */
-        proc_check_done(p);
-        return 0;
-    }
-    return 0;
-}
-
-/* Feeding stdin and the control channel */
-
-/* Writes what the fd takes. Returns 1 when all was written, 0 to wait for
- * writability, -1 when the child closed its end (nothing more to deliver). */
-static int feed_write(struct feed *f, uint32_t revents)
-{
-    if (revents & EPOLLERR)
-        return -1;
-    while (f->off < f->len) {
-        ssize_t n = write(f->fd, f->data + f->off, f->len - f->off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN)
-            return 0;
-        if (n < 0)
-            return -1;
-        f->off += (size_t)n;
-    }
-    return 1;
-}
-
-static int on_stdin_writable(sd_event_source *s, int fd, uint32_t revents, void *userdata)
-{
-    struct proc *p = userdata;
-    (void)s;
-    (void)fd;
-    if (feed_write(&p->stdin_feed, revents) == 0)
-        return 0;
-    feed_free(&p->stdin_feed);
-    close_fd(&p->stdin_feed.fd);
-    return 0;
-}
-
-static void control_read_reply(struct proc *p)
-{
-    char buf[PROC_READ_CHUNK];
-    for (;;) {
-        ssize_t n = read(p->control_fd, buf, sizeof(buf));
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
-            return;
-        if (n <= 0)
-            break;
-        size_t room = p->reply_max - p->result.reply.len;
-        size_t keep = (size_t)n < room ? (size_t)n : room;
-        strbuf_append(&p->result.reply, buf, keep);
-        if (keep < (size_t)n)
-            p->result.reply_truncated = true;
-    }
-    drop_source(&p->control_src);
-    close_fd(&p->control_fd);
-    proc_check_done(p);
-}
-
-/* One source serves the control fd: first it sends, then (for a socket) it
- * reads the reply until end of file. */
-static int on_control(sd_event_source *s, int fd, uint32_t revents, void *userdata)
-{
-    struct proc *p = userdata;
-    (void)fd;
-    if (!p->control_feed.data) {
-        control_read_reply(p);
-        return 0;
-    }
-    int rc = feed_write(&p->control_feed, revents);
-    if (rc == 0)
-        return 0;
-    feed_free(&p->control_feed);
-    if (rc > 0 && p->control == PROC_CONTROL_SOCKET) {
-        shutdown(p->control_fd, SHUT_WR);
-        sd_event_source_set_io_events(s, EPOLLIN);
-        return 0;
-    }
-    drop_source(&p->control_src);
-    close_fd(&p->control_fd);
-    proc_check_done(p);
-    return 0;
-}
-
-/* Exit, timeout and kill */
-
-static void proc_signal_group(struct proc *p, int sig)
-{
-    /* The child leads its own session, so its pid is the group id. */
-    if (kill(-p->pid, sig) < 0 && errno != ESRCH)
-        log_warn("cannot send signal %d to process group %d: %s", sig, (int)p->pid,
-                 strerror(errno));
-}
-
-static bool proc_group_alive(const struct proc *p)
-{
-    return kill(-p->pid, 0) == 0;
-}
-
-static void proc_begin_termination(struct proc *p)
-{
-    if (p->kill_stage != KILL_NONE)
-        return;
-    proc_signal_group(p, SIGTERM);
-    p->kill_stage = KILL_TERM_SENT;
-    proc_arm_kill_timer(p, p->kill_grace_ms);
-}
-
-static int on_child_exit(sd_event_source *s, const siginfo_t *si, void *userdata)
-{
-    struct proc *p = userdata;
-    (void)s;
-    p->reaped = true;
-    p->result.duration_ms = time_monotonic_ms() - p->started_ms;
-    if (si->si_code == CLD_EXITED) {
-        p->result.exited = true;
-        p->result.exit_code = si->si_status;
-    } else {
-        p->result.signal = si->si_status;
-    }
-    drop_source(&p->timeout_src);
-    /* Whatever the action left behind in its group goes with it. */
-    if (proc_group_alive(p))
-        proc_begin_termination(p);
-    proc_check_done(p);
-    return 0;
-}
-
-static void proc_force_finish(struct proc *p)
-{
-    proc_stream_closed(p, true);
-    proc_stream_closed(p, false);
-    drop_source(&p->control_src);
-    close_fd(&p->control_fd);
-    feed_free(&p->stdin_feed);
-    close_fd(&p->stdin_feed.fd);
-    feed_free(&p->control_feed);
-}
-
-static int on_kill_timer(sd_event_source *s, uint64_t usec, void *userdata)
-{
-    struct proc *p = userdata;
-    (void)s;
-    (void)usec;
-    drop_source(&p->kill_src);
-    if (p->kill_stage == KILL_TERM_SENT) {
-        proc_signal_group(p, SIGKILL);
-        p->kill_stage = KILL_KILL_SENT;
-        proc_arm_kill_timer(p, PROC_FINAL_GRACE_MS);
-    } else if (p->reaped) {
-        /* Something outside the group still holds the pipes: stop waiting. */
-        log_warn("process %d: output still open after SIGKILL; closing it", (int)p->pid);
-        proc_force_finish(p);
-        proc_check_done(p);
-    }
-    return 0;
-}
-
-static int proc_arm_kill_timer(struct proc *p, uint64_t delay_ms)
-{
-    drop_source(&p->kill_src);
-    return sd_event_add_time_relative(p->loop, &p->kill_src, CLOCK_MONOTONIC, delay_ms * 1000, 1000,
-                                      on_kill_timer, p);
-}
-
-static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata)
-{
-    struct proc *p = userdata;
-    (void)s;
-    (void)usec;
-    drop_source(&p->timeout_src);
-    p->result.timed_out = true;
-    log_info("process %d timed out; terminating its process group", (int)p->pid);
-    proc_begin_termination(p);
-    return 0;
-}
-
-static void proc_check_done(struct proc *p)
-{
-    if (p->finished || !p->reaped || p->out_fd >= 0 || p->err_fd >= 0 || p->control_fd >= 0)
-        return;
-    p->finished = true;
-    /* What the action left in its group got SIGTERM when it exited; whatever
-     * ignored that goes now, since nobody will be watching it any more. */
-    if (p->kill_stage == KILL_TERM_SENT)
-        proc_signal_group(p, SIGKILL);
-    drop_source(&p->kill_src);
-    drop_source(&p->stdin_feed.src);
-    close_fd(&p->stdin_feed.fd);
-    p->done(p, p->userdata);
-}
-
-/* Spawning */
+#include "exec/process_private.h"
 
 struct child_fds {
     int in[2], out[2], err[2], ctl[2]; /* [0] read end, [1] write end */
@@ -390,29 +98,31 @@ static int proc_watch(struct proc *p, const struct proc_spec *spec, struct child
     int fds[] = {p->out_fd, p->err_fd, p->stdin_feed.fd};
     for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
         rc = rc ? rc : set_nonblocking(fds[i]);
-    rc = rc ? rc : sd_event_add_io(p->loop, &p->out_src, p->out_fd, EPOLLIN, on_output, p);
-    rc = rc ? rc : sd_event_add_io(p->loop, &p->err_src, p->err_fd, EPOLLIN, on_output, p);
+    rc = rc ? rc : sd_event_add_io(p->loop, &p->out_src, p->out_fd, EPOLLIN, proc_on_output, p);
+    rc = rc ? rc : sd_event_add_io(p->loop, &p->err_src, p->err_fd, EPOLLIN, proc_on_output, p);
     rc = rc ? rc
             : sd_event_add_io(p->loop, &p->stdin_feed.src, p->stdin_feed.fd, EPOLLOUT,
-                              on_stdin_writable, p);
+                              proc_on_stdin_writable, p);
     if (rc == 0 && spec->control != PROC_CONTROL_NONE) {
         p->control_fd = c->ctl[1];
         c->ctl[1] = -1;
         feed_init(&p->control_feed, p->control_fd, spec->control_data, spec->control_len);
         rc = set_nonblocking(p->control_fd);
         rc = rc ? rc
-                : sd_event_add_io(p->loop, &p->control_src, p->control_fd, EPOLLOUT, on_control, p);
+                : sd_event_add_io(p->loop, &p->control_src, p->control_fd, EPOLLOUT,
+                                  proc_on_control, p);
     }
     /* Without a pidfd (a kernel or a valgrind that lacks pidfd_open), sd-event
      * watches the pid itself through SIGCHLD, which the loop has blocked. */
     if (rc == 0 && p->pidfd >= 0)
-        rc = sd_event_add_child_pidfd(p->loop, &p->child_src, p->pidfd, WEXITED, on_child_exit, p);
+        rc = sd_event_add_child_pidfd(p->loop, &p->child_src, p->pidfd, WEXITED, proc_on_child_exit,
+                                      p);
     else if (rc == 0)
-        rc = sd_event_add_child(p->loop, &p->child_src, p->pid, WEXITED, on_child_exit, p);
+        rc = sd_event_add_child(p->loop, &p->child_src, p->pid, WEXITED, proc_on_child_exit, p);
     /* From the real start, not from the loop's cached time of this iteration. */
     if (rc == 0 && spec->timeout_ms)
         rc = sd_event_add_time(p->loop, &p->timeout_src, CLOCK_MONOTONIC,
-                               (p->started_ms + spec->timeout_ms) * 1000, 1000, on_timeout, p);
+                               (p->started_ms + spec->timeout_ms) * 1000, 1000, proc_on_timeout, p);
     return rc;
 }
 

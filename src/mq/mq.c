@@ -1,4 +1,5 @@
-/* The broker connection on the event loop (see mq.h). */
+/* The broker connection on the event loop (see mq.h): connecting, the
+ * topology, consuming and acknowledging, reconnecting; publishing is outbox.c. */
 #include "mq/mq.h"
 
 #include <amqp.h>
@@ -8,71 +9,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
-#include <time.h>
 
 #include "core/log.h"
 #include "core/util.h"
+#include "mq/mq_private.h"
 
-#define MQ_CHANNEL 1
 #define MQ_BACKOFF_MIN_MS 200
 #define MQ_BACKOFF_MAX_MS 10000
 #define MQ_CONNECT_TIMEOUT_MS 2000
 #define MQ_RPC_TIMEOUT_MS 10000
 #define MQ_FRAME_MAX 131072
 
-/* A published message kept until the broker confirms it. */
-struct mq_outgoing {
-    struct mq_outgoing *next;
-    uint64_t seq; /* publish sequence number on the current connection; 0 = not sent */
-    char *routing_key;
-    char *body;
-    char *message_id;
-    char *correlation_id;
-};
-
-struct mq {
-    sd_event *loop;
-    char *url;
-    int64_t worker_id;
-    int prefetch;
-    int heartbeat;
-    char queue[128];
-    char routing_key[128];
-    char consumer_tag[256];
-
-    amqp_connection_state_t conn;
-    bool connected;
-    bool consuming;
-    bool stop_consuming;
-    uint64_t generation; /* connection counter */
-    uint64_t next_seq;
-    sd_event_source *io_src;
-    sd_event_source *tick_src;
-    sd_event_source *retry_src;
-    sd_event_source *drain_src;
-    uint64_t backoff_ms;
-    unsigned failures;
-
-    struct mq_outgoing *out_head, *out_tail;
-    size_t unconfirmed;
-    size_t unconfirmed_bytes;
-
-    mq_delivery_fn on_delivery;
-    mq_state_fn on_state;
-    void *userdata;
-};
-
 static void mq_connect(struct mq *mq);
 static void mq_drain(struct mq *mq);
-
-static void mq_outgoing_free(struct mq_outgoing *o)
-{
-    free(o->routing_key);
-    free(o->body);
-    free(o->message_id);
-    free(o->correlation_id);
-    free(o);
-}
 
 static int on_mq_retry(sd_event_source *s, uint64_t usec, void *userdata)
 {
@@ -100,7 +49,7 @@ static void mq_close_connection(struct mq *mq)
     mq->consuming = false;
 }
 
-static void mq_lost(struct mq *mq, const char *why)
+void mq_lost(struct mq *mq, const char *why)
 {
     bool was_connected = mq->connected;
     mq->connected = false; /* no polite close on a broken connection */
@@ -112,11 +61,8 @@ static void mq_lost(struct mq *mq, const char *why)
         log_debug("broker reconnect attempt %u failed: %s", mq->failures, why);
     if (was_connected && mq->on_state)
         mq->on_state(mq, false, mq->userdata);
-    uint64_t jitter = (uint64_t)rand() % (mq->backoff_ms / 2 + 1);
     sd_event_add_time_relative(mq->loop, &mq->retry_src, CLOCK_MONOTONIC,
-                               (mq->backoff_ms + jitter) * 1000, 1000, on_mq_retry, mq);
-    mq->backoff_ms =
-        mq->backoff_ms * 2 > MQ_BACKOFF_MAX_MS ? MQ_BACKOFF_MAX_MS : mq->backoff_ms * 2;
+                               backoff_next_ms(&mq->backoff) * 1000, 1000, on_mq_retry, mq);
 }
 
 static const char *mq_reply_text(amqp_rpc_reply_t r, char *buf, size_t len)
@@ -214,68 +160,6 @@ static bool mq_consume(struct mq *mq, char *why, size_t whylen)
     return true;
 }
 
-/* Publishing */
-
-static bool mq_send(struct mq *mq, struct mq_outgoing *o)
-{
-    amqp_basic_properties_t props = {0};
-    props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
-                   AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG |
-                   AMQP_BASIC_TIMESTAMP_FLAG;
-    props.content_type = amqp_cstring_bytes("application/json");
-    props.delivery_mode = 2;
-    props.message_id = amqp_cstring_bytes(o->message_id);
-    props.correlation_id = amqp_cstring_bytes(o->correlation_id);
-    props.timestamp = (uint64_t)time(NULL);
-    int rc = amqp_basic_publish(mq->conn, MQ_CHANNEL, amqp_cstring_bytes(MQ_EXCHANGE),
-                                amqp_cstring_bytes(o->routing_key), 0, 0, &props,
-                                amqp_cstring_bytes(o->body));
-    if (rc != AMQP_STATUS_OK) {
-        mq_lost(mq, amqp_error_string2(rc));
-        return false;
-    }
-    o->seq = ++mq->next_seq;
-    return true;
-}
-
-static void mq_send_all_unsent(struct mq *mq)
-{
-    for (struct mq_outgoing *o = mq->out_head; o && mq->connected; o = o->next)
-        if (o->seq == 0 && !mq_send(mq, o))
-            return;
-}
-
-/* basic.ack: everything up to tag (multiple) or just tag is confirmed. */
-static void mq_confirmed(struct mq *mq, uint64_t tag, bool multiple)
-{
-    struct mq_outgoing **link = &mq->out_head, *prev = NULL;
-    while (*link) {
-        struct mq_outgoing *o = *link;
-        bool hit = o->seq != 0 && (multiple ? o->seq <= tag : o->seq == tag);
-        if (!hit) {
-            prev = o;
-            link = &o->next;
-            continue;
-        }
-        *link = o->next;
-        if (mq->out_tail == o)
-            mq->out_tail = prev;
-        mq->unconfirmed--;
-        mq->unconfirmed_bytes -= strlen(o->body);
-        mq_outgoing_free(o);
-    }
-}
-
-/* basic.nack: the broker could not take them; send them again. */
-static void mq_rejected(struct mq *mq, uint64_t tag, bool multiple)
-{
-    for (struct mq_outgoing *o = mq->out_head; o; o = o->next)
-        if (o->seq != 0 && (multiple ? o->seq <= tag : o->seq == tag))
-            o->seq = 0;
-    log_warn("broker refused a published message; sending it again");
-    mq_send_all_unsent(mq);
-}
-
 /* Reading */
 
 static void mq_handle_frame(struct mq *mq, const amqp_frame_t *frame)
@@ -285,12 +169,12 @@ static void mq_handle_frame(struct mq *mq, const amqp_frame_t *frame)
     switch (frame->payload.method.id) {
     case AMQP_BASIC_ACK_METHOD: {
         amqp_basic_ack_t *m = frame->payload.method.decoded;
-        mq_confirmed(mq, m->delivery_tag, m->multiple);
+        mq_outbox_confirmed(mq, m->delivery_tag, m->multiple);
         break;
     }
     case AMQP_BASIC_NACK_METHOD: {
         amqp_basic_nack_t *m = frame->payload.method.decoded;
-        mq_rejected(mq, m->delivery_tag, m->multiple);
+        mq_outbox_rejected(mq, m->delivery_tag, m->multiple);
         break;
     }
     case AMQP_CHANNEL_CLOSE_METHOD:
@@ -449,11 +333,9 @@ static void mq_connect(struct mq *mq)
     if (mq->failures > 0)
         log_info("broker connection restored after %u failed attempts", mq->failures);
     mq->failures = 0;
-    mq->backoff_ms = MQ_BACKOFF_MIN_MS;
+    backoff_reset(&mq->backoff);
     /* Whatever was published and not confirmed goes out again. */
-    for (struct mq_outgoing *o = mq->out_head; o; o = o->next)
-        o->seq = 0;
-    mq_send_all_unsent(mq);
+    mq_outbox_resend(mq);
     if (mq->connected && mq->on_state)
         mq->on_state(mq, true, mq->userdata);
     if (mq->connected)
@@ -472,7 +354,7 @@ struct mq *mq_new(sd_event *loop, const struct mq_settings *settings, mq_deliver
     snprintf(mq->queue, sizeof(mq->queue), "worker.%lld.executions", (long long)mq->worker_id);
     snprintf(mq->routing_key, sizeof(mq->routing_key), "execution.dispatch.worker.%lld",
              (long long)mq->worker_id);
-    mq->backoff_ms = MQ_BACKOFF_MIN_MS;
+    backoff_init(&mq->backoff, MQ_BACKOFF_MIN_MS, MQ_BACKOFF_MAX_MS);
     mq->on_delivery = on_delivery;
     mq->on_state = on_state;
     mq->userdata = userdata;
@@ -487,11 +369,7 @@ void mq_free(struct mq *mq)
     mq_close_connection(mq);
     mq->retry_src = sd_event_source_disable_unref(mq->retry_src);
     mq->drain_src = sd_event_source_disable_unref(mq->drain_src);
-    while (mq->out_head) {
-        struct mq_outgoing *o = mq->out_head;
-        mq->out_head = o->next;
-        mq_outgoing_free(o);
-    }
+    mq_outbox_free(mq);
     secure_zero(mq->url, strlen(mq->url));
     free(mq->url);
     sd_event_unref(mq->loop);
@@ -501,16 +379,6 @@ void mq_free(struct mq *mq)
 bool mq_is_connected(const struct mq *mq)
 {
     return mq->connected;
-}
-
-size_t mq_unconfirmed(const struct mq *mq)
-{
-    return mq->unconfirmed;
-}
-
-size_t mq_unconfirmed_bytes(const struct mq *mq)
-{
-    return mq->unconfirmed_bytes;
 }
 
 void mq_ack_tag(struct mq *mq, uint64_t connection, uint64_t tag)
@@ -534,25 +402,6 @@ void mq_reject_tag(struct mq *mq, uint64_t connection, uint64_t tag, bool requeu
 void mq_reject(struct mq *mq, const struct mq_delivery *d, bool requeue)
 {
     mq_reject_tag(mq, d->connection, d->delivery_tag, requeue);
-}
-
-void mq_publish(struct mq *mq, const char *routing_key, const char *body, const char *message_id,
-                const char *correlation_id)
-{
-    struct mq_outgoing *o = xcalloc(1, sizeof(*o));
-    o->routing_key = xstrdup(routing_key);
-    o->body = xstrdup(body);
-    o->message_id = xstrdup(message_id);
-    o->correlation_id = xstrdup(correlation_id);
-    if (mq->out_tail)
-        mq->out_tail->next = o;
-    else
-        mq->out_head = o;
-    mq->out_tail = o;
-    mq->unconfirmed++;
-    mq->unconfirmed_bytes += strlen(o->body);
-    if (mq->connected)
-        mq_send(mq, o);
 }
 
 void mq_resume_consuming(struct mq *mq)

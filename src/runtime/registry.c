@@ -2,11 +2,89 @@
 #include "runtime/registry.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+/* Bounds what an error message quotes back from a configured name. */
+#define REGISTRY_ECHO_MAX 80
 
 static struct runtime *const all_runtimes[] = {&runtime_shell, &runtime_python, &runtime_node,
                                                &runtime_local};
+
+static const struct runtime *runtime_named(const char *name)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(all_runtimes); i++)
+        if (strcmp(all_runtimes[i]->name, name) == 0)
+            return all_runtimes[i];
+    return NULL;
+}
+
+/* "shell, python, node" then last_sep and "local". */
+static void names_join(struct strbuf *out, const char *last_sep)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(all_runtimes); i++) {
+        if (i)
+            strbuf_puts(out, i + 1 < ARRAY_SIZE(all_runtimes) ? ", " : last_sep);
+        strbuf_puts(out, all_runtimes[i]->name);
+    }
+}
+
+const char *registry_runner_name(const char *runtime_row_name)
+{
+    static const char *const aliases[][2] = {
+        {"python3", "python"}, {"nodejs", "node"}, {"bash", "shell"}, {"sh", "shell"}};
+    if (!runtime_row_name || !*runtime_row_name)
+        return "local";
+    for (size_t i = 0; i < ARRAY_SIZE(aliases); i++)
+        if (strcasecmp(runtime_row_name, aliases[i][0]) == 0)
+            return aliases[i][1];
+    for (size_t i = 0; i < ARRAY_SIZE(all_runtimes); i++)
+        if (strcasecmp(runtime_row_name, all_runtimes[i]->name) == 0)
+            return all_runtimes[i]->name;
+    return runtime_row_name;
+}
+
+int registry_check_runner(const struct action *action, char *err, size_t errlen)
+{
+    if (runtime_named(action->runner_type))
+        return 0;
+    struct strbuf names;
+    strbuf_init(&names);
+    names_join(&names, " or ");
+    int rc = set_error(err, errlen, EINVAL, "%s%sunknown runner_type '%s' (expected %s)",
+                       action->source_path ? action->source_path : "",
+                       action->source_path ? ": " : "", action->runner_type, names.data);
+    strbuf_free(&names);
+    return rc;
+}
+
+int registry_check_names(char *const *names, char *err, size_t errlen)
+{
+    for (; names && *names; names++) {
+        if (runtime_named(*names))
+            continue;
+        struct strbuf known;
+        strbuf_init(&known);
+        names_join(&known, ", ");
+        int rc =
+            set_error(err, errlen, EINVAL, "worker.runtimes: unknown runtime \"%.*s\" (known: %s)",
+                      REGISTRY_ECHO_MAX, *names, known.data);
+        strbuf_free(&known);
+        return rc;
+    }
+    return 0;
+}
+
+int registry_check_config(const struct config *cfg, const char *program)
+{
+    char err[512];
+    if (registry_check_names(cfg->runtimes, err, sizeof(err)) == 0)
+        return 0;
+    fprintf(stderr, "%s: configuration error: %s\n", program, err);
+    return CONFIG_EXIT_STATUS;
+}
 
 static bool runtime_wanted(const struct runtime *rt, char *const *wanted)
 {
@@ -96,9 +174,7 @@ int registry_select(const struct registry *reg, const struct action *action,
     const char *name = registry_runtime_name(action);
     const struct runtime *rt = registry_find(reg, name);
     if (!rt) {
-        bool known = false;
-        for (size_t i = 0; i < ARRAY_SIZE(all_runtimes); i++)
-            known = known || strcmp(all_runtimes[i]->name, name) == 0;
+        bool known = runtime_named(name) != NULL;
         return set_error(err, errlen, known ? ENOEXEC : EINVAL,
                          known ? "runtime '%s' is not available on this worker"
                                : "unknown runner type '%s'",

@@ -1,11 +1,13 @@
-/* The runtime registry: finds each runtime's interpreter on the actions'
- * PATH at start-up, keeps the usable ones, and picks the runtime for an
- * action (local actions by the entry point's extension). */
+/* The runtime registry: the one list of runtime names, the checks of names
+ * given in actions and in the configuration, finding each runtime's
+ * interpreter on the actions' PATH at start-up, and picking the runtime for
+ * an action (local actions by the entry point's extension). */
 #ifndef ATTUNE_RUNTIME_REGISTRY_H
 #define ATTUNE_RUNTIME_REGISTRY_H
 
 #include <stddef.h>
 
+#include "core/config.h"
 #include "exec/action.h"
 #include "runtime/runtime.h"
 
@@ -23,6 +25,27 @@ struct registry {
 int registry_init(struct registry *reg, char *const *wanted, const char *search_path, char *err,
                   size_t errlen);
 void registry_free(struct registry *reg);
+
+/* The runtime name for the name of a runtime row in the database, which
+ * Attune deployments also spell "Python", "python3", "nodejs", "bash" or
+ * "sh": known names and these aliases match whatever their case; NULL or ""
+ * is "local"; any other name comes back unchanged. */
+const char *registry_runner_name(const char *runtime_row_name);
+
+/* Checks that the action's runner type names a runtime, after the definition
+ * itself was loaded: -EINVAL and "unknown runner_type 'X' (expected shell,
+ * python, node or local)", preceded by "FILE: " when the action was read from
+ * a file. */
+int registry_check_runner(const struct action *action, char *err, size_t errlen);
+
+/* Checks that each of names (NULL-terminated; NULL for all) is a runtime:
+ * -EINVAL and 'worker.runtimes: unknown runtime "X" (known: ...)'. */
+int registry_check_names(char *const *names, char *err, size_t errlen);
+
+/* The check the programs make once the configuration is loaded: on unknown
+ * runtime names prints "PROGRAM: configuration error: ..." to stderr and
+ * returns CONFIG_EXIT_STATUS; else 0. */
+int registry_check_config(const struct config *cfg, const char *program);
 
 /* The runtime name registry_select would look for: the runner type, or for
  * local the one the entry point's extension names ("local" for others).

@@ -171,6 +171,8 @@ static int oneshot_prepare(const struct config *cfg, const struct oneshot_option
 {
     const char *packs = opts->packs_dir ? opts->packs_dir : cfg->packs_base_dir;
     int rc = action_load_from_pack(packs, opts->action_ref, &r->action, err, errlen);
+    if (rc == 0)
+        rc = registry_check_runner(r->action, err, errlen);
     if (rc == 0 && !r->action->enabled)
         rc = set_error(err, errlen, EPERM, "action '%s' is disabled (enabled: false)",
                        r->action->ref);

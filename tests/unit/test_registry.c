@@ -1,6 +1,7 @@
-/* Unit tests for runtime/registry: finding interpreters on a PATH, wanted
- * versus optional runtimes, and picking the runtime for an action (local
- * actions by extension or as executables). */
+/* Unit tests for runtime/registry: the names of runtimes (row names, runner
+ * types, worker.runtimes), finding interpreters on a PATH, wanted versus
+ * optional runtimes, and picking the runtime for an action (local actions by
+ * extension or as executables). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/config.h"
 #include "core/util.h"
 #include "runtime/registry.h"
 
@@ -229,6 +231,87 @@ static void test_select_unavailable_runtime(void **state)
     registry_free(&reg);
 }
 
+static void write_text(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(write_all(fd, text, strlen(text)), 0);
+    close(fd);
+}
+
+static void test_runner_name(void **state)
+{
+    (void)state;
+    assert_string_equal(registry_runner_name(NULL), "local");
+    assert_string_equal(registry_runner_name(""), "local");
+    assert_string_equal(registry_runner_name("shell"), "shell");
+    assert_string_equal(registry_runner_name("Python"), "python");
+    assert_string_equal(registry_runner_name("python3"), "python");
+    assert_string_equal(registry_runner_name("NodeJS"), "node");
+    assert_string_equal(registry_runner_name("node"), "node");
+    assert_string_equal(registry_runner_name("bash"), "shell");
+    assert_string_equal(registry_runner_name("SH"), "shell");
+    assert_string_equal(registry_runner_name("LOCAL"), "local");
+    assert_string_equal(registry_runner_name("ruby"), "ruby");
+}
+
+/* An action file may name any runner type; run-action and pack load refuse
+ * one that is not a runtime, naming the file. */
+static void test_check_runner(void **state)
+{
+    (void)state;
+    char *packs = xasprintf("%s/packs", tmpdir);
+    char *actions = xasprintf("%s/demo/actions", packs);
+    assert_int_equal(mkdir_p(actions, 0755), 0);
+    char *file = xasprintf("%s/hello.sh", actions);
+    write_text(file, "#!/bin/sh\necho hello\n");
+    free(file);
+    file = xasprintf("%s/ruby.yaml", actions);
+    write_text(file, "runner_type: ruby\nentry_point: hello.sh\n");
+    free(file);
+    char *msg = xasprintf("%s/demo/actions/ruby.yaml: unknown runner_type 'ruby' (expected shell, "
+                          "python, node or local)",
+                          packs);
+    struct action *a = NULL;
+    char err[1024] = "";
+    assert_int_equal(action_load_from_pack(packs, "demo.ruby", &a, err, sizeof(err)), 0);
+    assert_int_equal(registry_check_runner(a, err, sizeof(err)), -EINVAL);
+    assert_string_equal(err, msg);
+    free(msg);
+    /* Built from a definition (pack load, the database): the caller says where from. */
+    free(a->source_path);
+    a->source_path = NULL;
+    assert_int_equal(registry_check_runner(a, err, sizeof(err)), -EINVAL);
+    assert_string_equal(err, "unknown runner_type 'ruby' (expected shell, python, node or local)");
+    const char *known[] = {"shell", "python", "node", "local"};
+    for (size_t i = 0; i < ARRAY_SIZE(known); i++) {
+        free(a->runner_type);
+        a->runner_type = xstrdup(known[i]);
+        assert_int_equal(registry_check_runner(a, err, sizeof(err)), 0);
+    }
+    action_free(a);
+    free(actions);
+    free(packs);
+}
+
+static void test_check_names(void **state)
+{
+    (void)state;
+    struct config cfg;
+    char err[512] = "";
+    config_init_defaults(&cfg);
+    assert_int_equal(registry_check_names(cfg.runtimes, err, sizeof(err)), 0);
+    assert_int_equal(config_set(&cfg, "worker.runtimes", "shell,ruby", err, sizeof(err)), 0);
+    assert_int_equal(registry_check_names(cfg.runtimes, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "worker.runtimes: unknown runtime \"ruby\""));
+    assert_string_equal(
+        err, "worker.runtimes: unknown runtime \"ruby\" (known: shell, python, node, local)");
+    assert_int_equal(
+        config_set(&cfg, "worker.runtimes", "local,node,python,shell", err, sizeof(err)), 0);
+    assert_int_equal(registry_check_names(cfg.runtimes, err, sizeof(err)), 0);
+    config_free(&cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -236,6 +319,9 @@ int main(void)
         cmocka_unit_test(test_missing_interpreter),
         cmocka_unit_test(test_select),
         cmocka_unit_test(test_select_unavailable_runtime),
+        cmocka_unit_test(test_runner_name),
+        cmocka_unit_test(test_check_runner),
+        cmocka_unit_test(test_check_names),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,239 @@
+/* A supervised process's events on the loop (see process.h): output streamed
+ * to the sinks, stdin and the control channel fed, the reply read, and the
+ * exit, timeout and kill of the whole process group. */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include "core/log.h"
+#include "exec/process_private.h"
+
+#define PROC_READ_CHUNK 65536
+/* Reads per wake-up, so one chatty child cannot starve the loop. */
+#define PROC_READS_PER_EVENT 16
+#define PROC_FINAL_GRACE_MS 1000
+
+static void proc_check_done(struct proc *p);
+static int proc_arm_kill_timer(struct proc *p, uint64_t delay_ms);
+
+/* Output */
+
+static void proc_stream_closed(struct proc *p, bool is_stdout)
+{
+    if (is_stdout) {
+        drop_source(&p->out_src);
+        close_fd(&p->out_fd);
+    } else {
+        drop_source(&p->err_src);
+        close_fd(&p->err_fd);
+    }
+}
+
+int proc_on_output(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+    struct proc *p = userdata;
+    bool is_stdout = s == p->out_src;
+    struct output_sink *sink = is_stdout ? p->out_sink : p->err_sink;
+    char buf[PROC_READ_CHUNK];
+    (void)revents;
+    for (int i = 0; i < PROC_READS_PER_EVENT; i++) {
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n > 0) {
+            output_sink_write(sink, buf, (size_t)n);
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return 0;
+        proc_stream_closed(p, is_stdout); /* end of file or a read error */
+        proc_check_done(p);
+        return 0;
+    }
+    return 0;
+}
+
+/* Feeding stdin and the control channel */
+
+/* Writes what the fd takes. Returns 1 when all was written, 0 to wait for
+ * writability, -1 when the child closed its end (nothing more to deliver). */
+static int feed_write(struct feed *f, uint32_t revents)
+{
+    if (revents & EPOLLERR)
+        return -1;
+    while (f->off < f->len) {
+        ssize_t n = write(f->fd, f->data + f->off, f->len - f->off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return 0;
+        if (n < 0)
+            return -1;
+        f->off += (size_t)n;
+    }
+    return 1;
+}
+
+int proc_on_stdin_writable(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+    struct proc *p = userdata;
+    (void)s;
+    (void)fd;
+    if (feed_write(&p->stdin_feed, revents) == 0)
+        return 0;
+    feed_free(&p->stdin_feed);
+    close_fd(&p->stdin_feed.fd);
+    return 0;
+}
+
+static void control_read_reply(struct proc *p)
+{
+    char buf[PROC_READ_CHUNK];
+    for (;;) {
+        ssize_t n = read(p->control_fd, buf, sizeof(buf));
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        if (n <= 0)
+            break;
+        size_t room = p->reply_max - p->result.reply.len;
+        size_t keep = (size_t)n < room ? (size_t)n : room;
+        strbuf_append(&p->result.reply, buf, keep);
+        if (keep < (size_t)n)
+            p->result.reply_truncated = true;
+    }
+    drop_source(&p->control_src);
+    close_fd(&p->control_fd);
+    proc_check_done(p);
+}
+
+/* One source serves the control fd: first it sends, then (for a socket) it
+ * reads the reply until end of file. */
+int proc_on_control(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+    struct proc *p = userdata;
+    (void)fd;
+    if (!p->control_feed.data) {
+        control_read_reply(p);
+        return 0;
+    }
+    int rc = feed_write(&p->control_feed, revents);
+    if (rc == 0)
+        return 0;
+    feed_free(&p->control_feed);
+    if (rc > 0 && p->control == PROC_CONTROL_SOCKET) {
+        shutdown(p->control_fd, SHUT_WR);
+        sd_event_source_set_io_events(s, EPOLLIN);
+        return 0;
+    }
+    drop_source(&p->control_src);
+    close_fd(&p->control_fd);
+    proc_check_done(p);
+    return 0;
+}
+
+/* Exit, timeout and kill */
+
+void proc_signal_group(struct proc *p, int sig)
+{
+    /* The child leads its own session, so its pid is the group id. */
+    if (kill(-p->pid, sig) < 0 && errno != ESRCH)
+        log_warn("cannot send signal %d to process group %d: %s", sig, (int)p->pid,
+                 strerror(errno));
+}
+
+static bool proc_group_alive(const struct proc *p)
+{
+    return kill(-p->pid, 0) == 0;
+}
+
+void proc_begin_termination(struct proc *p)
+{
+    if (p->kill_stage != KILL_NONE)
+        return;
+    proc_signal_group(p, SIGTERM);
+    p->kill_stage = KILL_TERM_SENT;
+    proc_arm_kill_timer(p, p->kill_grace_ms);
+}
+
+int proc_on_child_exit(sd_event_source *s, const siginfo_t *si, void *userdata)
+{
+    struct proc *p = userdata;
+    (void)s;
+    p->reaped = true;
+    p->result.duration_ms = time_monotonic_ms() - p->started_ms;
+    if (si->si_code == CLD_EXITED) {
+        p->result.exited = true;
+        p->result.exit_code = si->si_status;
+    } else {
+        p->result.signal = si->si_status;
+    }
+    drop_source(&p->timeout_src);
+    /* Whatever the action left behind in its group goes with it. */
+    if (proc_group_alive(p))
+        proc_begin_termination(p);
+    proc_check_done(p);
+    return 0;
+}
+
+static void proc_force_finish(struct proc *p)
+{
+    proc_stream_closed(p, true);
+    proc_stream_closed(p, false);
+    drop_source(&p->control_src);
+    close_fd(&p->control_fd);
+    feed_free(&p->stdin_feed);
+    close_fd(&p->stdin_feed.fd);
+    feed_free(&p->control_feed);
+}
+
+static int on_kill_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+    struct proc *p = userdata;
+    (void)s;
+    (void)usec;
+    drop_source(&p->kill_src);
+    if (p->kill_stage == KILL_TERM_SENT) {
+        proc_signal_group(p, SIGKILL);
+        p->kill_stage = KILL_KILL_SENT;
+        proc_arm_kill_timer(p, PROC_FINAL_GRACE_MS);
+    } else if (p->reaped) {
+        /* Something outside the group still holds the pipes: stop waiting. */
+        log_warn("process %d: output still open after SIGKILL; closing it", (int)p->pid);
+        proc_force_finish(p);
+        proc_check_done(p);
+    }
+    return 0;
+}
+
+static int proc_arm_kill_timer(struct proc *p, uint64_t delay_ms)
+{
+    drop_source(&p->kill_src);
+    return sd_event_add_time_relative(p->loop, &p->kill_src, CLOCK_MONOTONIC, delay_ms * 1000, 1000,
+                                      on_kill_timer, p);
+}
+
+int proc_on_timeout(sd_event_source *s, uint64_t usec, void *userdata)
+{
+    struct proc *p = userdata;
+    (void)s;
+    (void)usec;
+    drop_source(&p->timeout_src);
+    p->result.timed_out = true;
+    log_info("process %d timed out; terminating its process group", (int)p->pid);
+    proc_begin_termination(p);
+    return 0;
+}
+
+static void proc_check_done(struct proc *p)
+{
+    if (p->finished || !p->reaped || p->out_fd >= 0 || p->err_fd >= 0 || p->control_fd >= 0)
+        return;
+    p->finished = true;
+    /* What the action left in its group got SIGTERM when it exited; whatever
+     * ignored that goes now, since nobody will be watching it any more. */
+    if (p->kill_stage == KILL_TERM_SENT)
+        proc_signal_group(p, SIGKILL);
+    drop_source(&p->kill_src);
+    drop_source(&p->stdin_feed.src);
+    close_fd(&p->stdin_feed.fd);
+    p->done(p, p->userdata);
+}
