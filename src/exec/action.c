@@ -174,19 +174,6 @@ static int resolve_name(const json_t *def, const char *pack_ref, const char *exp
     return 0;
 }
 
-static int load_runner_type(struct action *a, const json_t *def, char *err, size_t errlen)
-{
-    const char *rt;
-    int rc = get_string(def, "runner_type", &rt, err, errlen);
-    if (rc < 0)
-        return rc;
-    if (!rt)
-        return set_error(err, errlen, EINVAL,
-                         "runner_type is missing (expected shell, python, node or local)");
-    a->runner_type = xstrdup(rt);
-    return 0;
-}
-
 static bool has_dotdot_component(const char *path)
 {
     for (const char *p = path; *p;) {
@@ -199,12 +186,8 @@ static bool has_dotdot_component(const char *path)
     return false;
 }
 
-static int load_entry_point(struct action *a, const json_t *def, char *err, size_t errlen)
+static int check_entry_point(struct action *a, const char *ep, char *err, size_t errlen)
 {
-    const char *ep;
-    int rc = get_string(def, "entry_point", &ep, err, errlen);
-    if (rc < 0)
-        return rc;
     if (!ep || !*ep)
         return set_error(err, errlen, EINVAL, "entry_point is missing");
     if (ep[0] == '/' || has_dotdot_component(ep))
@@ -214,15 +197,14 @@ static int load_entry_point(struct action *a, const json_t *def, char *err, size
                          ep);
     char *path = xasprintf("%s/actions/%s", a->pack_dir, ep);
     struct stat st;
-    if (stat(path, &st) < 0) {
+    int rc = 0;
+    if (stat(path, &st) < 0)
         rc = set_error(err, errlen, errno, "entry_point '%s' does not exist (looked for %s)", ep,
                        path);
-        free(path);
-        return rc;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        rc =
-            set_error(err, errlen, EINVAL, "entry_point '%s' is not a regular file (%s)", ep, path);
+    else if (!S_ISREG(st.st_mode))
+        rc = set_error(err, errlen, EINVAL, "entry_point '%s' is not a regular file (%s)", ep,
+                       path);
+    if (rc < 0) {
         free(path);
         return rc;
     }
@@ -231,54 +213,99 @@ static int load_entry_point(struct action *a, const json_t *def, char *err, size
     return 0;
 }
 
-static int load_enum_setting(const json_t *def, const char *key, const char *const *names,
-                             size_t count, const char *expected, int *out, char *err, size_t errlen)
+static int check_enum_setting(const char *key, const char *value, const char *const *names,
+                              size_t count, const char *expected, int *out, char *err,
+                              size_t errlen)
 {
-    const char *s;
-    int rc = get_string(def, key, &s, err, errlen);
-    if (rc < 0 || !s)
-        return rc;
-    int i = name_index(names, count, s);
+    if (!value)
+        return 0;
+    int i = name_index(names, count, value);
     if (i < 0)
-        return set_error(err, errlen, EINVAL, "unknown %s '%s' (expected %s)", key, s, expected);
+        return set_error(err, errlen, EINVAL, "unknown %s '%s' (expected %s)", key, value,
+                         expected);
     *out = i;
     return 0;
 }
 
-static int load_formats(struct action *a, const json_t *def, char *err, size_t errlen)
+static int check_formats(struct action *a, const struct action_fields *f, char *err,
+                         size_t errlen)
 {
     int d = (int)a->parameter_delivery, p = (int)a->parameter_format, o = (int)a->output_format;
-    int rc = load_enum_setting(def, "parameter_delivery", delivery_names,
-                               ARRAY_SIZE(delivery_names), "stdin or file", &d, err, errlen);
+    int rc = check_enum_setting("parameter_delivery", f->parameter_delivery, delivery_names,
+                                ARRAY_SIZE(delivery_names), "stdin or file", &d, err, errlen);
     if (rc == 0)
-        rc = load_enum_setting(def, "parameter_format", param_format_names,
-                               ARRAY_SIZE(param_format_names), "json, yaml or dotenv", &p, err,
-                               errlen);
+        rc = check_enum_setting("parameter_format", f->parameter_format, param_format_names,
+                                ARRAY_SIZE(param_format_names), "json, yaml or dotenv", &p, err,
+                                errlen);
     if (rc == 0)
-        rc = load_enum_setting(def, "output_format", output_format_names,
-                               ARRAY_SIZE(output_format_names), "text, json, yaml or jsonl", &o,
-                               err, errlen);
+        rc = check_enum_setting("output_format", f->output_format, output_format_names,
+                                ARRAY_SIZE(output_format_names), "text, json, yaml or jsonl", &o,
+                                err, errlen);
     a->parameter_delivery = (enum param_delivery)d;
     a->parameter_format = (enum param_format)p;
     a->output_format = (enum output_format)o;
     return rc;
 }
 
-static int load_scalars(struct action *a, const json_t *def, char *err, size_t errlen)
+static int check_fields(struct action *a, const struct action_fields *f, char *err,
+                        size_t errlen)
 {
-    const char *label, *desc;
-    int rc = get_string(def, "label", &label, err, errlen);
+    if (f->timeout_seconds < 0)
+        return set_error(err, errlen, EINVAL,
+                         "timeout must be a positive whole number of seconds, got %d",
+                         f->timeout_seconds);
+    if (!f->runner_type || !*f->runner_type)
+        return set_error(err, errlen, EINVAL,
+                         "runner_type is missing (expected shell, python, node or local)");
+    a->label = dup_or_null(f->label);
+    a->description = dup_or_null(f->description);
+    a->enabled = f->enabled;
+    a->timeout_seconds = f->timeout_seconds;
+    a->runner_type = xstrdup(f->runner_type);
+    int rc = check_entry_point(a, f->entry_point, err, errlen);
     if (rc == 0)
-        rc = get_string(def, "description", &desc, err, errlen);
-    if (rc < 0)
+        rc = check_formats(a, f, err, errlen);
+    if (rc == 0)
+        rc = action_normalise_schema(f->parameters, &a->param_schema, err, errlen);
+    return rc;
+}
+
+int action_from_fields(const struct action_fields *f, const char *pack_ref, const char *pack_dir,
+                       struct action **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!ref_part_ok(pack_ref, strlen(pack_ref), false))
+        return set_error(err, errlen, EINVAL, "invalid pack name '%s'", pack_ref);
+    if (!f->name || !ref_part_ok(f->name, strlen(f->name), true))
+        return set_error(err, errlen, EINVAL, "invalid action name '%s'",
+                         f->name ? f->name : "");
+    char *real = realpath(pack_dir, NULL);
+    if (!real)
+        return set_error(err, errlen, errno, "pack directory %s: %s", pack_dir, strerror(errno));
+    struct action *a = action_new();
+    a->pack_dir = real;
+    a->pack_ref = xstrdup(pack_ref);
+    a->name = xstrdup(f->name);
+    a->ref = xasprintf("%s.%s", pack_ref, f->name);
+    json_decref(a->param_schema);
+    a->param_schema = NULL;
+    int rc = check_fields(a, f, err, errlen);
+    if (rc < 0) {
+        action_free(a);
         return rc;
-    a->label = dup_or_null(label);
-    a->description = dup_or_null(desc);
+    }
+    *out = a;
+    return 0;
+}
+
+/* The settings of a definition that are not strings: enabled and timeout. */
+static int read_scalars(const json_t *def, struct action_fields *f, char *err, size_t errlen)
+{
     const json_t *en = json_object_get(def, "enabled");
     if (en && !json_is_null(en) && !json_is_boolean(en))
         return set_error(err, errlen, EINVAL, "enabled must be true or false, got %s",
                          json_kind(en));
-    a->enabled = !json_is_false(en);
+    f->enabled = !json_is_false(en);
     const json_t *t = json_object_get(def, "timeout");
     if (!t || json_is_null(t))
         return 0;
@@ -286,8 +313,30 @@ static int load_scalars(struct action *a, const json_t *def, char *err, size_t e
         return set_error(err, errlen, EINVAL,
                          "timeout must be a positive whole number of seconds, got %s",
                          json_is_integer(t) ? "a value out of range" : json_kind(t));
-    a->timeout_seconds = (int)json_integer_value(t);
+    f->timeout_seconds = (int)json_integer_value(t);
     return 0;
+}
+
+/* Reads a parsed definition's settings into fields (borrowed from def). */
+static int read_definition(const json_t *def, struct action_fields *f, char *err, size_t errlen)
+{
+    const struct {
+        const char *key;
+        const char **field;
+    } strings[] = {
+        {"label", &f->label},
+        {"description", &f->description},
+        {"runner_type", &f->runner_type},
+        {"entry_point", &f->entry_point},
+        {"parameter_delivery", &f->parameter_delivery},
+        {"parameter_format", &f->parameter_format},
+        {"output_format", &f->output_format},
+    };
+    int rc = read_scalars(def, f, err, errlen);
+    for (size_t i = 0; rc == 0 && i < ARRAY_SIZE(strings); i++)
+        rc = get_string(def, strings[i].key, strings[i].field, err, errlen);
+    f->parameters = json_object_get(def, "parameters");
+    return rc;
 }
 
 /* Builds the action; expected_name (the file's name) may be NULL. Messages
@@ -301,31 +350,13 @@ static int build_action(const json_t *def, const char *pack_ref, const char *pac
                          def ? json_kind(def) : "nothing");
     if (!ref_part_ok(pack_ref, strlen(pack_ref), false))
         return set_error(err, errlen, EINVAL, "invalid pack name '%s'", pack_ref);
-    const char *name = NULL;
-    int rc = resolve_name(def, pack_ref, expected_name, &name, err, errlen);
-    if (rc < 0)
-        return rc;
-    char *real = realpath(pack_dir, NULL);
-    if (!real)
-        return set_error(err, errlen, errno, "pack directory %s: %s", pack_dir, strerror(errno));
-    struct action *a = action_new();
-    a->pack_dir = real;
-    a->pack_ref = xstrdup(pack_ref);
-    a->name = xstrdup(name);
-    a->ref = xasprintf("%s.%s", pack_ref, name);
-    json_decref(a->param_schema);
-    a->param_schema = NULL;
-    if ((rc = load_scalars(a, def, err, errlen)) < 0 ||
-        (rc = load_runner_type(a, def, err, errlen)) < 0 ||
-        (rc = load_entry_point(a, def, err, errlen)) < 0 ||
-        (rc = load_formats(a, def, err, errlen)) < 0 ||
-        (rc = action_normalise_schema(json_object_get(def, "parameters"), &a->param_schema, err,
-                                      errlen)) < 0) {
-        action_free(a);
-        return rc;
-    }
-    *out = a;
-    return 0;
+    struct action_fields fields = {0};
+    int rc = resolve_name(def, pack_ref, expected_name, &fields.name, err, errlen);
+    if (rc == 0)
+        rc = read_definition(def, &fields, err, errlen);
+    if (rc == 0)
+        rc = action_from_fields(&fields, pack_ref, pack_dir, out, err, errlen);
+    return rc;
 }
 
 int action_from_definition(const json_t *def, const char *pack_ref, const char *pack_dir,

@@ -56,6 +56,28 @@ int action_timeout_seconds(const struct action *action, int requested, int fallb
 int action_load_from_pack(const char *packs_dir, const char *action_ref, struct action **out,
                           char *err, size_t errlen);
 
+/* An action's settings as plain values, from a definition file or a database
+ * row; strings are borrowed. */
+struct action_fields {
+    const char *name; /* without the pack prefix */
+    const char *runner_type;
+    const char *entry_point;
+    const char *label;              /* may be NULL */
+    const char *description;        /* may be NULL */
+    const char *parameter_delivery; /* NULL: stdin */
+    const char *parameter_format;   /* NULL: json */
+    const char *output_format;      /* NULL: text */
+    int timeout_seconds;            /* 0: none */
+    bool enabled;
+    const json_t *parameters; /* map or JSON-schema form; NULL: none */
+};
+
+/* Builds an action from its settings with the checks of a file's: names,
+ * runner_type present, entry_point inside actions/ and there, known formats,
+ * a valid parameter schema. pack_dir is the pack's directory. */
+int action_from_fields(const struct action_fields *fields, const char *pack_ref,
+                       const char *pack_dir, struct action **out, char *err, size_t errlen);
+
 /* Builds an action from an already parsed YAML/JSON definition (the same keys
  * as the file); pack_dir is the pack's directory. Used by the loader above and
  * by `attunectl pack load`. */
