@@ -27,8 +27,7 @@ static struct execution_call *call_new(void *userdata)
 /* Columns: previous status, action_ref, config, timeout_seconds, env_vars. */
 #define EXECUTION_ROW_COLUMNS "action_ref, config, timeout_seconds, env_vars"
 
-static void on_execution_row(struct db *db, const PGresult *res, const char *error,
-                             void *userdata)
+static void on_execution_row(struct db *db, const PGresult *res, const char *error, void *userdata)
 {
     struct execution_call *c = userdata;
     (void)db;
@@ -120,9 +119,8 @@ static void on_changed(struct db *db, const PGresult *res, const char *error, vo
 }
 
 /* Runs a statement over (id, status, result) whose answer is a count. */
-static void execution_status_query(struct db *db, const char *sql, int64_t id,
-                                   const char *status, const json_t *result, db_changed_fn done,
-                                   void *userdata)
+static void execution_status_query(struct db *db, const char *sql, int64_t id, const char *status,
+                                   const json_t *result, db_changed_fn done, void *userdata)
 {
     struct db_id_text exec = db_id(id);
     char *text = json_dumps(result, JSON_COMPACT);

@@ -36,10 +36,8 @@ struct abandoned_row {
 };
 
 /* row NULL and error NULL: nothing matched. */
-typedef void (*db_execution_fn)(const struct execution_row *row, const char *error,
-                                void *userdata);
-typedef void (*db_owner_fn)(const struct execution_owner *owner, const char *error,
-                            void *userdata);
+typedef void (*db_execution_fn)(const struct execution_row *row, const char *error, void *userdata);
+typedef void (*db_owner_fn)(const struct execution_owner *owner, const char *error, void *userdata);
 /* changed: rows the statement changed (or, for a check, 1 when it holds). */
 typedef void (*db_changed_fn)(long changed, const char *error, void *userdata);
 typedef void (*db_abandoned_fn)(const struct abandoned_row *rows, size_t count, const char *error,

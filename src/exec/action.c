@@ -202,8 +202,8 @@ static int check_entry_point(struct action *a, const char *ep, char *err, size_t
         rc = set_error(err, errlen, errno, "entry_point '%s' does not exist (looked for %s)", ep,
                        path);
     else if (!S_ISREG(st.st_mode))
-        rc = set_error(err, errlen, EINVAL, "entry_point '%s' is not a regular file (%s)", ep,
-                       path);
+        rc =
+            set_error(err, errlen, EINVAL, "entry_point '%s' is not a regular file (%s)", ep, path);
     if (rc < 0) {
         free(path);
         return rc;
@@ -227,8 +227,7 @@ static int check_enum_setting(const char *key, const char *value, const char *co
     return 0;
 }
 
-static int check_formats(struct action *a, const struct action_fields *f, char *err,
-                         size_t errlen)
+static int check_formats(struct action *a, const struct action_fields *f, char *err, size_t errlen)
 {
     int d = (int)a->parameter_delivery, p = (int)a->parameter_format, o = (int)a->output_format;
     int rc = check_enum_setting("parameter_delivery", f->parameter_delivery, delivery_names,
@@ -247,8 +246,7 @@ static int check_formats(struct action *a, const struct action_fields *f, char *
     return rc;
 }
 
-static int check_fields(struct action *a, const struct action_fields *f, char *err,
-                        size_t errlen)
+static int check_fields(struct action *a, const struct action_fields *f, char *err, size_t errlen)
 {
     if (f->timeout_seconds < 0)
         return set_error(err, errlen, EINVAL,
@@ -277,8 +275,7 @@ int action_from_fields(const struct action_fields *f, const char *pack_ref, cons
     if (!ref_part_ok(pack_ref, strlen(pack_ref), false))
         return set_error(err, errlen, EINVAL, "invalid pack name '%s'", pack_ref);
     if (!f->name || !ref_part_ok(f->name, strlen(f->name), true))
-        return set_error(err, errlen, EINVAL, "invalid action name '%s'",
-                         f->name ? f->name : "");
+        return set_error(err, errlen, EINVAL, "invalid action name '%s'", f->name ? f->name : "");
     char *real = realpath(pack_dir, NULL);
     if (!real)
         return set_error(err, errlen, errno, "pack directory %s: %s", pack_dir, strerror(errno));

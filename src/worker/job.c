@@ -1,6 +1,7 @@
 /* One execution request as one state machine (see job.h), written in
- * lifecycle order: start, claim, load, run, record, report. job_step at the
- * end dispatches every event to the handler of the current state. */
+ * lifecycle order: start, claim, load, run, record, report. Each state has
+ * one handler, on_<state>; job_step at the end hands every event to the
+ * handler of the current state. */
 #include "worker/job.h"
 
 #include <assert.h>
@@ -11,11 +12,10 @@
 
 #include "core/log.h"
 #include "core/util.h"
-#include "exec/action.h"
 #include "exec/params.h"
 #include "mq/envelope.h"
-#include "runtime/registry.h"
 #include "worker/artifacts.h"
+#include "worker/job_inputs.h"
 #include "worker/secrets.h"
 
 /* Why a job must stop before its end, whatever state it is in: a request
@@ -47,6 +47,10 @@ struct job {
     enum execution_status final_status;
     json_t *result;
 };
+
+static void job_fail(struct job *job, const char *error);
+static void job_record(struct job *job, enum job_state state, enum execution_status status,
+                       json_t *result);
 
 #define PORT(job, fn, ...) (job)->ctx.ports->fn((job)->ctx.io, __VA_ARGS__)
 
@@ -189,6 +193,98 @@ static void on_resuming(struct job *job, const struct job_event *ev)
         job_requeue(job, ev->error);
 }
 
+/* Load: the action row, the parameters it validates, then the keys. */
+
+static int job_take_action(struct job *job, const struct action_row *row, char *err, size_t errlen)
+{
+    job->action_id = row->id;
+    int rc = job_inputs_action(row, job->ctx.cfg->packs_base_dir, &job->action, err, errlen);
+    if (rc == 0 && job->config_error)
+        rc = set_error(err, errlen, EINVAL, "%s", job->config_error);
+    if (rc == 0 && !job->action->enabled)
+        rc = set_error(err, errlen, EPERM, "action '%s' is disabled (enabled: false)",
+                       job->action_ref);
+    if (rc == 0) {
+        job->params = job_inputs_parameters(job->exec_config);
+        if (!job->params)
+            rc = set_error(err, errlen, EINVAL, "config.parameters must be an object");
+    }
+    if (rc == 0)
+        rc = params_validate(job->params, job->action->param_schema, err, errlen);
+    return rc;
+}
+
+static void on_loading_action(struct job *job, const struct job_event *ev)
+{
+    char err[1024];
+    if (ev->kind == JOB_EVENT_DB_ERROR) {
+        snprintf(err, sizeof(err), "cannot load the action: %s", ev->error);
+        job_fail(job, err);
+    } else if (ev->kind == JOB_EVENT_NO_ROW) {
+        snprintf(err, sizeof(err), "action '%s' is not registered", job->action_ref);
+        job_fail(job, err);
+    } else if (ev->kind == JOB_EVENT_ROW) {
+        if (job_take_action(job, ev->action, err, sizeof(err)) < 0) {
+            job_fail(job, err);
+            return;
+        }
+        job_enter(job, JOB_LOADING_KEYS);
+        PORT(job, load_keys, job, job->action->pack_ref, job->action->ref);
+    }
+}
+
+/* Run: the executor has the process; its end comes back as JOB_EVENT_EXITED. */
+
+static void job_run(struct job *job)
+{
+    if (job->stop == JOB_STOP_SHUTDOWN) {
+        json_t *result = execution_failure_result("cancelled before it started (worker stopping)");
+        job_record(job, JOB_RECORDING, EXECUTION_CANCELLED, result);
+        return;
+    }
+    log_debug("execution %s: action and secrets loaded; starting", job->id_text);
+    char err[1024];
+    struct execution_request req = {
+        .exec_id = job->id_text,
+        .artifacts_dir = job->dir,
+        .action = job->action,
+        .params = job->params,
+        .secrets = job->secrets,
+        .env_vars = job->env_vars,
+        .timeout_seconds =
+            action_timeout_seconds(job->action, job->timeout_seconds, job->ctx.cfg->task_timeout),
+    };
+    job_enter(job, JOB_RUNNING);
+    if (PORT(job, start, job, &req, &job->run, err, sizeof(err)) < 0)
+        job_fail(job, err);
+}
+
+static void on_loading_keys(struct job *job, const struct job_event *ev)
+{
+    char err[512];
+    if (ev->kind == JOB_EVENT_DB_ERROR) {
+        snprintf(err, sizeof(err), "cannot read secrets: %s", ev->error);
+        job_fail(job, err);
+    } else if (ev->kind == JOB_EVENT_ROW || ev->kind == JOB_EVENT_NO_ROW) {
+        size_t n = ev->kind == JOB_EVENT_ROW ? ev->n_keys : 0;
+        if (secrets_resolve(ev->keys, n, job->ctx.cfg->encryption_key, &job->secrets, err,
+                            sizeof(err)) < 0)
+            job_fail(job, err);
+        else
+            job_run(job);
+    }
+}
+
+static void on_running(struct job *job, const struct job_event *ev)
+{
+    if (ev->kind == JOB_EVENT_EXITED) {
+        log_debug("execution %s: process finished", job->id_text);
+        job_record(job, JOB_RECORDING, ev->exit_status, json_incref(ev->result));
+    } else if (ev->kind == JOB_EVENT_SHUTDOWN) {
+        PORT(job, stop, job->run);
+    }
+}
+
 /* Record: the final UPDATE only applies while the row is running (or
  * canceling); an answer of "nothing changed" is checked before reporting,
  * because our own update may have gone through with its reply lost. */
@@ -275,135 +371,6 @@ static void on_verifying(struct job *job, const struct job_event *ev)
     }
 }
 
-/* Load: the action row, the parameters it validates, then the keys. */
-
-static int job_build_action(struct job *job, const struct action_row *row, char *err,
-                            size_t errlen)
-{
-    struct action_fields fields = {
-        .name = row->name,
-        .runner_type = registry_runner_name(row->runtime_name),
-        .entry_point = row->entry_point,
-        .label = row->label,
-        .description = row->description,
-        .parameter_delivery = row->parameter_delivery,
-        .parameter_format = row->parameter_format,
-        .output_format = row->output_format,
-        .timeout_seconds = row->timeout_seconds,
-        .enabled = row->enabled,
-        .parameters = row->param_schema,
-    };
-    char *pack_dir = xasprintf("%s/%s", job->ctx.cfg->packs_base_dir, row->pack_ref);
-    int rc = action_from_fields(&fields, row->pack_ref, pack_dir, &job->action, err, errlen);
-    free(pack_dir);
-    return rc;
-}
-
-/* Parameters: config.parameters, or the whole config minus context and env. */
-static json_t *job_parameters(const json_t *config)
-{
-    if (!json_is_object(config))
-        return json_object();
-    json_t *p = json_object_get(config, "parameters");
-    if (p)
-        return json_is_object(p) ? json_deep_copy(p) : NULL;
-    json_t *copy = json_deep_copy(config);
-    json_object_del(copy, "context");
-    json_object_del(copy, "env");
-    return copy;
-}
-
-static int job_take_action(struct job *job, const struct action_row *row, char *err,
-                           size_t errlen)
-{
-    job->action_id = row->id;
-    int rc = job_build_action(job, row, err, errlen);
-    if (rc == 0 && job->config_error)
-        rc = set_error(err, errlen, EINVAL, "%s", job->config_error);
-    if (rc == 0 && !job->action->enabled)
-        rc = set_error(err, errlen, EPERM, "action '%s' is disabled (enabled: false)",
-                       job->action_ref);
-    if (rc == 0) {
-        job->params = job_parameters(job->exec_config);
-        if (!job->params)
-            rc = set_error(err, errlen, EINVAL, "config.parameters must be an object");
-    }
-    if (rc == 0)
-        rc = params_validate(job->params, job->action->param_schema, err, errlen);
-    return rc;
-}
-
-static void on_loading_action(struct job *job, const struct job_event *ev)
-{
-    char err[1024];
-    if (ev->kind == JOB_EVENT_DB_ERROR) {
-        snprintf(err, sizeof(err), "cannot load the action: %s", ev->error);
-        job_fail(job, err);
-    } else if (ev->kind == JOB_EVENT_NO_ROW) {
-        snprintf(err, sizeof(err), "action '%s' is not registered", job->action_ref);
-        job_fail(job, err);
-    } else if (ev->kind == JOB_EVENT_ROW) {
-        if (job_take_action(job, ev->action, err, sizeof(err)) < 0) {
-            job_fail(job, err);
-            return;
-        }
-        job_enter(job, JOB_LOADING_KEYS);
-        PORT(job, load_keys, job, job->action->pack_ref, job->action->ref);
-    }
-}
-
-/* Run: the executor has the process; its end comes back as JOB_EVENT_EXITED. */
-
-static void job_run(struct job *job)
-{
-    if (job->stop == JOB_STOP_SHUTDOWN) {
-        json_t *result = execution_failure_result("cancelled before it started (worker stopping)");
-        job_record(job, JOB_RECORDING, EXECUTION_CANCELLED, result);
-        return;
-    }
-    log_debug("execution %s: action and secrets loaded; starting", job->id_text);
-    char err[1024];
-    struct execution_request req = {
-        .exec_id = job->id_text,
-        .artifacts_dir = job->dir,
-        .action = job->action,
-        .params = job->params,
-        .secrets = job->secrets,
-        .env_vars = job->env_vars,
-        .timeout_seconds = action_timeout_seconds(job->action, job->timeout_seconds,
-                                                  job->ctx.cfg->task_timeout),
-    };
-    job_enter(job, JOB_RUNNING);
-    if (PORT(job, start, job, &req, &job->run, err, sizeof(err)) < 0)
-        job_fail(job, err);
-}
-
-static void on_loading_keys(struct job *job, const struct job_event *ev)
-{
-    char err[512];
-    if (ev->kind == JOB_EVENT_DB_ERROR) {
-        snprintf(err, sizeof(err), "cannot read secrets: %s", ev->error);
-        job_fail(job, err);
-    } else if (ev->kind == JOB_EVENT_ROW || ev->kind == JOB_EVENT_NO_ROW) {
-        size_t n = ev->kind == JOB_EVENT_ROW ? ev->n_keys : 0;
-        if (secrets_resolve(ev->keys, n, job->ctx.cfg->encryption_key, &job->secrets, err,
-                            sizeof(err)) < 0)
-            job_fail(job, err);
-        else
-            job_run(job);
-    }
-}
-
-static void on_running(struct job *job, const struct job_event *ev)
-{
-    if (ev->kind == JOB_EVENT_EXITED) {
-        log_debug("execution %s: process finished", job->id_text);
-        job_record(job, JOB_RECORDING, ev->exit_status, json_incref(ev->result));
-    } else if (ev->kind == JOB_EVENT_SHUTDOWN) {
-        PORT(job, stop, job->run);
-    }
-}
-
 /* Every event, in every state. */
 void job_step(struct job *job, const struct job_event *ev)
 {
@@ -465,10 +432,8 @@ const char *job_state_name(enum job_state state)
 const char *job_event_name(enum job_event_kind kind)
 {
     static const char *const names[JOB_EVENT_COUNT] = {
-        [JOB_EVENT_ROW] = "row",
-        [JOB_EVENT_NO_ROW] = "no-row",
-        [JOB_EVENT_DB_ERROR] = "db-error",
-        [JOB_EVENT_EXITED] = "exited",
+        [JOB_EVENT_ROW] = "row",           [JOB_EVENT_NO_ROW] = "no-row",
+        [JOB_EVENT_DB_ERROR] = "db-error", [JOB_EVENT_EXITED] = "exited",
         [JOB_EVENT_SHUTDOWN] = "shutdown",
     };
     assert((unsigned)kind < JOB_EVENT_COUNT);

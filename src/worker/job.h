@@ -22,17 +22,17 @@
 /* Where a job is, in lifecycle order. Each state but DONE waits for exactly
  * one thing. */
 enum job_state {
-    JOB_CLAIMING,         /* the guarded claim UPDATE is in flight */
-    JOB_CHECKING,         /* the claim matched nothing: who holds it? */
-    JOB_RESUMING,         /* ours, the claim's reply was lost: read it again */
-    JOB_LOADING_ACTION,   /* the action row is being read */
-    JOB_LOADING_KEYS,     /* the key rows are being read */
-    JOB_RUNNING,          /* the action's process runs */
-    JOB_RECORDING,        /* the final UPDATE is in flight */
+    JOB_CLAIMING,          /* the guarded claim UPDATE is in flight */
+    JOB_CHECKING,          /* the claim matched nothing: who holds it? */
+    JOB_RESUMING,          /* ours, the claim's reply was lost: read it again */
+    JOB_LOADING_ACTION,    /* the action row is being read */
+    JOB_LOADING_KEYS,      /* the key rows are being read */
+    JOB_RUNNING,           /* the action's process runs */
+    JOB_RECORDING,         /* the final UPDATE is in flight */
     JOB_RECORDING_REFUSAL, /* the result was refused: recording a failure instead */
-    JOB_VERIFYING,        /* the final UPDATE changed nothing: is it there anyway? */
-    JOB_REPORTING,        /* publishing the last two messages */
-    JOB_DONE,             /* over; the owner frees the job */
+    JOB_VERIFYING,         /* the final UPDATE changed nothing: is it there anyway? */
+    JOB_REPORTING,         /* publishing the last two messages */
+    JOB_DONE,              /* over; the owner frees the job */
 };
 #define JOB_STATE_COUNT (JOB_DONE + 1)
 

@@ -21,18 +21,21 @@ static void on_execution_row(const struct execution_row *row, const char *error,
 
 static void on_owner(const struct execution_owner *owner, const char *error, void *job)
 {
-    job_step(job, &(struct job_event){.kind = answer_kind(owner, error), .error = error, .owner = owner});
+    job_step(job, &(struct job_event){
+                      .kind = answer_kind(owner, error), .error = error, .owner = owner});
 }
 
 static void on_action(const struct action_row *row, const char *error, void *job)
 {
-    job_step(job, &(struct job_event){.kind = answer_kind(row, error), .error = error, .action = row});
+    job_step(job,
+             &(struct job_event){.kind = answer_kind(row, error), .error = error, .action = row});
 }
 
 static void on_keys(const struct key_row *rows, size_t count, const char *error, void *job)
 {
-    job_step(job, &(struct job_event){
-                      .kind = answer_kind(true, error), .error = error, .keys = rows, .n_keys = count});
+    job_step(job,
+             &(struct job_event){
+                 .kind = answer_kind(true, error), .error = error, .keys = rows, .n_keys = count});
 }
 
 static void on_changed(long changed, const char *error, void *job)
@@ -74,8 +77,8 @@ static void io_finish(void *io, struct job *job, int64_t execution_id, const cha
 static void io_check_finished(void *io, struct job *job, int64_t execution_id, const char *status,
                               const json_t *result)
 {
-    db_execution_check_finished(((struct job_io *)io)->db, execution_id, status, result,
-                                on_changed, job);
+    db_execution_check_finished(((struct job_io *)io)->db, execution_id, status, result, on_changed,
+                                job);
 }
 
 /* Broker */
@@ -96,8 +99,8 @@ static void io_publish_status(void *io, const struct report_subject *subject, co
     report_status_changed(((struct job_io *)io)->mq, subject, from, to);
 }
 
-static void io_publish_completed(void *io, const struct report_subject *subject,
-                                 const char *status, const json_t *result)
+static void io_publish_completed(void *io, const struct report_subject *subject, const char *status,
+                                 const json_t *result)
 {
     report_completed(((struct job_io *)io)->mq, subject, status, result);
 }

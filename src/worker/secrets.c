@@ -259,8 +259,8 @@ static int add_secret(json_t *obj, const char *name, const struct strbuf *plain,
     return 0;
 }
 
-int secrets_resolve(const struct key_row *rows, size_t count, const char *key_string,
-                    json_t **out, char *err, size_t errlen)
+int secrets_resolve(const struct key_row *rows, size_t count, const char *key_string, json_t **out,
+                    char *err, size_t errlen)
 {
     char hash[65];
     const char *key_hash = NULL;

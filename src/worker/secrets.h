@@ -33,7 +33,7 @@ int secrets_decrypt(const char *key_string, const char *stored, struct strbuf *o
  * an encrypted row with no key configured, or a value that does not decrypt is
  * an error naming the key (never its value). Returns 0 and a new object in
  * *out, or a negative errno. */
-int secrets_resolve(const struct key_row *rows, size_t count, const char *key_string,
-                    json_t **out, char *err, size_t errlen);
+int secrets_resolve(const struct key_row *rows, size_t count, const char *key_string, json_t **out,
+                    char *err, size_t errlen);
 
 #endif

@@ -230,8 +230,7 @@ static void world_open(struct world *w, const char *body)
     w->cfg.artifacts_dir = xstrdup("/nonexistent/artifacts");
     struct job_context ctx = {
         .cfg = &w->cfg, .worker_id = WORKER_ID, .ports = &fake_ports, .io = &w->io};
-    struct mq_delivery d = {
-        .connection = 1, .delivery_tag = 99, .body = body, .len = strlen(body)};
+    struct mq_delivery d = {.connection = 1, .delivery_tag = 99, .body = body, .len = strlen(body)};
     w->job = job_start(&ctx, &d);
 }
 
@@ -324,11 +323,18 @@ struct expectation {
     const char *recorded; /* status of a finish it sends, NULL if none */
 };
 
-#define NOTHING {0}
+#define NOTHING                                                                                    \
+    {                                                                                              \
+        0                                                                                          \
+    }
 
 static const struct expectation matrix[] = {
     /* Claiming: a row is ours; nothing matched needs a look; an error retries later. */
-    {JOB_CLAIMING, JOB_EVENT_ROW, JOB_LOADING_ACTION, {.acks = 1, .status_msgs = 1, .action_loads = 1}, NULL},
+    {JOB_CLAIMING,
+     JOB_EVENT_ROW,
+     JOB_LOADING_ACTION,
+     {.acks = 1, .status_msgs = 1, .action_loads = 1},
+     NULL},
     {JOB_CLAIMING, JOB_EVENT_NO_ROW, JOB_CHECKING, {.owner_checks = 1}, NULL},
     {JOB_CLAIMING, JOB_EVENT_DB_ERROR, JOB_DONE, {.requeues = 1, .dones = 1}, NULL},
     {JOB_CLAIMING, JOB_EVENT_EXITED, JOB_CLAIMING, NOTHING, NULL},
@@ -340,7 +346,11 @@ static const struct expectation matrix[] = {
     {JOB_CHECKING, JOB_EVENT_EXITED, JOB_CHECKING, NOTHING, NULL},
     {JOB_CHECKING, JOB_EVENT_SHUTDOWN, JOB_CHECKING, NOTHING, NULL},
     /* Resuming: our own claim, read again. */
-    {JOB_RESUMING, JOB_EVENT_ROW, JOB_LOADING_ACTION, {.acks = 1, .status_msgs = 1, .action_loads = 1}, NULL},
+    {JOB_RESUMING,
+     JOB_EVENT_ROW,
+     JOB_LOADING_ACTION,
+     {.acks = 1, .status_msgs = 1, .action_loads = 1},
+     NULL},
     {JOB_RESUMING, JOB_EVENT_NO_ROW, JOB_DONE, {.requeues = 1, .dones = 1}, NULL},
     {JOB_RESUMING, JOB_EVENT_DB_ERROR, JOB_DONE, {.requeues = 1, .dones = 1}, NULL},
     {JOB_RESUMING, JOB_EVENT_EXITED, JOB_RESUMING, NOTHING, NULL},
@@ -365,19 +375,31 @@ static const struct expectation matrix[] = {
     {JOB_RUNNING, JOB_EVENT_SHUTDOWN, JOB_RUNNING, {.stops = 1}, NULL},
     /* Recording: stored means report; nothing changed means look; refused
      * means record a failure instead. */
-    {JOB_RECORDING, JOB_EVENT_ROW, JOB_DONE, {.status_msgs = 1, .completed_msgs = 1, .dones = 1}, NULL},
+    {JOB_RECORDING,
+     JOB_EVENT_ROW,
+     JOB_DONE,
+     {.status_msgs = 1, .completed_msgs = 1, .dones = 1},
+     NULL},
     {JOB_RECORDING, JOB_EVENT_NO_ROW, JOB_VERIFYING, {.finish_checks = 1}, NULL},
     {JOB_RECORDING, JOB_EVENT_DB_ERROR, JOB_RECORDING_REFUSAL, {.finishes = 1}, "failed"},
     {JOB_RECORDING, JOB_EVENT_EXITED, JOB_RECORDING, NOTHING, NULL},
     {JOB_RECORDING, JOB_EVENT_SHUTDOWN, JOB_RECORDING, NOTHING, NULL},
-    {JOB_RECORDING_REFUSAL, JOB_EVENT_ROW, JOB_DONE, {.status_msgs = 1, .completed_msgs = 1, .dones = 1}, NULL},
+    {JOB_RECORDING_REFUSAL,
+     JOB_EVENT_ROW,
+     JOB_DONE,
+     {.status_msgs = 1, .completed_msgs = 1, .dones = 1},
+     NULL},
     {JOB_RECORDING_REFUSAL, JOB_EVENT_NO_ROW, JOB_VERIFYING, {.finish_checks = 1}, NULL},
     {JOB_RECORDING_REFUSAL, JOB_EVENT_DB_ERROR, JOB_DONE, {.dones = 1}, NULL},
     {JOB_RECORDING_REFUSAL, JOB_EVENT_EXITED, JOB_RECORDING_REFUSAL, NOTHING, NULL},
     {JOB_RECORDING_REFUSAL, JOB_EVENT_SHUTDOWN, JOB_RECORDING_REFUSAL, NOTHING, NULL},
     /* Verifying: there (our reply was lost) means report; not there means
      * someone else ended it, and nothing is published. */
-    {JOB_VERIFYING, JOB_EVENT_ROW, JOB_DONE, {.status_msgs = 1, .completed_msgs = 1, .dones = 1}, NULL},
+    {JOB_VERIFYING,
+     JOB_EVENT_ROW,
+     JOB_DONE,
+     {.status_msgs = 1, .completed_msgs = 1, .dones = 1},
+     NULL},
     {JOB_VERIFYING, JOB_EVENT_NO_ROW, JOB_DONE, {.dones = 1}, NULL},
     {JOB_VERIFYING, JOB_EVENT_DB_ERROR, JOB_DONE, {.dones = 1}, NULL},
     {JOB_VERIFYING, JOB_EVENT_EXITED, JOB_VERIFYING, NOTHING, NULL},
@@ -391,9 +413,8 @@ static void check_effects(const struct expectation *e, const struct effects *bef
     size_t counters = offsetof(struct effects, finished_status) / sizeof(int);
     for (size_t i = 0; i < counters; i++)
         if (a[i] - b[i] != want[i])
-            fail_msg("%s x %s: effect counter %zu changed by %d, want %d",
-                     job_state_name(e->state), job_event_name(e->event), i, a[i] - b[i],
-                     want[i]);
+            fail_msg("%s x %s: effect counter %zu changed by %d, want %d", job_state_name(e->state),
+                     job_event_name(e->event), i, a[i] - b[i], want[i]);
     if (e->recorded)
         assert_string_equal(after->finished_status, e->recorded);
 }
