@@ -24,9 +24,8 @@ static struct execution_call *call_new(void *userdata)
     return c;
 }
 
-/* Columns: previous status, action_ref, config, timeout_seconds, env_vars. */
-#define EXECUTION_ROW_COLUMNS "action_ref, config, timeout_seconds, env_vars"
-
+/* An execution row's columns, in this order: id, the status before the
+ * claim, action_ref, config, timeout_seconds, env_vars. */
 static void on_execution_row(struct db *db, const PGresult *res, const char *error, void *userdata)
 {
     struct execution_call *c = userdata;
@@ -53,6 +52,17 @@ static void on_execution_row(struct db *db, const PGresult *res, const char *err
     free(c);
 }
 
+/* Runs a statement over (id, worker) whose answer is one execution row. */
+static void execution_row_query(struct db *db, const char *sql, int64_t id, int64_t worker_id,
+                                db_execution_fn done, void *userdata)
+{
+    struct db_id_text exec = db_id(id), worker = db_id(worker_id);
+    const char *values[] = {exec.text, worker.text};
+    struct execution_call *c = call_new(userdata);
+    c->done.row = done;
+    db_query(db, sql, 2, values, on_execution_row, c);
+}
+
 void db_execution_claim(struct db *db, int64_t id, int64_t worker_id, db_execution_fn done,
                         void *userdata)
 {
@@ -62,24 +72,16 @@ void db_execution_claim(struct db *db, int64_t id, int64_t worker_id, db_executi
         "FROM prev WHERE e.id = prev.id AND prev.status IN ('requested', 'scheduling', "
         "'scheduled') RETURNING e.id, prev.status::text, e.action_ref, e.config, "
         "e.timeout_seconds, e.env_vars";
-    struct db_id_text exec = db_id(id), worker = db_id(worker_id);
-    const char *values[] = {exec.text, worker.text};
-    struct execution_call *c = call_new(userdata);
-    c->done.row = done;
-    db_query(db, sql, 2, values, on_execution_row, c);
+    execution_row_query(db, sql, id, worker_id, done, userdata);
 }
 
 void db_execution_resume(struct db *db, int64_t id, int64_t worker_id, db_execution_fn done,
                          void *userdata)
 {
-    static const char sql[] = "SELECT id, 'scheduled', " EXECUTION_ROW_COLUMNS
-                              " FROM attune.execution WHERE id = $1 AND status = 'running' "
+    static const char sql[] = "SELECT id, 'scheduled', action_ref, config, timeout_seconds, "
+                              "env_vars FROM attune.execution WHERE id = $1 AND status = 'running' "
                               "AND worker = $2";
-    struct db_id_text exec = db_id(id), worker = db_id(worker_id);
-    const char *values[] = {exec.text, worker.text};
-    struct execution_call *c = call_new(userdata);
-    c->done.row = done;
-    db_query(db, sql, 2, values, on_execution_row, c);
+    execution_row_query(db, sql, id, worker_id, done, userdata);
 }
 
 static void on_owner(struct db *db, const PGresult *res, const char *error, void *userdata)

@@ -371,43 +371,25 @@ static void on_verifying(struct job *job, const struct job_event *ev)
     }
 }
 
-/* Every event, in every state. */
+/* Every event, in every state: the handler of each waiting state. */
+typedef void (*job_handler)(struct job *job, const struct job_event *ev);
+
+static const job_handler job_handlers[JOB_STATE_COUNT] = {
+    [JOB_CLAIMING] = on_claiming,         [JOB_CHECKING] = on_checking,
+    [JOB_RESUMING] = on_resuming,         [JOB_LOADING_ACTION] = on_loading_action,
+    [JOB_LOADING_KEYS] = on_loading_keys, [JOB_RUNNING] = on_running,
+    [JOB_RECORDING] = on_recording,       [JOB_RECORDING_REFUSAL] = on_recording_refusal,
+    [JOB_VERIFYING] = on_verifying,
+    /* REPORTING is left within job_report; DONE waits for nothing. */
+};
+
 void job_step(struct job *job, const struct job_event *ev)
 {
+    assert((unsigned)job->state < JOB_STATE_COUNT && (unsigned)ev->kind < JOB_EVENT_COUNT);
     if (ev->kind == JOB_EVENT_SHUTDOWN)
         job->stop = JOB_STOP_SHUTDOWN;
-    switch (job->state) {
-    case JOB_CLAIMING:
-        on_claiming(job, ev);
-        break;
-    case JOB_CHECKING:
-        on_checking(job, ev);
-        break;
-    case JOB_RESUMING:
-        on_resuming(job, ev);
-        break;
-    case JOB_LOADING_ACTION:
-        on_loading_action(job, ev);
-        break;
-    case JOB_LOADING_KEYS:
-        on_loading_keys(job, ev);
-        break;
-    case JOB_RUNNING:
-        on_running(job, ev);
-        break;
-    case JOB_RECORDING:
-        on_recording(job, ev);
-        break;
-    case JOB_RECORDING_REFUSAL:
-        on_recording_refusal(job, ev);
-        break;
-    case JOB_VERIFYING:
-        on_verifying(job, ev);
-        break;
-    case JOB_REPORTING: /* left within job_report */
-    case JOB_DONE:
-        break;
-    }
+    if (job_handlers[job->state])
+        job_handlers[job->state](job, ev);
 }
 
 const char *job_state_name(enum job_state state)
