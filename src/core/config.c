@@ -34,6 +34,7 @@ const struct key_def config_keys[] = {
     {"worker.max_concurrent_tasks", KEY_INT, FIELD(max_concurrent_tasks), 1, 1000, NULL},
     {"worker.heartbeat_interval", KEY_INT, FIELD(heartbeat_interval), 1, 3600, NULL},
     {"worker.task_timeout", KEY_INT, FIELD(task_timeout), 1, 604800, NULL},
+    {"worker.kill_grace_seconds", KEY_INT, FIELD(kill_grace_seconds), 1, 3600, NULL},
     {"worker.shutdown_timeout", KEY_INT, FIELD(shutdown_timeout), 0, 86400, NULL},
     {"worker.max_stdout_bytes", KEY_SIZE, FIELD(max_stdout_bytes), KIB, GIB, NULL},
     {"worker.max_stderr_bytes", KEY_SIZE, FIELD(max_stderr_bytes), KIB, GIB, NULL},
@@ -162,6 +163,7 @@ void config_init_defaults(struct config *cfg)
     cfg->max_concurrent_tasks = 10;
     cfg->heartbeat_interval = 30;
     cfg->task_timeout = 300;
+    cfg->kill_grace_seconds = 5;
     cfg->shutdown_timeout = 30;
     cfg->max_stdout_bytes = 10 * MIB;
     cfg->max_stderr_bytes = 10 * MIB;

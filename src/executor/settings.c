@@ -25,6 +25,7 @@ int executor_settings_init(struct executor_settings *s, struct registry *reg,
     s->registry = reg;
     s->max_stdout_bytes = cfg->max_stdout_bytes;
     s->max_stderr_bytes = cfg->max_stderr_bytes;
+    s->kill_grace_ms = (uint64_t)cfg->kill_grace_seconds * 1000u;
     /* worker.env may set PATH: the interpreters are found where actions look. */
     return registry_init(reg, wanted_runtimes, strv_getenv(&s->base_env, "PATH"), err, errlen);
 }

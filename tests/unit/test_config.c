@@ -128,6 +128,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.max_concurrent_tasks, 10);
     assert_int_equal(cfg.heartbeat_interval, 30);
     assert_int_equal(cfg.task_timeout, 300);
+    assert_int_equal(cfg.kill_grace_seconds, 5);
     assert_int_equal(cfg.shutdown_timeout, 30);
     assert_int_equal(cfg.max_stdout_bytes, 10485760);
     assert_int_equal(cfg.max_stderr_bytes, 10485760);
@@ -263,6 +264,7 @@ static void test_env_overrides_file(void **state)
     setenv("ATTUNE__PACKS_BASE_DIR", "/env/packs", 1);
     setenv("ATTUNE__Worker__Runtimes", "node", 1);
     setenv("ATTUNE__LOG__LEVEL", "warn", 1);
+    setenv("ATTUNE__WORKER__KILL_GRACE_SECONDS", "20", 1);
     load_ok(&cfg, path);
     assert_string_equal(cfg.database_url, "postgresql://env@db/env");
     assert_int_equal(cfg.max_concurrent_tasks, 12);
@@ -270,6 +272,7 @@ static void test_env_overrides_file(void **state)
     assert_string_equal(cfg.runtimes[0], "node");
     assert_null(cfg.runtimes[1]);
     assert_int_equal(cfg.log_level, LOG_LEVEL_WARN);
+    assert_int_equal(cfg.kill_grace_seconds, 20);
     /* Keys the environment does not name keep the file's value. */
     assert_int_equal(cfg.task_timeout, 600);
     config_free(&cfg);
@@ -523,6 +526,8 @@ static void test_validate_each_key(void **state)
         {"worker.max_concurrent_tasks", "1001", "worker.max_concurrent_tasks: must be between"},
         {"worker.heartbeat_interval", "3601", "worker.heartbeat_interval: must be between"},
         {"worker.task_timeout", "604801", "worker.task_timeout: must be between 1 and 604800"},
+        {"worker.kill_grace_seconds", "0", "worker.kill_grace_seconds: must be between 1 and 3600"},
+        {"worker.kill_grace_seconds", "3601", "worker.kill_grace_seconds: must be between 1 and"},
         {"worker.shutdown_timeout", "-1", "worker.shutdown_timeout: must be between 0 and"},
         {"worker.max_stderr_bytes", "1023", "worker.max_stderr_bytes: must be between 1024"},
         {"worker.artifact_retention_days", "3651", "worker.artifact_retention_days: must be"},
@@ -614,7 +619,8 @@ static void test_print_masked(void **state)
                         "shell");
     assert_string_equal(json_string_value(json_object_get(json_object_get(worker, "env"), "PROXY")),
                         "http://proxy:3128");
-    assert_int_equal(json_object_size(worker), 12);
+    assert_int_equal(json_integer_value(json_object_get(worker, "kill_grace_seconds")), 5);
+    assert_int_equal(json_object_size(worker), 13);
     assert_int_equal(json_object_size(json_object_get(root, "database")), 2);
     assert_non_null(json_object_get(json_object_get(root, "message_queue"), "url"));
     assert_non_null(json_object_get(root, "packs_base_dir"));

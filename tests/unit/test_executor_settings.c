@@ -36,6 +36,7 @@ static void test_from_defaults(void **state)
     assert_non_null(strv_getenv(&s.base_env, "LANG"));
     assert_int_equal(s.max_stdout_bytes, cfg.max_stdout_bytes);
     assert_int_equal(s.max_stderr_bytes, cfg.max_stderr_bytes);
+    assert_int_equal(s.kill_grace_ms, 5000);
     assert_ptr_equal(s.registry, &reg);
     assert_int_equal(reg.count, 1);
     assert_string_equal(reg.runtimes[0]->name, "local");
