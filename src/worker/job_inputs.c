@@ -25,6 +25,8 @@ int job_inputs_action(const struct action_row *row, const char *packs_base_dir, 
     char *pack_dir = xasprintf("%s/%s", packs_base_dir, row->pack_ref);
     int rc = action_from_fields(&fields, row->pack_ref, pack_dir, out, err, errlen);
     free(pack_dir);
+    if (rc == 0)
+        rc = registry_check_runner(*out, err, errlen);
     return rc;
 }
 

@@ -193,8 +193,9 @@ static int on_drain_timeout(sd_event_source *s, uint64_t usec, void *userdata)
 }
 
 /* Whatever waits on a server that does not come back, the service stops
- * in bounded time: shutdown_timeout for the actions, then this much more. */
-#define SERVICE_HARD_STOP_EXTRA_S 15
+ * in bounded time: shutdown_timeout for the actions, the kill grace of the
+ * ones still running then, and this much more to record and report them. */
+#define SERVICE_HARD_STOP_EXTRA_S 10
 
 static int on_hard_stop(sd_event_source *s, uint64_t usec, void *userdata)
 {
@@ -208,7 +209,8 @@ static int on_hard_stop(sd_event_source *s, uint64_t usec, void *userdata)
 
 static void service_arm_hard_stop(struct service *svc)
 {
-    uint64_t seconds = (uint64_t)svc->cfg->shutdown_timeout + SERVICE_HARD_STOP_EXTRA_S;
+    uint64_t seconds = (uint64_t)svc->cfg->shutdown_timeout +
+                       (uint64_t)svc->cfg->kill_grace_seconds + SERVICE_HARD_STOP_EXTRA_S;
     sd_event_add_time_relative(svc->loop, &svc->hard_stop_src, CLOCK_MONOTONIC, seconds * 1000000u,
                                100000, on_hard_stop, svc);
 }
@@ -466,7 +468,7 @@ static void service_free(struct service *svc)
     db_free(svc->db);
     guardian_stop(svc->guardian);
     registry_free(&svc->registry);
-    strv_free(&svc->settings.base_env);
+    executor_settings_free(&svc->settings);
     sd_event_unref(svc->loop);
 }
 
