@@ -1,5 +1,6 @@
-/* The broker connection on the event loop (see mq.h): connecting, the
- * topology, consuming and acknowledging, reconnecting; publishing is outbox.c. */
+/* The broker connection on the event loop (see mq.h): connecting (the
+ * topology is topology.c), consuming and acknowledging, publishing through
+ * the outbox (outbox.c) with confirms, reconnecting. */
 #include "mq/mq.h"
 
 #include <amqp.h>
@@ -9,10 +10,43 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include "core/log.h"
+#include "core/backoff.h"
 #include "core/util.h"
-#include "mq/mq_private.h"
+#include "mq/outbox.h"
+#include "mq/topology.h"
+
+struct mq {
+    sd_event *loop;
+    char *url;
+    int64_t worker_id;
+    int prefetch;
+    int heartbeat;
+    char queue[128];
+    char routing_key[128];
+    char consumer_tag[256];
+
+    amqp_connection_state_t conn;
+    bool connected;
+    bool consuming;
+    bool stop_consuming;
+    uint64_t generation; /* connection counter */
+    uint64_t next_seq;
+    sd_event_source *io_src;
+    sd_event_source *tick_src;
+    sd_event_source *retry_src;
+    sd_event_source *drain_src;
+    struct backoff backoff;
+    unsigned failures;
+
+    struct outbox outbox; /* published, not yet confirmed */
+
+    mq_delivery_fn on_delivery;
+    mq_state_fn on_state;
+    void *userdata;
+};
 
 #define MQ_BACKOFF_MIN_MS 200
 #define MQ_BACKOFF_MAX_MS 10000
@@ -49,7 +83,7 @@ static void mq_close_connection(struct mq *mq)
     mq->consuming = false;
 }
 
-void mq_lost(struct mq *mq, const char *why)
+static void mq_lost(struct mq *mq, const char *why)
 {
     bool was_connected = mq->connected;
     mq->connected = false; /* no polite close on a broken connection */
@@ -65,84 +99,15 @@ void mq_lost(struct mq *mq, const char *why)
                                backoff_next_ms(&mq->backoff) * 1000, 1000, on_mq_retry, mq);
 }
 
-static const char *mq_reply_text(amqp_rpc_reply_t r, char *buf, size_t len)
-{
-    switch (r.reply_type) {
-    case AMQP_RESPONSE_NORMAL:
-        return "ok";
-    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
-        return amqp_error_string2(r.library_error);
-    case AMQP_RESPONSE_SERVER_EXCEPTION:
-        if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
-            amqp_connection_close_t *m = r.reply.decoded;
-            snprintf(buf, len, "server closed the connection: %.*s", (int)m->reply_text.len,
-                     (const char *)m->reply_text.bytes);
-        } else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
-            amqp_channel_close_t *m = r.reply.decoded;
-            snprintf(buf, len, "server closed the channel: %.*s", (int)m->reply_text.len,
-                     (const char *)m->reply_text.bytes);
-        } else {
-            snprintf(buf, len, "server error (method 0x%08x)", r.reply.id);
-        }
-        return buf;
-    default:
-        return "no reply";
-    }
-}
-
-/* Checks the reply of the last synchronous call; on failure records why. */
-static bool mq_rpc_ok(struct mq *mq, const char *what, char *why, size_t whylen)
-{
-    char buf[256];
-    amqp_rpc_reply_t r = amqp_get_rpc_reply(mq->conn);
-    if (r.reply_type == AMQP_RESPONSE_NORMAL)
-        return true;
-    snprintf(why, whylen, "%s: %s", what, mq_reply_text(r, buf, sizeof(buf)));
-    return false;
-}
-
-/* Topology */
-
-static bool mq_declare(struct mq *mq, char *why, size_t whylen)
-{
-    amqp_connection_state_t c = mq->conn;
-    amqp_exchange_declare(c, MQ_CHANNEL, amqp_cstring_bytes(MQ_EXCHANGE),
-                          amqp_cstring_bytes("topic"), 0, 1, 0, 0, amqp_empty_table);
-    if (!mq_rpc_ok(mq, "declare exchange " MQ_EXCHANGE, why, whylen))
-        return false;
-    amqp_exchange_declare(c, MQ_CHANNEL, amqp_cstring_bytes(MQ_DLX), amqp_cstring_bytes("fanout"),
-                          0, 1, 0, 0, amqp_empty_table);
-    if (!mq_rpc_ok(mq, "declare exchange " MQ_DLX, why, whylen))
-        return false;
-    amqp_queue_declare(c, MQ_CHANNEL, amqp_cstring_bytes(MQ_DLX_QUEUE), 0, 1, 0, 0,
-                       amqp_empty_table);
-    if (!mq_rpc_ok(mq, "declare queue " MQ_DLX_QUEUE, why, whylen))
-        return false;
-    amqp_queue_bind(c, MQ_CHANNEL, amqp_cstring_bytes(MQ_DLX_QUEUE), amqp_cstring_bytes(MQ_DLX),
-                    amqp_cstring_bytes(""), amqp_empty_table);
-    if (!mq_rpc_ok(mq, "bind " MQ_DLX_QUEUE, why, whylen))
-        return false;
-    amqp_table_entry_t dlx_arg = {
-        .key = amqp_cstring_bytes("x-dead-letter-exchange"),
-        .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes(MQ_DLX)}};
-    amqp_table_t args = {.num_entries = 1, .entries = &dlx_arg};
-    amqp_queue_declare(c, MQ_CHANNEL, amqp_cstring_bytes(mq->queue), 0, 1, 0, 0, args);
-    if (!mq_rpc_ok(mq, "declare the worker's queue", why, whylen))
-        return false;
-    amqp_queue_bind(c, MQ_CHANNEL, amqp_cstring_bytes(mq->queue), amqp_cstring_bytes(MQ_EXCHANGE),
-                    amqp_cstring_bytes(mq->routing_key), amqp_empty_table);
-    return mq_rpc_ok(mq, "bind the worker's queue", why, whylen);
-}
-
 static bool mq_consume(struct mq *mq, char *why, size_t whylen);
 
 static bool mq_start_consuming(struct mq *mq, char *why, size_t whylen)
 {
     amqp_basic_qos(mq->conn, MQ_CHANNEL, 0, (uint16_t)mq->prefetch, 0);
-    if (!mq_rpc_ok(mq, "basic.qos", why, whylen))
+    if (!mq_rpc_ok(mq->conn, "basic.qos", why, whylen))
         return false;
     amqp_confirm_select(mq->conn, MQ_CHANNEL);
-    if (!mq_rpc_ok(mq, "confirm.select", why, whylen))
+    if (!mq_rpc_ok(mq->conn, "confirm.select", why, whylen))
         return false;
     return mq->stop_consuming ? true : mq_consume(mq, why, whylen);
 }
@@ -152,12 +117,64 @@ static bool mq_consume(struct mq *mq, char *why, size_t whylen)
     amqp_basic_consume_ok_t *ok =
         amqp_basic_consume(mq->conn, MQ_CHANNEL, amqp_cstring_bytes(mq->queue), amqp_empty_bytes, 0,
                            0, 0, amqp_empty_table);
-    if (!mq_rpc_ok(mq, "basic.consume", why, whylen))
+    if (!mq_rpc_ok(mq->conn, "basic.consume", why, whylen))
         return false;
     snprintf(mq->consumer_tag, sizeof(mq->consumer_tag), "%.*s", (int)ok->consumer_tag.len,
              (const char *)ok->consumer_tag.bytes);
     mq->consuming = true;
     return true;
+}
+
+/* Publishing: every message goes through the outbox and stays there until
+ * the broker confirms it. */
+
+static bool mq_send(struct mq *mq, struct outbox_message *m)
+{
+    amqp_basic_properties_t props = {0};
+    props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
+                   AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG |
+                   AMQP_BASIC_TIMESTAMP_FLAG;
+    props.content_type = amqp_cstring_bytes("application/json");
+    props.delivery_mode = 2;
+    props.message_id = amqp_cstring_bytes(m->message_id);
+    props.correlation_id = amqp_cstring_bytes(m->correlation_id);
+    props.timestamp = (uint64_t)time(NULL);
+    int rc = amqp_basic_publish(mq->conn, MQ_CHANNEL, amqp_cstring_bytes(MQ_EXCHANGE),
+                                amqp_cstring_bytes(m->routing_key), 0, 0, &props,
+                                amqp_cstring_bytes(m->body));
+    if (rc != AMQP_STATUS_OK) {
+        mq_lost(mq, amqp_error_string2(rc));
+        return false;
+    }
+    m->seq = ++mq->next_seq;
+    return true;
+}
+
+static void mq_send_unsent(struct mq *mq)
+{
+    for (struct outbox_message *m = outbox_next_unsent(&mq->outbox, NULL); m && mq->connected;
+         m = outbox_next_unsent(&mq->outbox, m))
+        if (!mq_send(mq, m))
+            return;
+}
+
+void mq_publish(struct mq *mq, const char *routing_key, const char *body, const char *message_id,
+                const char *correlation_id)
+{
+    struct outbox_message *m =
+        outbox_add(&mq->outbox, routing_key, body, message_id, correlation_id);
+    if (mq->connected)
+        mq_send(mq, m);
+}
+
+size_t mq_unconfirmed(const struct mq *mq)
+{
+    return mq->outbox.count;
+}
+
+size_t mq_unconfirmed_bytes(const struct mq *mq)
+{
+    return mq->outbox.bytes;
 }
 
 /* Reading */
@@ -169,12 +186,14 @@ static void mq_handle_frame(struct mq *mq, const amqp_frame_t *frame)
     switch (frame->payload.method.id) {
     case AMQP_BASIC_ACK_METHOD: {
         amqp_basic_ack_t *m = frame->payload.method.decoded;
-        mq_outbox_confirmed(mq, m->delivery_tag, m->multiple);
+        outbox_confirm(&mq->outbox, m->delivery_tag, m->multiple);
         break;
     }
     case AMQP_BASIC_NACK_METHOD: {
         amqp_basic_nack_t *m = frame->payload.method.decoded;
-        mq_outbox_rejected(mq, m->delivery_tag, m->multiple);
+        outbox_unsend(&mq->outbox, m->delivery_tag, m->multiple);
+        log_warn("broker refused a published message; sending it again");
+        mq_send_unsent(mq);
         break;
     }
     case AMQP_CHANNEL_CLOSE_METHOD:
@@ -303,7 +322,7 @@ static bool mq_open(struct mq *mq, char *why, size_t whylen)
         goto done;
     }
     amqp_channel_open(mq->conn, MQ_CHANNEL);
-    ok = mq_rpc_ok(mq, "channel.open", why, whylen);
+    ok = mq_rpc_ok(mq->conn, "channel.open", why, whylen);
 done:
     secure_zero(url, strlen(url));
     free(url);
@@ -314,7 +333,8 @@ static void mq_connect(struct mq *mq)
 {
     char why[512] = "";
     mq->connected = false;
-    if (!mq_open(mq, why, sizeof(why)) || !mq_declare(mq, why, sizeof(why)) ||
+    if (!mq_open(mq, why, sizeof(why)) ||
+        !mq_topology_declare(mq->conn, mq->queue, mq->routing_key, why, sizeof(why)) ||
         !mq_start_consuming(mq, why, sizeof(why))) {
         mq_lost(mq, why);
         return;
@@ -335,7 +355,8 @@ static void mq_connect(struct mq *mq)
     mq->failures = 0;
     backoff_reset(&mq->backoff);
     /* Whatever was published and not confirmed goes out again. */
-    mq_outbox_resend(mq);
+    outbox_unsend_all(&mq->outbox);
+    mq_send_unsent(mq);
     if (mq->connected && mq->on_state)
         mq->on_state(mq, true, mq->userdata);
     if (mq->connected)
@@ -369,7 +390,7 @@ void mq_free(struct mq *mq)
     mq_close_connection(mq);
     mq->retry_src = sd_event_source_disable_unref(mq->retry_src);
     mq->drain_src = sd_event_source_disable_unref(mq->drain_src);
-    mq_outbox_free(mq);
+    outbox_free(&mq->outbox);
     secure_zero(mq->url, strlen(mq->url));
     free(mq->url);
     sd_event_unref(mq->loop);
@@ -424,6 +445,6 @@ void mq_stop_consuming(struct mq *mq)
     mq->consuming = false;
     amqp_basic_cancel(mq->conn, MQ_CHANNEL, amqp_cstring_bytes(mq->consumer_tag));
     char why[256];
-    if (!mq_rpc_ok(mq, "basic.cancel", why, sizeof(why)))
+    if (!mq_rpc_ok(mq->conn, "basic.cancel", why, sizeof(why)))
         mq_lost(mq, why);
 }

@@ -1,0 +1,29 @@
+/* The broker's topology (CONTRACT.md section 2): the exchanges, the
+ * dead-letter queue and this worker's queue, declared on an open channel with
+ * rabbitmq-c's synchronous calls, and the text of such a call's failure. */
+#ifndef ATTUNE_MQ_TOPOLOGY_H
+#define ATTUNE_MQ_TOPOLOGY_H
+
+#include <amqp.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "mq/mq.h"
+
+/* The one channel the worker uses. */
+#define MQ_CHANNEL 1
+
+/* The text of a synchronous call's reply: "ok", the library's error, or
+ * what the server said when it closed the channel or connection. */
+const char *mq_reply_text(amqp_rpc_reply_t reply, char *buf, size_t len);
+
+/* Checks the reply of the last synchronous call; on failure writes
+ * "what: why" into why and returns false. */
+bool mq_rpc_ok(amqp_connection_state_t conn, const char *what, char *why, size_t whylen);
+
+/* Declares MQ_EXCHANGE, MQ_DLX and MQ_DLX_QUEUE, and the worker's queue
+ * bound to its routing key. Returns false with the step that failed in why. */
+bool mq_topology_declare(amqp_connection_state_t conn, const char *queue, const char *routing_key,
+                         char *why, size_t whylen);
+
+#endif
