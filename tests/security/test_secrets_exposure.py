@@ -186,7 +186,13 @@ class RunningActionTest(WorkerTestCase):
         else:
             self.assertIn(3, fds, "the %s action has no control socket on fd 3" % runtime)
             self.assertTrue(is_socket(fds[3]), "fd 3 is not a socket: %s" % fds[3])
+        # The child may still be starting (the loader and setlocale hold a file
+        # open for an instant); an inherited descriptor stays for its whole life.
         child_fds = open_fds(child)
+        deadline = time.monotonic() + 5
+        while set(child_fds) != {0, 1, 2} and time.monotonic() < deadline:
+            time.sleep(0.05)
+            child_fds = open_fds(child)
         self.assertEqual(set(child_fds), {0, 1, 2},
                          "the action's child inherited descriptors: %r" % child_fds)
 
