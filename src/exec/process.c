@@ -1,5 +1,5 @@
 /* A child process supervised on the event loop (see process.h): its pipes,
- * the spawn, watching it on the loop, and releasing it. */
+ * the spawn, and the public calls; process_supervise.c watches it on the loop. */
 #include "exec/process.h"
 
 #include <errno.h>
@@ -13,7 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "exec/process_private.h"
+#include "exec/process_supervise.h"
 
 struct child_fds {
     int in[2], out[2], err[2], ctl[2]; /* [0] read end, [1] write end */
@@ -69,61 +69,14 @@ static int spawn_child(const struct proc_spec *spec, const struct child_fds *c, 
     return -rc;
 }
 
-static void feed_init(struct feed *f, int fd, const void *data, size_t len)
-{
-    f->fd = fd;
-    f->len = len;
-    f->off = 0;
-    f->data = xmalloc(len ? len : 1);
-    if (len)
-        memcpy(f->data, data, len);
-    f->src = NULL;
-}
-
-static int set_nonblocking(int fd)
-{
-    int flags = fcntl(fd, F_GETFL);
-    return flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 ? -errno : 0;
-}
-
-/* Takes the parent's ends of the pipes and watches them on the loop. */
-static int proc_watch(struct proc *p, const struct proc_spec *spec, struct child_fds *c)
+/* Moves the parent's ends into p, which closes them from now on. */
+static void proc_take_fds(struct proc *p, struct child_fds *c)
 {
     p->out_fd = c->out[0];
     p->err_fd = c->err[0];
-    c->out[0] = c->err[0] = -1;
-    feed_init(&p->stdin_feed, c->in[1], spec->stdin_data, spec->stdin_len);
-    c->in[1] = -1;
-    int rc = 0;
-    int fds[] = {p->out_fd, p->err_fd, p->stdin_feed.fd};
-    for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
-        rc = rc ? rc : set_nonblocking(fds[i]);
-    rc = rc ? rc : sd_event_add_io(p->loop, &p->out_src, p->out_fd, EPOLLIN, proc_on_output, p);
-    rc = rc ? rc : sd_event_add_io(p->loop, &p->err_src, p->err_fd, EPOLLIN, proc_on_output, p);
-    rc = rc ? rc
-            : sd_event_add_io(p->loop, &p->stdin_feed.src, p->stdin_feed.fd, EPOLLOUT,
-                              proc_on_stdin_writable, p);
-    if (rc == 0 && spec->control != PROC_CONTROL_NONE) {
-        p->control_fd = c->ctl[1];
-        c->ctl[1] = -1;
-        feed_init(&p->control_feed, p->control_fd, spec->control_data, spec->control_len);
-        rc = set_nonblocking(p->control_fd);
-        rc = rc ? rc
-                : sd_event_add_io(p->loop, &p->control_src, p->control_fd, EPOLLOUT,
-                                  proc_on_control, p);
-    }
-    /* Without a pidfd (a kernel or a valgrind that lacks pidfd_open), sd-event
-     * watches the pid itself through SIGCHLD, which the loop has blocked. */
-    if (rc == 0 && p->pidfd >= 0)
-        rc = sd_event_add_child_pidfd(p->loop, &p->child_src, p->pidfd, WEXITED, proc_on_child_exit,
-                                      p);
-    else if (rc == 0)
-        rc = sd_event_add_child(p->loop, &p->child_src, p->pid, WEXITED, proc_on_child_exit, p);
-    /* From the real start, not from the loop's cached time of this iteration. */
-    if (rc == 0 && spec->timeout_ms)
-        rc = sd_event_add_time(p->loop, &p->timeout_src, CLOCK_MONOTONIC,
-                               (p->started_ms + spec->timeout_ms) * 1000, 1000, proc_on_timeout, p);
-    return rc;
+    p->stdin_feed.fd = c->in[1];
+    p->control_fd = c->ctl[1]; /* -1 without a control channel */
+    c->out[0] = c->err[0] = c->in[1] = c->ctl[1] = -1;
 }
 
 static struct proc *proc_alloc(sd_event *loop, const struct proc_spec *spec, proc_done_fn done,
@@ -168,7 +121,8 @@ int proc_start(sd_event *loop, const struct proc_spec *spec, proc_done_fn done, 
         set_error(err, errlen, rc, "pidfd_open: %s", strerror(-rc));
         goto fail;
     }
-    rc = proc_watch(p, spec, &c);
+    proc_take_fds(p, &c);
+    rc = proc_watch(p, spec);
     if (rc < 0) {
         set_error(err, errlen, rc, "cannot watch process: %s", strerror(-rc));
         goto fail;
@@ -212,18 +166,7 @@ void proc_free(struct proc *p)
         else
             waitid(P_PID, (id_t)p->pid, &si, WEXITED);
     }
-    drop_source(&p->child_src);
-    drop_source(&p->timeout_src);
-    drop_source(&p->kill_src);
-    drop_source(&p->out_src);
-    drop_source(&p->err_src);
-    drop_source(&p->control_src);
-    feed_free(&p->stdin_feed);
-    feed_free(&p->control_feed);
-    close_fd(&p->stdin_feed.fd);
-    close_fd(&p->out_fd);
-    close_fd(&p->err_fd);
-    close_fd(&p->control_fd);
+    proc_unwatch(p);
     close_fd(&p->pidfd);
     strbuf_free(&p->result.reply);
     sd_event_unref(p->loop);

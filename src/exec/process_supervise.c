@@ -1,13 +1,17 @@
-/* A supervised process's events on the loop (see process.h): output streamed
- * to the sinks, stdin and the control channel fed, the reply read, and the
- * exit, timeout and kill of the whole process group. */
+/* A supervised process's life on the loop (see process.h): its pipes and exit
+ * watched, output streamed to the sinks, stdin and the control channel fed,
+ * the reply read, and the timeout and kill of the whole process group. */
+#include "exec/process_supervise.h"
+
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
 #include "core/log.h"
-#include "exec/process_private.h"
 
 #define PROC_READ_CHUNK 65536
 /* Reads per wake-up, so one chatty child cannot starve the loop. */
@@ -16,6 +20,11 @@
 
 static void proc_check_done(struct proc *p);
 static int proc_arm_kill_timer(struct proc *p, uint64_t delay_ms);
+
+static void drop_source(sd_event_source **src)
+{
+    *src = sd_event_source_disable_unref(*src);
+}
 
 /* Output */
 
@@ -30,7 +39,7 @@ static void proc_stream_closed(struct proc *p, bool is_stdout)
     }
 }
 
-int proc_on_output(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+static int proc_on_output(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
     struct proc *p = userdata;
     bool is_stdout = s == p->out_src;
@@ -54,6 +63,27 @@ int proc_on_output(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 
 /* Feeding stdin and the control channel */
 
+/* Copies data; f->fd is already set by whoever took the fd. */
+static void feed_init(struct feed *f, const void *data, size_t len)
+{
+    f->len = len;
+    f->off = 0;
+    f->data = xmalloc(len ? len : 1);
+    if (len)
+        memcpy(f->data, data, len);
+    f->src = NULL;
+}
+
+static void feed_free(struct feed *f)
+{
+    drop_source(&f->src);
+    if (f->data) {
+        secure_zero(f->data, f->len);
+        free(f->data);
+    }
+    f->data = NULL;
+}
+
 /* Writes what the fd takes. Returns 1 when all was written, 0 to wait for
  * writability, -1 when the child closed its end (nothing more to deliver). */
 static int feed_write(struct feed *f, uint32_t revents)
@@ -73,7 +103,7 @@ static int feed_write(struct feed *f, uint32_t revents)
     return 1;
 }
 
-int proc_on_stdin_writable(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+static int proc_on_stdin_writable(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
     struct proc *p = userdata;
     (void)s;
@@ -107,7 +137,7 @@ static void control_read_reply(struct proc *p)
 
 /* One source serves the control fd: first it sends, then (for a socket) it
  * reads the reply until end of file. */
-int proc_on_control(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+static int proc_on_control(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
     struct proc *p = userdata;
     (void)fd;
@@ -154,7 +184,7 @@ void proc_begin_termination(struct proc *p)
     proc_arm_kill_timer(p, p->kill_grace_ms);
 }
 
-int proc_on_child_exit(sd_event_source *s, const siginfo_t *si, void *userdata)
+static int proc_on_child_exit(sd_event_source *s, const siginfo_t *si, void *userdata)
 {
     struct proc *p = userdata;
     (void)s;
@@ -174,7 +204,8 @@ int proc_on_child_exit(sd_event_source *s, const siginfo_t *si, void *userdata)
     return 0;
 }
 
-static void proc_force_finish(struct proc *p)
+/* Stops reading and feeding the child: its pipes closed, their sources gone. */
+static void proc_close_pipes(struct proc *p)
 {
     proc_stream_closed(p, true);
     proc_stream_closed(p, false);
@@ -198,7 +229,7 @@ static int on_kill_timer(sd_event_source *s, uint64_t usec, void *userdata)
     } else if (p->reaped) {
         /* Something outside the group still holds the pipes: stop waiting. */
         log_warn("process %d: output still open after SIGKILL; closing it", (int)p->pid);
-        proc_force_finish(p);
+        proc_close_pipes(p);
         proc_check_done(p);
     }
     return 0;
@@ -211,7 +242,7 @@ static int proc_arm_kill_timer(struct proc *p, uint64_t delay_ms)
                                       on_kill_timer, p);
 }
 
-int proc_on_timeout(sd_event_source *s, uint64_t usec, void *userdata)
+static int proc_on_timeout(sd_event_source *s, uint64_t usec, void *userdata)
 {
     struct proc *p = userdata;
     (void)s;
@@ -236,4 +267,54 @@ static void proc_check_done(struct proc *p)
     drop_source(&p->stdin_feed.src);
     close_fd(&p->stdin_feed.fd);
     p->done(p, p->userdata);
+}
+
+/* Watching and letting go */
+
+static int set_nonblocking(int fd)
+{
+    int flags = fcntl(fd, F_GETFL);
+    return flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 ? -errno : 0;
+}
+
+int proc_watch(struct proc *p, const struct proc_spec *spec)
+{
+    feed_init(&p->stdin_feed, spec->stdin_data, spec->stdin_len);
+    int rc = 0;
+    int fds[] = {p->out_fd, p->err_fd, p->stdin_feed.fd};
+    for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
+        rc = rc ? rc : set_nonblocking(fds[i]);
+    rc = rc ? rc : sd_event_add_io(p->loop, &p->out_src, p->out_fd, EPOLLIN, proc_on_output, p);
+    rc = rc ? rc : sd_event_add_io(p->loop, &p->err_src, p->err_fd, EPOLLIN, proc_on_output, p);
+    rc = rc ? rc
+            : sd_event_add_io(p->loop, &p->stdin_feed.src, p->stdin_feed.fd, EPOLLOUT,
+                              proc_on_stdin_writable, p);
+    if (rc == 0 && spec->control != PROC_CONTROL_NONE) {
+        p->control_feed.fd = p->control_fd;
+        feed_init(&p->control_feed, spec->control_data, spec->control_len);
+        rc = set_nonblocking(p->control_fd);
+        rc = rc ? rc
+                : sd_event_add_io(p->loop, &p->control_src, p->control_fd, EPOLLOUT,
+                                  proc_on_control, p);
+    }
+    /* Without a pidfd (a kernel or a valgrind that lacks pidfd_open), sd-event
+     * watches the pid itself through SIGCHLD, which the loop has blocked. */
+    if (rc == 0 && p->pidfd >= 0)
+        rc = sd_event_add_child_pidfd(p->loop, &p->child_src, p->pidfd, WEXITED, proc_on_child_exit,
+                                      p);
+    else if (rc == 0)
+        rc = sd_event_add_child(p->loop, &p->child_src, p->pid, WEXITED, proc_on_child_exit, p);
+    /* From the real start, not from the loop's cached time of this iteration. */
+    if (rc == 0 && spec->timeout_ms)
+        rc = sd_event_add_time(p->loop, &p->timeout_src, CLOCK_MONOTONIC,
+                               (p->started_ms + spec->timeout_ms) * 1000, 1000, proc_on_timeout, p);
+    return rc;
+}
+
+void proc_unwatch(struct proc *p)
+{
+    drop_source(&p->child_src);
+    drop_source(&p->timeout_src);
+    drop_source(&p->kill_src);
+    proc_close_pipes(p);
 }

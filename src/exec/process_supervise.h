@@ -1,10 +1,8 @@
-/* What process.c (spawning) and process_supervise.c (the child's events on
- * the loop) share about a supervised process; not for other modules. */
-#ifndef ATTUNE_EXEC_PROCESS_PRIVATE_H
-#define ATTUNE_EXEC_PROCESS_PRIVATE_H
+/* The supervised process's state and its life on the loop, as process_supervise.c
+ * offers them to process.c (spawning, the public calls); not for other modules. */
+#ifndef ATTUNE_EXEC_PROCESS_SUPERVISE_H
+#define ATTUNE_EXEC_PROCESS_SUPERVISE_H
 
-#include <signal.h>
-#include <stdlib.h>
 #include <unistd.h>
 
 #include "exec/process.h"
@@ -55,27 +53,13 @@ static inline void close_fd(int *fd)
     *fd = -1;
 }
 
-static inline void drop_source(sd_event_source **src)
-{
-    *src = sd_event_source_disable_unref(*src);
-}
+/* Watches what p already holds: the parent's ends (out_fd, err_fd,
+ * stdin_feed.fd, control_fd when there is a control channel), the exit, the
+ * timeout. On failure p keeps what it holds, for proc_unwatch. */
+int proc_watch(struct proc *p, const struct proc_spec *spec);
 
-static inline void feed_free(struct feed *f)
-{
-    drop_source(&f->src);
-    if (f->data) {
-        secure_zero(f->data, f->len);
-        free(f->data);
-    }
-    f->data = NULL;
-}
-
-/* Loop callbacks proc_start installs (process_supervise.c). */
-int proc_on_output(sd_event_source *s, int fd, uint32_t revents, void *userdata);
-int proc_on_stdin_writable(sd_event_source *s, int fd, uint32_t revents, void *userdata);
-int proc_on_control(sd_event_source *s, int fd, uint32_t revents, void *userdata);
-int proc_on_child_exit(sd_event_source *s, const siginfo_t *si, void *userdata);
-int proc_on_timeout(sd_event_source *s, uint64_t usec, void *userdata);
+/* Drops every loop source and closes the pipes: the end of watching. */
+void proc_unwatch(struct proc *p);
 
 /* SIGTERM to the group now, SIGKILL after the grace; once only. */
 void proc_begin_termination(struct proc *p);
