@@ -10,6 +10,9 @@
 #include <sys/types.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+/* A macro's value as a string literal. */
+#define STRINGIFY(x) STRINGIFY_TEXT(x)
+#define STRINGIFY_TEXT(x) #x
 
 void *xmalloc(size_t size);
 void *xcalloc(size_t count, size_t size);

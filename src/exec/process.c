@@ -55,8 +55,14 @@ static int spawn_child(const struct proc_spec *spec, const struct child_fds *c, 
     posix_spawn_file_actions_adddup2(&fa, c->err[1], 2);
     if (child_ctl >= 0)
         posix_spawn_file_actions_adddup2(&fa, child_ctl, 3);
+    else if (spec->file_fd > 2)
+        posix_spawn_file_actions_addclose(&fa, 3);
+    if (spec->file_fd > 2)
+        posix_spawn_file_actions_adddup2(&fa, spec->file_fd, PROC_FILE_FD);
     /* Belt and braces: whatever a library opened without O_CLOEXEC stays out. */
-    posix_spawn_file_actions_addclosefrom_np(&fa, child_ctl >= 0 ? 4 : 3);
+    posix_spawn_file_actions_addclosefrom_np(&fa, spec->file_fd > 2 ? PROC_FILE_FD + 1
+                                                  : child_ctl >= 0  ? 4
+                                                                    : 3);
     if (spec->cwd)
         posix_spawn_file_actions_addchdir_np(&fa, spec->cwd);
     posix_spawnattr_setflags(&attr,

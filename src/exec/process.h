@@ -22,6 +22,9 @@ enum proc_control {
                             end of file; what the child writes back is the reply */
 };
 
+/* Where the child finds an in-memory file it was given (proc_spec.file_fd). */
+#define PROC_FILE_FD 4
+
 struct proc_spec {
     const char *path; /* absolute path of the program */
     char *const *argv;
@@ -32,7 +35,8 @@ struct proc_spec {
     enum proc_control control;
     const void *control_data;
     size_t control_len;
-    size_t reply_max;                /* bytes of reply kept at most */
+    int file_fd;      /* > 2: handed to the child as PROC_FILE_FD (the parent keeps its own) */
+    size_t reply_max; /* bytes of reply kept at most */
     struct output_sink *stdout_sink; /* borrowed; must outlive the process */
     struct output_sink *stderr_sink;
     uint64_t timeout_ms;    /* 0: none */

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,7 +23,7 @@
 struct execution {
     const struct executor_settings *settings;
     char *dir;
-    char *param_file; /* NULL with stdin delivery */
+    int param_fd; /* the in-memory parameter file; -1 with stdin delivery */
     enum output_format output_format;
     int timeout_seconds;
     launch_decode_fn decode_reply;
@@ -265,8 +266,6 @@ static void on_proc_done(struct proc *proc, void *userdata)
         ex->settings->on_reap(proc_pid(proc), ex->settings->hook_userdata);
     output_sink_close(&ex->out);
     output_sink_close(&ex->err);
-    if (ex->param_file)
-        unlink(ex->param_file);
     ex->result = execution_build_result(ex, proc_get_result(proc));
     execution_write_result_file(ex);
     ex->done(ex, ex->userdata);
@@ -302,22 +301,25 @@ static int execution_open_logs(struct execution *ex, const struct executor_setti
     return rc;
 }
 
-static const char *param_file_extension(enum param_format f)
+/* File delivery: the parameters live in a sealed memfd the child gets as
+ * PROC_FILE_FD, so no byte of them (nor of the secrets merged in) is ever on
+ * disk; /proc/self/fd/N opens it like a file, for the action and its children. */
+static int execution_write_param_file(struct execution *ex, const struct strbuf *text, char *err,
+                                      size_t errlen)
 {
-    return f == PARAM_FORMAT_YAML ? "yaml" : f == PARAM_FORMAT_DOTENV ? "env" : "json";
-}
-
-static int execution_write_param_file(struct execution *ex, const struct action *a,
-                                      const struct strbuf *text, char *err, size_t errlen)
-{
-    ex->param_file =
-        xasprintf("%s/parameters.%s", ex->dir, param_file_extension(a->parameter_format));
-    int fd = open(ex->param_file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0400);
+    static const int seals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL;
+    int fd = memfd_create("attune-parameters", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     int rc = fd < 0 ? -errno : write_all(fd, text->data, text->len);
+    if (rc == 0 && (fchmod(fd, 0400) < 0 || fcntl(fd, F_ADD_SEALS, seals) < 0))
+        rc = -errno;
+    /* Above the numbers the child's descriptors are moved to. */
+    ex->param_fd = rc == 0 ? fcntl(fd, F_DUPFD_CLOEXEC, PROC_FILE_FD + 1) : -1;
+    if (rc == 0 && ex->param_fd < 0)
+        rc = -errno;
     if (fd >= 0)
         close(fd);
     if (rc < 0)
-        return set_error(err, errlen, rc, "cannot write parameter file %s: %s", ex->param_file,
+        return set_error(err, errlen, rc, "cannot make the in-memory parameter file: %s",
                          strerror(-rc));
     return 0;
 }
@@ -347,8 +349,8 @@ static void execution_env(const struct execution *ex, const struct executor_sett
     strv_setenv(env, "ATTUNE_PACK", a->pack_ref);
     strv_setenv(env, "ATTUNE_PARAMETER_DELIVERY", param_delivery_name(a->parameter_delivery));
     strv_setenv(env, "ATTUNE_PARAMETER_FORMAT", param_format_name(a->parameter_format));
-    if (ex->param_file)
-        strv_setenv(env, "ATTUNE_PARAMETER_FILE", ex->param_file);
+    if (ex->param_fd >= 0)
+        strv_setenv(env, "ATTUNE_PARAMETER_FILE", "/proc/self/fd/" STRINGIFY(PROC_FILE_FD));
     char *files = xasprintf("%s/files", ex->dir);
     strv_setenv(env, "ATTUNE_ARTIFACTS_DIR", files);
     free(files);
@@ -382,6 +384,7 @@ static int execution_spawn(struct execution *ex, sd_event *loop, const struct ex
             .control = l.control,
             .control_data = l.control_data.data,
             .control_len = l.control_data.len,
+            .file_fd = ex->param_fd,
             .reply_max = EXECUTION_REPLY_MAX,
             .stdout_sink = &ex->out,
             .stderr_sink = &ex->err,
@@ -390,6 +393,10 @@ static int execution_spawn(struct execution *ex, sd_event *loop, const struct ex
         };
         ex->decode_reply = l.decode_reply;
         rc = proc_start(loop, &spec, on_proc_done, ex, &ex->proc, err, errlen);
+        if (ex->param_fd >= 0) { /* the child has its own */
+            close(ex->param_fd);
+            ex->param_fd = -1;
+        }
         if (rc == 0 && s->on_spawn)
             s->on_spawn(proc_pid(ex->proc), s->hook_userdata);
     }
@@ -410,7 +417,7 @@ int execution_start(sd_event *loop, const struct executor_settings *settings,
     struct execution *ex = xcalloc(1, sizeof(*ex));
     ex->settings = settings;
     ex->dir = xstrdup(req->artifacts_dir);
-    ex->out.fd = ex->err.fd = -1;
+    ex->out.fd = ex->err.fd = ex->param_fd = -1;
     ex->output_format = req->action->output_format;
     ex->timeout_seconds = req->timeout_seconds;
     ex->done = done;
@@ -422,13 +429,11 @@ int execution_start(sd_event *loop, const struct executor_settings *settings,
     if (rc == 0)
         rc = execution_open_logs(ex, settings, err, errlen);
     if (rc == 0 && req->action->parameter_delivery == PARAM_DELIVERY_FILE)
-        rc = execution_write_param_file(ex, req->action, &params_text, err, errlen);
+        rc = execution_write_param_file(ex, &params_text, err, errlen);
     if (rc == 0)
         rc = execution_spawn(ex, loop, settings, req, rt, &params_text, err, errlen);
     strbuf_free(&params_text);
     if (rc < 0) {
-        if (ex->param_file)
-            unlink(ex->param_file);
         execution_free(ex);
         return rc;
     }
@@ -465,7 +470,8 @@ void execution_free(struct execution *ex)
     output_sink_close(&ex->out);
     output_sink_close(&ex->err);
     json_decref(ex->result);
-    free(ex->param_file);
+    if (ex->param_fd >= 0)
+        close(ex->param_fd);
     free(ex->dir);
     free(ex);
 }

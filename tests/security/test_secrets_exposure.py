@@ -1,7 +1,8 @@
 """Looks at running actions from outside for secrets where they must never be:
 /proc/PID/environ and /proc/PID/cmdline of the action and of a child it starts,
 open file descriptors, files left under the artifacts directory or /tmp, and a
-later execution that was not given them."""
+later execution that was not given them; and that a parameter file never
+reaches the disk."""
 import base64
 import json
 import os
@@ -218,6 +219,43 @@ def _running_test(runtime, short):
 
 for _runtime, _short in RUNTIMES:
     setattr(RunningActionTest, "test_%s" % _runtime, _running_test(_runtime, _short))
+
+
+class ParameterFileTest(WorkerTestCase):
+    """File delivery: the parameter file lives in memory only."""
+
+    def setUp(self):
+        super().setUp()
+        self.since = time.time() - 1
+
+    def test_parameter_file_never_reaches_disk(self):
+        marker = random_secrets.token_hex(16)
+        needle = {marker.encode()}
+        pidfile, gofile = self.path("pids.json"), self.path("go")
+        argv = action_argv("testpack.waiter_file_sh", artifacts_dir=self.artifacts,
+                           params={"pidfile": pidfile, "gofile": gofile, "marker": marker})
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=worker_env(), cwd=self.tmp)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        if not wait_for_file(pidfile, 30, proc):
+            proc.kill()
+            self.fail("the action did not start: %r" % (proc.communicate(),))
+        with open(pidfile) as f:
+            action = json.load(f)["pid"]
+        with open("/proc/%d/environ" % action, "rb") as f:
+            env = dict(e.split(b"=", 1) for e in f.read().split(b"\0") if b"=" in e)
+        self.assertEqual(env[b"ATTUNE_PARAMETER_FILE"], b"/proc/self/fd/4")
+        target = os.readlink("/proc/%d/fd/4" % action)
+        self.assertTrue(target.startswith("/memfd:attune-parameters"), target)
+        with open("/proc/%d/fd/4" % action, "rb") as f:
+            self.assertIn(marker.encode(), f.read(), "the parameters are not in the file")
+        self.assertEqual(stat.S_IMODE(os.stat("/proc/%d/fd/4" % action).st_mode), 0o400)
+        while_running = scan_files([self.artifacts] + temp_roots(), needle, self.since)
+        open(gofile, "w").close()
+        out, err = proc.communicate(timeout=60)
+        self.assertEqual(proc.returncode, 0, err)
+        after = scan_files([self.artifacts] + temp_roots(), needle, self.since)
+        self.assertEqual(while_running + after, [], "parameters found on disk")
 
 
 class SecretIsolationTest(WorkerTestCase):
