@@ -187,7 +187,7 @@ class ServiceFlowTest(ServiceTestCase):
 
     def test_duplicate_request_runs_once(self):
         w = self.start_worker()
-        dead = self.dead_letter_listener()
+        dead = self.dead_letter_listener(w.id)
         runs = self.path("runs.txt")
         eid = self.db.insert_execution("svc.append", {"file": runs})
         env = request_envelope(eid, w.id, "svc.append", {"parameters": {"file": runs}})
@@ -242,7 +242,7 @@ class ServiceFlowTest(ServiceTestCase):
 
     def test_unknown_execution_is_dead_lettered(self):
         w = self.start_worker()
-        dead = self.dead_letter_listener()
+        dead = self.dead_letter_listener(w.id)
         eid = self.db.value("SELECT COALESCE(MAX(id), 0) FROM attune.execution") + 7777
         marker = new_marker()
         env = request_envelope(eid, w.id, "svc.noop", {"parameters": {}}, trace_id=marker)
