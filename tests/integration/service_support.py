@@ -544,7 +544,7 @@ class EventListener(Listener):
     dispatch (another test's worker without a queue) look routed."""
 
     def __init__(self, url):
-        super().__init__(url, [(EXCHANGE, "execution.status_changed"),
+        super().__init__(url, [(EXCHANGE, "execution.status.changed"),
                                (EXCHANGE, "execution.completed")])
 
     def events(self, execution_id, message_type=None):

@@ -122,7 +122,7 @@ class ServiceFlowTest(ServiceTestCase):
         _, _, done = heard[-1]
         payload = done["payload"]
         self.assertEqual(payload["execution_id"], eid)
-        self.assertEqual(payload["status"], "completed")
+        self.assertEqual(payload["status"], "Completed")
         self.assertEqual(payload["action_ref"], "svc.gate")
         self.assertEqual(payload["action_id"], self.gate_id)
         self.assertEqual(payload["result"], result)
@@ -137,7 +137,7 @@ class ServiceFlowTest(ServiceTestCase):
             self.assertEqual(method.exchange, EXCHANGE, what)
             self.assertEqual(method.routing_key, "execution.completed"
                              if env["message_type"] == "ExecutionCompleted"
-                             else "execution.status_changed", what)
+                             else "execution.status.changed", what)
             self.assertEqual(env["correlation_id"], request["correlation_id"], what)
             self.assertEqual(env["version"], "1.0", what)
             self.assertIsInstance(env["timestamp"], str, what)
@@ -227,7 +227,9 @@ class ServiceFlowTest(ServiceTestCase):
         self.assertRegex(row["result"]["error"], r"not registered|unknown|not found|no such",
                          row["result"])
         self.assertTrue(events.wait_for(lambda _: events.completed(eid), 10 * SLOW))
-        self.assertEqual(events.completed(eid)[0][2]["payload"]["status"], "failed")
+        done = events.completed(eid)[0][2]["payload"]
+        self.assertEqual(done["status"], "Failed")
+        self.assertEqual(done["action_id"], 0, "no action row and none named: 0, not null")
 
     def test_missing_entry_point_fails_with_a_reason(self):
         w = self.start_worker()

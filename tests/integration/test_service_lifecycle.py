@@ -14,6 +14,12 @@ NOOP_SH = """#!/bin/bash
 echo "noop $PARAM_N"
 """
 
+# Holds its slot until the file named by the gate parameter exists.
+WAIT_SH = """#!/bin/bash
+for _ in $(seq 1 600); do [ -e "$PARAM_GATE" ] && break; sleep 0.05; done
+echo waited
+"""
+
 
 class ServiceLifecycleTest(ServiceTestCase):
 
@@ -22,8 +28,11 @@ class ServiceLifecycleTest(ServiceTestCase):
         write_pack(cls.packs_dir, "life")
         write_action_file(cls.packs_dir, "life", "noop.sh", NOOP_SH)
         cls.pack_id = cls.db.insert_pack("life")
-        cls.db.insert_action(cls.pack_id, "life", "noop", "noop.sh",
-                             params={"n": {"type": "integer"}})
+        cls.noop_id = cls.db.insert_action(cls.pack_id, "life", "noop", "noop.sh",
+                                           params={"n": {"type": "integer"}})
+        write_action_file(cls.packs_dir, "life", "wait.sh", WAIT_SH)
+        cls.db.insert_action(cls.pack_id, "life", "wait", "wait.sh",
+                             params={"gate": {"type": "string"}}, required=["gate"])
 
     def unique_name(self, what):
         return "w-%s-%s" % (what, uuid.uuid4().hex[:8])
@@ -137,7 +146,16 @@ class ServiceLifecycleTest(ServiceTestCase):
                                              worker=other)
         waiting = self.db.insert_execution("life.noop", {"n": 7}, status="scheduled")
 
+        events = self.event_listener()
         w = self.start_worker(name)
+        self.assertTrue(events.wait_for(lambda _: all(events.completed(e) for e in stale),
+                                        10 * SLOW), w.describe())
+        for eid in stale:
+            (_, _, changed), (_, _, completed) = events.events(eid)
+            self.assertEqual((changed["payload"]["previous_status"],
+                              changed["payload"]["new_status"]), ("running", "abandoned"))
+            self.assertEqual(completed["payload"]["status"], "Abandoned")
+            self.assertEqual(completed["payload"]["action_id"], self.noop_id)
         self.assertEqual(w.id, wid)
         for eid in stale:
             row = self.db.execution(eid)
