@@ -25,7 +25,7 @@ static struct execution_call *call_new(void *userdata)
 }
 
 /* An execution row's columns, in this order: id, the status before the
- * claim, action_ref, config, timeout_seconds, env_vars. */
+ * claim, action_ref, config, timeout_seconds, env_vars, action. */
 static void on_execution_row(struct db *db, const PGresult *res, const char *error, void *userdata)
 {
     struct execution_call *c = userdata;
@@ -43,6 +43,7 @@ static void on_execution_row(struct db *db, const PGresult *res, const char *err
         .config = db_json(res, 0, 3, config_error, sizeof(config_error)),
         .timeout_seconds = (int)db_int64(res, 0, 4),
         .env_vars = db_json(res, 0, 5, NULL, 0),
+        .action_id = db_int64(res, 0, 6),
     };
     if (!row.config && db_text(res, 0, 3))
         row.config_error = config_error;
@@ -71,7 +72,7 @@ void db_execution_claim(struct db *db, int64_t id, int64_t worker_id, db_executi
         "UPDATE attune.execution e SET status = 'running', worker = $2, started_at = NOW() "
         "FROM prev WHERE e.id = prev.id AND prev.status IN ('requested', 'scheduling', "
         "'scheduled') RETURNING e.id, prev.status::text, e.action_ref, e.config, "
-        "e.timeout_seconds, e.env_vars";
+        "e.timeout_seconds, e.env_vars, e.action";
     execution_row_query(db, sql, id, worker_id, done, userdata);
 }
 
@@ -79,8 +80,8 @@ void db_execution_resume(struct db *db, int64_t id, int64_t worker_id, db_execut
                          void *userdata)
 {
     static const char sql[] = "SELECT id, 'scheduled', action_ref, config, timeout_seconds, "
-                              "env_vars FROM attune.execution WHERE id = $1 AND status = 'running' "
-                              "AND worker = $2";
+                              "env_vars, action FROM attune.execution WHERE id = $1 AND status = "
+                              "'running' AND worker = $2";
     execution_row_query(db, sql, id, worker_id, done, userdata);
 }
 

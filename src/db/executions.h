@@ -19,6 +19,7 @@ struct execution_row {
     const char *config_error; /* why config did not parse, NULL when it did */
     int timeout_seconds;      /* 0 when NULL */
     json_t *env_vars;         /* NULL when NULL */
+    int64_t action_id;        /* the action column, 0 when NULL */
 };
 
 /* Who holds an execution now. */

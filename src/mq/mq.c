@@ -40,6 +40,7 @@ struct mq {
     sd_event_source *drain_src;
     struct backoff backoff;
     unsigned failures;
+    unsigned topology_warned; /* objects found with other settings, already reported */
 
     struct outbox outbox; /* published, not yet confirmed */
 
@@ -334,7 +335,8 @@ static void mq_connect(struct mq *mq)
     char why[512] = "";
     mq->connected = false;
     if (!mq_open(mq, why, sizeof(why)) ||
-        !mq_topology_declare(mq->conn, mq->queue, mq->routing_key, why, sizeof(why)) ||
+        !mq_topology_declare(mq->conn, mq->queue, mq->routing_key, &mq->topology_warned, why,
+                             sizeof(why)) ||
         !mq_start_consuming(mq, why, sizeof(why))) {
         mq_lost(mq, why);
         return;

@@ -1,5 +1,5 @@
-/* The broker connection on the event loop (rabbitmq-c): declares the
- * topology of CONTRACT.md section 2, consumes the worker's queue with manual
+/* The broker connection on the event loop (rabbitmq-c): declares Attune's
+ * topology (topology.h), consumes the worker's queue with manual
  * acknowledgement, publishes with publisher confirms (keeping each message
  * until the broker confirms it, and sending it again after a reconnect), and
  * reconnects with capped exponential backoff. */

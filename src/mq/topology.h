@@ -1,6 +1,7 @@
-/* The broker's topology (CONTRACT.md section 2): the exchanges, the
- * dead-letter queue and this worker's queue, declared on an open channel with
- * rabbitmq-c's synchronous calls, and the text of such a call's failure. */
+/* The broker's topology as Attune's services declare it today (docs/
+ * interfaces.md, "Messages"): its exchanges, the dead-letter queue and this
+ * worker's queue, declared on an open channel with rabbitmq-c's synchronous
+ * calls, and the text of such a call's failure. */
 #ifndef ATTUNE_MQ_TOPOLOGY_H
 #define ATTUNE_MQ_TOPOLOGY_H
 
@@ -21,9 +22,12 @@ const char *mq_reply_text(amqp_rpc_reply_t reply, char *buf, size_t len);
  * "what: why" into why and returns false. */
 bool mq_rpc_ok(amqp_connection_state_t conn, const char *what, char *why, size_t whylen);
 
-/* Declares MQ_EXCHANGE, MQ_DLX and MQ_DLX_QUEUE, and the worker's queue
- * bound to its routing key. Returns false with the step that failed in why. */
+/* Declares Attune's exchanges (MQ_EXCHANGE and MQ_DLX among them),
+ * MQ_DLX_QUEUE, and the worker's queue bound to its routing key. An object
+ * that already exists with other settings is used as it is, with a warning
+ * the first time (*warned keeps which were reported; start it at 0). Returns
+ * false with the step that failed in why. */
 bool mq_topology_declare(amqp_connection_state_t conn, const char *queue, const char *routing_key,
-                         char *why, size_t whylen);
+                         unsigned *warned, char *why, size_t whylen);
 
 #endif

@@ -37,8 +37,8 @@ struct job {
     json_t *env_vars;
     int timeout_seconds;
     char *dir;
+    int64_t action_id; /* the execution's action, else the loaded one's; 0 when unknown */
     /* From the loads */
-    int64_t action_id; /* 0 when unknown */
     struct action *action;
     json_t *params;
     json_t *secrets;
@@ -136,6 +136,7 @@ static void job_claimed(struct job *job, const struct execution_row *row)
         job->config_error = xasprintf("execution config cannot be read: %s", row->config_error);
     job->timeout_seconds = row->timeout_seconds;
     job->env_vars = json_incref(row->env_vars);
+    job->action_id = row->action_id;
     job->dir = artifacts_execution_dir(job->ctx.cfg->artifacts_dir, job->ctx.cfg->worker_name,
                                        job->id_text);
     job_ack(job);
@@ -197,7 +198,8 @@ static void on_resuming(struct job *job, const struct job_event *ev)
 
 static int job_take_action(struct job *job, const struct action_row *row, char *err, size_t errlen)
 {
-    job->action_id = row->id;
+    if (job->action_id == 0)
+        job->action_id = row->id;
     int rc = job_inputs_action(row, job->ctx.cfg->packs_base_dir, &job->action, err, errlen);
     if (rc == 0 && job->config_error)
         rc = set_error(err, errlen, EINVAL, "%s", job->config_error);

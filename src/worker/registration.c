@@ -70,9 +70,11 @@ static void on_heartbeat(int64_t worker_id, const char *error, void *userdata)
         log_warn("heartbeat not recorded: %s", error);
 }
 
-void registration_heartbeat(struct db *db, int64_t worker_id, const char *status)
+void registration_heartbeat(struct db *db, int64_t worker_id)
 {
-    db_worker_heartbeat(db, worker_id, status, on_heartbeat, NULL);
+    /* Never `busy`, even with every slot taken: Attune's scheduler only picks
+     * active workers, and a full one still queues what it is sent. */
+    db_worker_heartbeat(db, worker_id, "active", on_heartbeat, NULL);
 }
 
 struct deregister_call {

@@ -24,8 +24,8 @@ void registration_register(struct db *db, const struct config *cfg, const struct
 void registration_abandon_stale(struct db *db, int64_t worker_id, db_abandoned_fn done,
                                 void *userdata);
 
-/* Records a heartbeat now (status stays as given: "active" or "busy"). */
-void registration_heartbeat(struct db *db, int64_t worker_id, const char *status);
+/* Records a heartbeat now, with the status `active`. */
+void registration_heartbeat(struct db *db, int64_t worker_id);
 
 /* Marks the worker inactive; calls done when recorded (or failed). */
 void registration_deregister(struct db *db, int64_t worker_id, void (*done)(void *userdata),

@@ -1,6 +1,8 @@
 /* The outbound execution messages (see report.h). */
 #include "worker/report.h"
 
+#include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "core/util.h"
@@ -26,7 +28,7 @@ void report_status_changed(struct mq *mq, const struct report_subject *s, const 
     json_t *payload = json_pack("{s:I, s:s, s:s, s:s, s:s}", "execution_id",
                                 (json_int_t)s->execution_id, "action_ref", s->action_ref,
                                 "previous_status", from, "new_status", to, "changed_at", now);
-    report_publish(mq, s, "execution.status_changed", "ExecutionStatusChanged", payload);
+    report_publish(mq, s, "execution.status.changed", "ExecutionStatusChanged", payload);
 }
 
 void report_completed(struct mq *mq, const struct report_subject *s, const char *status,
@@ -34,10 +36,14 @@ void report_completed(struct mq *mq, const struct report_subject *s, const char 
 {
     char now[48];
     time_rfc3339_now(now, sizeof(now));
-    json_t *action_id = s->action_id > 0 ? json_integer(s->action_id) : json_null();
+    /* Attune names the status as its enum prints (`Completed`, `Failed`,
+     * ...): the database label with a capital first letter. */
+    char variant[32];
+    snprintf(variant, sizeof(variant), "%s", status);
+    variant[0] = (char)toupper((unsigned char)variant[0]);
     json_t *payload =
-        json_pack("{s:I, s:o, s:s, s:s, s:O, s:s}", "execution_id", (json_int_t)s->execution_id,
-                  "action_id", action_id, "action_ref", s->action_ref, "status", status, "result",
-                  result, "completed_at", now);
+        json_pack("{s:I, s:I, s:s, s:s, s:O, s:s}", "execution_id", (json_int_t)s->execution_id,
+                  "action_id", (json_int_t)s->action_id, "action_ref", s->action_ref, "status",
+                  variant, "result", result, "completed_at", now);
     report_publish(mq, s, "execution.completed", "ExecutionCompleted", payload);
 }

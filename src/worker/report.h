@@ -1,6 +1,8 @@
-/* The outbound messages of CONTRACT.md section 2: ExecutionStatusChanged for
- * each transition and ExecutionCompleted once at the end, published with
- * confirms on attune.executions. */
+/* The outbound messages, as Attune's services read them today:
+ * ExecutionStatusChanged (key execution.status.changed, lowercase statuses)
+ * for each transition and ExecutionCompleted (key execution.completed, the
+ * status in PascalCase) once at the end, published with confirms on
+ * attune.executions. */
 #ifndef ATTUNE_WORKER_REPORT_H
 #define ATTUNE_WORKER_REPORT_H
 
@@ -13,7 +15,7 @@
  * NULL or "" (a fresh one is made), trace_id NULL or "" (none). */
 struct report_subject {
     int64_t execution_id;
-    int64_t action_id; /* 0 when unknown: published as null */
+    int64_t action_id; /* 0 when unknown (Attune's consumers need an integer) */
     const char *action_ref;
     const char *correlation_id;
     const char *trace_id;
@@ -21,7 +23,7 @@ struct report_subject {
 
 void report_status_changed(struct mq *mq, const struct report_subject *s, const char *from,
                            const char *to);
-/* result is borrowed. */
+/* status is the database label (lowercase); result is borrowed. */
 void report_completed(struct mq *mq, const struct report_subject *s, const char *status,
                       const json_t *result);
 

@@ -257,9 +257,7 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 static int on_heartbeat(sd_event_source *s, uint64_t usec, void *userdata)
 {
     struct service *svc = userdata;
-    registration_heartbeat(svc->db, svc->worker_id,
-                           svc->n_jobs >= (size_t)svc->cfg->max_concurrent_tasks ? "busy"
-                                                                                 : "active");
+    registration_heartbeat(svc->db, svc->worker_id);
     sd_event_source_set_time(s, usec + (uint64_t)svc->cfg->heartbeat_interval * 1000000u);
     return 0;
 }

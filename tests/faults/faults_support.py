@@ -245,9 +245,10 @@ class RawListener(ss.Listener):
         self.messages.append((method, props, body, None))
 
 
-def dead_letter_listener(url):
-    """A copy of every message dead-lettered to attune.dlx, bodies kept raw."""
-    return RawListener(url, [(ss.DLX, "")])
+def dead_letter_listener(url, worker_id):
+    """A copy of every message the worker's queue dead-letters to attune.dlx
+    (direct: under the dispatch key it came with), bodies kept raw."""
+    return RawListener(url, [(ss.DLX, dispatch_key(worker_id))])
 
 
 # --- run logs and process groups ------------------------------------------------

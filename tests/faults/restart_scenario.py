@@ -58,7 +58,7 @@ class RestartScenario(FaultTestCase):
                          "%d execution.completed messages never arrived (e.g. %r)\n%s" % (
                              len(missing), sorted(missing)[:5], w.describe()))
         wrong = {i: s for i, s in completions.by_id.items() if i in statuses and
-                 set(s) != {"completed"}}
+                 set(s) != {"Completed"}}
         self.assertEqual(wrong, {}, "execution.completed with another status")
 
         self.assertTrue(w.alive(), w.describe())

@@ -197,7 +197,7 @@ class HostileMessagesTest(FaultTestCase):
 
     def test_hostile_messages_among_valid_ones(self):
         w = self.start_worker(env={"ATTUNE__WORKER__MAX_CONCURRENT_TASKS": "10"})
-        dead = dead_letter_listener(self.mq_url)
+        dead = dead_letter_listener(self.mq_url, w.id)
         self.listeners.append(dead)
         completions = self.collector()
 

@@ -65,7 +65,7 @@ class Kill9Test(FaultTestCase):
             self.assertIn("worker", row["result"]["error"])
         missing = completions.wait_ids(ids, 20 * SLOW)
         self.assertEqual(sorted(missing), [], "no execution.completed for these")
-        self.assertEqual({s for i in ids for s in completions.by_id[i]}, {"abandoned"})
+        self.assertEqual({s for i in ids for s in completions.by_id[i]}, {"Abandoned"})
 
         # Nothing ran twice, nothing is left over in the queue, nothing runs now.
         time.sleep(1)

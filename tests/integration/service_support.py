@@ -42,6 +42,9 @@ ENCRYPTION_KEY = "service-tests-encryption-key-0123456789-abcdef"
 EXCHANGE = "attune.executions"
 DLX = "attune.dlx"
 DLX_QUEUE = "attune.dlx.queue"
+# The arguments Attune's own worker declares its queue with, types included
+# (pika sends 300000 as a signed 32-bit int, as Attune does).
+WORKER_QUEUE_ARGUMENTS = {"x-dead-letter-exchange": DLX, "x-message-ttl": 300000}
 
 # Sanitizers make every program several times slower.
 SLOW = 3 if sanitized_build() else 1
@@ -474,11 +477,11 @@ class Broker:
         return ok.method.message_count, ok.method.consumer_count
 
     def queue_arguments_ok(self, queue):
-        """True if declaring `queue` durable with the contract's dead-letter argument
-        agrees with the queue on the broker (the broker refuses a mismatch)."""
+        """True if declaring `queue` durable with the arguments of Attune's own
+        worker agrees with the queue on the broker (the broker refuses a mismatch)."""
         ch = self.conn.channel()
         try:
-            ch.queue_declare(queue, durable=True, arguments={"x-dead-letter-exchange": DLX})
+            ch.queue_declare(queue, durable=True, arguments=WORKER_QUEUE_ARGUMENTS)
         except pika.exceptions.ChannelClosedByBroker:
             return False
         ch.close()
@@ -541,7 +544,7 @@ class EventListener(Listener):
     dispatch (another test's worker without a queue) look routed."""
 
     def __init__(self, url):
-        super().__init__(url, [(EXCHANGE, "execution.status_changed"),
+        super().__init__(url, [(EXCHANGE, "execution.status.changed"),
                                (EXCHANGE, "execution.completed")])
 
     def events(self, execution_id, message_type=None):
@@ -564,11 +567,13 @@ class EventListener(Listener):
 
 
 class DeadLetterListener(Listener):
-    """A copy of every message dead-lettered to attune.dlx (a fanout exchange),
-    so that a test can count its own without taking from the shared queue."""
+    """A copy of every message the queues of `worker_ids` dead-letter to
+    attune.dlx, so that a test can count its own without taking from the shared
+    queue. attune.dlx is a direct exchange: a dead-lettered message keeps the
+    routing key it was published with, the worker's dispatch key."""
 
-    def __init__(self, url):
-        super().__init__(url, [(DLX, "")])
+    def __init__(self, url, worker_ids):
+        super().__init__(url, [(DLX, dispatch_key(i)) for i in worker_ids])
 
 
 def marker_of(props, body, markers):
@@ -722,8 +727,8 @@ class ServiceTestCase(unittest.TestCase):
         self.listeners.append(lst)
         return lst
 
-    def dead_letter_listener(self):
-        lst = DeadLetterListener(self.mq_url)
+    def dead_letter_listener(self, *worker_ids):
+        lst = DeadLetterListener(self.mq_url, worker_ids)
         self.listeners.append(lst)
         return lst
 

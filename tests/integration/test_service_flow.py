@@ -122,7 +122,7 @@ class ServiceFlowTest(ServiceTestCase):
         _, _, done = heard[-1]
         payload = done["payload"]
         self.assertEqual(payload["execution_id"], eid)
-        self.assertEqual(payload["status"], "completed")
+        self.assertEqual(payload["status"], "Completed")
         self.assertEqual(payload["action_ref"], "svc.gate")
         self.assertEqual(payload["action_id"], self.gate_id)
         self.assertEqual(payload["result"], result)
@@ -137,7 +137,7 @@ class ServiceFlowTest(ServiceTestCase):
             self.assertEqual(method.exchange, EXCHANGE, what)
             self.assertEqual(method.routing_key, "execution.completed"
                              if env["message_type"] == "ExecutionCompleted"
-                             else "execution.status_changed", what)
+                             else "execution.status.changed", what)
             self.assertEqual(env["correlation_id"], request["correlation_id"], what)
             self.assertEqual(env["version"], "1.0", what)
             self.assertIsInstance(env["timestamp"], str, what)
@@ -187,7 +187,7 @@ class ServiceFlowTest(ServiceTestCase):
 
     def test_duplicate_request_runs_once(self):
         w = self.start_worker()
-        dead = self.dead_letter_listener()
+        dead = self.dead_letter_listener(w.id)
         runs = self.path("runs.txt")
         eid = self.db.insert_execution("svc.append", {"file": runs})
         env = request_envelope(eid, w.id, "svc.append", {"parameters": {"file": runs}})
@@ -227,7 +227,9 @@ class ServiceFlowTest(ServiceTestCase):
         self.assertRegex(row["result"]["error"], r"not registered|unknown|not found|no such",
                          row["result"])
         self.assertTrue(events.wait_for(lambda _: events.completed(eid), 10 * SLOW))
-        self.assertEqual(events.completed(eid)[0][2]["payload"]["status"], "failed")
+        done = events.completed(eid)[0][2]["payload"]
+        self.assertEqual(done["status"], "Failed")
+        self.assertEqual(done["action_id"], 0, "no action row and none named: 0, not null")
 
     def test_missing_entry_point_fails_with_a_reason(self):
         w = self.start_worker()
@@ -242,7 +244,7 @@ class ServiceFlowTest(ServiceTestCase):
 
     def test_unknown_execution_is_dead_lettered(self):
         w = self.start_worker()
-        dead = self.dead_letter_listener()
+        dead = self.dead_letter_listener(w.id)
         eid = self.db.value("SELECT COALESCE(MAX(id), 0) FROM attune.execution") + 7777
         marker = new_marker()
         env = request_envelope(eid, w.id, "svc.noop", {"parameters": {}}, trace_id=marker)

@@ -2,6 +2,7 @@
 heartbeat, deregistration on SIGTERM, requests that wait in the durable queue of
 a stopped worker for its restart, and executions left running by an earlier run
 marked abandoned."""
+import os
 import socket
 import time
 import unittest
@@ -14,6 +15,12 @@ NOOP_SH = """#!/bin/bash
 echo "noop $PARAM_N"
 """
 
+# Holds its slot until the file named by the gate parameter exists.
+WAIT_SH = """#!/bin/bash
+for _ in $(seq 1 600); do [ -e "$PARAM_GATE" ] && break; sleep 0.05; done
+echo waited
+"""
+
 
 class ServiceLifecycleTest(ServiceTestCase):
 
@@ -22,8 +29,11 @@ class ServiceLifecycleTest(ServiceTestCase):
         write_pack(cls.packs_dir, "life")
         write_action_file(cls.packs_dir, "life", "noop.sh", NOOP_SH)
         cls.pack_id = cls.db.insert_pack("life")
-        cls.db.insert_action(cls.pack_id, "life", "noop", "noop.sh",
-                             params={"n": {"type": "integer"}})
+        cls.noop_id = cls.db.insert_action(cls.pack_id, "life", "noop", "noop.sh",
+                                           params={"n": {"type": "integer"}})
+        write_action_file(cls.packs_dir, "life", "wait.sh", WAIT_SH)
+        cls.db.insert_action(cls.pack_id, "life", "wait", "wait.sh",
+                             params={"gate": {"type": "string"}}, required=["gate"])
 
     def unique_name(self, what):
         return "w-%s-%s" % (what, uuid.uuid4().hex[:8])
@@ -65,6 +75,32 @@ class ServiceLifecycleTest(ServiceTestCase):
         row = self.db.worker(w.id)
         self.assertEqual(row["status"], "inactive")
         self.assertGreaterEqual(row["last_heartbeat"], beats[-1])
+
+    def test_heartbeat_stays_active_with_every_slot_taken(self):
+        # Attune's scheduler only sends work to active workers; a full one
+        # still queues what it gets, so it must not turn itself `busy`.
+        w = self.start_worker(env={"ATTUNE__WORKER__HEARTBEAT_INTERVAL": "1",
+                                   "ATTUNE__WORKER__MAX_CONCURRENT_TASKS": "1"})
+        gate = os.path.join(self.tmp, "gate-" + uuid.uuid4().hex[:8])
+        eid = self.db.insert_execution("life.wait", {"gate": gate})
+        self.broker.dispatch(w.id, eid, "life.wait", {"parameters": {"gate": gate}})
+        self.wait_status(eid, "running", worker=w)
+        beats = [self.db.worker(w.id)["last_heartbeat"]]
+        statuses = set()
+
+        def beat_twice():
+            row = self.db.worker(w.id)
+            statuses.add(row["status"])
+            if row["last_heartbeat"] > beats[-1]:
+                beats.append(row["last_heartbeat"])
+            return len(beats) >= 3
+        self.assertTrue(wait_until_value(beat_twice, 5 * SLOW, 0.1),
+                        "no heartbeats while full\n" + w.describe())
+        self.assertEqual(self.db.execution(eid)["status"], "running")
+        self.assertEqual(statuses, {"active"})
+        with open(gate, "w"):
+            pass
+        self.assertEqual(self.wait_final(eid, worker=w)["status"], "completed")
 
     def test_default_heartbeat_does_not_beat_every_second(self):
         # The interval setting is what makes the row move (default 30 s).
@@ -137,7 +173,16 @@ class ServiceLifecycleTest(ServiceTestCase):
                                              worker=other)
         waiting = self.db.insert_execution("life.noop", {"n": 7}, status="scheduled")
 
+        events = self.event_listener()
         w = self.start_worker(name)
+        self.assertTrue(events.wait_for(lambda _: all(events.completed(e) for e in stale),
+                                        10 * SLOW), w.describe())
+        for eid in stale:
+            (_, _, changed), (_, _, completed) = events.events(eid)
+            self.assertEqual((changed["payload"]["previous_status"],
+                              changed["payload"]["new_status"]), ("running", "abandoned"))
+            self.assertEqual(completed["payload"]["status"], "Abandoned")
+            self.assertEqual(completed["payload"]["action_id"], self.noop_id)
         self.assertEqual(w.id, wid)
         for eid in stale:
             row = self.db.execution(eid)

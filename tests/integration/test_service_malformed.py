@@ -123,7 +123,7 @@ class ServiceMalformedTest(ServiceTestCase):
 
     def test_malformed_messages_are_dead_lettered_and_valid_ones_run(self):
         w = self.start_worker(env={"ATTUNE__WORKER__MAX_CONCURRENT_TASKS": "10"})
-        dead = self.dead_letter_listener()
+        dead = self.dead_letter_listener(w.id)
         valid = [self.db.insert_execution("bad.noop", {"n": i}) for i in range(COUNT)]
         # The executions the malformed messages name: they must never run.
         decoys = [self.db.insert_execution("bad.noop", {"n": -i}) for i in range(COUNT)]

@@ -29,17 +29,19 @@ struct effects {
     int acks, dead_letters, requeues;
     int status_msgs, completed_msgs;
     int starts, stops, releases, dones;
-    char finished_status[32];  /* status of the last finish */
-    char finished_error[256];  /* its result's error, "" when none */
-    char status_to[32];        /* "to" of the last status message */
-    char completed_status[32]; /* status of the completed message */
-    int start_timeout;         /* timeout_seconds the executor was given */
+    char finished_status[32];    /* status of the last finish */
+    char finished_error[256];    /* its result's error, "" when none */
+    char status_to[32];          /* "to" of the last status message */
+    char completed_status[32];   /* status of the completed message */
+    int64_t completed_action_id; /* its action_id */
+    int start_timeout;           /* timeout_seconds the executor was given */
 };
 
 struct fake_io {
     struct effects fx;
     bool held_here;
     int start_rc;
+    int64_t execution_action; /* the claimed row's action column, 0 for NULL */
 };
 
 static void fake_claim(void *io, struct job *job, int64_t id, int64_t worker_id)
@@ -144,6 +146,7 @@ static void fake_publish_completed(void *io, const struct report_subject *s, con
     struct effects *fx = &((struct fake_io *)io)->fx;
     fx->completed_msgs++;
     snprintf(fx->completed_status, sizeof(fx->completed_status), "%s", status);
+    fx->completed_action_id = s->action_id;
 }
 
 static int fake_start(void *io, struct job *job, const struct execution_request *req, void **run,
@@ -249,6 +252,7 @@ static void send(struct world *w, enum job_event_kind kind)
         .previous_status = "scheduled",
         .action_ref = "testpack.echo",
         .config = config,
+        .action_id = w->io.execution_action,
     };
     struct execution_owner owner = {.status = "completed", .worker_id = 3};
     struct action_row action = {
@@ -542,6 +546,37 @@ static void test_lost_finish_reply_is_verified(void **state)
     world_close(&w);
 }
 
+/* ExecutionCompleted names the action the execution row points to; without
+ * one, the action loaded by ref; with neither, 0. */
+static void test_completed_names_the_action(void **state)
+{
+    (void)state;
+    static const struct {
+        int64_t execution_action;
+        enum job_event_kind load;
+        int64_t expected;
+    } cases[] = {
+        {9, JOB_EVENT_ROW, 9},    /* the row's column wins over the loaded action (id 5) */
+        {0, JOB_EVENT_ROW, 5},    /* NULL column: the loaded action */
+        {9, JOB_EVENT_NO_ROW, 9}, /* the action is gone: still the row's */
+        {0, JOB_EVENT_NO_ROW, 0}, /* neither */
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        struct world w;
+        world_open(&w, valid_request);
+        w.io.execution_action = cases[i].execution_action;
+        send(&w, JOB_EVENT_ROW);
+        send(&w, cases[i].load);
+        while (job_state(w.job) != JOB_RECORDING)
+            send(&w, job_state(w.job) == JOB_RUNNING ? JOB_EVENT_EXITED : JOB_EVENT_ROW);
+        send(&w, JOB_EVENT_ROW);
+        assert_int_equal(job_state(w.job), JOB_DONE);
+        assert_int_equal(w.io.fx.completed_msgs, 1);
+        assert_int_equal(w.io.fx.completed_action_id, cases[i].expected);
+        world_close(&w);
+    }
+}
+
 /* A refused result is replaced by a failure that says why, and reported. */
 static void test_refused_result_records_a_failure(void **state)
 {
@@ -618,6 +653,7 @@ int main(void)
         cmocka_unit_test(test_lost_claim_reply_is_resumed),
         cmocka_unit_test(test_running_here_is_not_resumed),
         cmocka_unit_test(test_lost_finish_reply_is_verified),
+        cmocka_unit_test(test_completed_names_the_action),
         cmocka_unit_test(test_refused_result_records_a_failure),
         cmocka_unit_test(test_shutdown_before_start_cancels),
         cmocka_unit_test(test_shutdown_while_running_stops_the_action),
