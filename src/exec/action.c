@@ -93,6 +93,7 @@ void action_free(struct action *action)
     free(action->entry_path);
     free(action->source_path);
     json_decref(action->param_schema);
+    json_decref(action->runtime_config);
     free(action);
 }
 
@@ -260,7 +261,15 @@ static int check_fields(struct action *a, const struct action_fields *f, char *e
     a->enabled = f->enabled;
     a->timeout_seconds = f->timeout_seconds;
     a->runner_type = xstrdup(f->runner_type);
-    int rc = check_entry_point(a, f->entry_point, err, errlen);
+    a->inline_code = f->inline_code;
+    a->runtime_config = json_deep_copy(f->runtime_config);
+    int rc = 0;
+    if (!f->inline_code)
+        rc = check_entry_point(a, f->entry_point, err, errlen);
+    else if (!f->entry_point || !*f->entry_point)
+        rc = set_error(err, errlen, EINVAL, "an ad-hoc action has no code (entry_point is empty)");
+    else
+        a->entry_point = xstrdup(f->entry_point);
     if (rc == 0)
         rc = check_formats(a, f, err, errlen);
     if (rc == 0)

@@ -38,6 +38,13 @@ struct action {
      * Each property may hold type, description, default, enum, secret. Never NULL. */
     json_t *param_schema;
     char *source_path; /* the file the definition was read from; NULL if none */
+    /* The runtime as the database defines it: the runtime row's
+     * execution_config, or the chosen runtime version's. NULL: the built-in
+     * definition of runner_type. */
+    json_t *runtime_config;
+    /* entry_point is the code itself (an ad-hoc action), not a file; entry_path
+     * is then NULL. */
+    bool inline_code;
 };
 
 struct action *action_new(void);
@@ -69,7 +76,9 @@ struct action_fields {
     const char *output_format;      /* NULL: text */
     int timeout_seconds;            /* 0: none */
     bool enabled;
-    const json_t *parameters; /* map or JSON-schema form; NULL: none */
+    const json_t *parameters;     /* map or JSON-schema form; NULL: none */
+    const json_t *runtime_config; /* see struct action; NULL: built-in */
+    bool inline_code;             /* entry_point is code, not a file */
 };
 
 /* Builds an action from its settings with the checks of a file's: names,
