@@ -26,6 +26,7 @@
 const struct key_def config_keys[] = {
     {"database.url", KEY_URL, FIELD(database_url), 0, 0, config_check_database_url},
     {"database.connect_timeout", KEY_INT, FIELD(database_connect_timeout), 1, 600, NULL},
+    {"database.schema", KEY_STRING, FIELD(database_schema), 0, 0, config_check_database_schema},
     {"message_queue.url", KEY_URL, FIELD(message_queue_url), 0, 0, config_check_mq_url},
     {"security.encryption_key", KEY_SECRET, FIELD(encryption_key), 0, 0, NULL},
     {"packs_base_dir", KEY_STRING, FIELD(packs_base_dir), 0, 0, NULL},
@@ -156,6 +157,7 @@ void config_init_defaults(struct config *cfg)
     memset(cfg, 0, sizeof(*cfg));
     cfg->database_url = xstrdup("postgresql://postgres:postgres@localhost:5432/attune");
     cfg->database_connect_timeout = 10;
+    cfg->database_schema = xstrdup("attune");
     cfg->message_queue_url = xstrdup("amqp://guest:guest@localhost:5672/%2f");
     cfg->packs_base_dir = xstrdup("/opt/attune/packs");
     cfg->worker_name = default_worker_name();

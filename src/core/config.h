@@ -24,6 +24,7 @@ struct config {
 
     char *database_url;
     int database_connect_timeout; /* seconds */
+    char *database_schema;        /* the schema of Attune's tables: letters, digits, '_' */
     char *message_queue_url;
     char *encryption_key; /* security.encryption_key, NULL if unset */
     char *packs_base_dir;

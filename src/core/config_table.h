@@ -63,6 +63,8 @@ void config_set_runtimes(struct config *cfg, char **items);
 void config_action_env_set(struct config *cfg, const char *name, const char *value);
 
 /* The checks beyond what a key's kind implies (config_load.c). */
+int config_check_database_schema(const struct config *cfg, const struct key_def *def, char *err,
+                                 size_t errlen);
 int config_check_database_url(const struct config *cfg, const struct key_def *def, char *err,
                               size_t errlen);
 int config_check_mq_url(const struct config *cfg, const struct key_def *def, char *err,

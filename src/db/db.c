@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "db/query.h"
+#include "db/schema.h"
 
 #define DB_BACKOFF_MIN_MS 100
 #define DB_BACKOFF_MAX_MS 5000
@@ -28,6 +29,7 @@ struct db_query {
 struct db {
     sd_event *loop;
     char *url;
+    char *schema;
     PGconn *conn;
     bool connected;
     bool in_flight;   /* the head of the queue has been sent */
@@ -288,7 +290,11 @@ static void db_start_connect(struct db *db)
     sd_event_add_time_relative(db->loop, &db->connect_timer_src, CLOCK_MONOTONIC,
                                (uint64_t)db->connect_timeout * 1000000u, 10000,
                                on_db_connect_timeout, db);
-    db->conn = PQconnectStart(db->url);
+    char *options = db_schema_options(db->schema);
+    const char *const keys[] = {"dbname", "options", "application_name", NULL};
+    const char *const values[] = {db->url, options, "attune-worker", NULL};
+    db->conn = PQconnectStartParams(keys, values, 1);
+    free(options);
     if (!db->conn || PQstatus(db->conn) == CONNECTION_BAD) {
         db_connection_lost(db, db->conn ? PQerrorMessage(db->conn) : "out of memory");
         return;
@@ -296,13 +302,14 @@ static void db_start_connect(struct db *db)
     db_watch(db, EPOLLOUT);
 }
 
-struct db *db_new(sd_event *loop, const char *url, int connect_timeout, db_state_fn on_state,
-                  void *userdata)
+struct db *db_new(sd_event *loop, const char *url, const char *schema, int connect_timeout,
+                  db_state_fn on_state, void *userdata)
 {
     struct db *db = xcalloc(1, sizeof(*db));
     db->connect_timeout = connect_timeout > 0 ? connect_timeout : 10;
     db->loop = sd_event_ref(loop);
     db->url = xstrdup(url);
+    db->schema = xstrdup(schema ? schema : DB_DEFAULT_SCHEMA);
     db->watched_fd = -1;
     backoff_init(&db->backoff, DB_BACKOFF_MIN_MS, DB_BACKOFF_MAX_MS);
     db->on_state = on_state;
@@ -325,6 +332,7 @@ void db_free(struct db *db)
         PQfinish(db->conn);
     secure_zero(db->url, strlen(db->url));
     free(db->url);
+    free(db->schema);
     sd_event_unref(db->loop);
     free(db);
 }
@@ -343,7 +351,7 @@ void db_query(struct db *db, const char *sql, int nparams, const char *const *va
               db_result_fn done, void *userdata)
 {
     struct db_query *q = xcalloc(1, sizeof(*q));
-    q->sql = xstrdup(sql);
+    q->sql = db_schema_sql(sql, db->schema);
     q->nparams = nparams;
     q->values = xcalloc((size_t)nparams + 1, sizeof(char *));
     for (int i = 0; i < nparams; i++)

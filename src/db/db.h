@@ -14,11 +14,12 @@ struct db;
 /* Called when the connection comes up (true) or goes down (false). */
 typedef void (*db_state_fn)(struct db *db, bool connected, void *userdata);
 
-/* Creates the connection and starts connecting; queries may be queued at once.
+/* Creates the connection to the tables in schema (database.schema) and starts
+ * connecting; queries may be queued at once.
  * A connection attempt that takes longer than connect_timeout seconds is
  * abandoned and retried. */
-struct db *db_new(sd_event *loop, const char *url, int connect_timeout, db_state_fn on_state,
-                  void *userdata);
+struct db *db_new(sd_event *loop, const char *url, const char *schema, int connect_timeout,
+                  db_state_fn on_state, void *userdata);
 void db_free(struct db *db);
 
 bool db_is_connected(const struct db *db);

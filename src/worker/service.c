@@ -482,7 +482,8 @@ int service_run(const struct config *cfg)
         service_free(&svc);
         return CONFIG_EXIT_STATUS;
     }
-    svc.db = db_new(svc.loop, cfg->database_url, cfg->database_connect_timeout, on_db_state, &svc);
+    svc.db = db_new(svc.loop, cfg->database_url, cfg->database_schema,
+                    cfg->database_connect_timeout, on_db_state, &svc);
     service_setup_jobs(&svc);
     registration_register(svc.db, cfg, &svc.registry, on_registered, &svc);
     log_info("starting worker %s", cfg->worker_name);
