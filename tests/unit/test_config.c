@@ -521,6 +521,8 @@ static void test_validate_each_key(void **state)
         {"message_queue.url", "http://mq", "message_queue.url: must start with amqp://"},
         {"message_queue.url", "amqps://mq", "message_queue.url: amqps:// (TLS) is not supported"},
         {"database.connect_timeout", "0", "database.connect_timeout: must be between 1 and 600"},
+        {"database.schema", "", "database.schema: must be 1 to 63 letters, digits or '_'"},
+        {"database.schema", "a;drop", "database.schema: must be 1 to 63 letters, digits or '_'"},
         {"database.connect_timeout", "601", "database.connect_timeout: must be between"},
         {"worker.max_concurrent_tasks", "0", "worker.max_concurrent_tasks: must be between 1 and"},
         {"worker.max_concurrent_tasks", "1001", "worker.max_concurrent_tasks: must be between"},
@@ -621,7 +623,9 @@ static void test_print_masked(void **state)
                         "http://proxy:3128");
     assert_int_equal(json_integer_value(json_object_get(worker, "kill_grace_seconds")), 5);
     assert_int_equal(json_object_size(worker), 13);
-    assert_int_equal(json_object_size(json_object_get(root, "database")), 2);
+    assert_int_equal(json_object_size(json_object_get(root, "database")), 3);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(root, "database"), "schema")), "attune");
     assert_non_null(json_object_get(json_object_get(root, "message_queue"), "url"));
     assert_non_null(json_object_get(root, "packs_base_dir"));
     assert_string_equal(json_string_value(json_object_get(json_object_get(root, "log"), "level")),
