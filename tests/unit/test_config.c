@@ -521,7 +521,7 @@ static void test_validate_each_key(void **state)
         {"message_queue.url", "http://mq", "message_queue.url: must start with amqp://"},
         {"message_queue.url", "amqps://mq", "message_queue.url: amqps:// (TLS) is not supported"},
         {"database.connect_timeout", "0", "database.connect_timeout: must be between 1 and 600"},
-        {"database.schema", "", "database.schema: must be 1 to 63 letters, digits or '_'"},
+        {"database.schema", "", "database.schema: must not be empty"},
         {"database.schema", "a;drop", "database.schema: must be 1 to 63 letters, digits or '_'"},
         {"database.connect_timeout", "601", "database.connect_timeout: must be between"},
         {"worker.max_concurrent_tasks", "0", "worker.max_concurrent_tasks: must be between 1 and"},
