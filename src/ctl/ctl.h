@@ -66,6 +66,13 @@ int ctl_publish(const struct config *cfg, const struct ctl_message *m, char *err
 /* Parses a positive whole number (an id); false on anything else. */
 bool ctl_parse_id(const char *text, long long *out);
 
+/* Inside migrate's transaction: re-encrypts the keys migration
+ * 0003_attune_today left in the old format (attune.key_legacy_ciphertext)
+ * with security.encryption_key, as encrypt_json; *converted is their number.
+ * Returns CTL_EXIT_OK, or the exit status after printing why (a missing key
+ * is CONFIG_EXIT_STATUS); the caller rolls back then. */
+int ctl_migrate_keys(PGconn *db, const struct config *cfg, int *converted);
+
 int ctl_migrate(const struct config *cfg, const struct ctl_options *opts);
 int ctl_pack_load(const struct config *cfg, const struct ctl_options *opts);
 int ctl_key_set(const struct config *cfg, const struct ctl_options *opts);

@@ -1,6 +1,6 @@
 /* `attunectl key set NAME VALUE [--pack REF | --action REF] [--encrypt]`:
- * stores a key (secret) for the system, a pack or an action; never prints
- * the value. */
+ * stores a key (secret) for the system, a pack or an action in Attune's
+ * layout (a JSONB value, encrypt_json when encrypted); never prints the value. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,32 +11,27 @@
 #include "worker/secrets.h"
 
 #define KEY_VALUE_MAX (1024 * 1024)
-#define KEY_NAME_MAX 128
+#define KEY_NAME_MAX 63
 
 struct key_owner {
-    const char *type;  /* "system", "pack" or "action" */
-    char *owner;       /* "system", or the owning row's id */
-    char *pack_id;     /* --pack */
-    char *action_id;   /* --action */
-    const char *shown; /* for messages: "system", "pack P", "action A" */
-    char *ref;         /* system.NAME, PACK.NAME or PACK.ACTION.NAME */
+    const char *type; /* "system", "pack" or "action" */
+    char *pack_id;    /* --pack */
+    char *action_id;  /* --action */
 };
 
 static void owner_free(struct key_owner *o)
 {
-    free(o->owner);
     free(o->pack_id);
     free(o->action_id);
-    free(o->ref);
 }
 
-/* Letters, digits, '_' and '-': the name is the last part of the key's
- * dotted ref, and what actions pass to get_secret. */
+/* Attune's local ref (^[a-z0-9][a-z0-9_-]{0,62}$): the name is the last part
+ * of the key's canonical ref, and what actions pass to get_secret. */
 static bool key_name_ok(const char *name)
 {
     size_t len = strlen(name);
-    return len > 0 && len <= KEY_NAME_MAX &&
-           strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == len;
+    return len > 0 && len <= KEY_NAME_MAX && name[0] != '_' && name[0] != '-' &&
+           strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_-") == len;
 }
 
 static int read_stdin(struct strbuf *out)
@@ -92,81 +87,73 @@ static int find_owner_row(PGconn *db, const char *sql, const char *kind, const c
     return CTL_EXIT_OK;
 }
 
-static int resolve_owner(PGconn *db, const struct ctl_options *opts, const char *name,
-                         struct key_owner *o)
+static int resolve_owner(PGconn *db, const struct ctl_options *opts, struct key_owner *o)
 {
-    int rc = CTL_EXIT_OK;
     if (opts->pack_ref) {
         o->type = "pack";
-        rc = find_owner_row(db, "SELECT id FROM attune.pack WHERE ref = $1", "pack", opts->pack_ref,
-                            &o->pack_id);
-        o->owner = rc == CTL_EXIT_OK ? xstrdup(o->pack_id) : NULL;
-        o->ref = xasprintf("%s.%s", opts->pack_ref, name);
-    } else if (opts->action_ref) {
-        o->type = "action";
-        rc = find_owner_row(db, "SELECT id FROM attune.action WHERE ref = $1", "action",
-                            opts->action_ref, &o->action_id);
-        o->owner = rc == CTL_EXIT_OK ? xstrdup(o->action_id) : NULL;
-        o->ref = xasprintf("%s.%s", opts->action_ref, name);
-    } else {
-        o->type = "system";
-        o->owner = xstrdup("system");
-        o->ref = xasprintf("system.%s", name);
+        return find_owner_row(db, "SELECT id FROM attune.pack WHERE ref = $1", "pack",
+                              opts->pack_ref, &o->pack_id);
     }
-    return rc;
+    if (opts->action_ref) {
+        o->type = "action";
+        return find_owner_row(db, "SELECT id FROM attune.action WHERE ref = $1", "action",
+                              opts->action_ref, &o->action_id);
+    }
+    o->type = "system";
+    return CTL_EXIT_OK;
 }
 
+/* The key table's trigger (validate_key_owner, here and upstream) fills
+ * owner, owner_*_ref and the canonical ref from the owner's id. */
 static int upsert_key(PGconn *db, const struct ctl_options *opts, const struct key_owner *o,
                       const char *name, const char *stored, const char *hash)
 {
     static const char sql[] =
-        "INSERT INTO attune.key (ref, owner_type, owner, owner_pack, owner_pack_ref, "
-        "owner_action, owner_action_ref, name, encrypted, encryption_key_hash, value) VALUES "
-        "($1, $2::attune.owner_type_enum, $3, $4::bigint, $5, $6::bigint, $7, $8, $9::boolean, "
-        "$10, $11) ON CONFLICT (owner_type, owner, name) DO UPDATE SET ref = EXCLUDED.ref, "
-        "owner_pack = EXCLUDED.owner_pack, owner_pack_ref = EXCLUDED.owner_pack_ref, "
-        "owner_action = EXCLUDED.owner_action, owner_action_ref = EXCLUDED.owner_action_ref, "
-        "encrypted = EXCLUDED.encrypted, encryption_key_hash = EXCLUDED.encryption_key_hash, "
-        "value = EXCLUDED.value RETURNING (xmax = 0)";
-    const char *values[] = {o->ref,
-                            o->type,
-                            o->owner,
-                            o->pack_id,
-                            opts->pack_ref,
-                            o->action_id,
-                            opts->action_ref,
-                            name,
-                            opts->encrypt ? "true" : "false",
-                            hash,
-                            stored};
-    char *what = xasprintf("cannot store key %s", o->ref);
-    PGresult *res = ctl_query(db, what, sql, 11, values);
+        "INSERT INTO attune.key (owner_type, owner_pack, owner_action, local_ref, name, "
+        "encrypted, encryption_key_hash, value) VALUES ($1::attune.owner_type_enum, $2::bigint, "
+        "$3::bigint, $4, $4, $5::boolean, $6, $7::jsonb) ON CONFLICT (owner_type, owner, name) "
+        "DO UPDATE SET encrypted = EXCLUDED.encrypted, encryption_key_hash = "
+        "EXCLUDED.encryption_key_hash, value = EXCLUDED.value RETURNING ref, (xmax = 0)";
+    const char *values[] = {
+        o->type, o->pack_id, o->action_id, name, opts->encrypt ? "true" : "false", hash, stored};
+    char *what = xasprintf("cannot store key %s", name);
+    PGresult *res = ctl_query(db, what, sql, 7, values);
     free(what);
     if (!res)
         return CTL_EXIT_FAILED;
-    printf("key %s %s%s\n", o->ref, strcmp(PQgetvalue(res, 0, 0), "t") == 0 ? "created" : "updated",
+    printf("key %s %s%s\n", PQgetvalue(res, 0, 0),
+           strcmp(PQgetvalue(res, 0, 1), "t") == 0 ? "created" : "updated",
            opts->encrypt ? " (encrypted)" : "");
     PQclear(res);
     return CTL_EXIT_OK;
 }
 
-/* Turns the plain value into what is stored: itself, or its encryption. */
+/* Turns the plain value into the stored JSON text: the JSON string of the
+ * value, or encrypt_json of that string. */
 static int prepare_value(const struct config *cfg, const struct ctl_options *opts,
                          struct strbuf *value, struct strbuf *stored, char hash[65])
 {
     hash[0] = '\0';
-    if (!opts->encrypt) {
-        strbuf_append(stored, value->data, value->len);
-        return CTL_EXIT_OK;
-    }
-    if (!cfg->encryption_key || !*cfg->encryption_key) {
+    if (opts->encrypt && (!cfg->encryption_key || !*cfg->encryption_key)) {
         fprintf(stderr, "attunectl: configuration error: security.encryption_key is not set "
                         "(needed by --encrypt)\n");
         return CONFIG_EXIT_STATUS;
     }
-    if (secrets_encrypt(cfg->encryption_key, value->data, value->len, stored) < 0)
+    json_t *text = json_stringn(value->data ? value->data : "", value->len);
+    if (!text)
+        return ctl_usage_error("the value is not UTF-8 text, which keys hold as JSON strings");
+    json_t *encrypted = NULL;
+    int rc = opts->encrypt ? secrets_encrypt_json(cfg->encryption_key, text, &encrypted) : 0;
+    char *dumped = rc == 0 ? json_dumps(encrypted ? encrypted : text, JSON_ENCODE_ANY) : NULL;
+    secrets_json_wipe_free(text);
+    json_decref(encrypted);
+    if (!dumped)
         return ctl_error("cannot encrypt the value");
-    secrets_key_hash(cfg->encryption_key, hash);
+    strbuf_puts(stored, dumped);
+    secure_zero(dumped, strlen(dumped));
+    free(dumped);
+    if (opts->encrypt)
+        secrets_key_hash(cfg->encryption_key, hash);
     return CTL_EXIT_OK;
 }
 
@@ -182,10 +169,11 @@ int ctl_key_set(const struct config *cfg, const struct ctl_options *opts)
     const char *name = opts->args[0];
     struct strbuf value, stored;
     struct key_owner owner = {0};
-    char hash[65];
+    char hash[65] = "";
     if (!key_name_ok(name))
-        return ctl_usage_error("invalid key name '%s' (1 to %d letters, digits, '_' and '-')", name,
-                               KEY_NAME_MAX);
+        return ctl_usage_error("invalid key name '%s' (1 to %d lowercase letters, digits, '_' "
+                               "and '-', starting with a letter or digit)",
+                               name, KEY_NAME_MAX);
     strbuf_init(&value);
     strbuf_init(&stored);
     int status = read_value(opts->args[1], &value);
@@ -195,10 +183,9 @@ int ctl_key_set(const struct config *cfg, const struct ctl_options *opts)
     if (status == CTL_EXIT_OK && !db)
         status = CTL_EXIT_FAILED;
     if (status == CTL_EXIT_OK)
-        status = resolve_owner(db, opts, name, &owner);
+        status = resolve_owner(db, opts, &owner);
     if (status == CTL_EXIT_OK)
-        status = upsert_key(db, opts, &owner, name, stored.data ? stored.data : "",
-                            hash[0] ? hash : NULL);
+        status = upsert_key(db, opts, &owner, name, stored.data, hash[0] ? hash : NULL);
     PQfinish(db);
     owner_free(&owner);
     wipe(&value);

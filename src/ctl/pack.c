@@ -259,11 +259,13 @@ static char *store_pack(PGconn *db, const struct pack_def *p)
 }
 
 /* The runner type is kept as a runtime row of the pack ("PACK.RUNNER"), which
- * is what the worker reads to choose the interpreter. */
+ * is what the worker reads to choose the interpreter. Its aliases hold its
+ * name, as Attune's do; it has no execution_config of Attune's kind. */
 static const char store_action_sql[] =
     "WITH rt AS (INSERT INTO attune.runtime (ref, pack, pack_ref, runtime_type, name, "
-    "description) VALUES ($3 || '.' || $12, $2::bigint, $3, 'action', $12, $12 || ' actions of "
-    "pack ' || $3) ON CONFLICT (ref) DO UPDATE SET name = EXCLUDED.name RETURNING id) "
+    "description, aliases, execution_config) VALUES ($3 || '.' || $12, $2::bigint, $3, "
+    "'action', $12, $12 || ' actions of pack ' || $3, ARRAY[$12], '{}'::jsonb) ON CONFLICT "
+    "(ref) DO UPDATE SET name = EXCLUDED.name, aliases = EXCLUDED.aliases RETURNING id) "
     "INSERT INTO attune.action (ref, pack, pack_ref, label, description, entrypoint, "
     "runtime, param_schema, parameter_delivery, parameter_format, output_format, "
     "timeout_seconds, enabled) VALUES ($1, $2::bigint, $3, $4, $5, $6, (SELECT id FROM rt), "

@@ -84,11 +84,13 @@ static int build_params(const struct ctl_options *opts, struct run_state *s)
 }
 
 /* Live: active (or busy: its queue keeps the message) with a heartbeat
- * younger than three intervals. The least loaded wins; ties at random. */
+ * younger than three intervals; an action worker that is not cordoned, as
+ * Attune's scheduler requires. The least loaded wins; ties at random. */
 static int pick_worker(PGconn *db, const struct config *cfg, struct run_state *s)
 {
     static const char sql[] =
         "SELECT w.id, w.name FROM attune.worker w WHERE w.status IN ('active', 'busy') AND "
+        "w.worker_role = 'action' AND NOT w.cordoned AND "
         "w.last_heartbeat > NOW() - make_interval(secs => $1::double precision) ORDER BY "
         "w.status = 'busy', (SELECT count(*) FROM attune.execution e WHERE e.worker = w.id AND "
         "e.status = 'running'), random() LIMIT 1";

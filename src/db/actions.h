@@ -11,6 +11,7 @@
 
 struct action_row {
     int64_t id;
+    int64_t pack_id;
     const char *ref;
     const char *pack_ref;
     const char *name; /* ref without the pack prefix */

@@ -32,14 +32,16 @@ static void on_keys(struct db *db, const PGresult *res, const char *error, void 
     free(c);
 }
 
-void db_keys_for_action(struct db *db, const char *pack_ref, const char *action_ref,
-                        db_keys_fn done, void *userdata)
+void db_keys_for_action(struct db *db, int64_t pack_id, int64_t action_id, db_keys_fn done,
+                        void *userdata)
 {
     static const char sql[] =
-        "SELECT name, owner_type::text, encrypted, encryption_key_hash, value FROM attune.key "
-        "WHERE owner_type = 'system' OR (owner_type = 'pack' AND owner_pack_ref = $1) "
-        "OR (owner_type = 'action' AND owner_action_ref = $2)";
-    const char *values[] = {pack_ref, action_ref};
+        "SELECT name, owner_type::text, encrypted, encryption_key_hash, value::text FROM "
+        "attune.key "
+        "WHERE owner_type = 'system' OR (owner_type = 'pack' AND owner_pack = $1::bigint) "
+        "OR (owner_type = 'action' AND owner_action = $2::bigint) ORDER BY id";
+    struct db_id_text pack = db_id(pack_id), action = db_id(action_id);
+    const char *values[] = {pack.text, action.text};
     struct keys_call *c = xcalloc(1, sizeof(*c));
     c->done = done;
     c->userdata = userdata;

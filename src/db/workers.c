@@ -39,10 +39,11 @@ void db_worker_register(struct db *db, const struct worker_row *row, db_worker_f
                         void *userdata)
 {
     static const char sql[] =
-        "INSERT INTO attune.worker (name, worker_type, host, status, capabilities, meta, "
-        "last_heartbeat) VALUES ($1, $2::attune.worker_type_enum, $3, 'active', $4::jsonb, "
-        "'{}'::jsonb, NOW()) ON CONFLICT (name) DO UPDATE SET worker_type = EXCLUDED.worker_type, "
-        "host = EXCLUDED.host, status = 'active', capabilities = EXCLUDED.capabilities, "
+        "INSERT INTO attune.worker (name, worker_type, worker_role, host, status, capabilities, "
+        "meta, last_heartbeat) VALUES ($1, $2::attune.worker_type_enum, 'action', $3, 'active', "
+        "$4::jsonb, '{}'::jsonb, NOW()) ON CONFLICT (name) DO UPDATE SET "
+        "worker_type = EXCLUDED.worker_type, host = EXCLUDED.host, status = 'active', capabilities "
+        "= EXCLUDED.capabilities, "
         "last_heartbeat = NOW() RETURNING id";
     char *caps = json_dumps(row->capabilities, JSON_COMPACT);
     const char *values[] = {row->name, row->worker_type, row->host, caps};

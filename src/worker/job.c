@@ -231,7 +231,7 @@ static void on_loading_action(struct job *job, const struct job_event *ev)
             return;
         }
         job_enter(job, JOB_LOADING_KEYS);
-        PORT(job, load_keys, job, job->action->pack_ref, job->action->ref);
+        PORT(job, load_keys, job, ev->action->pack_id, ev->action->id);
     }
 }
 

@@ -74,7 +74,7 @@ struct job_ports {
     void (*find_owner)(void *io, struct job *job, int64_t execution_id);
     void (*resume)(void *io, struct job *job, int64_t execution_id, int64_t worker_id);
     void (*load_action)(void *io, struct job *job, const char *action_ref);
-    void (*load_keys)(void *io, struct job *job, const char *pack_ref, const char *action_ref);
+    void (*load_keys)(void *io, struct job *job, int64_t pack_id, int64_t action_id);
     void (*finish)(void *io, struct job *job, int64_t execution_id, const char *status,
                    const json_t *result);
     void (*check_finished)(void *io, struct job *job, int64_t execution_id, const char *status,

@@ -63,9 +63,9 @@ static void io_load_action(void *io, struct job *job, const char *action_ref)
     db_action_find(((struct job_io *)io)->db, action_ref, on_action, job);
 }
 
-static void io_load_keys(void *io, struct job *job, const char *pack_ref, const char *action_ref)
+static void io_load_keys(void *io, struct job *job, int64_t pack_id, int64_t action_id)
 {
-    db_keys_for_action(((struct job_io *)io)->db, pack_ref, action_ref, on_keys, job);
+    db_keys_for_action(((struct job_io *)io)->db, pack_id, action_id, on_keys, job);
 }
 
 static void io_finish(void *io, struct job *job, int64_t execution_id, const char *status,

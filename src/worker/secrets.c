@@ -1,5 +1,6 @@
-/* Secrets: AES-256-GCM in the stored format of CONTRACT.md section 4 and the
- * system < pack < action hierarchy that decides which value an action sees. */
+/* Secrets: AES-256-GCM in Attune's stored format, its JSON form
+ * (encrypt_json / decrypt_json), and the system < pack < action hierarchy
+ * that decides which value an action sees. */
 #include "worker/secrets.h"
 
 #include <errno.h>
@@ -176,6 +177,96 @@ int secrets_decrypt(const char *key_string, const char *stored, struct strbuf *o
     return set_error(err, errlen, rc, "decryption failed in libcrypto");
 }
 
+/* JSON text of any value, compact as serde_json writes it: "," and ":" with
+ * no spaces, a string with its quotes. */
+static char *json_text(const json_t *value)
+{
+    return json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+static void free_wiped(char *text)
+{
+    if (text)
+        secure_zero(text, strlen(text));
+    free(text);
+}
+
+int secrets_encrypt_json(const char *key_string, const json_t *value, json_t **out)
+{
+    char *text = value ? json_text(value) : NULL;
+    if (!text)
+        return -EINVAL;
+    struct strbuf stored;
+    strbuf_init(&stored);
+    int rc = secrets_encrypt(key_string, text, strlen(text), &stored);
+    free_wiped(text);
+    if (rc == 0)
+        *out = json_stringn(stored.data, stored.len);
+    strbuf_free(&stored);
+    return rc;
+}
+
+int secrets_decrypt_json(const char *key_string, const json_t *stored, json_t **out, char *err,
+                         size_t errlen)
+{
+    if (!json_is_string(stored))
+        return set_error(err, errlen, EINVAL, "stored value is not a JSON string");
+    struct strbuf plain;
+    strbuf_init(&plain);
+    strbuf_append(&plain, "", 0);
+    int rc = secrets_decrypt(key_string, json_string_value(stored), &plain, err, errlen);
+    if (rc == 0) {
+        /* JSON_ALLOW_NUL: a "\u0000" is refused later with a clearer reason.
+         * The parser's own message may quote the text, so it is not passed on. */
+        *out = json_loadb(plain.data, plain.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+        if (!*out)
+            rc = set_error(err, errlen, EINVAL,
+                           "the decrypted value is not JSON text (stored in the layout before "
+                           "migration 0003? run attunectl migrate)");
+    }
+    secure_zero(plain.data, plain.cap);
+    strbuf_free(&plain);
+    return rc;
+}
+
+void secrets_value_text(const json_t *value, struct strbuf *out)
+{
+    if (json_is_string(value)) {
+        strbuf_append(out, json_string_value(value), json_string_length(value));
+        return;
+    }
+    char *text = json_text(value);
+    if (text)
+        strbuf_puts(out, text);
+    free_wiped(text);
+}
+
+static void json_wipe(json_t *value)
+{
+    size_t i;
+    const char *name;
+    json_t *item;
+    if (json_is_string(value))
+        secure_zero((char *)json_string_value(value), json_string_length(value));
+    else if (json_is_array(value)) {
+        json_array_foreach(value, i, item)
+        {
+            json_wipe(item);
+        }
+    } else if (json_is_object(value)) {
+        json_object_foreach(value, name, item)
+        {
+            json_wipe(item);
+        }
+    }
+}
+
+void secrets_json_wipe_free(json_t *value)
+{
+    json_wipe(value);
+    json_decref(value);
+}
+
 /* Precedence of an owner type; 0 for those an action never sees. */
 static int owner_rank(const char *owner_type)
 {
@@ -207,54 +298,61 @@ static json_t *pick_winners(const struct key_row *rows, size_t count)
     return winners;
 }
 
-/* Plaintext of one row, appended to out; the error names the key only. */
-static int row_plaintext(const struct key_row *row, const char *key_string, const char *key_hash,
-                         struct strbuf *out, char *err, size_t errlen)
+/* The JSON value of one row: its stored value, or what that decrypts to.
+ * The error names the key only. */
+static int row_value(const struct key_row *row, const char *key_string, const char *key_hash,
+                     json_t **value, char *err, size_t errlen)
 {
     if (!row->value)
         return set_error(err, errlen, EINVAL, "secret '%s' has no value", row->name);
+    json_t *stored = json_loads(row->value, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    if (!stored)
+        return set_error(err, errlen, EINVAL, "secret '%s' has a stored value that is not JSON",
+                         row->name);
     if (!row->encrypted) {
-        strbuf_puts(out, row->value);
+        *value = stored;
         return 0;
     }
+    int rc = 0;
+    char why[200];
     if (!key_hash)
-        return set_error(err, errlen, ENOKEY,
-                         "secret '%s' is encrypted but no security.encryption_key is configured",
-                         row->name);
-    if (row->encryption_key_hash && *row->encryption_key_hash &&
-        strcasecmp(row->encryption_key_hash, key_hash) != 0)
-        return set_error(err, errlen, EKEYREJECTED,
-                         "secret '%s' was encrypted with a different key (hash mismatch); set "
-                         "security.encryption_key to the key it was stored with",
-                         row->name);
-    char why[160];
-    int rc = secrets_decrypt(key_string, row->value, out, why, sizeof(why));
-    if (rc < 0)
-        return set_error(err, errlen, rc, "secret '%s' cannot be decrypted: %s", row->name, why);
-    return 0;
+        rc = set_error(err, errlen, ENOKEY,
+                       "secret '%s' is encrypted but no security.encryption_key is configured",
+                       row->name);
+    else if (row->encryption_key_hash && *row->encryption_key_hash &&
+             strcasecmp(row->encryption_key_hash, key_hash) != 0)
+        rc = set_error(err, errlen, EKEYREJECTED,
+                       "secret '%s' was encrypted with a different key (hash mismatch); set "
+                       "security.encryption_key to the key it was stored with",
+                       row->name);
+    else if ((rc = secrets_decrypt_json(key_string, stored, value, why, sizeof(why))) < 0)
+        set_error(err, errlen, rc, "secret '%s' cannot be decrypted: %s", row->name, why);
+    json_decref(stored);
+    return rc;
 }
 
-/* Frees a resolved object after wiping the values it holds. */
-static void secrets_object_wipe_free(json_t *obj)
+/* The text get_secret returns for one row, appended to out. */
+static int row_plaintext(const struct key_row *row, const char *key_string, const char *key_hash,
+                         struct strbuf *out, char *err, size_t errlen)
 {
-    const char *name;
-    json_t *value;
-    json_object_foreach(obj, name, value)
-    {
-        secure_zero((char *)json_string_value(value), json_string_length(value));
-    }
-    json_decref(obj);
+    json_t *value = NULL;
+    int rc = row_value(row, key_string, key_hash, &value, err, errlen);
+    if (rc == 0)
+        secrets_value_text(value, out);
+    secrets_json_wipe_free(value);
+    return rc;
 }
 
 static int add_secret(json_t *obj, const char *name, const struct strbuf *plain, char *err,
                       size_t errlen)
 {
-    /* Secrets travel to actions as JSON text, so a value must be UTF-8. */
+    /* Secrets travel to actions as JSON text: no NUL ("\u0000" in a stored
+     * string), and UTF-8 (which JSON values always are). */
     json_t *s =
         memchr(plain->data, '\0', plain->len) ? NULL : json_stringn(plain->data, plain->len);
     if (!s)
         return set_error(err, errlen, EINVAL,
-                         "secret '%s' is not valid UTF-8 text without NUL bytes", name);
+                         "secret '%s' holds a NUL character, which cannot reach an action", name);
     json_object_set_new(obj, name, s);
     return 0;
 }
@@ -290,7 +388,7 @@ int secrets_resolve(const struct key_row *rows, size_t count, const char *key_st
     strbuf_free(&plain);
     json_decref(winners);
     if (rc < 0) {
-        secrets_object_wipe_free(result);
+        secrets_json_wipe_free(result);
         return rc;
     }
     *out = result;

@@ -19,7 +19,8 @@ import unittest
 from faults_support import (SLOW, FaultTestCase, dispatch_key, new_marker, request_envelope, run_counts,
                             sanitized_build, ss, wait_until_value, worker_queue,
                             write_action_file, write_pack)
-from service_support import READY_RE
+from keys_support import insert_key
+from service_support import ENCRYPTION_KEY, READY_RE
 from support import WORKER_BIN
 
 SERVICE_BIN = os.path.join(os.path.dirname(WORKER_BIN), "attune-worker-service")
@@ -133,7 +134,8 @@ class ValgrindServiceTest(FaultTestCase):
                                      "seconds": {"type": "number"}}, required=["runlog"])
         cls.db.insert_action(pid, p, "big", "big.sh")
         cls.db.insert_action(pid, p, "shsecret", "secret.sh", fmt="dotenv")
-        cls.db.insert_key("token", "s3cr3t-\u00e9\n-value", encrypted=True)
+        insert_key(cls.db, "token", "s3cr3t-\u00e9\n-value", encrypted=True,
+                   key_string=ENCRYPTION_KEY)
         cls.has_node = shutil.which("node") is not None
 
     def start_valgrind(self, name):

@@ -1,8 +1,10 @@
-/* libFuzzer target: stored secret values (secrets_decrypt with a fixed key)
- * and the key-table rows of secrets_resolve, as they come from a database
- * anyone with write access to the key table can fill.
- * Input: the whole input is one stored value for secrets_decrypt; it is also
- * read as rows, one a line: OWNER FLAG NAME TAB VALUE, where OWNER is s
+/* libFuzzer target: stored secret values (secrets_decrypt and
+ * secrets_decrypt_json with a fixed key) and the key-table rows of
+ * secrets_resolve, as they come from a database anyone with write access to
+ * the key table can fill.
+ * Input: the whole input is one stored value for secrets_decrypt, and as JSON
+ * text one for secrets_decrypt_json; it is also read as rows, one a line:
+ * OWNER FLAG NAME TAB VALUE (VALUE is key.value as JSON text), where OWNER is s
  * (system), p (pack), a (action), n (no owner) or anything else (an owner an
  * action never sees), and FLAG is e (encrypted, right key hash), E (encrypted,
  * no hash), x (encrypted, another key's hash), X (encrypted, empty hash), u
@@ -89,6 +91,32 @@ static void check_decrypt(const char *stored)
     strbuf_free(&out);
 }
 
+/* The same for encrypt_json's form: a JSON string that decrypts to a JSON
+ * value, which encrypts and decrypts again to an equal value. */
+static void check_decrypt_json(const char *text)
+{
+    json_t *stored = json_loads(text, JSON_DECODE_ANY, NULL), *value = NULL;
+    char err[256] = "";
+    if (!stored)
+        return;
+    int rc = secrets_decrypt_json(FUZZ_KEY, stored, &value, err, sizeof(err));
+    if (rc < 0 && (!err[0] || value))
+        fail("a failed decrypt_json left no message or a value", text);
+    if (rc == 0) {
+        json_t *again = NULL, *back = NULL, *other = NULL;
+        if (secrets_decrypt_json(OTHER_KEY, stored, &other, err, sizeof(err)) != -EBADMSG || other)
+            fail("a value decrypt_json-s under two keys", text);
+        if (secrets_encrypt_json(FUZZ_KEY, value, &again) != 0 ||
+            secrets_decrypt_json(FUZZ_KEY, again, &back, err, sizeof(err)) != 0 ||
+            !json_equal(value, back))
+            fail("re-encrypted JSON value does not decrypt to an equal value", text);
+        json_decref(again);
+        json_decref(back);
+    }
+    json_decref(value);
+    json_decref(stored);
+}
+
 static const char *owner_of(char c)
 {
     switch (c) {
@@ -172,6 +200,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *text = strndup((const char *)data, size);
     check_decrypt(text);
+    check_decrypt_json(text);
     struct key_row rows[MAX_ROWS];
     memset(rows, 0, sizeof(rows));
     size_t n = parse_rows(text, rows);

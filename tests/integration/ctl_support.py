@@ -160,8 +160,9 @@ class CtlTestCase(unittest.TestCase):
         heartbeat = None if heartbeat_age is None else "NOW() - make_interval(secs => %d)" % (
             heartbeat_age)
         self.execute(
-            "INSERT INTO attune.worker (id, name, status, host, capabilities, last_heartbeat) "
-            "VALUES (%%s, %%s, %%s, 'testhost', jsonb_build_object('runtimes', %%s::jsonb), %s)"
+            "INSERT INTO attune.worker (id, name, worker_role, status, host, capabilities, "
+            "last_heartbeat) VALUES (%%s, %%s, 'action', %%s, 'testhost', "
+            "jsonb_build_object('runtimes', %%s::jsonb), %s)"
             % (heartbeat or "NULL"),
             (worker_id, name, status, psycopg2.extras.Json(list(runtimes))))
         return worker_id

@@ -1,21 +1,24 @@
-"""`attunectl key set` against a real PostgreSQL: plain and encrypted keys (the
-stored format of CONTRACT.md section 4, checked by decrypting here), values from
-standard input, system/pack/action owners, updates, and values never printed."""
+"""`attunectl key set` against a real PostgreSQL: keys in Attune's layout (a
+JSONB value: a plain key is the JSON string of the text, an encrypted one
+Attune's encrypt_json of it, checked by decrypting here with Python's
+`cryptography`), canonical refs and local refs filled by the table's trigger,
+values from standard input, system/pack/action owners, updates, and values never
+printed."""
 import base64
 import hashlib
 import unittest
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from ctl_support import ENCRYPTION_KEY, EXIT_CONFIG, EXIT_FAILED, EXIT_OK, EXIT_USAGE, CtlTestCase
+from keys_support import decrypt_json, decrypt_raw, json_text
 
 ENC_ENV = {"ATTUNE__SECURITY__ENCRYPTION_KEY": ENCRYPTION_KEY}
 
 
 def decrypt(stored, key_string=ENCRYPTION_KEY):
-    raw = base64.b64decode(stored, validate=True)
-    key = hashlib.sha256(key_string.encode()).digest()
-    return AESGCM(key).decrypt(raw[:12], raw[12:], None).decode("utf-8")
+    """The text an encrypted key.value (encrypt_json of a JSON string) holds."""
+    value = decrypt_json(stored, key_string)
+    assert isinstance(value, str), value
+    return value
 
 
 class KeySetTest(CtlTestCase):
@@ -38,8 +41,10 @@ class KeySetTest(CtlTestCase):
         self.assertEqual(proc.stdout, "key system.api_token created\n")
         self.assertQuiet(proc, "s3cr3t-plain")
         k = self.key("system.api_token")
-        self.assertEqual((k["owner_type"], k["owner"], k["name"], k["value"], k["encrypted"]),
-                         ("system", "system", "api_token", "s3cr3t-plain", False))
+        self.assertEqual((k["owner_type"], k["owner"], k["name"], k["local_ref"], k["value"],
+                          k["encrypted"]),
+                         ("system", "system", "api_token", "api_token", "s3cr3t-plain", False))
+        self.assertEqual(self.value("SELECT jsonb_typeof(value) FROM attune.key"), "string")
         self.assertIsNone(k["encryption_key_hash"])
         for col in ("owner_pack", "owner_pack_ref", "owner_action", "owner_action_ref",
                     "owner_identity", "owner_sensor"):
@@ -73,8 +78,12 @@ class KeySetTest(CtlTestCase):
         self.assertEqual(k["encryption_key_hash"],
                          hashlib.sha256(ENCRYPTION_KEY.encode()).hexdigest())
         self.assertNotIn("pässwörd", k["value"])
+        # encrypt_json: the compact JSON text of the value, a string with its quotes.
+        plaintext = json_text(value).encode()
+        self.assertTrue(plaintext.startswith(b'"'))
         raw = base64.b64decode(k["value"], validate=True)
-        self.assertEqual(len(raw), 12 + len(value.encode()) + 16)
+        self.assertEqual(len(raw), 12 + len(plaintext) + 16)
+        self.assertEqual(decrypt_raw(k["value"], ENCRYPTION_KEY), plaintext)
         self.assertEqual(decrypt(k["value"]), value)
 
     def test_fresh_nonce_every_time(self):
@@ -119,20 +128,21 @@ class KeySetTest(CtlTestCase):
         pack_id = self.value("SELECT id FROM attune.pack WHERE ref = 'examples'")
         proc = self.assertExit(self.ctl("key", "set", "api_key", "pk-value", "--pack", "examples"),
                                EXIT_OK)
-        self.assertEqual(proc.stdout, "key examples.api_key created\n")
-        k = self.key("examples.api_key")
-        self.assertEqual((k["owner_type"], k["owner"], k["owner_pack"], k["owner_pack_ref"]),
-                         ("pack", str(pack_id), pack_id, "examples"))
+        self.assertEqual(proc.stdout, "key pack.examples.api_key created\n")
+        k = self.key("pack.examples.api_key")
+        self.assertEqual((k["owner_type"], k["owner"], k["owner_pack"], k["owner_pack_ref"],
+                          k["local_ref"], k["value"]),
+                         ("pack", "examples", pack_id, "examples", "api_key", "pk-value"))
         self.assertIsNone(k["owner_action"])
 
     def test_action_owner(self):
         action_id = self.value("SELECT id FROM attune.action WHERE ref = 'examples.greet'")
         proc = self.assertExit(self.ctl("key", "set", "api_key", "ak-value", "--action",
                                         "examples.greet", "--encrypt", env=ENC_ENV), EXIT_OK)
-        self.assertEqual(proc.stdout, "key examples.greet.api_key created (encrypted)\n")
-        k = self.key("examples.greet.api_key")
+        self.assertEqual(proc.stdout, "key action.examples.greet.api_key created (encrypted)\n")
+        k = self.key("action.examples.greet.api_key")
         self.assertEqual((k["owner_type"], k["owner"], k["owner_action"], k["owner_action_ref"]),
-                         ("action", str(action_id), action_id, "examples.greet"))
+                         ("action", "examples.greet", action_id, "examples.greet"))
         self.assertEqual(decrypt(k["value"]), "ak-value")
 
     def test_same_name_for_each_owner(self):
@@ -142,8 +152,8 @@ class KeySetTest(CtlTestCase):
                         EXIT_OK)
         rows = self.rows("SELECT ref, owner_type::text, value FROM attune.key ORDER BY id")
         self.assertEqual([(r["ref"], r["owner_type"], r["value"]) for r in rows],
-                         [("system.token", "system", "sys"), ("examples.token", "pack", "pack"),
-                          ("examples.hello.token", "action", "act")])
+                         [("system.token", "system", "sys"), ("pack.examples.token", "pack", "pack"),
+                          ("action.examples.hello.token", "action", "act")])
 
     def test_unknown_owner(self):
         proc = self.ctl("key", "set", "k", "v", "--pack", "nope")
@@ -156,6 +166,9 @@ class KeySetTest(CtlTestCase):
         for argv, stdin, needle in (
                 (["key", "set", "bad.name", "v"], None, "invalid key name"),
                 (["key", "set", "", "v"], None, "invalid key name"),
+                (["key", "set", "Upper", "v"], None, "invalid key name"),
+                (["key", "set", "_leading", "v"], None, "invalid key name"),
+                (["key", "set", "x" * 64, "v"], None, "invalid key name"),
                 (["key", "set", "nul", "-"], "a\0b", "NUL"),
                 (["key", "set", "k", "v", "--pack", "examples", "--action", "examples.hello"],
                  None, "--pack and --action"),

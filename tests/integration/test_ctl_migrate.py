@@ -1,12 +1,15 @@
-"""`attunectl migrate` against a real PostgreSQL: the schema of CONTRACT.md
-section 1 (enums, tables, constraints, `updated` triggers), applied once, safe to
-run twice and from two processes at once."""
+"""`attunectl migrate` against a real PostgreSQL: the schema (the original
+contract's tables, made a compatible subset of Attune's tables of today by
+0003_attune_today: enums, tables, columns, constraints, triggers), applied once,
+safe to run twice and from two processes at once. Upgrades of older databases
+and databases Attune's own migrations manage: test_ctl_migrate_upgrade.py."""
 import os
 import subprocess
 import time
 import unittest
 
 import psycopg2
+import psycopg2.extras
 
 from ctl_support import CTL_BIN, EXIT_CONFIG, EXIT_FAILED, EXIT_OK, CtlTestCase
 
@@ -14,10 +17,13 @@ ENUMS = {
     "execution_status_enum": ["requested", "scheduling", "scheduled", "running", "completed",
                               "failed", "canceling", "cancelled", "timeout", "abandoned"],
     "worker_type_enum": ["local", "remote", "container"],
+    "worker_role_enum": ["action", "sensor"],
     "worker_status_enum": ["active", "inactive", "busy", "error"],
     "owner_type_enum": ["system", "identity", "pack", "action", "sensor"],
     "runtime_type_enum": ["action", "sensor"],
 }
+
+TS = "timestamp with time zone"
 
 # Columns the worker and attunectl rely on: name -> (data type, nullable).
 COLUMNS = {
@@ -26,13 +32,22 @@ COLUMNS = {
         "description": ("text", True), "version": ("text", False),
         "conf_schema": ("jsonb", False), "config": ("jsonb", False), "meta": ("jsonb", False),
         "tags": ("ARRAY", False), "runtime_deps": ("ARRAY", False),
-        "is_standard": ("boolean", False),
+        "is_standard": ("boolean", False), "active_release": ("bigint", True),
     },
     "runtime": {
         "id": ("bigint", False), "ref": ("text", False), "pack": ("bigint", True),
         "pack_ref": ("text", True), "description": ("text", True),
         "runtime_type": ("USER-DEFINED", False), "name": ("text", False),
+        "aliases": ("ARRAY", False), "execution_config": ("jsonb", False),
         "distributions": ("jsonb", False), "installation": ("jsonb", True),
+    },
+    "runtime_version": {
+        "id": ("bigint", False), "runtime": ("bigint", False), "runtime_ref": ("text", False),
+        "version": ("text", False), "version_major": ("integer", True),
+        "version_minor": ("integer", True), "version_patch": ("integer", True),
+        "execution_config": ("jsonb", False), "distributions": ("jsonb", False),
+        "is_default": ("boolean", False), "available": ("boolean", False),
+        "verified_at": (TS, True), "meta": ("jsonb", False), "retired_at": (TS, True),
     },
     "action": {
         "id": ("bigint", False), "ref": ("text", False), "pack": ("bigint", False),
@@ -48,26 +63,59 @@ COLUMNS = {
         "config": ("jsonb", True), "parent": ("bigint", True), "enforcement": ("bigint", True),
         "executor": ("bigint", True), "status": ("USER-DEFINED", False),
         "result": ("jsonb", True), "worker": ("bigint", True),
-        "started_at": ("timestamp with time zone", True), "timeout_seconds": ("integer", True),
-        "env_vars": ("jsonb", True),
+        "started_at": (TS, True), "timeout_seconds": ("integer", True),
+        "env_vars": ("jsonb", True), "permission_set_refs": ("ARRAY", False),
+        "trace_tag": ("text", True), "pack_release": ("bigint", True),
+        "pack_release_digest": ("text", True), "executable_snapshot": ("jsonb", True),
     },
     "worker": {
         "id": ("bigint", False), "name": ("text", False), "worker_type": ("USER-DEFINED", False),
+        "worker_role": ("USER-DEFINED", False),
         "runtime": ("bigint", True), "host": ("text", True), "port": ("integer", True),
-        "status": ("USER-DEFINED", False), "capabilities": ("jsonb", False),
-        "meta": ("jsonb", False), "last_heartbeat": ("timestamp with time zone", True),
+        "status": ("USER-DEFINED", False), "capabilities": ("jsonb", True),
+        "meta": ("jsonb", True), "last_heartbeat": (TS, True),
+        "cordoned": ("boolean", False), "cordon_reason": ("text", True),
+        "cordoned_by": ("bigint", True), "cordoned_at": (TS, True),
     },
     "key": {
-        "id": ("bigint", False), "ref": ("text", False), "owner_type": ("USER-DEFINED", False),
-        "owner": ("text", False), "owner_identity": ("bigint", True),
+        "id": ("bigint", False), "ref": ("text", False), "local_ref": ("text", False),
+        "owner_type": ("USER-DEFINED", False),
+        "owner": ("text", True), "owner_identity": ("bigint", True),
         "owner_pack": ("bigint", True), "owner_pack_ref": ("text", True),
         "owner_action": ("bigint", True), "owner_action_ref": ("text", True),
         "owner_sensor": ("bigint", True), "owner_sensor_ref": ("text", True),
         "name": ("text", False), "encrypted": ("boolean", False),
-        "encryption_key_hash": ("text", True), "value": ("text", False),
+        "encryption_key_hash": ("text", True), "value": ("jsonb", False),
     },
+    "identity": {
+        "id": ("bigint", False), "login": ("text", False), "display_name": ("text", True),
+        "attributes": ("jsonb", False),
+    },
+    # Tables upstream gives no `updated` column.
+    "enforcement": {
+        "id": ("bigint", False), "rule": ("bigint", True), "rule_ref": ("text", False),
+        "trigger_ref": ("text", False), "config": ("jsonb", True), "event": ("bigint", True),
+        "payload": ("jsonb", False), "created": (TS, False),
+    },
+    "pack_release": {
+        "id": ("bigint", False), "pack": ("bigint", False), "pack_ref": ("text", False),
+        "version": ("text", False), "digest": ("text", False), "archive_path": ("text", False),
+        "content_path": ("text", False), "archive_size": ("bigint", False),
+        "manifest": ("jsonb", False), "created": (TS, False),
+    },
+    "execution_secret_value": {
+        "id": ("bigint", False), "entity_type": ("text", False), "entity_id": ("bigint", False),
+        "json_path": ("text", False), "source_kind": ("text", False),
+        "source_ref": ("text", True), "encrypted_value": ("jsonb", False),
+        "encryption_key_hash": ("text", True), "created": (TS, False),
+    },
+    # This project's: the keys 0003 could not re-encrypt, until attunectl migrate does.
+    "key_legacy_ciphertext": {"key": ("bigint", False), "created": (TS, False)},
 }
+WITHOUT_UPDATED = {"enforcement", "pack_release", "execution_secret_value",
+                   "key_legacy_ciphertext"}
 
+DIGEST = "ab" * 32
 
 MIGRATIONS = sorted(f[:-4] for f in os.listdir(os.path.join(os.environ["ATTUNE_SOURCE_DIR"], "migrations"))
                     if f.endswith(".sql"))
@@ -124,8 +172,9 @@ class MigrateTest(CtlTestCase):
                         "table_name = %s", (table,))}
             for name, spec in expected.items():
                 self.assertEqual(cols.get(name), spec, "%s.%s" % (table, name))
-            self.assertEqual(cols.get("created"), ("timestamp with time zone", False), table)
-            self.assertEqual(cols.get("updated"), ("timestamp with time zone", False), table)
+            self.assertEqual(cols.get("created"), (TS, False), table)
+            if table not in WITHOUT_UPDATED:
+                self.assertEqual(cols.get("updated"), (TS, False), table)
 
     def test_defaults(self):
         self.migrate()
@@ -141,10 +190,26 @@ class MigrateTest(CtlTestCase):
                          ("stdin", "json", "text", False))
         self.assertIsNone(action["timeout_seconds"])
         self.execute("INSERT INTO attune.execution (action_ref) VALUES ('p1.a')")
-        self.assertEqual(self.value("SELECT status::text FROM attune.execution"), "requested")
+        execution = self.row("SELECT status::text, permission_set_refs, pack_release, "
+                             "executable_snapshot FROM attune.execution")
+        self.assertEqual(execution, {"status": "requested", "permission_set_refs": [],
+                                     "pack_release": None, "executable_snapshot": None})
+        self.execute("INSERT INTO attune.worker (name, worker_role) VALUES ('w1', 'action')")
+        worker = self.row("SELECT worker_role::text, cordoned FROM attune.worker")
+        self.assertEqual(worker, {"worker_role": "action", "cordoned": False})
+        self.execute("INSERT INTO attune.runtime (ref, name) VALUES ('p1.shell', 'shell')")
+        runtime = self.row("SELECT aliases, execution_config FROM attune.runtime")
+        self.assertEqual(runtime, {"aliases": [], "execution_config": {}})
 
     def test_constraints(self):
         self.migrate()
+        self.execute("INSERT INTO attune.pack (ref, label, version) VALUES ('p1', 'P', '1.2.3-rc.1')")
+        self.execute("INSERT INTO attune.key (owner_type, local_ref, name, encrypted, value) "
+                     "VALUES ('system', 'k', 'k', false, '\"v\"')")
+        release = ("INSERT INTO attune.pack_release (pack, pack_ref, version, digest, archive_path, "
+                   "content_path, archive_size, manifest) VALUES ((SELECT id FROM attune.pack), "
+                   "'p1', '%s', '%s', 'a.tar', 'c', %d, '%s')")
+        self.execute(release % ("1.0.0", DIGEST, 10, "{}"))
         bad = [
             "INSERT INTO attune.pack (ref, label, version) VALUES ('Bad', 'x', '1.0.0')",
             "INSERT INTO attune.pack (ref, label, version) VALUES ('x', 'x', '1.0.0')",
@@ -158,18 +223,84 @@ class MigrateTest(CtlTestCase):
             "INSERT INTO attune.action (ref, pack, pack_ref, label, entrypoint) "
             "VALUES ('p1.a', 999, 'p1', 'A', 'a.sh')",
             "INSERT INTO attune.pack (ref, label, version) VALUES ('p1', 'again', '1.0.0')",
-            "INSERT INTO attune.key (ref, owner_type, owner, name, value) "
-            "VALUES ('other.k', 'system', 'system', 'k', 'v')",
+            # key: same owner and name; local refs Attune refuses; no value
+            "INSERT INTO attune.key (owner_type, local_ref, name, encrypted, value) "
+            "VALUES ('system', 'k', 'k', false, '1')",
+            "INSERT INTO attune.key (owner_type, local_ref, name, encrypted, value) "
+            "VALUES ('system', 'Upper', 'Upper', false, '1')",
+            "INSERT INTO attune.key (owner_type, local_ref, name, encrypted, value) "
+            "VALUES ('system', 'a.b', 'a.b', false, '1')",
+            "INSERT INTO attune.key (owner_type, name, encrypted, value) "
+            "VALUES ('system', 'nolocal', false, '1')",
+            "INSERT INTO attune.key (owner_type, local_ref, name, encrypted) "
+            "VALUES ('system', 'novalue', 'novalue', false)",
+            # worker: a role is required
+            "INSERT INTO attune.worker (name) VALUES ('norole')",
+            # execution: a digest is 64 lowercase hex digits, and a pin is complete
+            "INSERT INTO attune.execution (action_ref, pack_release_digest, executable_snapshot) "
+            "VALUES ('x', 'ABC', '{}')",
+            "INSERT INTO attune.execution (action_ref, pack_release_digest) VALUES ('x', '%s')"
+            % DIGEST,
+            "INSERT INTO attune.execution (action_ref, pack_release) "
+            "VALUES ('x', (SELECT id FROM attune.pack_release))",
+            "INSERT INTO attune.execution (action_ref, executor) VALUES ('x', 12345)",
+            "INSERT INTO attune.execution (action_ref, enforcement) VALUES ('x', 12345)",
+            # pack_release: digest, size, manifest, one version per pack
+            release % ("2.0.0", "xyz", 10, "{}"),
+            release % ("2.0.0", DIGEST, -1, "{}"),
+            release % ("2.0.0", DIGEST, 10, "[]"),
+            release % ("1.0.0", DIGEST, 10, "{}"),
+            "INSERT INTO attune.execution_secret_value (entity_type, entity_id, json_path, "
+            "source_kind, encrypted_value) VALUES ('execution_config', 1, '/p', 'key', '1'), "
+            "('execution_config', 1, '/p', 'key', '2')",
         ]
-        self.execute("INSERT INTO attune.pack (ref, label, version) VALUES ('p1', 'P', '1.2.3-rc.1')")
-        self.execute("INSERT INTO attune.key (ref, owner_type, owner, name, value) "
-                     "VALUES ('system.k', 'system', 'system', 'k', 'v')")
         for sql in bad:
             with self.subTest(sql=sql):
-                with self.assertRaises(psycopg2.IntegrityError):
+                with self.assertRaises((psycopg2.IntegrityError, psycopg2.errors.RaiseException)):
                     self.execute(sql)
         with self.assertRaises(psycopg2.DataError):
             self.execute("INSERT INTO attune.execution (action_ref, status) VALUES ('x', 'done')")
+        with self.assertRaises(psycopg2.DataError):
+            self.execute("INSERT INTO attune.worker (name, worker_role) VALUES ('w', 'other')")
+        # A complete pin is accepted, and so is canceling.
+        self.execute("INSERT INTO attune.execution (action_ref, status, pack_release, "
+                     "pack_release_digest, executable_snapshot) VALUES ('x', 'canceling', "
+                     "(SELECT id FROM attune.pack_release), %s, '{}')", (DIGEST,))
+
+    def test_key_trigger_fills_owner_and_ref(self):
+        """As upstream's validate_key_owner: writers give the owner's id and the
+        local ref; owner, owner_*_ref and the canonical ref follow from them."""
+        self.migrate()
+        pack_id = self.value("INSERT INTO attune.pack (ref, label, version) "
+                             "VALUES ('p1', 'P', '1.0.0') RETURNING id")
+        action_id = self.value("INSERT INTO attune.action (ref, pack, pack_ref, label, "
+                               "entrypoint) VALUES ('p1.a', %s, 'p1', 'A', 'a.sh') RETURNING id",
+                               (pack_id,))
+        insert = ("INSERT INTO attune.key (ref, owner, owner_type, owner_pack, owner_action, "
+                  "local_ref, name, encrypted, value) VALUES ('ignored', 'ignored', %s, %s, %s, "
+                  "'tok', 'tok', false, '\"v\"') RETURNING ref, owner, owner_pack_ref, "
+                  "owner_action_ref")
+        self.assertEqual(self.rows(insert, ("system", None, None)),
+                         [{"ref": "system.tok", "owner": "system", "owner_pack_ref": None,
+                           "owner_action_ref": None}])
+        self.assertEqual(self.rows(insert, ("pack", pack_id, None)),
+                         [{"ref": "pack.p1.tok", "owner": "p1", "owner_pack_ref": "p1",
+                           "owner_action_ref": None}])
+        self.assertEqual(self.rows(insert, ("action", None, action_id)),
+                         [{"ref": "action.p1.a.tok", "owner": "p1.a", "owner_pack_ref": None,
+                           "owner_action_ref": "p1.a"}])
+        for owner_type, pack, action in (("system", pack_id, None), ("pack", None, None),
+                                         ("pack", pack_id, action_id), ("action", pack_id, None),
+                                         ("pack", 999, None)):
+            with self.subTest(owner_type=owner_type, pack=pack, action=action):
+                with self.assertRaises(psycopg2.Error):
+                    self.execute(insert.replace("'tok', 'tok'", "'other', 'other'"),
+                                 (owner_type, pack, action))
+        with self.assertRaises(psycopg2.errors.RaiseException):
+            self.execute("UPDATE attune.key SET local_ref = 'renamed' WHERE ref = 'system.tok'")
+        self.execute("UPDATE attune.key SET value = '{\"a\": 1}' WHERE ref = 'system.tok'")
+        self.assertEqual(self.value("SELECT value FROM attune.key WHERE ref = 'system.tok'"),
+                         {"a": 1})
 
     def test_cascades(self):
         self.migrate()
@@ -178,10 +309,12 @@ class MigrateTest(CtlTestCase):
         action_id = self.value("INSERT INTO attune.action (ref, pack, pack_ref, label, "
                                "entrypoint) VALUES ('p1.a', %s, 'p1', 'A', 'a.sh') RETURNING id",
                                (pack_id,))
-        self.execute("INSERT INTO attune.key (ref, owner_type, owner, owner_action, name, value) "
-                     "VALUES ('p1.a.k', 'action', %s, %s, 'k', 'v')", (str(action_id), action_id))
-        self.execute("INSERT INTO attune.key (ref, owner_type, owner, owner_pack, name, value) "
-                     "VALUES ('p1.k', 'pack', %s, %s, 'k', 'v')", (str(pack_id), pack_id))
+        self.execute("INSERT INTO attune.key (owner_type, owner_action, local_ref, name, "
+                     "encrypted, value) VALUES ('action', %s, 'k', 'k', false, '\"v\"')",
+                     (action_id,))
+        self.execute("INSERT INTO attune.key (owner_type, owner_pack, local_ref, name, "
+                     "encrypted, value) VALUES ('pack', %s, 'k', 'k', false, '\"v\"')",
+                     (pack_id,))
         exec_id = self.value("INSERT INTO attune.execution (action, action_ref) "
                              "VALUES (%s, 'p1.a') RETURNING id", (action_id,))
         self.execute("DELETE FROM attune.pack WHERE id = %s", (pack_id,))
@@ -196,10 +329,10 @@ class MigrateTest(CtlTestCase):
         triggers = {r["event_object_table"] for r in self.rows(
             "SELECT event_object_table FROM information_schema.triggers WHERE "
             "trigger_schema = 'attune' AND action_timing = 'BEFORE' AND "
-            "event_manipulation = 'UPDATE'")}
-        self.assertEqual(triggers, set(COLUMNS))
+            "event_manipulation = 'UPDATE' AND action_statement LIKE '%%set_updated%%'")}
+        self.assertEqual(triggers, set(COLUMNS) - WITHOUT_UPDATED)
         self.execute("INSERT INTO attune.pack (ref, label, version) VALUES ('p1', 'P', '1.0.0')")
-        self.execute("INSERT INTO attune.worker (name) VALUES ('w1')")
+        self.execute("INSERT INTO attune.worker (name, worker_role) VALUES ('w1', 'action')")
         before = self.row("SELECT p.created, p.updated, w.updated AS wupdated "
                           "FROM attune.pack p, attune.worker w")
         self.assertEqual(before["created"], before["updated"])

@@ -51,6 +51,11 @@ class RunTest(BrokerMixin, CtlTestCase):
         self.insert_worker("stale", heartbeat_age=3600)
         self.insert_worker("never", heartbeat_age=None)
         self.insert_worker("stopped", status="inactive")
+        # Live, but Attune never schedules actions on these.
+        self.execute("UPDATE attune.worker SET cordoned = true, cordon_reason = 'maintenance' "
+                     "WHERE id = %s", (self.insert_worker("cordoned"),))
+        self.execute("UPDATE attune.worker SET worker_role = 'sensor' WHERE id = %s",
+                     (self.insert_worker("sensor"),))
         proc = self.ctl("run", "examples.hello", "-p", "name=Ada")
         self.assertOneLineError(proc, EXIT_FAILED, "no live worker",
                                 "start attune-worker first", "requested")

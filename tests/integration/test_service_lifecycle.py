@@ -160,10 +160,10 @@ class ServiceLifecycleTest(ServiceTestCase):
     def test_executions_left_running_are_abandoned_at_start(self):
         name = self.unique_name("stale")
         # The worker's row from an earlier run, and what that run left behind.
-        wid = self.db.value("INSERT INTO attune.worker (name, status, host) VALUES (%s, "
-                            "'active', 'elsewhere') RETURNING id", (name,))
-        other = self.db.value("INSERT INTO attune.worker (name, status) VALUES (%s, 'active') "
-                              "RETURNING id", (self.unique_name("other"),))
+        wid = self.db.value("INSERT INTO attune.worker (name, worker_role, status, host) VALUES "
+                            "(%s, 'action', 'active', 'elsewhere') RETURNING id", (name,))
+        other = self.db.value("INSERT INTO attune.worker (name, worker_role, status) VALUES "
+                              "(%s, 'action', 'active') RETURNING id", (self.unique_name("other"),))
         stale = [self.db.insert_execution("life.noop", {"n": i}, status="running", worker=wid)
                  for i in range(2)]
         self.db.execute("UPDATE attune.execution SET started_at = NOW() - interval '1 hour' "

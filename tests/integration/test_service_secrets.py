@@ -1,13 +1,18 @@
-"""Secrets in service mode (CONTRACT.md section 4): key rows written by Python's
-`cryptography` (AES-256-GCM, key SHA-256 of the configured string, base64 of
-nonce || ciphertext || tag) reach the action through get_secret(), with system <
-pack < action precedence; a key made with another encryption key fails the
+"""Secrets in service mode: key rows in Attune's layout, encrypted by Python's
+`cryptography` as Attune's encrypt_json (AES-256-GCM, key SHA-256 of the
+configured string, over the compact JSON text of the value; base64 of nonce ||
+ciphertext || tag as a JSON string), reach the action through get_secret(),
+with system < pack < action precedence and JSON values other than strings as
+their compact JSON text; a key made with another encryption key fails the
 execution with a clear error and never leaks its value."""
 import base64
 import json
 import unittest
 
-from service_support import ServiceTestCase, write_action_file, write_pack
+import psycopg2.extras
+
+from keys_support import insert_key
+from service_support import ENCRYPTION_KEY, ServiceTestCase, write_action_file, write_pack
 
 REVEAL_PY = '''"""Returns the secrets it is asked for."""
 
@@ -33,6 +38,10 @@ SECRETS = {
 PACK_SECRETS = {"beta": "pack-beta", "gamma": "pack-gamma (overridden by the action)"}
 ACTION_SECRETS = {"gamma": "action-gamma"}
 OTHER_PACK_SECRETS = {"only_other": "belongs to the other pack"}
+# JSON values that are not strings: get_secret gives their compact JSON text.
+JSON_SECRETS = {"conf": {"user": "admin", "ports": [1, 2], "on": True, "none": None},
+                "port": 5432}
+JSON_TEXTS = {"conf": '{"user":"admin","ports":[1,2],"on":true,"none":null}', "port": "5432"}
 BROKEN_VALUE = "plaintext-of-the-broken-key-5f2c9a"
 TAMPERED_VALUE = "plaintext-of-the-tampered-key-81d3e0"
 
@@ -56,26 +65,32 @@ class ServiceSecretsTest(ServiceTestCase):
                                        ["names"]), "sec.badkey")
         cls.tampered = (db.insert_action(cls.sec[0], "sec", "tampered", "reveal.py", params,
                                          ["names"]), "sec.tampered")
+        def key(name, value, owner_type="system", **kw):
+            kw.setdefault("key_string", ENCRYPTION_KEY)
+            insert_key(db, name, value, owner_type, **kw)
+
         for name, value in SECRETS.items():
-            db.insert_key(name, value, encrypted=(name != "plain"))
+            key(name, value, encrypted=(name != "plain"))
         for name, value in PACK_SECRETS.items():
-            db.insert_key(name, value, "pack", pack=cls.sec, encrypted=True)
+            key(name, value, "pack", pack=cls.sec, encrypted=True)
         for name, value in ACTION_SECRETS.items():
-            db.insert_key(name, value, "action", action=cls.reveal, encrypted=True)
+            key(name, value, "action", action=cls.reveal, encrypted=True)
         for name, value in OTHER_PACK_SECRETS.items():
-            db.insert_key(name, value, "pack", pack=cls.other, encrypted=True)
+            key(name, value, "pack", pack=cls.other, encrypted=True)
+        key("conf", JSON_SECRETS["conf"], "action", action=cls.reveal, encrypted=True)
+        key("port", JSON_SECRETS["port"], "action", action=cls.reveal)
         # Encrypted with another key, and stored with that key's hash.
-        db.insert_key("broken", BROKEN_VALUE, "action", action=cls.badkey, encrypted=True,
-                      key_string=OTHER_KEY)
+        key("broken", BROKEN_VALUE, "action", action=cls.badkey, encrypted=True,
+            key_string=OTHER_KEY)
         # The right key's hash, but a ciphertext byte was altered (the tag fails).
-        db.insert_key("tampered", TAMPERED_VALUE, "action", action=cls.tampered, encrypted=True)
+        key("tampered", TAMPERED_VALUE, "action", action=cls.tampered, encrypted=True)
         stored = bytearray(base64.b64decode(db.value(
-            "SELECT value FROM attune.key WHERE name = 'tampered'")))
+            "SELECT value #>> '{}' FROM attune.key WHERE name = 'tampered'")))
         stored[14] ^= 0x01
         db.execute("UPDATE attune.key SET value = %s WHERE name = 'tampered'",
-                   (base64.b64encode(bytes(stored)).decode(),))
+                   (psycopg2.extras.Json(base64.b64encode(bytes(stored)).decode()),))
         cls.names = sorted(set(SECRETS) | set(PACK_SECRETS) | set(ACTION_SECRETS) |
-                           set(OTHER_PACK_SECRETS) | {"broken", "not_a_key"})
+                           set(OTHER_PACK_SECRETS) | set(JSON_SECRETS) | {"broken", "not_a_key"})
 
     def run_reveal(self, w, action, names):
         eid = self.db.insert_execution(action[1], {"names": names}, action_id=action[0])
@@ -96,6 +111,7 @@ class ServiceSecretsTest(ServiceTestCase):
         expected = dict(SECRETS)
         expected.update(PACK_SECRETS)
         expected.update(ACTION_SECRETS)
+        expected.update(JSON_TEXTS)
         expected.update({"only_other": None, "broken": None, "not_a_key": None})
         data = row["result"].get("data")
         self.assertIsInstance(data, dict, row["result"])
@@ -106,7 +122,7 @@ class ServiceSecretsTest(ServiceTestCase):
         self.assertEqual(other["status"], "completed", "%r\n%s" % (other, w.describe()))
         expected = dict(SECRETS)
         expected.update(OTHER_PACK_SECRETS)
-        expected.update({"broken": None, "not_a_key": None})
+        expected.update({"broken": None, "not_a_key": None, "conf": None, "port": None})
         for name in self.names:
             self.assertEqual(other["result"]["data"].get(name), expected[name],
                              "secret %r as seen by other.reveal" % name)

@@ -98,8 +98,8 @@ class ServiceTopologyTest(ServiceTestCase):
         url = self.private_vhost()
         # The worker's row exists, so its queue name is known before it starts.
         name = "w-old-topo-" + uuid.uuid4().hex[:8]
-        wid = self.db.value("INSERT INTO attune.worker (name, status) VALUES (%s, 'inactive') "
-                            "RETURNING id", (name,))
+        wid = self.db.value("INSERT INTO attune.worker (name, worker_role, status) VALUES "
+                            "(%s, 'action', 'inactive') RETURNING id", (name,))
         queue = worker_queue(wid)
         conn = pika.BlockingConnection(_params(url))
         ch = conn.channel()

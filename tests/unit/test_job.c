@@ -74,11 +74,11 @@ static void fake_load_action(void *io, struct job *job, const char *ref)
     ((struct fake_io *)io)->fx.action_loads++;
 }
 
-static void fake_load_keys(void *io, struct job *job, const char *pack_ref, const char *ref)
+static void fake_load_keys(void *io, struct job *job, int64_t pack_id, int64_t action_id)
 {
     (void)job;
-    assert_string_equal(pack_ref, "testpack");
-    assert_string_equal(ref, "testpack.echo");
+    assert_int_equal(pack_id, 3);
+    assert_int_equal(action_id, 5);
     ((struct fake_io *)io)->fx.key_loads++;
 }
 
@@ -257,6 +257,7 @@ static void send(struct world *w, enum job_event_kind kind)
     struct execution_owner owner = {.status = "completed", .worker_id = 3};
     struct action_row action = {
         .id = 5,
+        .pack_id = 3,
         .ref = "testpack.echo",
         .pack_ref = "testpack",
         .name = "echo",

@@ -1,6 +1,7 @@
-/* Unit tests for worker/secrets: AES-256-GCM round trips, a vector made by
- * Python's cryptography package (interoperability), failure cases, the key
- * hash, and resolution of the system < pack < action hierarchy. */
+/* Unit tests for worker/secrets: AES-256-GCM round trips, encrypt_json and
+ * decrypt_json, vectors made by Python's cryptography package
+ * (interoperability), failure cases, the key hash, and resolution of the
+ * system < pack < action hierarchy from key rows holding JSON. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -197,13 +198,126 @@ static void test_key_hash(void **state)
     assert_string_equal(hash, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 }
 
-/* A stored (encrypted) value for the resolve tests; the caller frees it. */
+/* Made with Python's cryptography package as Attune's encrypt_json does:
+ *   plain = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+ *   nonce = os.urandom(12); ct = AESGCM(key).encrypt(nonce, plain.encode(), None)
+ *   base64.b64encode(nonce + ct)   (key and VECTOR_KEY as above) */
+#define JSON_VECTOR_STRING "s3cret \"q\" caf\xC3\xA9\nline"
+#define JSON_VECTOR_STRING_STORED                                                                  \
+    "h9GEliwqAWNs+sz5UCoksY9qZ0ut3MO0OXm9a2+DdmS24kH+FrY1VOoXnswJ8kKCPn6MBAh6"
+#define JSON_VECTOR_OBJECT                                                                         \
+    "{\"user\":\"admin\",\"port\":5432,\"tags\":[\"a\",\"b\"],\"on\":true,\"none\":null}"
+#define JSON_VECTOR_OBJECT_STORED                                                                  \
+    "pkfiYvzdKLCCOJsxPFxtIywJlAZu9rF0iX3Sb0aCDmLaqmsgo7zp/S69QGlX76bJPE1zaR/ijuV5lnAjBQxBekZermUv" \
+    "J1XX7fzXP+H2jfSBRyKEQ+gtsDJDEk63+go="
+
+static json_t *parse(const char *text)
+{
+    json_t *v = json_loads(text, JSON_DECODE_ANY, NULL);
+    assert_non_null(v);
+    return v;
+}
+
+static void test_encrypt_json_round_trip(void **state)
+{
+    (void)state;
+    static const char *const values[] = {
+        "\"s3cret\"",
+        "\"\"",
+        "\"line one\\nline two \\\"q\\\" caf\xC3\xA9\"",
+        "{\"user\":\"admin\",\"nested\":{\"list\":[1,2.5,null,true]}}",
+        "[]",
+        "42",
+        "false",
+        "null",
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(values); i++) {
+        json_t *value = parse(values[i]), *stored = NULL, *back = NULL;
+        char err[256] = "";
+        assert_int_equal(secrets_encrypt_json(KEY, value, &stored), 0);
+        assert_true(json_is_string(stored));
+        assert_int_equal(secrets_decrypt_json(KEY, stored, &back, err, sizeof(err)), 0);
+        assert_true(json_equal(value, back));
+        json_decref(value);
+        json_decref(stored);
+        json_decref(back);
+    }
+}
+
+/* The plaintext is the compact JSON text of the value: a string keeps its
+ * quotes, an object has no spaces. */
+static void test_encrypt_json_plaintext(void **state)
+{
+    (void)state;
+    static const char *const texts[] = {"\"s3cret\"", "{\"a\":1,\"b\":[1,2]}", "7"};
+    for (size_t i = 0; i < ARRAY_SIZE(texts); i++) {
+        json_t *value = parse(texts[i]), *stored = NULL;
+        struct strbuf plain;
+        char err[256] = "";
+        strbuf_init(&plain);
+        assert_int_equal(secrets_encrypt_json(KEY, value, &stored), 0);
+        assert_int_equal(secrets_decrypt(KEY, json_string_value(stored), &plain, err, sizeof(err)),
+                         0);
+        assert_string_equal(plain.data, texts[i]);
+        strbuf_free(&plain);
+        json_decref(value);
+        json_decref(stored);
+    }
+}
+
+static void expect_json_vector(const char *stored_b64, json_t *expected)
+{
+    json_t *stored = json_string(stored_b64), *back = NULL;
+    char err[256] = "";
+    assert_int_equal(secrets_decrypt_json(VECTOR_KEY, stored, &back, err, sizeof(err)), 0);
+    assert_true(json_equal(back, expected));
+    json_decref(stored);
+    json_decref(back);
+    json_decref(expected);
+}
+
+static void test_decrypt_json_python_vectors(void **state)
+{
+    (void)state;
+    expect_json_vector(JSON_VECTOR_STRING_STORED, json_string(JSON_VECTOR_STRING));
+    expect_json_vector(JSON_VECTOR_OBJECT_STORED, parse(JSON_VECTOR_OBJECT));
+}
+
+static void expect_decrypt_json_fails(const char *key, json_t *stored, int code, const char *reason)
+{
+    json_t *out = NULL;
+    char err[256] = "";
+    assert_int_equal(secrets_decrypt_json(key, stored, &out, err, sizeof(err)), code);
+    assert_null(out);
+    assert_non_null(strstr(err, reason));
+    assert_null(strstr(err, "s3cr3t"));
+    json_decref(stored);
+}
+
+static void test_decrypt_json_errors(void **state)
+{
+    (void)state;
+    expect_decrypt_json_fails(KEY, json_integer(5), -EINVAL, "not a JSON string");
+    expect_decrypt_json_fails(KEY, json_string(JSON_VECTOR_STRING_STORED), -EBADMSG,
+                              "authentication failed");
+    /* The format before migration 0003: the raw text, not JSON, encrypted. */
+    struct strbuf old;
+    strbuf_init(&old);
+    assert_int_equal(secrets_encrypt(KEY, "s3cr3t raw {text", 16, &old), 0);
+    expect_decrypt_json_fails(KEY, json_string(old.data), -EINVAL, "not JSON text");
+    strbuf_free(&old);
+}
+
+/* A key.value for the resolve tests: encrypt_json of the text as a JSON
+ * string, as JSON text. The caller frees it. */
 static char *encrypted(const char *key, const char *plain)
 {
-    struct strbuf sb;
-    strbuf_init(&sb);
-    assert_int_equal(secrets_encrypt(key, plain, strlen(plain), &sb), 0);
-    return strbuf_detach(&sb, NULL);
+    json_t *value = json_string(plain), *stored = NULL;
+    assert_int_equal(secrets_encrypt_json(key, value, &stored), 0);
+    char *text = json_dumps(stored, JSON_ENCODE_ANY);
+    json_decref(value);
+    json_decref(stored);
+    return text;
 }
 
 static void test_resolve_precedence(void **state)
@@ -215,14 +329,14 @@ static void test_resolve_precedence(void **state)
     /* Rows in the "wrong" order on purpose: precedence must not depend on it. */
     const struct key_row rows[] = {
         {"token", "action", true, hash, enc_action},
-        {"token", "pack", false, NULL, "from pack"},
-        {"token", "system", false, NULL, "from system"},
-        {"region", "pack", false, NULL, "pack region"},
-        {"region", "system", false, NULL, "system region"},
-        {"db", "system", false, NULL, "system db"},
-        {"db", "identity", false, NULL, "identity db"},
-        {"other", "sensor", false, NULL, "ignored"},
-        {"region", "system", false, NULL, "later system region"},
+        {"token", "pack", false, NULL, "\"from pack\""},
+        {"token", "system", false, NULL, "\"from system\""},
+        {"region", "pack", false, NULL, "\"pack region\""},
+        {"region", "system", false, NULL, "\"system region\""},
+        {"db", "system", false, NULL, "\"system db\""},
+        {"db", "identity", false, NULL, "\"identity db\""},
+        {"other", "sensor", false, NULL, "\"ignored\""},
+        {"region", "system", false, NULL, "\"later system region\""},
     };
     json_t *out = NULL;
     char err[256] = "";
@@ -237,6 +351,37 @@ static void test_resolve_precedence(void **state)
     free(enc_action);
 }
 
+/* get_secret's text: a JSON string as it is, anything else as compact JSON
+ * (the database hands JSONB out with spaces). */
+static void test_resolve_json_values(void **state)
+{
+    (void)state;
+    char hash[65];
+    secrets_key_hash(KEY, hash);
+    json_t *object = parse("{\"user\": \"admin\", \"port\": 5432}"), *stored = NULL;
+    assert_int_equal(secrets_encrypt_json(KEY, object, &stored), 0);
+    char *enc_object = json_dumps(stored, JSON_ENCODE_ANY);
+    const struct key_row rows[] = {
+        {"conf", "system", false, NULL, "{\"list\": [1, \"two\", null], \"on\": true}"},
+        {"port", "pack", false, NULL, "5432"},
+        {"quoted", "pack", false, NULL, "\"\\\"q\\\" \\u00e9\""},
+        {"login", "action", true, hash, enc_object},
+    };
+    json_t *out = NULL;
+    char err[256] = "";
+    assert_int_equal(secrets_resolve(rows, ARRAY_SIZE(rows), KEY, &out, err, sizeof(err)), 0);
+    assert_string_equal(json_string_value(json_object_get(out, "conf")),
+                        "{\"list\":[1,\"two\",null],\"on\":true}");
+    assert_string_equal(json_string_value(json_object_get(out, "port")), "5432");
+    assert_string_equal(json_string_value(json_object_get(out, "quoted")), "\"q\" \xC3\xA9");
+    assert_string_equal(json_string_value(json_object_get(out, "login")),
+                        "{\"user\":\"admin\",\"port\":5432}");
+    json_decref(out);
+    json_decref(object);
+    json_decref(stored);
+    free(enc_object);
+}
+
 static void test_resolve_overridden_row_not_decrypted(void **state)
 {
     (void)state;
@@ -247,7 +392,7 @@ static void test_resolve_overridden_row_not_decrypted(void **state)
      * overrides it, so the action still runs. */
     const struct key_row rows[] = {
         {"token", "system", true, other_hash, stale},
-        {"token", "action", false, NULL, "own"},
+        {"token", "action", false, NULL, "\"own\""},
     };
     json_t *out = NULL;
     char err[256] = "";
@@ -274,7 +419,6 @@ static void test_resolve_hash_mismatch(void **state)
     assert_non_null(strstr(err, "different key"));
     assert_non_null(strstr(err, "security.encryption_key"));
     assert_null(strstr(err, "s3cr3t"));
-    assert_null(strstr(err, enc));
     free(enc);
 }
 
@@ -283,7 +427,7 @@ static void test_resolve_encrypted_without_key(void **state)
     (void)state;
     char *enc = encrypted(KEY, "s3cr3t-value");
     const struct key_row rows[] = {
-        {"plain", "system", false, NULL, "fine"},
+        {"plain", "system", false, NULL, "\"fine\""},
         {"db_password", "action", true, NULL, enc},
     };
     static const char *const no_keys[] = {NULL, ""};
@@ -307,7 +451,8 @@ static void test_resolve_undecryptable(void **state)
     /* No stored hash: the wrong key is caught by authentication. */
     const struct key_row rows[] = {
         {"webhook", "system", true, NULL, enc},
-        {"garbled", "pack", true, NULL, "not*base64"},
+        {"garbled", "pack", true, NULL, "\"not*base64\""},
+        {"number", "pack", true, NULL, "12"},
     };
     json_t *out = NULL;
     char err[256] = "";
@@ -318,22 +463,40 @@ static void test_resolve_undecryptable(void **state)
     assert_non_null(strstr(err, "'garbled'"));
     assert_non_null(strstr(err, "base64"));
     assert_null(strstr(err, "not*base64"));
+    assert_int_equal(secrets_resolve(rows + 2, 1, KEY, &out, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "'number'"));
+    assert_non_null(strstr(err, "not a JSON string"));
     assert_null(out);
     free(enc);
 }
 
-static void test_resolve_not_utf8(void **state)
+/* Values that are not JSON (the layout before migration 0003) or that hold
+ * what no action can be given fail with the key's name and nothing of the
+ * value. */
+static void test_resolve_bad_values(void **state)
 {
     (void)state;
-    char *enc = encrypted(KEY, "bad \xFF byte");
-    const struct key_row rows[] = {{"binary", "action", true, NULL, enc}};
-    json_t *out = NULL;
-    char err[256] = "";
-    assert_int_equal(secrets_resolve(rows, 1, KEY, &out, err, sizeof(err)), -EINVAL);
-    assert_non_null(strstr(err, "'binary'"));
-    assert_non_null(strstr(err, "UTF-8"));
-    assert_null(out);
-    free(enc);
+    struct strbuf old_format;
+    strbuf_init(&old_format);
+    strbuf_putc(&old_format, '"');
+    assert_int_equal(secrets_encrypt(KEY, "s3cr3t-old", 10, &old_format), 0);
+    strbuf_putc(&old_format, '"');
+    const struct key_row rows[] = {
+        {"legacy_plain", "system", false, NULL, "s3cr3t-plain"},
+        {"legacy_encrypted", "system", true, NULL, old_format.data},
+        {"with_nul", "action", false, NULL, "\"s3cr3t\\u0000x\""},
+    };
+    static const char *const reasons[] = {"not JSON", "migrate", "NUL"};
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        json_t *out = NULL;
+        char err[256] = "";
+        assert_int_equal(secrets_resolve(rows + i, 1, KEY, &out, err, sizeof(err)), -EINVAL);
+        assert_null(out);
+        assert_non_null(strstr(err, rows[i].name));
+        assert_non_null(strstr(err, reasons[i]));
+        assert_null(strstr(err, "s3cr3t"));
+    }
+    strbuf_free(&old_format);
 }
 
 static void test_resolve_empty(void **state)
@@ -359,12 +522,17 @@ int main(void)
         cmocka_unit_test(test_bad_base64),
         cmocka_unit_test(test_too_short),
         cmocka_unit_test(test_key_hash),
+        cmocka_unit_test(test_encrypt_json_round_trip),
+        cmocka_unit_test(test_encrypt_json_plaintext),
+        cmocka_unit_test(test_decrypt_json_python_vectors),
+        cmocka_unit_test(test_decrypt_json_errors),
         cmocka_unit_test(test_resolve_precedence),
+        cmocka_unit_test(test_resolve_json_values),
         cmocka_unit_test(test_resolve_overridden_row_not_decrypted),
         cmocka_unit_test(test_resolve_hash_mismatch),
         cmocka_unit_test(test_resolve_encrypted_without_key),
         cmocka_unit_test(test_resolve_undecryptable),
-        cmocka_unit_test(test_resolve_not_utf8),
+        cmocka_unit_test(test_resolve_bad_values),
         cmocka_unit_test(test_resolve_empty),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
