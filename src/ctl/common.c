@@ -67,13 +67,20 @@ static void quiet_notices(void *arg, const char *message)
     (void)message;
 }
 
+/* database.schema of the connection ctl_db_connect made: statements are
+ * written for the default schema and rewritten for this one. */
+static char ctl_schema[64] = DB_DEFAULT_SCHEMA;
+
 PGconn *ctl_db_connect(const struct config *cfg)
 {
     char timeout[16], msg[512];
     snprintf(timeout, sizeof(timeout), "%d", cfg->database_connect_timeout);
-    const char *const keys[] = {"dbname", "connect_timeout", "application_name", NULL};
-    const char *const values[] = {cfg->database_url, timeout, "attunectl", NULL};
+    snprintf(ctl_schema, sizeof(ctl_schema), "%s", cfg->database_schema);
+    char *options = db_schema_options(cfg->database_schema);
+    const char *const keys[] = {"dbname", "connect_timeout", "application_name", "options", NULL};
+    const char *const values[] = {cfg->database_url, timeout, "attunectl", options, NULL};
     PGconn *db = PQconnectdbParams(keys, values, 1);
+    free(options);
     if (!db || PQstatus(db) != CONNECTION_OK) {
         ctl_error("cannot connect to the database (database.url): %s",
                   db ? ctl_db_message(db, NULL, msg, sizeof(msg)) : "out of memory");
@@ -84,11 +91,19 @@ PGconn *ctl_db_connect(const struct config *cfg)
     return db;
 }
 
+PGresult *ctl_query_quiet(PGconn *db, const char *sql, int nparams, const char *const *values)
+{
+    char *text = db_schema_sql(sql, ctl_schema);
+    PGresult *res = PQexecParams(db, text, nparams, NULL, values, NULL, NULL, 0);
+    free(text);
+    return res;
+}
+
 PGresult *ctl_query(PGconn *db, const char *what, const char *sql, int nparams,
                     const char *const *values)
 {
     char msg[512];
-    PGresult *res = PQexecParams(db, sql, nparams, NULL, values, NULL, NULL, 0);
+    PGresult *res = ctl_query_quiet(db, sql, nparams, values);
     ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
         return res;

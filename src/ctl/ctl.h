@@ -9,6 +9,7 @@
 
 #include "core/config.h"
 #include "core/util.h"
+#include "db/schema.h"
 
 /* Exit statuses (a bad configuration exits with CONFIG_EXIT_STATUS, 78). */
 #define CTL_EXIT_OK 0
@@ -41,6 +42,9 @@ PGconn *ctl_db_connect(const struct config *cfg);
 /* Runs one parameterized statement (values are text, NULL is SQL NULL).
  * Returns the result when it succeeded; otherwise prints
  * "attunectl: <what>: <server message>" and returns NULL. */
+/* Runs one parameterized statement (written for the default schema) and
+ * returns libpq's result as it is, errors included. */
+PGresult *ctl_query_quiet(PGconn *db, const char *sql, int nparams, const char *const *values);
 PGresult *ctl_query(PGconn *db, const char *what, const char *sql, int nparams,
                     const char *const *values);
 /* ctl_query for statements whose result is not needed; returns 0 or -1. */

@@ -173,6 +173,11 @@ static int migrate_locked(PGconn *db, const struct config *cfg)
 int ctl_migrate(const struct config *cfg, const struct ctl_options *opts)
 {
     (void)opts;
+    if (strcmp(cfg->database_schema, DB_DEFAULT_SCHEMA) != 0)
+        return ctl_error("attunectl migrate creates Attune's tables in the schema \"%s\" only "
+                         "(database.schema is \"%s\"): run it with the default schema, or let "
+                         "Attune's own migrations manage this one",
+                         DB_DEFAULT_SCHEMA, cfg->database_schema);
     PGconn *db = ctl_db_connect(cfg);
     if (!db)
         return CTL_EXIT_FAILED;

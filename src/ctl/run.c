@@ -166,10 +166,10 @@ static int dispatch(PGconn *db, const struct config *cfg, const char *ref, struc
         return CTL_EXIT_OK;
     /* Nothing is queued: say so in the row too, unless a worker took it after all. */
     const char *values[] = {s->execution_id};
-    PQclear(PQexecParams(db,
-                         "UPDATE attune.execution SET status = 'requested' WHERE id = $1::bigint "
-                         "AND status = 'scheduled'",
-                         1, NULL, values, NULL, NULL, 0));
+    PQclear(ctl_query_quiet(db,
+                            "UPDATE attune.execution SET status = 'requested' WHERE id = "
+                            "$1::bigint AND status = 'scheduled'",
+                            1, values));
     return ctl_error("execution %s: cannot hand it to worker %s (%s): %s; left as requested",
                      s->execution_id, s->worker_id, s->worker_name, err);
 }
@@ -219,7 +219,7 @@ static int poll_once(PGconn *db, const struct config *cfg, const struct run_stat
     char max_age[32];
     snprintf(max_age, sizeof(max_age), "%d", 3 * cfg->heartbeat_interval);
     const char *values[] = {s->execution_id, s->worker_id, max_age};
-    PGresult *res = PQexecParams(db, sql, 3, NULL, values, NULL, NULL, 0);
+    PGresult *res = ctl_query_quiet(db, sql, 3, values);
     int rc = -1;
     if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
         const char *status = PQgetvalue(res, 0, 0);
