@@ -43,6 +43,13 @@ struct execution_request {
     const json_t *secrets;       /* name -> string; may be NULL */
     const json_t *env_vars;      /* execution.env_vars; may be NULL */
     int timeout_seconds;         /* > 0 */
+    /* What Attune tells an action about its execution (ATTUNE_* variables);
+     * each may be NULL. */
+    const json_t *context;           /* config.context: ATTUNE_CONTEXT_<KEY> */
+    const char *pack_release_digest; /* ATTUNE_PACK_RELEASE_DIGEST */
+    const char *trace_tag;           /* ATTUNE_TRACE_TAG */
+    const char *rule_ref;            /* ATTUNE_RULE (from the enforcement) */
+    const char *trigger_ref;         /* ATTUNE_TRIGGER */
 };
 
 struct execution;
