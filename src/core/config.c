@@ -30,6 +30,7 @@ const struct key_def config_keys[] = {
     {"message_queue.url", KEY_URL, FIELD(message_queue_url), 0, 0, config_check_mq_url},
     {"security.encryption_key", KEY_SECRET, FIELD(encryption_key), 0, 0, NULL},
     {"packs_base_dir", KEY_STRING, FIELD(packs_base_dir), 0, 0, NULL},
+    {"runtime_envs_dir", KEY_STRING, FIELD(runtime_envs_dir), 0, 0, NULL},
     {"worker.name", KEY_STRING, FIELD(worker_name), 0, 0, config_check_worker_name},
     {"worker.worker_type", KEY_STRING, FIELD(worker_type), 0, 0, config_check_worker_type},
     {"worker.max_concurrent_tasks", KEY_INT, FIELD(max_concurrent_tasks), 1, 1000, NULL},
@@ -160,6 +161,7 @@ void config_init_defaults(struct config *cfg)
     cfg->database_schema = xstrdup("attune");
     cfg->message_queue_url = xstrdup("amqp://guest:guest@localhost:5672/%2f");
     cfg->packs_base_dir = xstrdup("/opt/attune/packs");
+    cfg->runtime_envs_dir = xstrdup("/opt/attune/runtime_envs");
     cfg->worker_name = default_worker_name();
     cfg->worker_type = xstrdup("local");
     cfg->max_concurrent_tasks = 10;

@@ -28,6 +28,9 @@ struct config {
     char *message_queue_url;
     char *encryption_key; /* security.encryption_key, NULL if unset */
     char *packs_base_dir;
+    /* Packs' runtime environments (virtualenvs...):
+     * {runtime_envs_dir}/{pack}/{runtime}, as Attune lays them out. */
+    char *runtime_envs_dir;
 
     char *worker_name;
     char *worker_type;

@@ -324,6 +324,17 @@ static int execution_write_param_file(struct execution *ex, const struct strbuf 
     return 0;
 }
 
+/* Sets each NAME=VALUE of vars in env, replacing what env had. */
+static void execution_env_merge(struct strv *env, const struct strv *vars)
+{
+    for (size_t i = 0; i < vars->len; i++) {
+        char *eq = strchr(vars->items[i], '=');
+        char *key = xstrndup(vars->items[i], (size_t)(eq - vars->items[i]));
+        strv_setenv(env, key, eq + 1);
+        free(key);
+    }
+}
+
 static void execution_env(const struct execution *ex, const struct executor_settings *s,
                           const struct execution_request *req, const struct launch *l,
                           struct strv *env)
@@ -331,6 +342,9 @@ static void execution_env(const struct execution *ex, const struct executor_sett
     const struct action *a = req->action;
     for (size_t i = 0; i < s->base_env.len; i++)
         strv_push(env, s->base_env.items[i]);
+    /* The runtime definition's variables, then execution.env_vars over them,
+     * in Attune's order. */
+    execution_env_merge(env, &l->config_env);
     const char *name;
     json_t *value;
     json_object_foreach((json_t *)req->env_vars, name, value)
@@ -338,12 +352,7 @@ static void execution_env(const struct execution *ex, const struct executor_sett
         if (json_is_string(value))
             strv_setenv(env, name, json_string_value(value));
     }
-    for (size_t i = 0; i < l->env.len; i++) {
-        char *eq = strchr(l->env.items[i], '=');
-        char *key = xstrndup(l->env.items[i], (size_t)(eq - l->env.items[i]));
-        strv_setenv(env, key, eq + 1);
-        free(key);
-    }
+    execution_env_merge(env, &l->env);
     strv_setenv(env, "ATTUNE_ACTION", a->ref);
     strv_setenv(env, "ATTUNE_EXEC_ID", req->exec_id);
     strv_setenv(env, "ATTUNE_PACK", a->pack_ref);
@@ -365,6 +374,8 @@ static int execution_spawn(struct execution *ex, sd_event *loop, const struct ex
         .action = req->action,
         .params = req->params,
         .secrets = req->secrets ? req->secrets : empty,
+        .base_env = &s->base_env,
+        .runtime_envs_dir = s->runtime_envs_dir,
     };
     struct launch l;
     struct strv env;

@@ -25,7 +25,8 @@ const char *execution_status_name(enum execution_status status);
 
 struct executor_settings {
     const struct registry *registry;
-    struct strv base_env; /* PATH, HOME, LANG and worker.env */
+    struct strv base_env;   /* PATH, HOME, LANG and worker.env */
+    char *runtime_envs_dir; /* where packs' runtime environments live */
     int64_t max_stdout_bytes;
     int64_t max_stderr_bytes;
     uint64_t kill_grace_ms;

@@ -23,6 +23,7 @@ int executor_settings_init(struct executor_settings *s, struct registry *reg,
     strv_init(&s->base_env);
     settings_base_env(cfg, &s->base_env);
     s->registry = reg;
+    s->runtime_envs_dir = xstrdup(cfg->runtime_envs_dir);
     s->max_stdout_bytes = cfg->max_stdout_bytes;
     s->max_stderr_bytes = cfg->max_stderr_bytes;
     s->kill_grace_ms = (uint64_t)cfg->kill_grace_seconds * 1000u;
@@ -33,4 +34,6 @@ int executor_settings_init(struct executor_settings *s, struct registry *reg,
 void executor_settings_free(struct executor_settings *s)
 {
     strv_free(&s->base_env);
+    free(s->runtime_envs_dir);
+    s->runtime_envs_dir = NULL;
 }

@@ -10,8 +10,8 @@
 #include "runtime/registry.h"
 
 /* Fills s from cfg: the base environment (PATH, HOME, LANG, then worker.env),
- * the output caps, the kill grace, and reg with the runtimes named in wanted_runtimes
- * (NULL-terminated; NULL for every one that validates) looked up on the base
+ * runtime_envs_dir, the output caps, the kill grace, and reg with the runtimes named in
+ * wanted_runtimes (NULL-terminated; NULL for every one that validates) looked up on the base
  * environment's PATH. The spawn hooks are left as they are. On failure returns
  * a negative errno with the reason in err. Either way s is released with
  * executor_settings_free and reg with registry_free. */

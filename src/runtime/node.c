@@ -22,10 +22,9 @@ static json_t *node_decode_reply(const void *data, size_t len, char *err, size_t
 static int node_prepare(const struct runtime *rt, const struct launch_input *in, struct launch *out,
                         char *err, size_t errlen)
 {
-    (void)err;
-    (void)errlen;
-    out->path = xstrdup(rt->interpreter);
-    strv_push(&out->argv, "node");
+    int rc = runtime_launch_interpreter(rt, in, out, err, errlen);
+    if (rc < 0)
+        return rc;
     strv_push(&out->argv, "-e");
     strv_push(&out->argv, wrapper_node_js);
     strv_push(&out->argv, in->action->entry_path);

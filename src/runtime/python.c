@@ -15,10 +15,9 @@ static bool python_handles(const char *entry_path)
 static int python_prepare(const struct runtime *rt, const struct launch_input *in,
                           struct launch *out, char *err, size_t errlen)
 {
-    (void)err;
-    (void)errlen;
-    out->path = xstrdup(rt->interpreter);
-    strv_push(&out->argv, "python3");
+    int rc = runtime_launch_interpreter(rt, in, out, err, errlen);
+    if (rc < 0)
+        return rc;
     strv_push(&out->argv, "-c");
     strv_push(&out->argv, wrapper_python_py);
     strv_push(&out->argv, in->action->entry_path);

@@ -1,16 +1,20 @@
-/* Pieces shared by the runtimes: launch objects, program lookup on a PATH and
- * the JSON control payload of the wrapper runtimes. */
+/* Pieces shared by the runtimes: launch objects, the interpreter a launch
+ * starts with, program lookup on a PATH and the JSON control payload of the
+ * wrapper runtimes. */
 #include "runtime/runtime.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "runtime/execution_config.h"
+
 void launch_init(struct launch *l)
 {
     l->path = NULL;
     strv_init(&l->argv);
     strv_init(&l->env);
+    strv_init(&l->config_env);
     l->control = PROC_CONTROL_NONE;
     strbuf_init(&l->control_data);
     l->decode_reply = NULL;
@@ -22,9 +26,25 @@ void launch_free(struct launch *l)
     l->path = NULL;
     strv_free(&l->argv);
     strv_free(&l->env);
+    strv_free(&l->config_env);
     if (l->control_data.data)
         secure_zero(l->control_data.data, l->control_data.cap);
     strbuf_free(&l->control_data);
+}
+
+bool runtime_has_config(const struct action *action)
+{
+    return json_is_object(action->runtime_config) && json_object_size(action->runtime_config) > 0;
+}
+
+int runtime_launch_interpreter(const struct runtime *rt, const struct launch_input *in,
+                               struct launch *out, char *err, size_t errlen)
+{
+    if (runtime_has_config(in->action))
+        return execution_config_launch(rt, in, out, err, errlen);
+    out->path = xstrdup(rt->interpreter);
+    strv_push(&out->argv, rt->interpreter_name);
+    return 0;
 }
 
 char *runtime_find_program(const char *name, const char *search_path)

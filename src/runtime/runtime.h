@@ -18,6 +18,13 @@ struct launch_input {
     const struct action *action;
     const json_t *params;  /* validated parameters */
     const json_t *secrets; /* object of name -> string; never NULL */
+    /* What the action's environment starts from (PATH, HOME, LANG, worker.env):
+     * where interpreters are looked up and what env_vars prepend to. NULL:
+     * the default PATH and nothing else. */
+    const struct strv *base_env;
+    /* {runtime_envs_dir}/{pack}/{runtime} is a pack's runtime environment
+     * (a virtualenv...); NULL: none. */
+    const char *runtime_envs_dir;
 };
 
 /* Decodes a wrapper's answer; returns a new reference, or NULL with the reason
@@ -30,6 +37,9 @@ struct launch {
     char *path; /* program to run */
     struct strv argv;
     struct strv env; /* runtime-specific additions (PARAM_* for shell) */
+    /* The runtime definition's env_vars: below execution.env_vars, which may
+     * replace them, as in Attune. */
+    struct strv config_env;
     enum proc_control control;
     struct strbuf control_data; /* secrets travel here, wiped after use */
     /* Decodes the wrapper's answer {"data": ...} or {"error": "..."}; NULL
@@ -60,6 +70,16 @@ extern struct runtime runtime_local;
 /* The shared piece of the wrapper runtimes: the control payload as JSON
  * {"secrets":{...},"parameters":{...},"entry":"run"}. */
 void runtime_json_control(const struct launch_input *in, struct strbuf *out);
+
+/* True when the action carries a runtime definition from the database (a
+ * non-empty execution_config) that its launch follows. */
+bool runtime_has_config(const struct action *action);
+
+/* Starts a launch with its interpreter: the one the action's runtime
+ * definition names, with that definition's arguments and env_vars
+ * (execution_config.h), or else rt's built-in interpreter. */
+int runtime_launch_interpreter(const struct runtime *rt, const struct launch_input *in,
+                               struct launch *out, char *err, size_t errlen);
 
 /* Finds an executable by name on the given PATH-style list; NULL if none. */
 char *runtime_find_program(const char *name, const char *search_path);

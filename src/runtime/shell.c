@@ -1,6 +1,8 @@
 /* The shell runtime: runs .sh actions under bash through a small wrapper that
  * provides `get_secret NAME` (secrets arrive on a pipe at fd 3) and gives each
  * parameter as PARAM_<NAME>. */
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "exec/params.h"
@@ -32,18 +34,38 @@ static bool shell_handles(const char *entry_path)
     return str_ends_with(entry_path, ".sh") || str_ends_with(entry_path, ".bash");
 }
 
+/* The wrapper is bash: a runtime definition naming another shell (sh is
+ * dash on Debian) would fail in it with a puzzling message. */
+static int shell_check_bash(const char *interpreter, char *err, size_t errlen)
+{
+    char *real = realpath(interpreter, NULL);
+    const char *base = real ? strrchr(real, '/') : NULL;
+    bool bash = base && strncmp(base + 1, "bash", 4) == 0;
+    free(real);
+    if (!bash)
+        return set_error(err, errlen, EINVAL,
+                         "runtime shell: interpreter %s is not bash (the shell wrapper needs bash)",
+                         interpreter);
+    return 0;
+}
+
 static int shell_prepare(const struct runtime *rt, const struct launch_input *in,
                          struct launch *out, char *err, size_t errlen)
 {
-    (void)err;
-    (void)errlen;
-    out->path = xstrdup(rt->interpreter);
-    strv_push(&out->argv, "bash");
-    strv_push(&out->argv, "--noprofile");
-    strv_push(&out->argv, "--norc");
+    const struct action *a = in->action;
+    bool config = runtime_has_config(a);
+    int rc = runtime_launch_interpreter(rt, in, out, err, errlen);
+    if (rc == 0 && config)
+        rc = shell_check_bash(out->path, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (!config) {
+        strv_push(&out->argv, "--noprofile");
+        strv_push(&out->argv, "--norc");
+    }
     strv_push(&out->argv, "-c");
     strv_push(&out->argv, wrapper_shell_sh);
-    strv_push(&out->argv, in->action->entry_path);
+    strv_push(&out->argv, a->entry_path);
     params_to_env(in->params, &out->env);
     out->control = PROC_CONTROL_PIPE;
     shell_secrets_script(in->secrets, &out->control_data);
