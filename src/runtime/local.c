@@ -1,7 +1,8 @@
-/* The local runtime for executables: runs the entry point directly. It has
- * no wrapper, so its secrets come as one JSON object on a pipe at fd 3. The
- * registry sends .sh, .py and .js entry points of local actions to their own
- * runtimes instead. */
+/* The runtimes for executables, which run the entry point directly: local,
+ * and native (Attune's name for it, always available). They have no
+ * wrapper, so secrets come as one JSON object on a pipe at fd 3. The registry
+ * sends .sh, .py and .js entry points of local actions to their own runtimes
+ * instead; a native action's entry point is executed whatever its name. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,12 +18,10 @@ static bool local_handles(const char *entry_path)
 static int local_prepare(const struct runtime *rt, const struct launch_input *in,
                          struct launch *out, char *err, size_t errlen)
 {
-    (void)rt;
     if (access(in->action->entry_path, X_OK) != 0)
-        return set_error(err, errlen, EACCES,
-                         "entry point %s is not executable (chmod +x it, or give it a .sh, .py "
-                         "or .js name)",
-                         in->action->entry_path);
+        return set_error(err, errlen, EACCES, "entry point %s is not executable (chmod +x it%s)",
+                         in->action->entry_path,
+                         rt == &runtime_local ? ", or give it a .sh, .py or .js name" : "");
     out->path = xstrdup(in->action->entry_path);
     const char *base = strrchr(out->path, '/');
     strv_push(&out->argv, base ? base + 1 : out->path);
@@ -37,6 +36,14 @@ static int local_prepare(const struct runtime *rt, const struct launch_input *in
 struct runtime runtime_local = {
     .name = "local",
     .interpreter_name = NULL,
+    .handles = local_handles,
+    .prepare = local_prepare,
+};
+
+struct runtime runtime_native = {
+    .name = "native",
+    .interpreter_name = NULL,
+    .usable = true,
     .handles = local_handles,
     .prepare = local_prepare,
 };

@@ -10,6 +10,8 @@
 /* Bounds what an error message quotes back from a configured name. */
 #define REGISTRY_ECHO_MAX 80
 
+/* The runtimes worker.runtimes chooses from; native, which needs nothing,
+ * is always there besides them (as in Attune). */
 static struct runtime *const all_runtimes[] = {&runtime_shell, &runtime_python, &runtime_node,
                                                &runtime_local};
 
@@ -18,23 +20,27 @@ static const struct runtime *runtime_named(const char *name)
     for (size_t i = 0; i < ARRAY_SIZE(all_runtimes); i++)
         if (strcmp(all_runtimes[i]->name, name) == 0)
             return all_runtimes[i];
-    return NULL;
+    return strcmp(name, runtime_native.name) == 0 ? &runtime_native : NULL;
 }
 
-/* "shell, python, node" then last_sep and "local". */
+/* "shell, python, node, local" then last_sep and "native". */
 static void names_join(struct strbuf *out, const char *last_sep)
 {
     for (size_t i = 0; i < ARRAY_SIZE(all_runtimes); i++) {
-        if (i)
-            strbuf_puts(out, i + 1 < ARRAY_SIZE(all_runtimes) ? ", " : last_sep);
         strbuf_puts(out, all_runtimes[i]->name);
+        strbuf_puts(out, i + 1 < ARRAY_SIZE(all_runtimes) ? ", " : last_sep);
     }
+    strbuf_puts(out, runtime_native.name);
 }
 
 const char *registry_runner_name(const char *runtime_row_name)
 {
+    /* The aliases of Attune's runtime_detection, for the runtimes there are. */
     static const char *const aliases[][2] = {
-        {"python3", "python"}, {"nodejs", "node"}, {"bash", "shell"}, {"sh", "shell"}};
+        {"python3", "python"}, {"nodejs", "node"},       {"node.js", "node"},
+        {"bash", "shell"},     {"sh", "shell"},          {"builtin", "native"},
+        {"native", "native"},  {"standalone", "native"},
+    };
     if (!runtime_row_name || !*runtime_row_name)
         return "local";
     for (size_t i = 0; i < ARRAY_SIZE(aliases); i++)
@@ -155,7 +161,7 @@ static const struct runtime *registry_find(const struct registry *reg, const cha
     for (size_t i = 0; i < reg->count; i++)
         if (strcmp(reg->runtimes[i]->name, name) == 0)
             return reg->runtimes[i];
-    return NULL;
+    return strcmp(name, runtime_native.name) == 0 ? &runtime_native : NULL;
 }
 
 const char *registry_runtime_name(const struct action *action)

@@ -1,7 +1,8 @@
 /* The runtime registry: the one list of runtime names, the checks of names
  * given in actions and in the configuration, finding each runtime's
  * interpreter on the actions' PATH at start-up, and picking the runtime for
- * an action (local actions by the entry point's extension). */
+ * an action (local actions by the entry point's extension). native is always
+ * available and is not one of the runtimes worker.runtimes chooses. */
 #ifndef ATTUNE_RUNTIME_REGISTRY_H
 #define ATTUNE_RUNTIME_REGISTRY_H
 
@@ -27,15 +28,16 @@ int registry_init(struct registry *reg, char *const *wanted, const char *search_
 void registry_free(struct registry *reg);
 
 /* The runtime name for the name of a runtime row in the database, which
- * Attune deployments also spell "Python", "python3", "nodejs", "bash" or
- * "sh": known names and these aliases match whatever their case; NULL or ""
- * is "local"; any other name comes back unchanged. */
+ * Attune deployments also spell "Python", "python3", "nodejs", "Node.js",
+ * "bash", "sh", "builtin" or "standalone": known names and these aliases
+ * match whatever their case; NULL or "" is "local"; any other name comes
+ * back unchanged. */
 const char *registry_runner_name(const char *runtime_row_name);
 
 /* Checks that the action's runner type names a runtime, after the definition
  * itself was loaded: -EINVAL and "unknown runner_type 'X' (expected shell,
- * python, node or local)", preceded by "FILE: " when the action was read from
- * a file. */
+ * python, node, local or native)", preceded by "FILE: " when the action was
+ * read from a file. */
 int registry_check_runner(const struct action *action, char *err, size_t errlen);
 
 /* Checks that each of names (NULL-terminated; NULL for all) is a runtime:

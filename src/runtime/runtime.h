@@ -1,7 +1,7 @@
-/* The interface every runtime (shell, python, node, local) implements: its
- * name, which entry points it takes, a check at start-up that its interpreter
- * works, and the preparation of one launch (program, argv, environment
- * additions and the control payload that carries secrets). */
+/* The interface every runtime (shell, python, node, local, native)
+ * implements: its name, which entry points it takes, a check at start-up that
+ * its interpreter works, and the preparation of one launch (program, argv,
+ * environment additions and the control payload that carries secrets). */
 #ifndef ATTUNE_RUNTIME_RUNTIME_H
 #define ATTUNE_RUNTIME_RUNTIME_H
 
@@ -66,6 +66,7 @@ extern struct runtime runtime_shell;
 extern struct runtime runtime_python;
 extern struct runtime runtime_node;
 extern struct runtime runtime_local;
+extern struct runtime runtime_native;
 
 /* The shared piece of the wrapper runtimes: the control payload as JSON
  * {"secrets":{...},"parameters":{...},"entry":"run"}. */

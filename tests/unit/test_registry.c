@@ -1,7 +1,7 @@
 /* Unit tests for runtime/registry: the names of runtimes (row names, runner
  * types, worker.runtimes), finding interpreters on a PATH, wanted versus
- * optional runtimes, and picking the runtime for an action (local actions by
- * extension or as executables). */
+ * optional runtimes, picking the runtime for an action (local actions by
+ * extension or as executables, native always). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -253,6 +253,12 @@ static void test_runner_name(void **state)
     assert_string_equal(registry_runner_name("SH"), "shell");
     assert_string_equal(registry_runner_name("LOCAL"), "local");
     assert_string_equal(registry_runner_name("ruby"), "ruby");
+    /* The names of Attune's own runtime catalog and their aliases. */
+    assert_string_equal(registry_runner_name("Shell"), "shell");
+    assert_string_equal(registry_runner_name("Node.js"), "node");
+    assert_string_equal(registry_runner_name("Native"), "native");
+    assert_string_equal(registry_runner_name("builtin"), "native");
+    assert_string_equal(registry_runner_name("Standalone"), "native");
 }
 
 /* An action file may name any runner type; run-action and pack load refuse
@@ -270,7 +276,7 @@ static void test_check_runner(void **state)
     write_text(file, "runner_type: ruby\nentry_point: hello.sh\n");
     free(file);
     char *msg = xasprintf("%s/demo/actions/ruby.yaml: unknown runner_type 'ruby' (expected shell, "
-                          "python, node or local)",
+                          "python, node, local or native)",
                           packs);
     struct action *a = NULL;
     char err[1024] = "";
@@ -282,8 +288,9 @@ static void test_check_runner(void **state)
     free(a->source_path);
     a->source_path = NULL;
     assert_int_equal(registry_check_runner(a, err, sizeof(err)), -EINVAL);
-    assert_string_equal(err, "unknown runner_type 'ruby' (expected shell, python, node or local)");
-    const char *known[] = {"shell", "python", "node", "local"};
+    assert_string_equal(
+        err, "unknown runner_type 'ruby' (expected shell, python, node, local or native)");
+    const char *known[] = {"shell", "python", "node", "local", "native"};
     for (size_t i = 0; i < ARRAY_SIZE(known); i++) {
         free(a->runner_type);
         a->runner_type = xstrdup(known[i]);
@@ -305,11 +312,55 @@ static void test_check_names(void **state)
     assert_int_equal(registry_check_names(cfg.runtimes, err, sizeof(err)), -EINVAL);
     assert_non_null(strstr(err, "worker.runtimes: unknown runtime \"ruby\""));
     assert_string_equal(
-        err, "worker.runtimes: unknown runtime \"ruby\" (known: shell, python, node, local)");
+        err,
+        "worker.runtimes: unknown runtime \"ruby\" (known: shell, python, node, local, native)");
     assert_int_equal(
-        config_set(&cfg, "worker.runtimes", "local,node,python,shell", err, sizeof(err)), 0);
+        config_set(&cfg, "worker.runtimes", "local,node,python,shell,native", err, sizeof(err)), 0);
     assert_int_equal(registry_check_names(cfg.runtimes, err, sizeof(err)), 0);
     config_free(&cfg);
+}
+
+/* native runs the entry point itself whatever its name, with no interpreter
+ * and whatever worker.runtimes chose. */
+static void test_native(void **state)
+{
+    (void)state;
+    struct registry reg;
+    char err[256] = "";
+    char *only_python[] = {(char *)"python", NULL};
+    assert_int_equal(registry_init(&reg, only_python, "/usr/bin:/bin", err, sizeof(err)), 0);
+    char *exe = xasprintf("%s/tool.py", tmpdir);
+    write_text(exe, "#!/bin/sh\necho hi\n");
+    assert_int_equal(chmod(exe, 0755), 0);
+    struct action a;
+    memset(&a, 0, sizeof(a));
+    a.runner_type = (char *)"native";
+    a.entry_path = exe;
+    assert_string_equal(registry_runtime_name(&a), "native");
+    const struct runtime *rt = NULL;
+    assert_int_equal(registry_select(&reg, &a, &rt, err, sizeof(err)), 0);
+    assert_ptr_equal(rt, &runtime_native);
+    /* Its launch is the file itself, secrets as JSON on fd 3. */
+    json_t *empty = json_object();
+    struct launch_input in = {.action = &a, .params = empty, .secrets = empty};
+    struct launch l;
+    launch_init(&l);
+    assert_int_equal(rt->prepare(rt, &in, &l, err, sizeof(err)), 0);
+    assert_string_equal(l.path, exe);
+    assert_string_equal(l.argv.items[0], "tool.py");
+    assert_int_equal(l.control, PROC_CONTROL_PIPE);
+    assert_string_equal(l.control_data.data, "{}");
+    launch_free(&l);
+    /* Not executable: said so, without local's advice on extensions. */
+    assert_int_equal(chmod(exe, 0644), 0);
+    launch_init(&l);
+    assert_int_equal(rt->prepare(rt, &in, &l, err, sizeof(err)), -EACCES);
+    assert_null(strstr(err, "give it a"));
+    assert_non_null(strstr(err, "not executable"));
+    launch_free(&l);
+    json_decref(empty);
+    free(exe);
+    registry_free(&reg);
 }
 
 int main(void)
@@ -322,6 +373,7 @@ int main(void)
         cmocka_unit_test(test_runner_name),
         cmocka_unit_test(test_check_runner),
         cmocka_unit_test(test_check_names),
+        cmocka_unit_test(test_native),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
