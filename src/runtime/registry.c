@@ -166,7 +166,7 @@ static const struct runtime *registry_find(const struct registry *reg, const cha
 
 const char *registry_runtime_name(const struct action *action)
 {
-    if (strcmp(action->runner_type, "local") != 0)
+    if (strcmp(action->runner_type, "local") != 0 || action->inline_code)
         return action->runner_type;
     for (size_t i = 0; i < ARRAY_SIZE(all_runtimes); i++)
         if (all_runtimes[i] != &runtime_local && all_runtimes[i]->handles(action->entry_path))
@@ -178,6 +178,10 @@ int registry_select(const struct registry *reg, const struct action *action,
                     const struct runtime **out, char *err, size_t errlen)
 {
     const char *name = registry_runtime_name(action);
+    /* As in Attune, ad-hoc code (no file) is run by the shell runtime only. */
+    if (action->inline_code && strcmp(name, runtime_shell.name) != 0)
+        return set_error(err, errlen, EINVAL,
+                         "ad-hoc code runs only under the shell runtime, not '%s'", name);
     const struct runtime *rt = registry_find(reg, name);
     if (!rt) {
         bool known = runtime_named(name) != NULL;

@@ -58,7 +58,8 @@ const char *registry_runtime_name(const struct action *action);
 void registry_describe(const struct registry *reg, struct strbuf *out);
 
 /* The runtime for this action: runner_type, and for local the entry point's
- * extension (.sh, .py, .js) or an executable file. */
+ * extension (.sh, .py, .js) or an executable file. Ad-hoc code
+ * (action->inline_code) needs the shell runtime: -EINVAL otherwise. */
 int registry_select(const struct registry *reg, const struct action *action,
                     const struct runtime **out, char *err, size_t errlen);
 

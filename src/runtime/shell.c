@@ -1,6 +1,6 @@
-/* The shell runtime: runs .sh actions under bash through a small wrapper that
- * provides `get_secret NAME` (secrets arrive on a pipe at fd 3) and gives each
- * parameter as PARAM_<NAME>. */
+/* The shell runtime: runs .sh actions, and ad-hoc code, under bash through a
+ * small wrapper that provides `get_secret NAME` (secrets arrive on a pipe at
+ * fd 3) and gives each parameter as PARAM_<NAME>. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,8 +10,10 @@
 
 extern const char wrapper_shell_sh[];
 
-/* The wrapper sources this: one associative array assignment. */
-static void shell_secrets_script(const json_t *secrets, struct strbuf *out)
+/* The wrapper sources this: one associative array assignment, and for
+ * ad-hoc code the code itself. */
+static void shell_control_script(const json_t *secrets, const struct action *action,
+                                 struct strbuf *out)
 {
     const char *name;
     json_t *value;
@@ -27,6 +29,11 @@ static void shell_secrets_script(const json_t *secrets, struct strbuf *out)
         strbuf_putc(out, ' ');
     }
     strbuf_puts(out, ")\n");
+    if (action->inline_code) {
+        strbuf_puts(out, "__attune_code=");
+        strbuf_put_sh_quoted(out, action->entry_point);
+        strbuf_putc(out, '\n');
+    }
 }
 
 static bool shell_handles(const char *entry_path)
@@ -65,10 +72,10 @@ static int shell_prepare(const struct runtime *rt, const struct launch_input *in
     }
     strv_push(&out->argv, "-c");
     strv_push(&out->argv, wrapper_shell_sh);
-    strv_push(&out->argv, a->entry_path);
+    strv_push(&out->argv, a->inline_code ? a->ref : a->entry_path);
     params_to_env(in->params, &out->env);
     out->control = PROC_CONTROL_PIPE;
-    shell_secrets_script(in->secrets, &out->control_data);
+    shell_control_script(in->secrets, a, &out->control_data);
     return 0;
 }
 

@@ -1,7 +1,7 @@
 /* Unit tests for runtime/registry: the names of runtimes (row names, runner
  * types, worker.runtimes), finding interpreters on a PATH, wanted versus
  * optional runtimes, picking the runtime for an action (local actions by
- * extension or as executables, native always). */
+ * extension or as executables, native always, ad-hoc code under shell only). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -363,6 +363,37 @@ static void test_native(void **state)
     registry_free(&reg);
 }
 
+/* Ad-hoc code has no file: only the shell runtime runs it. */
+static void test_inline_code(void **state)
+{
+    (void)state;
+    struct registry reg;
+    char err[256] = "";
+    assert_int_equal(registry_init(&reg, NULL, "/usr/bin:/bin", err, sizeof(err)), 0);
+    if (!has_runtime(&reg, "shell")) {
+        registry_free(&reg);
+        skip();
+    }
+    struct action a;
+    memset(&a, 0, sizeof(a));
+    a.inline_code = true;
+    a.entry_point = (char *)"echo hi";
+    a.runner_type = (char *)"shell";
+    const struct runtime *rt = NULL;
+    assert_int_equal(registry_select(&reg, &a, &rt, err, sizeof(err)), 0);
+    assert_ptr_equal(rt, &runtime_shell);
+    const char *others[] = {"python", "local", "native"};
+    for (size_t i = 0; i < ARRAY_SIZE(others); i++) {
+        a.runner_type = (char *)others[i];
+        rt = NULL;
+        assert_int_equal(registry_select(&reg, &a, &rt, err, sizeof(err)), -EINVAL);
+        assert_null(rt);
+        assert_non_null(strstr(err, "ad-hoc code runs only under the shell runtime"));
+        assert_non_null(strstr(err, others[i]));
+    }
+    registry_free(&reg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -374,6 +405,7 @@ int main(void)
         cmocka_unit_test(test_check_runner),
         cmocka_unit_test(test_check_names),
         cmocka_unit_test(test_native),
+        cmocka_unit_test(test_inline_code),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
