@@ -33,9 +33,13 @@ static int local_prepare(const struct runtime *rt, const struct launch_input *in
     return 0;
 }
 
+static const char *const no_attune_names[] = {NULL};
+static const char *const native_attune_names[] = {"native", NULL};
+
 struct runtime runtime_local = {
     .name = "local",
     .interpreter_name = NULL,
+    .attune_names = no_attune_names,
     .handles = local_handles,
     .prepare = local_prepare,
 };
@@ -44,6 +48,7 @@ struct runtime runtime_native = {
     .name = "native",
     .interpreter_name = NULL,
     .usable = true,
+    .attune_names = native_attune_names,
     .handles = local_handles,
     .prepare = local_prepare,
 };

@@ -34,9 +34,15 @@ static int node_prepare(const struct runtime *rt, const struct launch_input *in,
     return 0;
 }
 
+/* Attune's catalog names the runtime "Node.js"; a scheduler matching names
+ * rather than aliases needs that spelling. */
+static const char *const node_attune_names[] = {"node", "node.js", NULL};
+
 struct runtime runtime_node = {
     .name = "node",
     .interpreter_name = "node",
+    .attune_names = node_attune_names,
+    .version_key = "node",
     .handles = node_handles,
     .prepare = node_prepare,
 };

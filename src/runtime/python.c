@@ -30,9 +30,13 @@ static int python_prepare(const struct runtime *rt, const struct launch_input *i
     return 0;
 }
 
+static const char *const python_attune_names[] = {"python", NULL};
+
 struct runtime runtime_python = {
     .name = "python",
     .interpreter_name = "python3",
+    .attune_names = python_attune_names,
+    .version_key = "python",
     .handles = python_handles,
     .prepare = python_prepare,
 };

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "runtime/probe.h"
+
 /* Bounds what an error message quotes back from a configured name. */
 #define REGISTRY_ECHO_MAX 80
 
@@ -106,6 +108,8 @@ static int runtime_validate(struct runtime *rt, const char *search_path, char *e
 {
     free(rt->interpreter);
     rt->interpreter = NULL;
+    free(rt->version);
+    rt->version = NULL;
     rt->usable = false;
     if (rt->interpreter_name) {
         rt->interpreter = runtime_find_program(rt->interpreter_name, search_path);
@@ -141,9 +145,45 @@ void registry_free(struct registry *reg)
     for (size_t i = 0; i < reg->count; i++) {
         free(reg->runtimes[i]->interpreter);
         reg->runtimes[i]->interpreter = NULL;
+        free(reg->runtimes[i]->version);
+        reg->runtimes[i]->version = NULL;
         reg->runtimes[i]->usable = false;
     }
     reg->count = 0;
+}
+
+void registry_detect_versions(struct registry *reg, int timeout_ms)
+{
+    char version[64];
+    for (size_t i = 0; i < reg->count; i++) {
+        struct runtime *rt = reg->runtimes[i];
+        if (!rt->version_key || !rt->interpreter || rt->version)
+            continue;
+        if (probe_version(rt->interpreter, timeout_ms, version, sizeof(version)) == 0)
+            rt->version = xstrdup(version);
+    }
+}
+
+json_t *registry_capability_runtimes(const struct registry *reg)
+{
+    json_t *names = json_array();
+    for (size_t i = 0; i < reg->count; i++)
+        for (const char *const *n = reg->runtimes[i]->attune_names; *n; n++)
+            json_array_append_new(names, json_string(*n));
+    for (const char *const *n = runtime_native.attune_names; *n; n++)
+        json_array_append_new(names, json_string(*n));
+    return names;
+}
+
+json_t *registry_capability_versions(const struct registry *reg)
+{
+    json_t *versions = json_object();
+    for (size_t i = 0; i < reg->count; i++) {
+        const struct runtime *rt = reg->runtimes[i];
+        if (rt->version_key && rt->version)
+            json_object_set_new(versions, rt->version_key, json_pack("[s]", rt->version));
+    }
+    return versions;
 }
 
 void registry_describe(const struct registry *reg, struct strbuf *out)

@@ -1,11 +1,13 @@
 /* The runtime registry: the one list of runtime names, the checks of names
  * given in actions and in the configuration, finding each runtime's
- * interpreter on the actions' PATH at start-up, and picking the runtime for
- * an action (local actions by the entry point's extension). native is always
- * available and is not one of the runtimes worker.runtimes chooses. */
+ * interpreter on the actions' PATH at start-up (and its version, for the
+ * worker's capabilities), and picking the runtime for an action (local
+ * actions by the entry point's extension). native is always available and
+ * is not one of the runtimes worker.runtimes chooses. */
 #ifndef ATTUNE_RUNTIME_REGISTRY_H
 #define ATTUNE_RUNTIME_REGISTRY_H
 
+#include <jansson.h>
 #include <stddef.h>
 
 #include "core/config.h"
@@ -62,5 +64,18 @@ void registry_describe(const struct registry *reg, struct strbuf *out);
  * (action->inline_code) needs the shell runtime: -EINVAL otherwise. */
 int registry_select(const struct registry *reg, const struct action *action,
                     const struct runtime **out, char *err, size_t errlen);
+
+/* Asks each usable interpreter that has a version to advertise (python3,
+ * node) for it, once: `--version`, at most timeout_ms each; one that fails
+ * is left without. For registration at start, before any action runs. */
+void registry_detect_versions(struct registry *reg, int timeout_ms);
+
+/* capabilities.runtimes: the usable runtimes by the names Attune's scheduler
+ * matches ("shell", "python", "node" and "node.js"), and "native" always. */
+json_t *registry_capability_runtimes(const struct registry *reg);
+
+/* capabilities.runtime_versions: {"python": ["3.11.2"], "node": [...]} for
+ * the versions registry_detect_versions found. */
+json_t *registry_capability_versions(const struct registry *reg);
 
 #endif

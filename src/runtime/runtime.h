@@ -55,6 +55,13 @@ struct runtime {
     const char *interpreter_name; /* looked up on the actions' PATH; NULL if none */
     char *interpreter;            /* resolved at validation */
     bool usable;
+    /* The names Attune's scheduler knows this runtime by, for the worker's
+     * capabilities (runtime names and aliases, lowercase); NULL-terminated. */
+    const char *const *attune_names;
+    /* The key of capabilities.runtime_versions for the interpreter's version
+     * (NULL: none is advertised), and that version once detected. */
+    const char *version_key;
+    char *version;
     /* True when this runtime runs the entry point (by extension). */
     bool (*handles)(const char *entry_path);
     int (*prepare)(const struct runtime *rt, const struct launch_input *in, struct launch *out,

@@ -79,9 +79,12 @@ static int shell_prepare(const struct runtime *rt, const struct launch_input *in
     return 0;
 }
 
+static const char *const shell_attune_names[] = {"shell", NULL};
+
 struct runtime runtime_shell = {
     .name = "shell",
     .interpreter_name = "bash",
+    .attune_names = shell_attune_names,
     .handles = shell_handles,
     .prepare = shell_prepare,
 };

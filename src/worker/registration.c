@@ -9,23 +9,26 @@
 #include "core/util.h"
 
 #define ABANDONED_ERROR "the worker stopped while the action was running (worker restarted)"
+/* How long an interpreter may take to tell its version before it is left
+ * out of runtime_versions (a cold pyenv shim takes half a second). */
+#define REGISTRATION_PROBE_MS 3000
 
 static json_t *registration_capabilities(const struct config *cfg, const struct registry *registry,
                                          const char *host)
 {
-    json_t *runtimes = json_array();
-    for (size_t i = 0; i < registry->count; i++)
-        json_array_append_new(runtimes, json_string(registry->runtimes[i]->name));
-    return json_pack("{s:i, s:s, s:o, s:s, s:i}", "max_concurrent_executions",
+    return json_pack("{s:i, s:s, s:o, s:o, s:s, s:i}", "max_concurrent_executions",
                      cfg->max_concurrent_tasks, "worker_version", ATTUNE_VERSION, "runtimes",
-                     runtimes, "host", host, "pid", (int)getpid());
+                     registry_capability_runtimes(registry), "runtime_versions",
+                     registry_capability_versions(registry), "host", host, "pid", (int)getpid());
 }
 
-void registration_register(struct db *db, const struct config *cfg, const struct registry *registry,
+void registration_register(struct db *db, const struct config *cfg, struct registry *registry,
                            db_worker_fn done, void *userdata)
 {
     char host[256] = "";
     gethostname(host, sizeof(host) - 1);
+    /* Once: a registration again after a reconnection reuses the versions. */
+    registry_detect_versions(registry, REGISTRATION_PROBE_MS);
     json_t *capabilities = registration_capabilities(cfg, registry, host);
     struct worker_row row = {
         .name = cfg->worker_name,

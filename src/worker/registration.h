@@ -14,9 +14,10 @@
 #include "runtime/registry.h"
 
 /* Inserts or reactivates the worker named cfg->worker_name with status
- * active and its capabilities (slots, version, the usable runtimes, host,
- * pid); calls done with its id. */
-void registration_register(struct db *db, const struct config *cfg, const struct registry *registry,
+ * active and its capabilities (slots, version, the usable runtimes as
+ * Attune names them, the interpreters' versions, host, pid); calls done with
+ * its id. The first call asks the interpreters their versions. */
+void registration_register(struct db *db, const struct config *cfg, struct registry *registry,
                            db_worker_fn done, void *userdata);
 
 /* Finishes as `abandoned` every execution still `running` under this worker

@@ -53,8 +53,10 @@ class ServiceLifecycleTest(ServiceTestCase):
         self.assertIsInstance(caps.get("worker_version"), str, caps)
         self.assertTrue(caps["worker_version"], caps)
         self.assertIsInstance(caps.get("runtimes"), list, caps)
-        self.assertTrue(set(caps["runtimes"]) >= {"shell", "python"}, caps)
-        self.assertTrue(set(caps["runtimes"]) <= {"shell", "python", "node", "local"}, caps)
+        self.assertTrue(set(caps["runtimes"]) >= {"shell", "python", "native"}, caps)
+        self.assertTrue(set(caps["runtimes"]) <= {"shell", "python", "node", "node.js", "native"},
+                        caps)
+        self.assertRegex(caps["runtime_versions"]["python"][0], r"^3\.[0-9]+\.[0-9]+$", caps)
         self.assertEqual(caps.get("host"), socket.gethostname(), caps)
         self.assertEqual(caps.get("pid"), w.pid, caps)
         self.assertIsNotNone(row["last_heartbeat"])

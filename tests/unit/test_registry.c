@@ -1,7 +1,8 @@
 /* Unit tests for runtime/registry: the names of runtimes (row names, runner
  * types, worker.runtimes), finding interpreters on a PATH, wanted versus
  * optional runtimes, picking the runtime for an action (local actions by
- * extension or as executables, native always, ad-hoc code under shell only). */
+ * extension or as executables, native always, ad-hoc code under shell only),
+ * and the runtimes and versions the worker advertises. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -394,6 +395,67 @@ static void test_inline_code(void **state)
     registry_free(&reg);
 }
 
+static bool json_has_string(const json_t *array, const char *s)
+{
+    size_t i;
+    json_t *item;
+    json_array_foreach(array, i, item)
+    {
+        if (strcmp(json_string_value(item), s) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* What the scheduler matches: Attune's names, native always, local never. */
+static void test_capabilities(void **state)
+{
+    (void)state;
+    struct registry reg;
+    char err[256] = "";
+    assert_int_equal(registry_init(&reg, NULL, "", err, sizeof(err)), 0);
+    json_t *names = registry_capability_runtimes(&reg);
+    assert_int_equal(json_array_size(names), 1);
+    assert_true(json_has_string(names, "native"));
+    json_decref(names);
+    json_t *versions = registry_capability_versions(&reg);
+    assert_int_equal(json_object_size(versions), 0);
+    json_decref(versions);
+    registry_free(&reg);
+
+    assert_int_equal(registry_init(&reg, NULL, "/usr/bin:/bin", err, sizeof(err)), 0);
+    names = registry_capability_runtimes(&reg);
+    assert_int_equal(json_has_string(names, "shell"), has_runtime(&reg, "shell"));
+    assert_int_equal(json_has_string(names, "python"), has_runtime(&reg, "python"));
+    assert_int_equal(json_has_string(names, "node"), has_runtime(&reg, "node"));
+    assert_int_equal(json_has_string(names, "node.js"), has_runtime(&reg, "node"));
+    assert_true(json_has_string(names, "native"));
+    assert_false(json_has_string(names, "local"));
+    json_decref(names);
+    /* Versions only once asked for, then as the interpreters tell them. */
+    versions = registry_capability_versions(&reg);
+    assert_int_equal(json_object_size(versions), 0);
+    json_decref(versions);
+    registry_detect_versions(&reg, 5000);
+    versions = registry_capability_versions(&reg);
+    assert_null(json_object_get(versions, "shell"));
+    const char *keys[] = {"python", "node"};
+    for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+        const json_t *list = json_object_get(versions, keys[i]);
+        if (!has_runtime(&reg, keys[i])) {
+            assert_null(list);
+            continue;
+        }
+        assert_int_equal(json_array_size(list), 1);
+        const char *v = json_string_value(json_array_get(list, 0));
+        assert_non_null(v);
+        assert_true(v[0] >= '0' && v[0] <= '9');
+        assert_non_null(strchr(v, '.'));
+    }
+    json_decref(versions);
+    registry_free(&reg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -406,6 +468,7 @@ int main(void)
         cmocka_unit_test(test_check_names),
         cmocka_unit_test(test_native),
         cmocka_unit_test(test_inline_code),
+        cmocka_unit_test(test_capabilities),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
