@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "runtime/probe.h"
+#include "runtime/runtime_version.h"
 
 /* Bounds what an error message quotes back from a configured name. */
 #define REGISTRY_ECHO_MAX 80
@@ -184,6 +185,20 @@ json_t *registry_capability_versions(const struct registry *reg)
             json_object_set_new(versions, rt->version_key, json_pack("[s]", rt->version));
     }
     return versions;
+}
+
+const json_t *registry_version_config(const struct registry *reg, const char *runtime_name,
+                                      const json_t *versions, const char *constraint)
+{
+    const struct runtime *rt = NULL;
+    for (size_t i = 0; i < reg->count && !rt; i++)
+        if (strcmp(reg->runtimes[i]->name, runtime_name) == 0)
+            rt = reg->runtimes[i];
+    /* What this worker advertises, nothing when it found no version. */
+    json_t *advertised = rt && rt->version ? json_pack("[s]", rt->version) : json_array();
+    const json_t *config = runtime_version_config(versions, constraint, advertised);
+    json_decref(advertised);
+    return config;
 }
 
 void registry_describe(const struct registry *reg, struct strbuf *out)

@@ -78,4 +78,14 @@ json_t *registry_capability_runtimes(const struct registry *reg);
  * the versions registry_detect_versions found. */
 json_t *registry_capability_versions(const struct registry *reg);
 
+/* The execution_config of the runtime version Attune's worker would run an
+ * action with (runtime_version.h), among versions (the runtime_version rows
+ * of the action's runtime as a JSON array) for constraint (the action's
+ * runtime_version_constraint, NULL for none), keeping only what this worker
+ * advertises for runtime_name (a registry name: "python", "node"...).
+ * Returns a borrowed object of versions, or NULL: the runtime row's own
+ * execution_config applies. */
+const json_t *registry_version_config(const struct registry *reg, const char *runtime_name,
+                                      const json_t *versions, const char *constraint);
+
 #endif

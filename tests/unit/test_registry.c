@@ -456,6 +456,32 @@ static void test_capabilities(void **state)
     registry_free(&reg);
 }
 
+/* The version chosen for an action keeps to what this worker advertises. */
+static void test_version_config(void **state)
+{
+    (void)state;
+    struct registry reg = {.runtimes = {&runtime_python}, .count = 1};
+    json_t *versions = json_pack("[{s:s, s:{s:s}, s:b, s:b}, {s:s, s:{s:s}, s:b, s:b}]", "version",
+                                 "3.11", "execution_config", "name", "three-eleven", "is_default",
+                                 0, "available", 1, "version", "3.12", "execution_config", "name",
+                                 "three-twelve", "is_default", 1, "available", 1);
+    /* No version detected: nothing is advertised, so no version is chosen. */
+    assert_null(registry_version_config(&reg, "python", versions, NULL));
+    runtime_python.version = xstrdup("3.11.2");
+    const json_t *c = registry_version_config(&reg, "python", versions, NULL);
+    assert_non_null(c);
+    assert_string_equal(json_string_value(json_object_get(c, "name")), "three-eleven");
+    assert_null(registry_version_config(&reg, "python", versions, ">=3.12"));
+    assert_null(registry_version_config(&reg, "node", versions, NULL));
+    free(runtime_python.version);
+    runtime_python.version = xstrdup("3.12.7");
+    c = registry_version_config(&reg, "python", versions, NULL);
+    assert_string_equal(json_string_value(json_object_get(c, "name")), "three-twelve");
+    free(runtime_python.version);
+    runtime_python.version = NULL;
+    json_decref(versions);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -469,6 +495,7 @@ int main(void)
         cmocka_unit_test(test_native),
         cmocka_unit_test(test_inline_code),
         cmocka_unit_test(test_capabilities),
+        cmocka_unit_test(test_version_config),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
