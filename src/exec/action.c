@@ -304,14 +304,32 @@ int action_from_fields(const struct action_fields *f, const char *pack_ref, cons
     return 0;
 }
 
-/* The settings of a definition that are not strings: enabled and timeout. */
+static int get_bool(const json_t *def, const char *key, bool fallback, bool *out, char *err,
+                    size_t errlen)
+{
+    const json_t *v = json_object_get(def, key);
+    if (v && !json_is_null(v) && !json_is_boolean(v))
+        return set_error(err, errlen, EINVAL, "%s must be true or false, got %s", key,
+                         json_kind(v));
+    *out = json_is_boolean(v) ? json_is_true(v) : fallback;
+    return 0;
+}
+
+/* The settings of a definition that are not strings: enabled, inline_code,
+ * timeout and runtime_config (a runtime row's execution_config, which lets
+ * run-action follow a runtime definition from the database). */
 static int read_scalars(const json_t *def, struct action_fields *f, char *err, size_t errlen)
 {
-    const json_t *en = json_object_get(def, "enabled");
-    if (en && !json_is_null(en) && !json_is_boolean(en))
-        return set_error(err, errlen, EINVAL, "enabled must be true or false, got %s",
-                         json_kind(en));
-    f->enabled = !json_is_false(en);
+    int rc = get_bool(def, "enabled", true, &f->enabled, err, errlen);
+    if (rc == 0)
+        rc = get_bool(def, "inline_code", false, &f->inline_code, err, errlen);
+    if (rc < 0)
+        return rc;
+    const json_t *config = json_object_get(def, "runtime_config");
+    if (config && !json_is_null(config) && !json_is_object(config))
+        return set_error(err, errlen, EINVAL, "runtime_config must be a mapping, got %s",
+                         json_kind(config));
+    f->runtime_config = json_is_object(config) ? config : NULL;
     const json_t *t = json_object_get(def, "timeout");
     if (!t || json_is_null(t))
         return 0;
