@@ -30,6 +30,7 @@ const struct key_def config_keys[] = {
     {"message_queue.url", KEY_URL, FIELD(message_queue_url), 0, 0, config_check_mq_url},
     {"security.encryption_key", KEY_SECRET, FIELD(encryption_key), 0, 0, NULL},
     {"packs_base_dir", KEY_STRING, FIELD(packs_base_dir), 0, 0, NULL},
+    {"runtime_envs_dir", KEY_STRING, FIELD(runtime_envs_dir), 0, 0, NULL},
     {"worker.name", KEY_STRING, FIELD(worker_name), 0, 0, config_check_worker_name},
     {"worker.worker_type", KEY_STRING, FIELD(worker_type), 0, 0, config_check_worker_type},
     {"worker.max_concurrent_tasks", KEY_INT, FIELD(max_concurrent_tasks), 1, 1000, NULL},
@@ -41,6 +42,7 @@ const struct key_def config_keys[] = {
     {"worker.max_stderr_bytes", KEY_SIZE, FIELD(max_stderr_bytes), KIB, GIB, NULL},
     {"worker.artifacts_dir", KEY_STRING, FIELD(artifacts_dir), 0, 0, NULL},
     {"worker.artifact_retention_days", KEY_INT, FIELD(artifact_retention_days), 0, 3650, NULL},
+    {"worker.api_url", KEY_URL, FIELD(api_url), 0, 0, config_check_api_url},
     {"worker.runtimes", KEY_RUNTIMES, FIELD(runtimes), 0, 0, config_check_runtimes},
     {"worker.env", KEY_ENV, 0, 0, 0, config_check_action_env},
     {"log.level", KEY_LOG_LEVEL, FIELD(log_level), 0, 0, NULL},
@@ -160,6 +162,7 @@ void config_init_defaults(struct config *cfg)
     cfg->database_schema = xstrdup("attune");
     cfg->message_queue_url = xstrdup("amqp://guest:guest@localhost:5672/%2f");
     cfg->packs_base_dir = xstrdup("/opt/attune/packs");
+    cfg->runtime_envs_dir = xstrdup("/opt/attune/runtime_envs");
     cfg->worker_name = default_worker_name();
     cfg->worker_type = xstrdup("local");
     cfg->max_concurrent_tasks = 10;
@@ -171,6 +174,7 @@ void config_init_defaults(struct config *cfg)
     cfg->max_stderr_bytes = 10 * MIB;
     cfg->artifacts_dir = xstrdup("/tmp/attune/artifacts");
     cfg->artifact_retention_days = 7;
+    cfg->api_url = xstrdup("http://127.0.0.1:8080");
     cfg->log_level = LOG_LEVEL_INFO;
     cfg->log_format = LOG_FORMAT_TEXT;
 }
