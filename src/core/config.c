@@ -42,6 +42,7 @@ const struct key_def config_keys[] = {
     {"worker.max_stderr_bytes", KEY_SIZE, FIELD(max_stderr_bytes), KIB, GIB, NULL},
     {"worker.artifacts_dir", KEY_STRING, FIELD(artifacts_dir), 0, 0, NULL},
     {"worker.artifact_retention_days", KEY_INT, FIELD(artifact_retention_days), 0, 3650, NULL},
+    {"worker.api_url", KEY_URL, FIELD(api_url), 0, 0, config_check_api_url},
     {"worker.runtimes", KEY_RUNTIMES, FIELD(runtimes), 0, 0, config_check_runtimes},
     {"worker.env", KEY_ENV, 0, 0, 0, config_check_action_env},
     {"log.level", KEY_LOG_LEVEL, FIELD(log_level), 0, 0, NULL},
@@ -173,6 +174,7 @@ void config_init_defaults(struct config *cfg)
     cfg->max_stderr_bytes = 10 * MIB;
     cfg->artifacts_dir = xstrdup("/tmp/attune/artifacts");
     cfg->artifact_retention_days = 7;
+    cfg->api_url = xstrdup("http://127.0.0.1:8080");
     cfg->log_level = LOG_LEVEL_INFO;
     cfg->log_format = LOG_FORMAT_TEXT;
 }

@@ -43,6 +43,7 @@ struct config {
     int64_t max_stderr_bytes;
     char *artifacts_dir;
     int artifact_retention_days;
+    char *api_url;   /* worker.api_url, or ATTUNE_API_URL: given to actions */
     char **runtimes; /* NULL-terminated; NULL means every runtime that validates */
     /* worker.env: extra variables given to every action */
     struct config_env_var *action_env;
@@ -58,8 +59,9 @@ void config_free(struct config *cfg);
 
 /* Loads the file (path, else $ATTUNE_CONFIG, else ./config.yaml if present;
  * path must exist when given) over the defaults, then the environment
- * overrides. Returns 0, or a negative errno with a message naming the file,
- * the key and the problem in err. */
+ * overrides, then ATTUNE_API_URL (Attune's name for worker.api_url). Returns
+ * 0, or a negative errno with a message naming the file, the key and the
+ * problem in err. */
 int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
 
 /* Sets one key by its dotted name ("worker.max_concurrent_tasks") from text,

@@ -250,6 +250,14 @@ static int apply_environment(struct config *cfg, char *err, size_t errlen)
     return 0;
 }
 
+/* Attune's services take the API's URL from ATTUNE_API_URL; so does this
+ * worker, over anything else. */
+static int apply_api_url(struct config *cfg, char *err, size_t errlen)
+{
+    const char *url = getenv("ATTUNE_API_URL");
+    return url && url[0] ? config_set(cfg, "worker.api_url", url, err, errlen) : 0;
+}
+
 int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 {
     const char *env_path = getenv("ATTUNE_CONFIG");
@@ -262,7 +270,8 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
         if (rc < 0)
             return rc;
     }
-    return apply_environment(cfg, err, errlen);
+    int rc = apply_environment(cfg, err, errlen);
+    return rc == 0 ? apply_api_url(cfg, err, errlen) : rc;
 }
 
 /* Validation */
@@ -306,6 +315,16 @@ int config_check_mq_url(const struct config *cfg, const struct key_def *def, cha
                          "private network or a TLS tunnel)",
                          def->name);
     return check_scheme(cfg->message_queue_url, def, "amqp://", "amqp://", err, errlen);
+}
+
+int config_check_api_url(const struct config *cfg, const struct key_def *def, char *err,
+                         size_t errlen)
+{
+    const char *url = cfg->api_url;
+    if (!str_starts_with(url, "http://") && !str_starts_with(url, "https://"))
+        return set_error(err, errlen, EINVAL,
+                         "%s (or ATTUNE_API_URL): must start with http:// or https://", def->name);
+    return 0;
 }
 
 int config_check_worker_name(const struct config *cfg, const struct key_def *def, char *err,

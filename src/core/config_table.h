@@ -69,6 +69,8 @@ int config_check_database_url(const struct config *cfg, const struct key_def *de
                               size_t errlen);
 int config_check_mq_url(const struct config *cfg, const struct key_def *def, char *err,
                         size_t errlen);
+int config_check_api_url(const struct config *cfg, const struct key_def *def, char *err,
+                         size_t errlen);
 int config_check_worker_name(const struct config *cfg, const struct key_def *def, char *err,
                              size_t errlen);
 int config_check_worker_type(const struct config *cfg, const struct key_def *def, char *err,

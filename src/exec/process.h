@@ -52,6 +52,9 @@ struct proc_result {
     uint64_t duration_ms;
     struct strbuf reply;
     bool reply_truncated;
+    /* stdout or stderr was closed before its end of file (a read error, or
+     * something outside the group still held it after the kill grace). */
+    bool output_cut;
 };
 
 struct proc;

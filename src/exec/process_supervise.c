@@ -54,6 +54,8 @@ static int proc_on_output(sd_event_source *s, int fd, uint32_t revents, void *us
         }
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             return 0;
+        if (n < 0)
+            p->result.output_cut = true;
         proc_stream_closed(p, is_stdout); /* end of file or a read error */
         proc_check_done(p);
         return 0;
@@ -229,6 +231,8 @@ static int on_kill_timer(sd_event_source *s, uint64_t usec, void *userdata)
     } else if (p->reaped) {
         /* Something outside the group still holds the pipes: stop waiting. */
         log_warn("process %d: output still open after SIGKILL; closing it", (int)p->pid);
+        if (p->out_fd >= 0 || p->err_fd >= 0)
+            p->result.output_cut = true;
         proc_close_pipes(p);
         proc_check_done(p);
     }

@@ -10,15 +10,11 @@
 #include <unistd.h>
 
 #include "core/log.h"
-#include "core/yaml.h"
 #include "exec/output.h"
 #include "exec/params.h"
 #include "exec/process.h"
-
-/* A python/node wrapper's answer larger than this is cut (and fails to parse). */
-#define EXECUTION_REPLY_MAX (16u << 20)
-/* How much of stderr's end goes into `error` after a non-zero exit. */
-#define EXECUTION_ERROR_TAIL 1024
+#include "executor/env.h"
+#include "executor/result.h"
 
 struct execution {
     const struct executor_settings *settings;
@@ -41,198 +37,29 @@ const char *execution_status_name(enum execution_status status)
     return names[status];
 }
 
-/* Output parsing */
-
-static json_t *parse_json_text(const char *text, size_t len)
-{
-    /* No JSON_ALLOW_NUL: PostgreSQL's jsonb refuses \u0000, and the result
-     * must always be storable. */
-    return json_loadb(text, len, JSON_DECODE_ANY, NULL);
-}
-
-static json_t *parse_last_line(const char *text, size_t len)
-{
-    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' || text[len - 1] == ' '))
-        len--;
-    size_t start = len;
-    while (start > 0 && text[start - 1] != '\n')
-        start--;
-    return len > start ? parse_json_text(text + start, len - start) : NULL;
-}
-
-static json_t *parse_json_lines(const char *text, size_t len)
-{
-    json_t *arr = json_array();
-    size_t pos = 0;
-    while (pos < len) {
-        const char *nl = memchr(text + pos, '\n', len - pos);
-        size_t end = nl ? (size_t)(nl - text) : len;
-        size_t line_len = end - pos;
-        size_t blanks = 0;
-        while (blanks < line_len && text[pos + blanks] && strchr(" \t\r", text[pos + blanks]))
-            blanks++;
-        bool blank = blanks == line_len;
-        if (!blank) {
-            json_t *v = parse_json_text(text + pos, line_len);
-            if (!v) {
-                json_decref(arr);
-                return NULL;
-            }
-            json_array_append_new(arr, v);
-        }
-        pos = end + 1;
-    }
-    return arr;
-}
-
-json_t *execution_parse_output(const char *text, size_t len, enum output_format format)
-{
-    json_t *v = NULL;
-    char err[256];
-    switch (format) {
-    case OUTPUT_FORMAT_JSON:
-        v = parse_json_text(text, len);
-        return v ? v : parse_last_line(text, len);
-    case OUTPUT_FORMAT_YAML:
-        return yaml_parse(text, len, &v, err, sizeof(err)) == 0 ? v : NULL;
-    case OUTPUT_FORMAT_JSONL:
-        return parse_json_lines(text, len);
-    default:
-        return NULL;
-    }
-}
-
 /* Result */
-
-json_t *execution_failure_result(const char *error)
-{
-    return json_pack("{s:b, s:n, s:i, s:s, s:s, s:s, s:b, s:b, s:i, s:i}", "succeeded", 0,
-                     "exit_code", "duration_ms", 0, "stdout", "", "stderr", "", "error", error,
-                     "stdout_truncated", 0, "stderr_truncated", 0, "stdout_bytes_truncated", 0,
-                     "stderr_bytes_truncated", 0);
-}
-
-static char *read_log(const struct execution *ex, const char *name)
-{
-    struct strbuf raw, clean;
-    strbuf_init(&raw);
-    strbuf_init(&clean);
-    char *path = xasprintf("%s/%s", ex->dir, name);
-    (void)read_file(path, 0, &raw);
-    free(path);
-    utf8_sanitize(raw.data ? raw.data : "", raw.len, &clean);
-    strbuf_free(&raw);
-    return strbuf_detach(&clean, NULL);
-}
-
-/* The last lines of stderr, for `error`. */
-static char *stderr_tail(const char *text)
-{
-    size_t len = strlen(text);
-    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' '))
-        len--;
-    size_t start = len > EXECUTION_ERROR_TAIL ? len - EXECUTION_ERROR_TAIL : 0;
-    /* Start on a character boundary. */
-    while (start < len && ((unsigned char)text[start] & 0xC0) == 0x80)
-        start++;
-    return xstrndup(text + start, len - start);
-}
-
-/* The wrapper's answer: {"data": ...} or {"error": "..."}; NULL if none. An
- * answer that does not decode becomes an error of its own. */
-static json_t *reply_parse(const struct execution *ex, const struct proc_result *pr)
-{
-    char err[256] = "the wrapper's answer is not an object";
-    if (!ex->decode_reply || pr->reply.len == 0 || pr->reply_truncated)
-        return NULL;
-    json_t *reply = ex->decode_reply(pr->reply.data, pr->reply.len, err, sizeof(err));
-    if (!json_is_object(reply)) {
-        json_decref(reply);
-        return json_pack("{s:s}", "error", err);
-    }
-    return reply;
-}
-
-static enum execution_status execution_decide(const struct proc_result *pr, const json_t *reply)
-{
-    if (pr->cancelled)
-        return EXECUTION_CANCELLED;
-    if (pr->timed_out)
-        return EXECUTION_TIMEOUT;
-    if (pr->exited && pr->exit_code == 0 && !json_object_get(reply, "error") &&
-        !pr->reply_truncated)
-        return EXECUTION_COMPLETED;
-    return EXECUTION_FAILED;
-}
-
-static char *execution_error_text(const struct execution *ex, const struct proc_result *pr,
-                                  const json_t *reply, const char *stderr_text)
-{
-    const char *wrapper_error = json_string_value(json_object_get(reply, "error"));
-    switch (ex->status) {
-    case EXECUTION_TIMEOUT:
-        return xasprintf("timed out after %d seconds", ex->timeout_seconds);
-    case EXECUTION_CANCELLED:
-        return xstrdup("cancelled");
-    case EXECUTION_COMPLETED:
-        return NULL;
-    default:
-        break;
-    }
-    if (wrapper_error)
-        return xstrdup(wrapper_error);
-    if (pr->reply_truncated)
-        return xasprintf("the return value is larger than %u MiB", EXECUTION_REPLY_MAX >> 20);
-    if (!pr->exited)
-        return xasprintf("killed by signal %d", pr->signal);
-    char *tail = stderr_tail(stderr_text);
-    if (*tail)
-        return tail;
-    free(tail);
-    return xasprintf("exited with code %d", pr->exit_code);
-}
-
-static json_t *execution_data(const struct execution *ex, const json_t *reply,
-                              const char *stdout_text)
-{
-    json_t *data = json_object_get(reply, "data");
-    if (data)
-        return json_incref(data);
-    if (ex->status != EXECUTION_COMPLETED || ex->output_format == OUTPUT_FORMAT_TEXT)
-        return NULL;
-    data = execution_parse_output(stdout_text, strlen(stdout_text), ex->output_format);
-    if (!data)
-        log_warn("output of %s is not valid %s; no data recorded", ex->dir,
-                 output_format_name(ex->output_format));
-    return data;
-}
 
 static json_t *execution_build_result(struct execution *ex, const struct proc_result *pr)
 {
-    json_t *reply = reply_parse(ex, pr);
-    ex->status = execution_decide(pr, reply);
-    char *out = read_log(ex, "stdout.log");
-    char *err = read_log(ex, "stderr.log");
-    json_t *r = json_object();
-    json_object_set_new(r, "succeeded", json_boolean(ex->status == EXECUTION_COMPLETED));
-    json_object_set_new(r, "exit_code", pr->exited ? json_integer(pr->exit_code) : json_null());
-    if (!pr->exited)
-        json_object_set_new(r, "signal", json_integer(pr->signal));
-    json_object_set_new(r, "duration_ms", json_integer((json_int_t)pr->duration_ms));
-    json_t *data = execution_data(ex, reply, out);
-    if (data)
-        json_object_set_new(r, "data", data);
-    char *error = execution_error_text(ex, pr, reply, err);
-    if (error)
-        json_object_set_new(r, "error", json_string(error));
-    free(error);
-    json_object_set_new(r, "stdout", json_string(out));
-    json_object_set_new(r, "stderr", json_string(err));
-    json_object_set_new(r, "stdout_truncated", json_boolean(output_sink_truncated(&ex->out)));
-    json_object_set_new(r, "stderr_truncated", json_boolean(output_sink_truncated(&ex->err)));
-    json_object_set_new(r, "stdout_bytes_truncated", json_integer(ex->out.dropped));
-    json_object_set_new(r, "stderr_bytes_truncated", json_integer(ex->err.dropped));
-    json_object_set_new(r, "artifacts_dir", json_string(ex->dir));
+    json_t *reply = execution_reply_parse(ex->decode_reply, pr);
+    ex->status = execution_result_status(pr, reply);
+    char *out = execution_read_log(ex->dir, "stdout.log");
+    char *err = execution_read_log(ex->dir, "stderr.log");
+    struct result_input in = {
+        .dir = ex->dir,
+        .output_format = ex->output_format,
+        .timeout_seconds = ex->timeout_seconds,
+        .proc = pr,
+        .reply = reply,
+        .stdout_text = out,
+        .stderr_text = err,
+        .stdout_truncated = output_sink_truncated(&ex->out),
+        .stderr_truncated = output_sink_truncated(&ex->err),
+        .stdout_dropped = ex->out.dropped,
+        .stderr_dropped = ex->err.dropped,
+        .logs_incomplete = pr->output_cut || ex->out.write_error || ex->err.write_error,
+    };
+    json_t *r = execution_result_new(&in, ex->status);
     free(out);
     free(err);
     json_decref(reply);
@@ -345,17 +172,9 @@ static void execution_env(const struct execution *ex, const struct executor_sett
     /* The runtime definition's variables, then execution.env_vars over them,
      * in Attune's order. */
     execution_env_merge(env, &l->config_env);
-    const char *name;
-    json_t *value;
-    json_object_foreach((json_t *)req->env_vars, name, value)
-    {
-        if (json_is_string(value))
-            strv_setenv(env, name, json_string_value(value));
-    }
+    execution_env_set_vars(env, req->env_vars);
     execution_env_merge(env, &l->env);
-    strv_setenv(env, "ATTUNE_ACTION", a->ref);
-    strv_setenv(env, "ATTUNE_EXEC_ID", req->exec_id);
-    strv_setenv(env, "ATTUNE_PACK", a->pack_ref);
+    execution_env_set_attune(env, s, req);
     strv_setenv(env, "ATTUNE_PARAMETER_DELIVERY", param_delivery_name(a->parameter_delivery));
     strv_setenv(env, "ATTUNE_PARAMETER_FORMAT", param_format_name(a->parameter_format));
     if (ex->param_fd >= 0)
@@ -422,7 +241,9 @@ int execution_start(sd_event *loop, const struct executor_settings *settings,
                     struct execution **out, char *err, size_t errlen)
 {
     const struct runtime *rt;
-    int rc = registry_select(settings->registry, req->action, &rt, err, errlen);
+    int rc = execution_env_vars_check(req->env_vars, err, errlen);
+    if (rc == 0)
+        rc = registry_select(settings->registry, req->action, &rt, err, errlen);
     if (rc < 0)
         return rc;
     struct execution *ex = xcalloc(1, sizeof(*ex));

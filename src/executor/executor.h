@@ -1,8 +1,7 @@
 /* One execution from validated parameters to result object: chooses the
  * runtime, lays out the execution's artifact directory, delivers parameters
- * and secrets, supervises the process and builds the result of CONTRACT.md
- * section 3 (also written to result.json). Shared by run-action and the
- * service. */
+ * and secrets, supervises the process and builds the result (result.h; also
+ * written to result.json). Shared by run-action and the service. */
 #ifndef ATTUNE_EXECUTOR_EXECUTOR_H
 #define ATTUNE_EXECUTOR_EXECUTOR_H
 
@@ -30,6 +29,7 @@ struct executor_settings {
     int64_t max_stdout_bytes;
     int64_t max_stderr_bytes;
     uint64_t kill_grace_ms;
+    char *api_url; /* ATTUNE_API_URL: where actions reach Attune's API */
     /* Told when an action's process group starts and when it is gone. */
     void (*on_spawn)(pid_t pgid, void *userdata);
     void (*on_reap)(pid_t pgid, void *userdata);
@@ -42,7 +42,7 @@ struct execution_request {
     const struct action *action; /* borrowed until done */
     const json_t *params;        /* validated */
     const json_t *secrets;       /* name -> string; may be NULL */
-    const json_t *env_vars;      /* execution.env_vars; may be NULL */
+    const json_t *env_vars;      /* execution.env_vars: NULL or an object of strings */
     int timeout_seconds;         /* > 0 */
     /* What Attune tells an action about its execution (ATTUNE_* variables);
      * each may be NULL. */
@@ -57,8 +57,9 @@ struct execution;
 typedef void (*execution_done_fn)(struct execution *ex, void *userdata);
 
 /* Starts the execution on the loop; done is called once with the result
- * ready. On failure before the process started, returns a negative errno
- * with the reason in err and calls nothing. */
+ * ready. On failure before the process started (execution.env_vars that is
+ * not an object of strings, say), returns a negative errno with the reason in
+ * err and calls nothing. */
 int execution_start(sd_event *loop, const struct executor_settings *settings,
                     const struct execution_request *req, execution_done_fn done, void *userdata,
                     struct execution **out, char *err, size_t errlen);
@@ -74,9 +75,10 @@ void execution_free(struct execution *ex);
  * parameters, a missing entry point...): succeeded false and the error. */
 json_t *execution_failure_result(const char *error);
 
-/* Parses captured stdout by output format (json: the whole text, else its
- * last non-empty line; yaml: the document; jsonl: an array of each non-empty
- * line). Returns a new reference or NULL when it does not parse. */
+/* Parses captured stdout by output format, as Attune does (json: the whole
+ * text, else its last line; yaml: the document; jsonl: an array of the lines
+ * that parse). Returns a new reference, or NULL when the output is blank or
+ * does not parse (jsonl: no line parses). */
 json_t *execution_parse_output(const char *text, size_t len, enum output_format format);
 
 #endif

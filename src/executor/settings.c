@@ -2,6 +2,7 @@
 #include "executor/settings.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 /* What every action starts from: a known PATH, HOME and LANG rather than the
  * worker's own environment, then the variables worker.env adds. */
@@ -16,6 +17,25 @@ static void settings_base_env(const struct config *cfg, struct strv *env)
         strv_setenv(env, cfg->action_env[i].name, cfg->action_env[i].value);
 }
 
+char *executor_api_url(const char *url)
+{
+    static const char *const any[] = {"://0.0.0.0", "://[::]"};
+    static const char local[] = "://127.0.0.1";
+    struct strbuf out;
+    strbuf_init(&out);
+    for (const char *p = url; *p;) {
+        size_t skip = 0;
+        for (size_t i = 0; i < 2 && !skip; i++)
+            skip = str_starts_with(p, any[i]) ? strlen(any[i]) : 0;
+        if (skip)
+            strbuf_puts(&out, local);
+        else
+            strbuf_putc(&out, *p);
+        p += skip ? skip : 1;
+    }
+    return strbuf_detach(&out, NULL);
+}
+
 int executor_settings_init(struct executor_settings *s, struct registry *reg,
                            const struct config *cfg, char *const *wanted_runtimes, char *err,
                            size_t errlen)
@@ -27,6 +47,7 @@ int executor_settings_init(struct executor_settings *s, struct registry *reg,
     s->max_stdout_bytes = cfg->max_stdout_bytes;
     s->max_stderr_bytes = cfg->max_stderr_bytes;
     s->kill_grace_ms = (uint64_t)cfg->kill_grace_seconds * 1000u;
+    s->api_url = executor_api_url(cfg->api_url);
     /* worker.env may set PATH: the interpreters are found where actions look. */
     return registry_init(reg, wanted_runtimes, strv_getenv(&s->base_env, "PATH"), err, errlen);
 }
@@ -36,4 +57,6 @@ void executor_settings_free(struct executor_settings *s)
     strv_free(&s->base_env);
     free(s->runtime_envs_dir);
     s->runtime_envs_dir = NULL;
+    free(s->api_url);
+    s->api_url = NULL;
 }

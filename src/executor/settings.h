@@ -10,14 +10,19 @@
 #include "runtime/registry.h"
 
 /* Fills s from cfg: the base environment (PATH, HOME, LANG, then worker.env),
- * runtime_envs_dir, the output caps, the kill grace, and reg with the runtimes named in
- * wanted_runtimes (NULL-terminated; NULL for every one that validates) looked up on the base
- * environment's PATH. The spawn hooks are left as they are. On failure returns
- * a negative errno with the reason in err. Either way s is released with
- * executor_settings_free and reg with registry_free. */
+ * runtime_envs_dir, the API URL (executor_api_url), the output caps, the kill
+ * grace, and reg with the runtimes named in wanted_runtimes (NULL-terminated;
+ * NULL for every one that validates) looked up on the base environment's PATH.
+ * The spawn hooks are left as they are. On failure returns a negative errno
+ * with the reason in err. Either way s is released with executor_settings_free
+ * and reg with registry_free. */
 int executor_settings_init(struct executor_settings *s, struct registry *reg,
                            const struct config *cfg, char *const *wanted_runtimes, char *err,
                            size_t errlen);
 void executor_settings_free(struct executor_settings *s);
+
+/* The URL actions reach Attune's API by: url with a listening address
+ * (0.0.0.0, [::]) made 127.0.0.1, as Attune does. */
+char *executor_api_url(const char *url);
 
 #endif

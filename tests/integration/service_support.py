@@ -813,6 +813,7 @@ def pid_gone(pid):
     return not alive(pid)
 
 
-RESULT_KEYS = ("succeeded", "exit_code", "duration_ms", "stdout", "stderr", "stdout_truncated",
+# `stdout` is there only when the action printed something that did not become `data`.
+RESULT_KEYS = ("succeeded", "exit_code", "duration_ms", "stderr", "stdout_truncated",
                "stderr_truncated", "stdout_bytes_truncated", "stderr_bytes_truncated",
                "artifacts_dir")

@@ -12,7 +12,9 @@ from support import (EXAMPLE_PACKS, EXEC_ID_RE, EXIT_COMPLETED, EXIT_FAILED, EXI
                      chunked_params,
                      live_members_of_group, mode_of, pattern, read, wait_until)
 
-RESULT_KEYS = {"status", "succeeded", "exit_code", "duration_ms", "stdout", "stderr",
+# Always there; `stdout` too whenever the action printed something that did not
+# become `data`.
+RESULT_KEYS = {"status", "succeeded", "exit_code", "duration_ms", "stderr",
                "stdout_truncated", "stderr_truncated", "stdout_bytes_truncated",
                "stderr_bytes_truncated", "artifacts_dir"}
 
@@ -30,6 +32,9 @@ class ExitStatusTest(WorkerTestCase):
         self.assertEqual(result["stderr"], "")
         self.assertIsNone(result.get("data"), "text output has no data")
         self.assertNotIn("error", result)
+        self.assertNotIn("stderr_log", result, "nothing on stderr")
+        for key in ("cancelled", "timed_out", "logs_incomplete", "queue_ack"):
+            self.assertNotIn(key, result)
         self.assertIsInstance(result["duration_ms"], int)
         self.assertGreaterEqual(result["duration_ms"], 0)
         self.assertLess(result["duration_ms"], run.elapsed * 1000 + 50)
@@ -46,13 +51,17 @@ class ExitStatusTest(WorkerTestCase):
                 self.assertEqual(result["exit_code"], code)
                 self.assertEqual(result["stdout"], "partial\n")
                 self.assertEqual(result["stderr"], message + "\n")
-                self.assertIn(message, result["error"], "error is the tail of stderr")
+                # Attune's text: stderr itself when it has at most 5 lines
+                self.assertEqual(result["error"], message + "\n")
+                self.assertEqual(result["stderr_log"],
+                                 os.path.join(result["artifacts_dir"], "stderr.log"))
 
     def test_failed_without_stderr(self):
         run = self.run_action("testpack.fail", params={"code": 5, "message": ""})
         result = self.assertRun(run, EXIT_FAILED, "failed")
         self.assertEqual(result["exit_code"], 5)
-        self.assertEqual(result["error"], "exited with code 5")
+        self.assertEqual(result["error"], "Command exited with code 5")
+        self.assertNotIn("stderr_log", result)
 
     def run_group_timeout(self, ignore_term=False, timeout=None):
         pidfile = self.path("pids.json")
@@ -63,7 +72,9 @@ class ExitStatusTest(WorkerTestCase):
         with open(pidfile) as f:
             pids = json.load(f)
         self.assertIs(result["succeeded"], False)
-        self.assertIsNone(result["exit_code"], "killed by a signal: exit_code must be null")
+        self.assertIs(result["timed_out"], True)
+        self.assertNotIn("cancelled", result)
+        self.assertEqual(result["exit_code"], -1, "Attune's exit code after a timeout")
         self.assertIsInstance(result.get("signal"), int)
         self.assertEqual(result["stdout"], "started\n", "output before the kill is kept")
         # Nothing of the action's process group may survive it, not even the
@@ -78,14 +89,14 @@ class ExitStatusTest(WorkerTestCase):
 
     def test_timeout_kills_process_group(self):
         run, result = self.run_group_timeout()
-        self.assertEqual(result["error"], "timed out after 1 seconds")
+        self.assertEqual(result["error"], "Execution timed out after 1 seconds")
         self.assertIn(result["signal"], (15, 9))
         self.assertGreaterEqual(result["duration_ms"], 900)
         self.assertLess(run.elapsed, 15, "a background child holding stdout delayed the timeout")
 
     def test_timeout_option_overrides_action(self):
         run, result = self.run_group_timeout(timeout=2)
-        self.assertEqual(result["error"], "timed out after 2 seconds")
+        self.assertEqual(result["error"], "Execution timed out after 2 seconds")
         self.assertGreaterEqual(result["duration_ms"], 1900)
 
     def test_timeout_sigkill_when_sigterm_ignored(self):
@@ -207,7 +218,11 @@ class OutputFormatTest(WorkerTestCase):
         run = self.emit("json", text)
         self.assertRun(run, EXIT_COMPLETED, "completed")
         self.assertEqual(run.data, value)
-        self.assertEqual(run.result["stdout"], text, "stdout is kept as printed")
+        # As in Attune, output parsed into data is not repeated as stdout; the
+        # log keeps it as printed.
+        self.assertNotIn("stdout", run.result)
+        self.assertEqual(read(os.path.join(run.result["artifacts_dir"], "stdout.log")).decode(),
+                         text)
 
     def test_json_scalar_and_array(self):
         for value in ([1, "two", {"three": 3}], "just a string", 12.5):
@@ -282,9 +297,12 @@ class ArtifactsTest(WorkerTestCase):
             self.assertEqual(mode_of(os.path.join(adir, name)), 0o600, "mode of %s" % name)
         # contents
         self.assertEqual(read(os.path.join(adir, "files", "report.txt")).decode(), content)
-        self.assertEqual(read(os.path.join(adir, "stdout.log")).decode(), result["stdout"])
+        # stdout became data, so the result does not repeat it
+        self.assertNotIn("stdout", result)
+        self.assertEqual(json.loads(read(os.path.join(adir, "stdout.log"))), run.data)
         self.assertEqual(read(os.path.join(adir, "stderr.log")).decode(), result["stderr"])
         self.assertEqual(result["stderr"], "stderr line for the log\n")
+        self.assertEqual(result["stderr_log"], os.path.join(adir, "stderr.log"))
         self.assertResultFile(adir, result)
 
     def test_failed_and_timed_out_runs_keep_artifacts(self):
@@ -453,7 +471,7 @@ class ExamplesPackTest(WorkerTestCase):
         self.assertIn("the widget is broken", result["error"])
         run = self.run_example("examples.slow")
         result = self.assertRun(run, EXIT_TIMEOUT, "timeout")
-        self.assertEqual(result["error"], "timed out after 2 seconds")
+        self.assertEqual(result["error"], "Execution timed out after 2 seconds")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ import os
 import unittest
 
 from support import (EXIT_FAILED, RUNTIMES, TESTPACK_DIR, WorkerTestCase, awkward_secrets,
-                     b64decode, describe_secret, dotenv_expected, param_env_name, parse_dotenv)
+                     b64decode, describe_secret, dotenv_expected, param_env_name, parse_dotenv,
+                     read)
 
 # Parameters that stress every format: quotes of both kinds, shell syntax,
 # newlines, tabs, non-ASCII text, nesting, arrays, a name that is not an identifier.
@@ -21,6 +22,7 @@ PARAMS = {
 EXPECTED = dict(PARAMS, flag=False, secret_names="")
 
 ALLOWED_ENV = {"PATH", "HOME", "LANG", "ATTUNE_ACTION", "ATTUNE_EXEC_ID", "ATTUNE_PACK",
+               "ATTUNE_PACK_REF", "ATTUNE_API_URL", "ATTUNE_RUNTIME_ENVS_DIR",
                "ATTUNE_PARAMETER_DELIVERY", "ATTUNE_PARAMETER_FORMAT", "ATTUNE_PARAMETER_FILE",
                "ATTUNE_ARTIFACTS_DIR"}
 # Variables bash exports by itself; they say nothing about what the worker passed.
@@ -42,7 +44,8 @@ class ParameterDeliveryTest(WorkerTestCase):
         """The YAML document the worker writes for PARAMS, read back through a plain
         `cat` action: its bytes, and the value the worker's YAML output parser sees."""
         run = self.run_ok("testpack.cat_yaml_" + delivery, params=PARAMS)
-        return run.result["stdout"].encode("utf-8"), run.data
+        # stdout became data: the log holds the bytes
+        return read(os.path.join(run.result["artifacts_dir"], "stdout.log")), run.data
 
     def check_delivery(self, runtime, short, delivery, fmt):
         run = self.run_ok("testpack.echo_%s_%s_%s" % (short, delivery, fmt), params=PARAMS)
@@ -285,22 +288,28 @@ class ActionEnvironmentTest(WorkerTestCase):
         config = self.path("config.yaml")
         with open(config, "w") as f:
             f.write("worker:\n  env:\n    EXTRA_SETTING: \"value with spaces\"\n")
+        # ATTUNE_* variables of the worker's own environment do not reach the
+        # action either, not even names the worker sets for other executions.
         run = self.run_ok(ref, params={}, config=config,
                           env={"LEAKY_MARKER": "should-not-pass", "LANG": "C.UTF-8",
-                               "PYTHONPATH": "/leaky", "NODE_OPTIONS": "--leaky"})
+                               "PYTHONPATH": "/leaky", "NODE_OPTIONS": "--leaky",
+                               "ATTUNE_TRACE_TAG": "leaky", "ATTUNE_CONTEXT_USER": "leaky",
+                               "ATTUNE_RULE": "leaky", "ATTUNE_PACK_RELEASE_DIGEST": "leaky",
+                               "ATTUNE_API_TOKEN": "leaky"})
         report = run.data
         env = report_env(report)
         unexpected = set(env) - ALLOWED_ENV - {"EXTRA_SETTING"}
         if report["runtime"] == "shell":
             unexpected = {n for n in unexpected if not n.startswith("PARAM_")}
         self.assertEqual(unexpected, set(), "unexpected variables in the action's environment")
-        for name in ("PATH", "HOME", "LANG", "ATTUNE_ACTION", "ATTUNE_EXEC_ID", "ATTUNE_PACK",
-                     "ATTUNE_PARAMETER_DELIVERY", "ATTUNE_PARAMETER_FORMAT",
-                     "ATTUNE_ARTIFACTS_DIR", "EXTRA_SETTING"):
+        for name in ALLOWED_ENV - {"ATTUNE_PARAMETER_FILE"} | {"EXTRA_SETTING"}:
             self.assertIn(name, env)
         self.assertEqual(env["EXTRA_SETTING"], "value with spaces")
         self.assertEqual(env["ATTUNE_ACTION"], ref)
         self.assertEqual(env["ATTUNE_PACK"], "testpack")
+        self.assertEqual(env["ATTUNE_PACK_REF"], "testpack")
+        self.assertEqual(env["ATTUNE_API_URL"], "http://127.0.0.1:8080")
+        self.assertEqual(env["ATTUNE_RUNTIME_ENVS_DIR"], "/opt/attune/runtime_envs")
         adir = run.result["artifacts_dir"]
         self.assertEqual(env["ATTUNE_EXEC_ID"], os.path.basename(adir))
         self.assertEqual(env["ATTUNE_ARTIFACTS_DIR"], os.path.join(adir, "files"))
@@ -318,6 +327,37 @@ class ActionEnvironmentTest(WorkerTestCase):
 
     def test_node(self):
         self.check_environment("js")
+
+    def api_env(self, env=None, config_text=None):
+        config = None
+        if config_text:
+            config = self.path("config.yaml")
+            with open(config, "w") as f:
+                f.write(config_text)
+        run = self.run_ok("testpack.echo_py_stdin_json", params={}, config=config, env=env)
+        return report_env(run.data)
+
+    def test_api_url_and_runtime_envs_dir(self):
+        # From the configuration...
+        env = self.api_env(config_text="runtime_envs_dir: /srv/envs\n"
+                                       "worker:\n  api_url: https://attune.example/api\n")
+        self.assertEqual(env["ATTUNE_API_URL"], "https://attune.example/api")
+        self.assertEqual(env["ATTUNE_RUNTIME_ENVS_DIR"], "/srv/envs")
+        env = self.api_env(env={"ATTUNE__WORKER__API_URL": "http://api.internal:8080",
+                                "ATTUNE__RUNTIME_ENVS_DIR": "/env/envs"})
+        self.assertEqual(env["ATTUNE_API_URL"], "http://api.internal:8080")
+        self.assertEqual(env["ATTUNE_RUNTIME_ENVS_DIR"], "/env/envs")
+        # ...ATTUNE_API_URL, Attune's own name, over it; a listening address is
+        # made one the action can reach.
+        env = self.api_env(env={"ATTUNE_API_URL": "http://0.0.0.0:9000",
+                                "ATTUNE__WORKER__API_URL": "http://api.internal:8080"})
+        self.assertEqual(env["ATTUNE_API_URL"], "http://127.0.0.1:9000")
+        env = self.api_env(env={"ATTUNE_API_URL": "http://[::]:9000/"})
+        self.assertEqual(env["ATTUNE_API_URL"], "http://127.0.0.1:9000/")
+        run = self.run_action("testpack.echo_py_stdin_json", params={},
+                              env={"ATTUNE_API_URL": "localhost:9000"})
+        self.assertEqual(run.rc, 78, run.describe())
+        self.assertIn("ATTUNE_API_URL", run.stderr.decode())
 
 
 if __name__ == "__main__":

@@ -92,7 +92,10 @@ class ServiceFlowTest(ServiceTestCase):
         self.assertIsInstance(result["duration_ms"], int)
         self.assertGreaterEqual(result["duration_ms"], 0)
         self.assertEqual(result["data"], {"gate_seen": True, "word": "hello"})
-        self.assertIn('"gate_seen": true', result["stdout"])
+        # stdout became data: the result does not repeat it, the log keeps it
+        self.assertNotIn("stdout", result)
+        with open(os.path.join(result["artifacts_dir"], "stdout.log")) as f:
+            self.assertIn('"gate_seen": true', f.read())
         self.assertIn("gate waited", result["stderr"])
         self.assertIs(result["stdout_truncated"], False)
         self.assertIs(result["stderr_truncated"], False)

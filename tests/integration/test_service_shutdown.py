@@ -94,7 +94,9 @@ class ServiceShutdownTest(ServiceTestCase):
         row = self.db.execution(eid)
         self.assertEqual(row["status"], "cancelled", "%r\n%s" % (row, w.describe()))
         self.assertIs(row["result"]["succeeded"], False)
-        self.assertNotIn("slept", row["result"]["stdout"])
+        self.assertIs(row["result"]["cancelled"], True)
+        self.assertEqual(row["result"]["error"], "Execution cancelled by user")
+        self.assertNotIn("slept", row["result"].get("stdout", ""))
         self.assertEqual(self.db.worker(w.id)["status"], "inactive")
         self.assertTrue(wait_until_value(lambda: pid_gone(pid) and
                                          not live_members_of_group(pgid), 5),

@@ -134,6 +134,8 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.max_stderr_bytes, 10485760);
     assert_string_equal(cfg.artifacts_dir, "/tmp/attune/artifacts");
     assert_int_equal(cfg.artifact_retention_days, 7);
+    assert_string_equal(cfg.runtime_envs_dir, "/opt/attune/runtime_envs");
+    assert_string_equal(cfg.api_url, "http://127.0.0.1:8080");
     assert_null(cfg.runtimes);
     assert_int_equal(cfg.n_action_env, 0);
     assert_int_equal(cfg.log_level, LOG_LEVEL_INFO);
@@ -170,6 +172,7 @@ static const char full_yaml[] = "database:\n"
                                 "security:\n"
                                 "  encryption_key: 0123456789abcdef0123456789abcdef\n"
                                 "packs_base_dir: /srv/packs\n"
+                                "runtime_envs_dir: /srv/envs\n"
                                 "worker:\n"
                                 "  name: w-1.example_A\n"
                                 "  worker_type: container\n"
@@ -181,6 +184,7 @@ static const char full_yaml[] = "database:\n"
                                 "  max_stderr_bytes: 4096\n"
                                 "  artifacts_dir: /srv/artifacts\n"
                                 "  artifact_retention_days: 30\n"
+                                "  api_url: https://attune.example:8443/api\n"
                                 "  runtimes: [shell, python]\n"
                                 "  env:\n"
                                 "    HTTP_PROXY: http://proxy:3128\n"
@@ -212,6 +216,8 @@ static void test_file_every_key(void **state)
     assert_int_equal(cfg.max_stderr_bytes, 4096);
     assert_string_equal(cfg.artifacts_dir, "/srv/artifacts");
     assert_int_equal(cfg.artifact_retention_days, 30);
+    assert_string_equal(cfg.runtime_envs_dir, "/srv/envs");
+    assert_string_equal(cfg.api_url, "https://attune.example:8443/api");
     assert_non_null(cfg.runtimes);
     assert_string_equal(cfg.runtimes[0], "shell");
     assert_string_equal(cfg.runtimes[1], "python");
@@ -300,6 +306,37 @@ static void test_env_action_env(void **state)
     }
     assert_true(seen);
     config_free(&cfg);
+    unlink(path);
+    free(path);
+}
+
+/* ATTUNE_API_URL, the name Attune's services read, wins over the file and
+ * over ATTUNE__WORKER__API_URL; set but empty, it is not there. */
+static void test_api_url_variable(void **state)
+{
+    (void)state;
+    struct config cfg;
+    char err[512] = "";
+    char *path = write_config("full.yaml", full_yaml);
+    setenv("ATTUNE__WORKER__API_URL", "http://from-key:1", 1);
+    load_ok(&cfg, path);
+    assert_string_equal(cfg.api_url, "http://from-key:1");
+    config_free(&cfg);
+    setenv("ATTUNE_API_URL", "http://0.0.0.0:9000", 1);
+    load_ok(&cfg, path);
+    assert_string_equal(cfg.api_url, "http://0.0.0.0:9000");
+    config_free(&cfg);
+    unsetenv("ATTUNE__WORKER__API_URL");
+    setenv("ATTUNE_API_URL", "", 1);
+    load_ok(&cfg, path);
+    assert_string_equal(cfg.api_url, "https://attune.example:8443/api");
+    config_free(&cfg);
+    setenv("ATTUNE_API_URL", "api:8080", 1);
+    load_ok(&cfg, path);
+    assert_int_equal(config_validate(&cfg, err, sizeof(err)), -EINVAL);
+    check_contains(err, "worker.api_url (or ATTUNE_API_URL): must start with http:// or https://");
+    config_free(&cfg);
+    unsetenv("ATTUNE_API_URL");
     unlink(path);
     free(path);
 }
@@ -540,6 +577,9 @@ static void test_validate_each_key(void **state)
         {"worker.env.1BAD", "x", "worker.env: \"1BAD\" is not a valid environment"},
         {"worker.env.A-B", "x", "worker.env: \"A-B\" is not a valid environment"},
         {"packs_base_dir", "", "packs_base_dir: must not be empty"},
+        {"runtime_envs_dir", "", "runtime_envs_dir: must not be empty"},
+        {"worker.api_url", "", "worker.api_url: must not be empty"},
+        {"worker.api_url", "ftp://files", "worker.api_url (or ATTUNE_API_URL): must start with"},
     };
     char err[512];
     for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
@@ -622,7 +662,11 @@ static void test_print_masked(void **state)
     assert_string_equal(json_string_value(json_object_get(json_object_get(worker, "env"), "PROXY")),
                         "http://proxy:3128");
     assert_int_equal(json_integer_value(json_object_get(worker, "kill_grace_seconds")), 5);
-    assert_int_equal(json_object_size(worker), 13);
+    assert_int_equal(json_object_size(worker), 14);
+    assert_string_equal(json_string_value(json_object_get(worker, "api_url")),
+                        "http://127.0.0.1:8080");
+    assert_string_equal(json_string_value(json_object_get(root, "runtime_envs_dir")),
+                        "/opt/attune/runtime_envs");
     assert_int_equal(json_object_size(json_object_get(root, "database")), 3);
     assert_string_equal(
         json_string_value(json_object_get(json_object_get(root, "database"), "schema")), "attune");
@@ -682,6 +726,7 @@ int main(void)
         cmocka_unit_test_setup(test_file_forms, test_setup),
         cmocka_unit_test_setup(test_env_overrides_file, test_setup),
         cmocka_unit_test_setup(test_env_action_env, test_setup),
+        cmocka_unit_test_setup(test_api_url_variable, test_setup),
         cmocka_unit_test_setup(test_attune_config_variable, test_setup),
         cmocka_unit_test_setup(test_explicit_path_must_exist, test_setup),
         cmocka_unit_test_setup(test_unknown_key, test_setup),

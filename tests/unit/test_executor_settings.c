@@ -37,6 +37,8 @@ static void test_from_defaults(void **state)
     assert_int_equal(s.max_stdout_bytes, cfg.max_stdout_bytes);
     assert_int_equal(s.max_stderr_bytes, cfg.max_stderr_bytes);
     assert_int_equal(s.kill_grace_ms, 5000);
+    assert_string_equal(s.api_url, "http://127.0.0.1:8080");
+    assert_string_equal(s.runtime_envs_dir, "/opt/attune/runtime_envs");
     assert_ptr_equal(s.registry, &reg);
     assert_int_equal(reg.count, 1);
     assert_string_equal(reg.runtimes[0]->name, "local");
@@ -45,6 +47,7 @@ static void test_from_defaults(void **state)
     registry_free(&reg);
     executor_settings_free(&s);
     assert_null(s.base_env.items);
+    assert_null(s.api_url);
     config_free(&cfg);
 }
 
@@ -71,11 +74,31 @@ static void test_worker_env_path(void **state)
     config_free(&cfg);
 }
 
+/* An API URL that names a listening address is made one actions can reach. */
+static void test_api_url_made_reachable(void **state)
+{
+    (void)state;
+    struct config cfg;
+    char err[512] = "";
+    config_init_defaults(&cfg);
+    assert_int_equal(config_set(&cfg, "worker.api_url", "http://0.0.0.0:8080", err, sizeof(err)),
+                     0);
+    struct executor_settings s = {0};
+    struct registry reg;
+    char *local[] = {(char *)"local", NULL};
+    assert_int_equal(executor_settings_init(&s, &reg, &cfg, local, err, sizeof(err)), 0);
+    assert_string_equal(s.api_url, "http://127.0.0.1:8080");
+    registry_free(&reg);
+    executor_settings_free(&s);
+    config_free(&cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_from_defaults),
         cmocka_unit_test(test_worker_env_path),
+        cmocka_unit_test(test_api_url_made_reachable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

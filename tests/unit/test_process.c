@@ -226,6 +226,7 @@ static void test_exit_code_and_output(void **state)
     assert_string_equal(r.out_text.data, "out\n");
     assert_string_equal(r.err_text.data, "err\n");
     assert_int_equal(r.result.reply.len, 0);
+    assert_false(r.result.output_cut);
     run_free(&r);
 
     spec = sh_spec(argv, "exit 0");
@@ -354,6 +355,8 @@ static void test_timeout_kills_group(void **state)
     assert_int_equal(r.result.signal, SIGTERM);
     assert_true(r.result.duration_ms >= 290);
     assert_true(r.result.duration_ms < 300 + 500);
+    /* The kill closed the background sleep's stdout: all of it was read. */
+    assert_false(r.result.output_cut);
     pid_t bg = read_pid_file(pidfile);
     expect_gone(r.pid);
     expect_gone(bg);
@@ -638,6 +641,32 @@ static void test_waits_for_exit_after_output_closed(void **state)
     run_free(&r);
 }
 
+/* A process in a session of its own holds stdout past the grace: the output
+ * is closed unread, and the result says so. */
+static void test_output_held_outside_group_is_cut(void **state)
+{
+    (void)state;
+    char *pidfile = xasprintf("%s/holder.pid", tmpdir);
+    char *script = xasprintf("/usr/bin/setsid sh -c 'echo $$ > %s.tmp; mv %s.tmp %s; "
+                             "exec sleep 30' & while [ ! -e %s ]; do sleep 0.01; done; echo done",
+                             pidfile, pidfile, pidfile, pidfile);
+    char *argv[4];
+    struct proc_spec spec = sh_spec(argv, script);
+    spec.kill_grace_ms = 200;
+    struct run r;
+    run_init(&r);
+    run_spec(&spec, &r);
+    pid_t holder = read_pid_file(pidfile);
+    kill(holder, SIGKILL);
+    assert_true(r.result.exited);
+    assert_int_equal(r.result.exit_code, 0);
+    assert_true(r.result.output_cut);
+    assert_string_equal(r.out_text.data, "done\n");
+    run_free(&r);
+    free(script);
+    free(pidfile);
+}
+
 static int count_fds(void)
 {
     DIR *d = opendir("/proc/self/fd");
@@ -705,6 +734,7 @@ int main(void)
         cmocka_unit_test(test_own_session_and_clean_signals),
         cmocka_unit_test(test_environment_is_envp),
         cmocka_unit_test(test_waits_for_exit_after_output_closed),
+        cmocka_unit_test(test_output_held_outside_group_is_cut),
         cmocka_unit_test(test_spawn_failure),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
