@@ -215,11 +215,12 @@ static int make_read_only_entry(const char *path, const struct stat *st, int typ
     return chmod(path, mode) < 0 ? -1 : 0;
 }
 
-/* A real directory (not a link), created when missing. */
+/* A real directory (not a link), created when missing: open to every user
+ * whatever the umask, since actions run under other users read releases. */
 static int real_dir(const char *path, char *err, size_t errlen)
 {
     struct stat st;
-    if (mkdir(path, 0755) < 0 && errno != EEXIST)
+    if (mkdir(path, 0755) == 0 ? chmod(path, 0755) < 0 : errno != EEXIST)
         return sys_error(err, errlen, "create", path);
     if (lstat(path, &st) < 0)
         return sys_error(err, errlen, "inspect", path);

@@ -155,7 +155,7 @@ static int insert_execution(PGconn *db, const char *ref, const struct ctl_option
 static char *build_envelope(const char *ref, const struct run_state *s, char message_id[37],
                             char correlation_id[64])
 {
-    /* The scheduler's payload (executor scheduler.rs@126b167e). */
+    /* The scheduler's payload (crates/executor/src/scheduler.rs@03eeaa5b). */
     json_t *payload = json_pack("{s:I, s:I, s:s, s:O, s:s, s:I, s:s}", "execution_id",
                                 (json_int_t)strtoll(s->execution_id, NULL, 10), "worker_id",
                                 (json_int_t)strtoll(s->worker_id, NULL, 10), "action_ref", ref,
