@@ -67,6 +67,20 @@ struct ctl_message {
  * broker's confirm. Returns 0, or a negative errno with the reason in err. */
 int ctl_publish(const struct config *cfg, const struct ctl_message *m, char *err, size_t errlen);
 
+/* What an execution is pinned to: its pack's active release and the
+ * executable snapshot (snapshot.c). */
+struct ctl_pin {
+    char *release_id;
+    char *digest;
+    char *snapshot; /* executable_snapshot, JSON text */
+};
+
+/* Resolves the pin of action action_id as Attune's API does when it creates an
+ * execution. Returns CTL_EXIT_OK, or the exit status after printing why (an
+ * action whose pack has no active release exits with CTL_EXIT_USAGE). */
+int ctl_pin_action(PGconn *db, const char *action_id, const char *action_ref, struct ctl_pin *pin);
+void ctl_pin_free(struct ctl_pin *pin);
+
 /* Parses a positive whole number (an id); false on anything else. */
 bool ctl_parse_id(const char *text, long long *out);
 

@@ -1,6 +1,7 @@
 /* `attunectl pack load DIR`: reads DIR/pack.yaml and each action file in DIR/actions, checks
- * every action as the worker will, then upserts the pack and its actions in
- * one transaction (nothing is written when any file is invalid). */
+ * every action as the worker will, builds the pack's release (release.h), then
+ * upserts the pack and its actions, records the release and makes it the pack's
+ * active one in one transaction (nothing is written when any file is invalid). */
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -11,6 +12,7 @@
 
 #include "core/yaml.h"
 #include "ctl/ctl.h"
+#include "ctl/release.h"
 #include "exec/action.h"
 #include "runtime/registry.h"
 
@@ -324,8 +326,56 @@ static void warn_orphans(PGconn *db, const char *pack_id, const struct pack_def 
     json_decref(refs);
 }
 
-static int store(PGconn *db, const struct pack_def *p)
+/* PackReleaseRepository::create_or_get, then activate (pack_release.rs@03eeaa5b):
+ * a version is released once, with one set of files; loading the same files
+ * again finds its row. */
+static int store_release(PGconn *db, const char *pack_id, const struct pack_def *p,
+                         const struct release *rel, bool *existed)
 {
+    static const char find_sql[] = "SELECT id, digest FROM attune.pack_release WHERE pack = "
+                                   "$1::bigint AND version = $2 FOR UPDATE";
+    static const char insert_sql[] =
+        "INSERT INTO attune.pack_release (pack, pack_ref, version, digest, archive_path, "
+        "content_path, archive_size, manifest) VALUES ($1::bigint, $2, $3, $4, $5, $6, "
+        "$7::bigint, $8::jsonb) RETURNING id";
+    const char *find_values[] = {pack_id, p->version};
+    PGresult *res = ctl_query(db, "cannot read the pack's releases", find_sql, 2, find_values);
+    if (!res)
+        return -1;
+    char *id = PQntuples(res) == 1 ? xstrdup(PQgetvalue(res, 0, 0)) : NULL;
+    int rc = 0;
+    if (id && strcmp(PQgetvalue(res, 0, 1), rel->digest) != 0)
+        rc = -ctl_error("pack %s %s is released already, with other files (release %.12s); "
+                        "give pack.yaml a new version to release these",
+                        p->ref, p->version, PQgetvalue(res, 0, 1));
+    PQclear(res);
+    *existed = id != NULL;
+    if (rc == 0 && !id) {
+        char size[32];
+        snprintf(size, sizeof(size), "%llu", (unsigned long long)rel->archive_size);
+        char *manifest = json_dumps(rel->manifest, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        const char *values[] = {
+            pack_id,           p->ref, p->version, rel->digest, rel->archive_path,
+            rel->content_path, size,   manifest};
+        res = ctl_query(db, "cannot store the pack's release", insert_sql, 8, values);
+        id = res ? xstrdup(PQgetvalue(res, 0, 0)) : NULL;
+        rc = res ? 0 : -1;
+        PQclear(res);
+        free(manifest);
+    }
+    const char *activate_values[] = {pack_id, id};
+    if (rc == 0)
+        rc = ctl_exec(db, "cannot activate the pack's release",
+                      "UPDATE attune.pack SET active_release = $2::bigint WHERE id = $1::bigint", 2,
+                      activate_values);
+    free(id);
+    return rc;
+}
+
+/* The release folder is in place before the rows naming it are committed. */
+static int store(PGconn *db, const struct pack_def *p, struct release *rel, bool *existed)
+{
+    char err[1024];
     if (ctl_exec(db, "cannot start a transaction", "BEGIN", 0, NULL) < 0)
         return CTL_EXIT_FAILED;
     char *pack_id = store_pack(db, p);
@@ -335,11 +385,37 @@ static int store(PGconn *db, const struct pack_def *p)
     if (rc == 0)
         warn_orphans(db, pack_id, p);
     if (rc == 0)
+        rc = store_release(db, pack_id, p, rel, existed);
+    if (rc == 0 && (rc = release_publish(rel, err, sizeof(err))) < 0)
+        ctl_error("%s", err);
+    if (rc == 0)
         rc = ctl_exec(db, "cannot commit", "COMMIT", 0, NULL);
     else
         PQclear(PQexec(db, "ROLLBACK"));
     free(pack_id);
     return rc == 0 ? CTL_EXIT_OK : CTL_EXIT_FAILED;
+}
+
+/* Stages the release, then stores everything. */
+static int release_and_store(const struct config *cfg, const struct pack_def *p)
+{
+    struct release rel;
+    char err[1024];
+    bool existed = false;
+    int rc = release_stage(cfg->packs_base_dir, p->dir, p->ref, p->version, &rel, err, sizeof(err));
+    int status = rc == 0 ? CTL_EXIT_OK : rc == -EINVAL ? CTL_EXIT_USAGE : CTL_EXIT_FAILED;
+    if (rc < 0)
+        ctl_error("%s", err);
+    PGconn *db = status == CTL_EXIT_OK ? ctl_db_connect(cfg) : NULL;
+    if (status == CTL_EXIT_OK)
+        status = db ? store(db, p, &rel, &existed) : CTL_EXIT_FAILED;
+    PQfinish(db);
+    if (status == CTL_EXIT_OK)
+        printf("pack %s: %zu action%s loaded, release %.12s%s\nrelease files: %s\n", p->ref,
+               p->n_actions, p->n_actions == 1 ? "" : "s", rel.digest,
+               existed ? " (already released)" : "", rel.content_path);
+    release_free(&rel);
+    return status;
 }
 
 int ctl_pack_load(const struct config *cfg, const struct ctl_options *opts)
@@ -355,12 +431,8 @@ int ctl_pack_load(const struct config *cfg, const struct ctl_options *opts)
         ctl_error("%s", err);
     else if ((status = load_actions(&p)) == CTL_EXIT_OK) {
         warn_location(cfg, &p);
-        PGconn *db = ctl_db_connect(cfg);
-        status = db ? store(db, &p) : CTL_EXIT_FAILED;
-        PQfinish(db);
+        status = release_and_store(cfg, &p);
     }
-    if (status == CTL_EXIT_OK)
-        printf("pack %s: %zu action%s loaded\n", p.ref, p.n_actions, p.n_actions == 1 ? "" : "s");
     pack_def_free(&p);
     return status;
 }

@@ -1,6 +1,7 @@
 /* `attunectl run ACTION_REF ...`: checks the parameters against the action's
- * schema, records the execution, hands it to the least busy live worker
- * through its queue, and with --wait follows it to its end. */
+ * schema, records the execution pinned to its pack's active release (as Attune's
+ * API does), hands it to the least busy live worker through its queue (as
+ * Attune's scheduler does), and with --wait follows it to its end. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,8 +21,11 @@
 
 struct run_state {
     char *action_id;
+    char *action_timeout; /* NULL: the action has none */
     json_t *schema;
     json_t *params;
+    struct ctl_pin pin;
+    char *updated;   /* the new row's `updated`, RFC 3339 UTC */
     char *worker_id; /* NULL: no live worker */
     char *worker_name;
     char *execution_id;
@@ -30,6 +34,9 @@ struct run_state {
 static void run_state_free(struct run_state *s)
 {
     free(s->action_id);
+    free(s->action_timeout);
+    ctl_pin_free(&s->pin);
+    free(s->updated);
     json_decref(s->schema);
     json_decref(s->params);
     free(s->worker_id);
@@ -42,7 +49,9 @@ static int load_action(PGconn *db, const char *ref, struct run_state *s)
     const char *values[] = {ref};
     PGresult *res =
         ctl_query(db, "cannot read the action",
-                  "SELECT id, param_schema FROM attune.action WHERE ref = $1", 1, values);
+                  "SELECT id, param_schema, enabled, timeout_seconds FROM attune.action WHERE "
+                  "ref = $1",
+                  1, values);
     if (!res)
         return CTL_EXIT_FAILED;
     int status = CTL_EXIT_OK;
@@ -50,8 +59,12 @@ static int load_action(PGconn *db, const char *ref, struct run_state *s)
         status = ctl_usage_error("action '%s' is not registered (attunectl pack load DIR "
                                  "registers a pack's actions)",
                                  ref);
+    } else if (strcmp(PQgetvalue(res, 0, 2), "t") != 0) {
+        status = ctl_usage_error("action '%s' is disabled (enabled: false)", ref);
     } else {
         s->action_id = xstrdup(PQgetvalue(res, 0, 0));
+        if (!PQgetisnull(res, 0, 3))
+            s->action_timeout = xstrdup(PQgetvalue(res, 0, 3));
         if (!PQgetisnull(res, 0, 1))
             s->schema = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
         if (!json_is_object(s->schema)) {
@@ -108,37 +121,49 @@ static int pick_worker(PGconn *db, const struct config *cfg, struct run_state *s
     return CTL_EXIT_OK;
 }
 
+/* As Attune's API writes it: config is the parameter map itself (NULL when
+ * empty), the timeout is --timeout else the action's, and the row is pinned. */
 static int insert_execution(PGconn *db, const char *ref, const struct ctl_options *opts,
                             struct run_state *s)
 {
     static const char sql[] =
-        "INSERT INTO attune.execution (action, action_ref, config, status, timeout_seconds) "
-        "VALUES ($1::bigint, $2, $3::jsonb, $4::attune.execution_status_enum, $5::integer) "
-        "RETURNING id";
-    json_t *config = json_pack("{s:O}", "parameters", s->params);
-    char *config_text = json_dumps(config, JSON_COMPACT);
+        "INSERT INTO attune.execution (action, action_ref, config, status, timeout_seconds, "
+        "pack_release, pack_release_digest, executable_snapshot) VALUES ($1::bigint, $2, "
+        "$3::jsonb, $4::attune.execution_status_enum, $5::integer, $6::bigint, $7, $8::jsonb) "
+        "RETURNING id, to_char(updated AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')";
+    char *config_text = json_object_size(s->params) ? json_dumps(s->params, JSON_COMPACT) : NULL;
     char timeout[16];
     snprintf(timeout, sizeof(timeout), "%d", opts->timeout_seconds);
-    const char *values[] = {s->action_id, ref, config_text,
+    const char *values[] = {s->action_id,
+                            ref,
+                            config_text,
                             s->worker_id ? "scheduled" : "requested",
-                            opts->timeout_seconds > 0 ? timeout : NULL};
-    PGresult *res = ctl_query(db, "cannot create the execution", sql, 5, values);
-    if (res)
+                            opts->timeout_seconds > 0 ? timeout : s->action_timeout,
+                            s->pin.release_id,
+                            s->pin.digest,
+                            s->pin.snapshot};
+    PGresult *res = ctl_query(db, "cannot create the execution", sql, 8, values);
+    if (res) {
         s->execution_id = xstrdup(PQgetvalue(res, 0, 0));
+        s->updated = xstrdup(PQgetvalue(res, 0, 1));
+    }
     PQclear(res);
     free(config_text);
-    json_decref(config);
     return res ? CTL_EXIT_OK : CTL_EXIT_FAILED;
 }
 
 static char *build_envelope(const char *ref, const struct run_state *s, char message_id[37],
                             char correlation_id[64])
 {
-    json_t *payload = json_pack("{s:I, s:I, s:s, s:{s:O}}", "execution_id",
+    /* The scheduler's payload (crates/executor/src/scheduler.rs@03eeaa5b). */
+    json_t *payload = json_pack("{s:I, s:I, s:s, s:O, s:s, s:I, s:s}", "execution_id",
                                 (json_int_t)strtoll(s->execution_id, NULL, 10), "worker_id",
                                 (json_int_t)strtoll(s->worker_id, NULL, 10), "action_ref", ref,
-                                "config", "parameters", s->params);
-    json_t *env = envelope_build("ExecutionScheduled", NULL, NULL, payload, message_id);
+                                "config", json_object_size(s->params) ? s->params : json_null(),
+                                "scheduled_attempt_updated_at", s->updated, "release_id",
+                                (json_int_t)strtoll(s->pin.release_id, NULL, 10), "release_digest",
+                                s->pin.digest);
+    json_t *env = envelope_build("ExecutionRequested", NULL, NULL, payload, message_id);
     json_t *headers = json_object_get(env, "headers");
     if (json_is_object(headers))
         json_object_set_new(headers, "source_service", json_string("attunectl"));
@@ -155,7 +180,7 @@ static int dispatch(PGconn *db, const struct config *cfg, const char *ref, struc
     char *routing_key = xasprintf("execution.dispatch.worker.%s", s->worker_id);
     struct ctl_message m = {.exchange = MQ_EXCHANGE,
                             .routing_key = routing_key,
-                            .type = "ExecutionScheduled",
+                            .type = "ExecutionRequested",
                             .message_id = message_id,
                             .correlation_id = correlation_id,
                             .body = body};
@@ -276,6 +301,8 @@ static int run(PGconn *db, const struct config *cfg, const struct ctl_options *o
     int status = load_action(db, ref, s);
     if (status == CTL_EXIT_OK)
         status = build_params(opts, s);
+    if (status == CTL_EXIT_OK)
+        status = ctl_pin_action(db, s->action_id, ref, &s->pin);
     if (status == CTL_EXIT_OK)
         status = pick_worker(db, cfg, s);
     if (status == CTL_EXIT_OK)

@@ -9,8 +9,19 @@
 
 /* Column order of the execution query, which is also the JSON key order. */
 static const char *const execution_keys[] = {
-    "id",      "action",  "action_ref",      "status", "worker", "started_at",
-    "created", "updated", "timeout_seconds", "config", "result",
+    "id",
+    "action",
+    "action_ref",
+    "status",
+    "worker",
+    "started_at",
+    "created",
+    "updated",
+    "timeout_seconds",
+    "config",
+    "result",
+    "pack_release",
+    "pack_release_digest",
 };
 
 static json_t *column_value(const PGresult *res, int col)
@@ -24,7 +35,7 @@ static json_t *column_value(const PGresult *res, int col)
         return v ? v : json_string(text);
     }
     if (strcmp(key, "id") == 0 || strcmp(key, "action") == 0 || strcmp(key, "worker") == 0 ||
-        strcmp(key, "timeout_seconds") == 0)
+        strcmp(key, "timeout_seconds") == 0 || strcmp(key, "pack_release") == 0)
         return json_integer(strtoll(text, NULL, 10));
     return json_string(text);
 }
@@ -33,8 +44,8 @@ int ctl_execution_get(const struct config *cfg, const struct ctl_options *opts)
 {
     static const char sql[] =
         "SELECT id, action, action_ref, status::text, worker, to_jsonb(started_at) #>> '{}', "
-        "to_jsonb(created) #>> '{}', to_jsonb(updated) #>> '{}', timeout_seconds, config, result "
-        "FROM attune.execution WHERE id = $1::bigint";
+        "to_jsonb(created) #>> '{}', to_jsonb(updated) #>> '{}', timeout_seconds, config, result, "
+        "pack_release, pack_release_digest FROM attune.execution WHERE id = $1::bigint";
     long long id;
     if (!ctl_parse_id(opts->args[0], &id))
         return ctl_usage_error("execution id must be a positive whole number, got '%s'",

@@ -1,8 +1,10 @@
 """`attunectl run`, `execution get` and `workers` against real PostgreSQL and
 RabbitMQ. The worker is played by rows written here and a queue bound here, so
-these tests check attunectl's side of the contract: the execution row, the
-choice of a live worker, the ExecutionScheduled message (CONTRACT.md section 2)
-and --wait's output and exit statuses."""
+these tests check attunectl's side: the execution row as Attune's API writes it
+(flat config, pinned to the pack's active release with its executable
+snapshot), the choice of a live worker, the dispatch message as Attune's
+scheduler sends it, and --wait's output and exit statuses."""
+import datetime
 import json
 import re
 import threading
@@ -47,6 +49,20 @@ class RunTest(BrokerMixin, CtlTestCase):
     def executions(self):
         return self.rows("SELECT * FROM attune.execution ORDER BY id")
 
+    def assertPinned(self, e):
+        """e is pinned to the active release of its action's pack; returns its
+        executable snapshot."""
+        release = self.row("SELECT r.* FROM attune.pack_release r JOIN attune.pack p ON "
+                           "p.active_release = r.id JOIN attune.action a ON a.pack = p.id "
+                           "WHERE a.ref = %s", (e["action_ref"],))
+        self.assertEqual((e["pack_release"], e["pack_release_digest"]),
+                         (release["id"], release["digest"]))
+        snap = e["executable_snapshot"]
+        self.assertEqual(snap["release"], {"id": release["id"], "digest": release["digest"],
+                                           "content_path": release["content_path"]})
+        self.assertEqual(snap["executable"]["action"]["id"], e["action"])
+        return snap
+
     def test_no_live_worker(self):
         self.insert_worker("stale", heartbeat_age=3600)
         self.insert_worker("never", heartbeat_age=None)
@@ -62,7 +78,8 @@ class RunTest(BrokerMixin, CtlTestCase):
         (e,) = self.executions()
         self.assertEqual((e["status"], e["action_ref"], e["worker"]),
                          ("requested", "examples.hello", None))
-        self.assertEqual(e["config"], {"parameters": {"name": "Ada"}})
+        self.assertEqual(e["config"], {"name": "Ada"})
+        self.assertPinned(e)
         self.assertIn("execution %d" % e["id"], proc.stderr)
 
     def test_scheduled_message(self):
@@ -78,7 +95,8 @@ class RunTest(BrokerMixin, CtlTestCase):
         params = {"name": "Ada", "greeting": "Hi", "extra": [1, 2]}
         self.assertEqual((e["status"], e["action"], e["action_ref"], e["timeout_seconds"]),
                          ("scheduled", action_id, "examples.greet", 30))
-        self.assertEqual(e["config"], {"parameters": params})
+        self.assertEqual(e["config"], params)
+        self.assertPinned(e)
         self.assertIsNone(e["worker"], "the worker sets it when it starts the execution")
         method, props, body = self.get_message(ch, queue)
         self.assertEqual(method.exchange, "attune.executions")
@@ -90,22 +108,114 @@ class RunTest(BrokerMixin, CtlTestCase):
         self.assertAlmostEqual(props.timestamp, time.time(), delta=60)
         self.assertRegex(body["message_id"], UUID_RE)
         self.assertRegex(body["correlation_id"], UUID_RE)
-        self.assertEqual((body["message_type"], body["version"]), ("ExecutionScheduled", "1.0"))
+        self.assertEqual((body["message_type"], body["version"]), ("ExecutionRequested", "1.0"))
         self.assertRegex(body["timestamp"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
         self.assertEqual(body["headers"]["retry_count"], 0)
         self.assertIsInstance(body["headers"]["source_service"], str)
+        updated = body["payload"].pop("scheduled_attempt_updated_at")
+        self.assertEqual(datetime.datetime.strptime(updated, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+            tzinfo=datetime.timezone.utc), e["updated"])
         self.assertEqual(body["payload"], {"execution_id": e["id"], "worker_id": worker_id,
-                                           "action_ref": "examples.greet",
-                                           "config": {"parameters": params}})
+                                           "action_ref": "examples.greet", "config": params,
+                                           "release_id": e["pack_release"],
+                                           "release_digest": e["pack_release_digest"]})
 
     def test_defaults_are_filled_in(self):
         worker_id = self.insert_worker("w-live")
         ch, queue = self.bind_worker_queue(worker_id)
         self.assertExit(self.ctl("run", "examples.greet", "-p", "name=Bo"), EXIT_OK)
         (e,) = self.executions()
-        self.assertEqual(e["config"], {"parameters": {"name": "Bo", "greeting": "Hello"}})
+        self.assertEqual(e["config"], {"name": "Bo", "greeting": "Hello"})
         self.assertIsNone(e["timeout_seconds"])
         self.assertEqual(self.get_message(ch, queue)[2]["payload"]["config"], e["config"])
+
+    def test_no_parameters_and_the_actions_timeout(self):
+        # As Attune's API: an empty parameter map is stored as NULL, and the
+        # action's timeout is the execution's unless --timeout is given.
+        worker_id = self.insert_worker("w-live")
+        ch, queue = self.bind_worker_queue(worker_id)
+        self.assertExit(self.ctl("run", "examples.slow"), EXIT_OK)
+        (e,) = self.executions()
+        self.assertEqual((e["config"], e["timeout_seconds"]), (None, 2))
+        self.assertPinned(e)
+        self.assertIsNone(self.get_message(ch, queue)[2]["payload"]["config"])
+
+    def test_executable_snapshot(self):
+        action = self.row("SELECT * FROM attune.action WHERE ref = 'examples.greet'")
+        runtime = self.row("SELECT * FROM attune.runtime WHERE id = %s", (action["runtime"],))
+        for version in ("3.12.1", "3.11.0"):
+            self.execute("INSERT INTO attune.runtime_version (runtime, runtime_ref, version, "
+                         "version_major, execution_config) VALUES (%s, %s, %s, 3, %s)",
+                         (runtime["id"], runtime["ref"], version,
+                          json.dumps({"interpreter": {"binary": "python" + version[:4]}})))
+        self.insert_worker("w-live")
+        self.ctl("run", "examples.greet", "-p", "name=Ada")
+        (e,) = self.executions()
+        snap = self.assertPinned(e)
+        self.assertEqual(set(snap), {"release", "executable", "pack_executables"})
+        self.assertEqual(snap["pack_executables"], {})
+        ex = snap["executable"]
+        self.assertEqual(set(ex), {"action", "runtime", "runtime_versions", "workflow_definition"})
+        self.assertIsNone(ex["workflow_definition"])
+        a = ex["action"]
+        for key in ("id", "ref", "pack", "pack_ref", "label", "description", "entrypoint",
+                    "runtime", "enabled", "is_adhoc", "parameter_delivery", "parameter_format",
+                    "output_format", "timeout_seconds", "param_schema", "out_schema"):
+            self.assertEqual(a[key], action[key], key)
+        # Every field of Attune's Action model, those this schema lacks at
+        # their defaults, so that Attune's own worker can read the snapshot.
+        self.assertEqual({k: a[k] for k in (
+            "runtime_version_constraint", "enabled_override", "workflow_def", "accesses_mcp",
+            "required_worker_runtimes", "worker_selector", "worker_tolerations",
+            "worker_affinity", "default_execution_permission_set_refs", "reference_visibility",
+            "reference_allowed_pack_refs", "log_retention_policy", "log_retention_limit",
+            "artifact_retention_policy", "artifact_retention_limit", "retired_at")}, {
+            "runtime_version_constraint": None, "enabled_override": None, "workflow_def": None,
+            "accesses_mcp": False, "required_worker_runtimes": {}, "worker_selector": {},
+            "worker_tolerations": [], "worker_affinity": {},
+            "default_execution_permission_set_refs": [], "reference_visibility": "public",
+            "reference_allowed_pack_refs": [], "log_retention_policy": None,
+            "log_retention_limit": None, "artifact_retention_policy": None,
+            "artifact_retention_limit": None, "retired_at": None})
+        self.assertEqual(len(a), 34, sorted(a))
+        for key in ("created", "updated"):
+            self.assertEqual(datetime.datetime.fromisoformat(a[key]), action[key])
+        r = ex["runtime"]
+        for key in ("id", "ref", "pack", "pack_ref", "description", "name", "aliases",
+                    "distributions", "installation", "execution_config"):
+            self.assertEqual(r[key], runtime[key], key)
+        self.assertEqual((r["installers"], r["auto_detected"], r["detection_config"],
+                          r["retired_at"]), ({}, False, {}, None))
+        self.assertEqual(len(r), 16, sorted(r))
+        self.assertNotIn("runtime_type", r, "not a field of Attune's Runtime")
+        self.assertEqual([v["version"] for v in ex["runtime_versions"]], ["3.11.0", "3.12.1"])
+        v = ex["runtime_versions"][1]
+        self.assertEqual((v["runtime"], v["runtime_ref"], v["version_major"],
+                          v["execution_config"], v["is_default"], v["available"]),
+                         (runtime["id"], runtime["ref"], 3,
+                          {"interpreter": {"binary": "python3.12"}}, False, True))
+        self.assertEqual(len(v), 16, sorted(v))
+
+    def test_action_without_runtime_has_a_null_runtime(self):
+        self.execute("UPDATE attune.action SET runtime = NULL WHERE ref = 'examples.hello'")
+        self.insert_worker("w-live")
+        self.ctl("run", "examples.hello")
+        (e,) = self.executions()
+        ex = self.assertPinned(e)["executable"]
+        self.assertEqual((ex["runtime"], ex["runtime_versions"]), (None, []))
+
+    def test_pack_without_active_release_or_disabled_action(self):
+        # As Attune's API: no execution for an action whose pack has no
+        # release, nor for a disabled action.
+        self.insert_worker("w-live")
+        self.execute("UPDATE attune.action SET enabled = false WHERE ref = 'examples.fail'")
+        proc = self.ctl("run", "examples.fail")
+        self.assertOneLineError(proc, EXIT_USAGE, "examples.fail", "disabled")
+        self.execute("UPDATE attune.pack SET active_release = NULL")
+        proc = self.ctl("run", "examples.hello")
+        self.assertOneLineError(proc, EXIT_USAGE, "examples.hello", "active release",
+                                "attunectl pack load")
+        self.assertEqual(self.executions(), [])
 
     def test_least_busy_live_worker_is_chosen(self):
         busy = self.insert_worker("w-busy")
@@ -232,16 +342,16 @@ class ExecutionGetTest(CtlTestCase):
             "INSERT INTO attune.execution (action_ref, config, status, worker, started_at, "
             "result, timeout_seconds) VALUES ('examples.hello', %s, 'completed', %s, NOW(), %s, 9) "
             "RETURNING id",
-            (json.dumps({"parameters": {"name": "Ada"}}), worker_id,
+            (json.dumps({"name": "Ada"}), worker_id,
              json.dumps({"succeeded": True, "exit_code": 0, "stdout": "hi\n"})))
         proc = self.assertExit(self.ctl("execution", "get", str(exec_id)), EXIT_OK)
         got = json.loads(proc.stdout)
         for key in ("id", "action_ref", "status", "worker", "started_at", "created", "updated",
-                    "config", "result"):
+                    "config", "result", "pack_release", "pack_release_digest"):
             self.assertIn(key, got)
         self.assertEqual((got["id"], got["action_ref"], got["status"], got["worker"]),
                          (exec_id, "examples.hello", "completed", worker_id))
-        self.assertEqual(got["config"], {"parameters": {"name": "Ada"}})
+        self.assertEqual(got["config"], {"name": "Ada"})
         self.assertEqual(got["result"], {"succeeded": True, "exit_code": 0, "stdout": "hi\n"})
         self.assertEqual(got["timeout_seconds"], 9)
         for key in ("started_at", "created", "updated"):
@@ -253,7 +363,8 @@ class ExecutionGetTest(CtlTestCase):
         got = json.loads(self.assertExit(self.ctl("execution", "get", str(exec_id)),
                                          EXIT_OK).stdout)
         self.assertEqual(got["status"], "requested")
-        for key in ("worker", "started_at", "config", "result", "action"):
+        for key in ("worker", "started_at", "config", "result", "action", "pack_release",
+                    "pack_release_digest"):
             self.assertIsNone(got[key], key)
 
     def test_not_found(self):

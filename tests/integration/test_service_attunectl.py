@@ -1,7 +1,9 @@
 """End to end with the admin tool: `attunectl migrate`, `pack load`, `key set` and
-`run --wait` against a live worker in service mode, on the examples pack."""
+`run --wait` against a live worker in service mode, on a copy of the examples
+pack: the worker runs the release `pack load` made, pinned by `run`."""
 import json
 import os
+import shutil
 import subprocess
 import unittest
 
@@ -18,7 +20,9 @@ class ServiceAttunectlTest(ServiceTestCase):
 
     @classmethod
     def setUpData(cls):
-        proc = cls.ctl_class("pack", "load", os.path.join(SOURCE_PACKS, "examples"))
+        shutil.copytree(os.path.join(SOURCE_PACKS, "examples"),
+                        os.path.join(cls.packs_dir, "examples"))
+        proc = cls.ctl_class("pack", "load", os.path.join(cls.packs_dir, "examples"))
         if proc.returncode != 0:
             raise RuntimeError("attunectl pack load failed: %s%s" % (proc.stdout, proc.stderr))
 
@@ -27,7 +31,7 @@ class ServiceAttunectlTest(ServiceTestCase):
         env = clean_env({
             "ATTUNE__DATABASE__URL": cls.db.url,
             "ATTUNE__MESSAGE_QUEUE__URL": cls.mq_url,
-            "ATTUNE__PACKS_BASE_DIR": SOURCE_PACKS,
+            "ATTUNE__PACKS_BASE_DIR": cls.packs_dir,
             "ATTUNE__SECURITY__ENCRYPTION_KEY": cls.encryption_key,
         })
         return subprocess.run([CTL_BIN] + list(args), input=stdin, stdout=subprocess.PIPE,
@@ -51,19 +55,25 @@ class ServiceAttunectlTest(ServiceTestCase):
         return proc, result
 
     def test_run_wait_prints_the_result(self):
-        w = self.start_worker(packs_dir=SOURCE_PACKS)
+        w = self.start_worker()
         proc, result = self.run_wait(w, "examples.greet", "-p", "name=Ada")
         self.assertEqual(proc.returncode, 0, self.describe(proc, w))
         self.assertEqual(result.get("data"), {"message": "Hello, Ada!", "length": 11},
                          self.describe(proc, w))
         self.assertIs(result.get("succeeded"), True)
-        row = self.db.row("SELECT id, status::text AS status, worker, result "
-                          "FROM attune.execution WHERE action_ref = 'examples.greet'")
+        row = self.db.row("SELECT e.id, e.status::text AS status, e.worker, e.result, e.config, "
+                          "e.pack_release, e.pack_release_digest, p.active_release, r.digest "
+                          "FROM attune.execution e JOIN attune.action a ON a.id = e.action "
+                          "JOIN attune.pack p ON p.id = a.pack JOIN attune.pack_release r ON "
+                          "r.id = p.active_release WHERE e.action_ref = 'examples.greet'")
         self.assertEqual((row["status"], row["worker"]), ("completed", w.id))
         self.assertEqual(row["result"]["data"], result["data"])
+        self.assertEqual(row["config"], {"name": "Ada", "greeting": "Hello"})
+        self.assertEqual((row["pack_release"], row["pack_release_digest"]),
+                         (row["active_release"], row["digest"]))
 
     def test_run_wait_failed_action(self):
-        w = self.start_worker(packs_dir=SOURCE_PACKS)
+        w = self.start_worker()
         proc, result = self.run_wait(w, "examples.fail")
         self.assertEqual(proc.returncode, 1, self.describe(proc, w))
         self.assertIs(result.get("succeeded"), False)
@@ -74,7 +84,7 @@ class ServiceAttunectlTest(ServiceTestCase):
         token = "tok-\"quoted\" ünïcødé $HOME\nsecond line"
         proc = self.ctl("key", "set", "api_token", "-", "--encrypt", stdin=token + "\n")
         self.assertEqual(proc.returncode, 0, self.describe(proc))
-        w = self.start_worker(packs_dir=SOURCE_PACKS)
+        w = self.start_worker()
         proc, result = self.run_wait(w, "examples.secret_demo")
         self.assertEqual(proc.returncode, 0, self.describe(proc, w))
         self.assertEqual(result.get("data"), {"found": True, "length": len(token),
