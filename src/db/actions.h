@@ -1,5 +1,5 @@
 /* The action table as the worker reads it: one action by ref, with the name
- * of its runtime row. The row is borrowed: valid during the callback only. */
+ * and execution_config of its runtime row. The row is borrowed: valid during the callback only. */
 #ifndef ATTUNE_DB_ACTIONS_H
 #define ATTUNE_DB_ACTIONS_H
 
@@ -24,7 +24,9 @@ struct action_row {
     const char *output_format;
     int timeout_seconds;      /* 0 when NULL */
     const char *runtime_name; /* the runtime row's name; NULL when none */
+    json_t *runtime_config;   /* its execution_config; NULL when none */
     bool enabled;
+    bool is_adhoc; /* the entry point is code, not a file */
 };
 
 /* row NULL and error NULL: no action has that ref. */

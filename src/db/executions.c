@@ -25,7 +25,12 @@ static struct execution_call *call_new(void *userdata)
 }
 
 /* An execution row's columns, in this order: id, the status before the
- * claim, action_ref, config, timeout_seconds, env_vars, action. */
+ * claim, then the execution's own (EXECUTION_COLUMNS), its enforcement's
+ * rule_ref and trigger_ref, and its secret values. */
+#define EXECUTION_COLUMNS                                                                          \
+    "e.action_ref, e.config, e.timeout_seconds, e.env_vars, e.action, e.pack_release, "            \
+    "e.pack_release_digest, e.executable_snapshot, e.trace_tag"
+
 static void on_execution_row(struct db *db, const PGresult *res, const char *error, void *userdata)
 {
     struct execution_call *c = userdata;
@@ -35,7 +40,10 @@ static void on_execution_row(struct db *db, const PGresult *res, const char *err
         free(c);
         return;
     }
-    char config_error[200] = "";
+    char config_error[200] = "", snapshot_error[200] = "", secrets_error[200] = "";
+    struct secret_values secrets;
+    int secrets_rc =
+        db_secret_values_parse(db_text(res, 0, 13), &secrets, secrets_error, sizeof(secrets_error));
     struct execution_row row = {
         .id = db_int64(res, 0, 0),
         .previous_status = db_text(res, 0, 1),
@@ -44,12 +52,25 @@ static void on_execution_row(struct db *db, const PGresult *res, const char *err
         .timeout_seconds = (int)db_int64(res, 0, 4),
         .env_vars = db_json(res, 0, 5, NULL, 0),
         .action_id = db_int64(res, 0, 6),
+        .pack_release = db_int64(res, 0, 7),
+        .pack_release_digest = db_text(res, 0, 8),
+        .executable_snapshot = db_json(res, 0, 9, snapshot_error, sizeof(snapshot_error)),
+        .trace_tag = db_text(res, 0, 10),
+        .rule_ref = db_text(res, 0, 11),
+        .trigger_ref = db_text(res, 0, 12),
+        .secret_values = secrets.rows,
+        .n_secret_values = secrets.count,
+        .secret_values_error = secrets_rc < 0 ? secrets_error : NULL,
     };
     if (!row.config && db_text(res, 0, 3))
         row.config_error = config_error;
+    if (!row.executable_snapshot && db_text(res, 0, 9))
+        row.executable_snapshot_error = snapshot_error;
     c->done.row(&row, NULL, c->userdata);
     json_decref(row.config);
     json_decref(row.env_vars);
+    json_decref(row.executable_snapshot);
+    db_secret_values_free(&secrets);
     free(c);
 }
 
@@ -68,20 +89,24 @@ void db_execution_claim(struct db *db, int64_t id, int64_t worker_id, db_executi
                         void *userdata)
 {
     static const char sql[] =
-        "WITH prev AS (SELECT id, status FROM attune.execution WHERE id = $1 FOR UPDATE) "
+        "WITH prev AS (SELECT x.id, x.status, en.rule_ref, en.trigger_ref "
+        "FROM attune.execution x LEFT JOIN attune.enforcement en ON en.id = x.enforcement "
+        "WHERE x.id = $1 FOR UPDATE OF x) "
         "UPDATE attune.execution e SET status = 'running', worker = $2, started_at = NOW() "
         "FROM prev WHERE e.id = prev.id AND prev.status IN ('requested', 'scheduling', "
-        "'scheduled') RETURNING e.id, prev.status::text, e.action_ref, e.config, "
-        "e.timeout_seconds, e.env_vars, e.action";
+        "'scheduled') RETURNING e.id, prev.status::text, " EXECUTION_COLUMNS
+        ", prev.rule_ref, prev.trigger_ref, " DB_EXECUTION_SECRET_VALUES("e.id");
     execution_row_query(db, sql, id, worker_id, done, userdata);
 }
 
 void db_execution_resume(struct db *db, int64_t id, int64_t worker_id, db_execution_fn done,
                          void *userdata)
 {
-    static const char sql[] = "SELECT id, 'scheduled', action_ref, config, timeout_seconds, "
-                              "env_vars, action FROM attune.execution WHERE id = $1 AND status = "
-                              "'running' AND worker = $2";
+    static const char sql[] =
+        "SELECT e.id, 'scheduled', " EXECUTION_COLUMNS
+        ", en.rule_ref, en.trigger_ref, " DB_EXECUTION_SECRET_VALUES(
+            "e.id") " FROM attune.execution e LEFT JOIN attune.enforcement en ON en.id = "
+                    "e.enforcement WHERE e.id = $1 AND e.status = 'running' AND e.worker = $2";
     execution_row_query(db, sql, id, worker_id, done, userdata);
 }
 
@@ -92,15 +117,26 @@ static void on_owner(struct db *db, const PGresult *res, const char *error, void
     if (error || PQntuples(res) != 1) {
         c->done.owner(NULL, error, c->userdata);
     } else {
-        struct execution_owner owner = {db_text(res, 0, 0), db_int64(res, 0, 1)};
+        struct execution_owner owner = {
+            .status = db_text(res, 0, 0),
+            .worker_id = db_int64(res, 0, 1),
+            .action_ref = db_text(res, 0, 2),
+            .action_id = db_int64(res, 0, 3),
+            .result = db_json(res, 0, 4, NULL, 0),
+            .pack_release = db_int64(res, 0, 5),
+            .pack_release_digest = db_text(res, 0, 6),
+        };
         c->done.owner(&owner, NULL, c->userdata);
+        json_decref(owner.result);
     }
     free(c);
 }
 
 void db_execution_owner(struct db *db, int64_t id, db_owner_fn done, void *userdata)
 {
-    static const char sql[] = "SELECT status::text, worker FROM attune.execution WHERE id = $1";
+    static const char sql[] = "SELECT status::text, worker, action_ref, action, result, "
+                              "pack_release, pack_release_digest FROM attune.execution "
+                              "WHERE id = $1";
     struct db_id_text exec = db_id(id);
     const char *values[] = {exec.text};
     struct execution_call *c = call_new(userdata);

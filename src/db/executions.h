@@ -9,8 +9,11 @@
 #include <stdint.h>
 
 #include "db/db.h"
+#include "db/secret_values.h"
 
-/* An execution this worker has just claimed (or resumed). */
+/* An execution this worker has just claimed (or resumed), with what the
+ * action needs to know of its enforcement and its secret parameters, all
+ * read in the same round trip. */
 struct execution_row {
     int64_t id;
     const char *previous_status; /* before the claim: requested, scheduling or scheduled */
@@ -20,12 +23,31 @@ struct execution_row {
     int timeout_seconds;      /* 0 when NULL */
     json_t *env_vars;         /* NULL when NULL */
     int64_t action_id;        /* the action column, 0 when NULL */
+    /* The pinned release: all NULL (0) for an execution that is not pinned. */
+    int64_t pack_release;
+    const char *pack_release_digest;
+    json_t *executable_snapshot;           /* NULL when NULL or it does not parse */
+    const char *executable_snapshot_error; /* why it did not parse */
+    const char *trace_tag;                 /* NULL when NULL */
+    /* The enforcement's rule_ref and trigger_ref; NULL without one. */
+    const char *rule_ref;
+    const char *trigger_ref;
+    /* The rows of execution_secret_value for its config (entity_type
+     * execution_config), in id order. */
+    const struct secret_value_row *secret_values;
+    size_t n_secret_values;
+    const char *secret_values_error; /* they could not be read */
 };
 
-/* Who holds an execution now. */
+/* Who holds an execution now, and what a report about it needs. */
 struct execution_owner {
     const char *status;
     int64_t worker_id; /* 0 when none */
+    const char *action_ref;
+    int64_t action_id;  /* 0 when NULL */
+    json_t *result;     /* NULL when NULL */
+    int64_t pack_release; /* 0 when NULL */
+    const char *pack_release_digest;
 };
 
 /* An execution a dead run left running, now recorded abandoned. */
@@ -48,7 +70,8 @@ typedef void (*db_abandoned_fn)(const struct abandoned_row *rows, size_t count, 
  * scheduling or scheduled, in one guarded statement. */
 void db_execution_claim(struct db *db, int64_t id, int64_t worker_id, db_execution_fn done,
                         void *userdata);
-/* The execution's status and worker, for a claim that matched nothing. */
+/* The execution's status, worker, action and result, for a claim that
+ * matched nothing. */
 void db_execution_owner(struct db *db, int64_t id, db_owner_fn done, void *userdata);
 /* The execution again, if it is running under worker_id (the reply to our own
  * claim was lost); previous_status reads "scheduled". */

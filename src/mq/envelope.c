@@ -178,6 +178,24 @@ static int read_ids(const json_t *payload, struct execution_request_msg *out, ch
     return 0;
 }
 
+/* The pinned release, both optional as serde's #[serde(default)] Options:
+ * absent and null are "none". */
+static int read_release(const json_t *payload, struct execution_request_msg *out, char *err,
+                        size_t errlen)
+{
+    const json_t *id = json_object_get(payload, "release_id");
+    if (id && !json_is_null(id) && !json_is_integer(id))
+        return reject(err, errlen, "payload.release_id must be an integer or null");
+    const json_t *digest = json_object_get(payload, "release_digest");
+    if (digest && !json_is_null(digest) && !json_is_string(digest))
+        return reject(err, errlen, "payload.release_digest must be a string or null");
+    out->has_release_id = json_is_integer(id);
+    out->release_id = json_is_integer(id) ? json_integer_value(id) : 0;
+    if (json_is_string(digest))
+        out->release_digest = xstrdup(json_string_value(digest)); /* no NUL: jansson refuses it */
+    return 0;
+}
+
 static int read_payload(const json_t *root, struct execution_request_msg *out, char *err,
                         size_t errlen)
 {
@@ -198,6 +216,9 @@ static int read_payload(const json_t *root, struct execution_request_msg *out, c
     json_t *config = json_object_get(payload, "config");
     if (config && !json_is_object(config) && !json_is_null(config))
         return reject(err, errlen, "payload.config must be an object or null");
+    rc = read_release(payload, out, err, errlen);
+    if (rc < 0)
+        return rc;
     out->action_ref = xstrdup(json_string_value(ref));
     out->config = json_is_object(config) ? json_incref(config) : NULL;
     return 0;
@@ -256,6 +277,8 @@ void envelope_request_free(struct execution_request_msg *msg)
     msg->action_ref = NULL;
     json_decref(msg->config);
     msg->config = NULL;
+    free(msg->release_digest);
+    msg->release_digest = NULL;
 }
 
 static json_t *must(json_t *v)

@@ -4,6 +4,7 @@
 #define ATTUNE_MQ_ENVELOPE_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,6 +18,11 @@ struct execution_request_msg {
     int64_t worker_id;
     char *action_ref;
     json_t *config; /* object or NULL */
+    /* The release the executor pinned: Option<i64> and Option<String> as
+     * Attune sends them (absent or null: none). */
+    bool has_release_id;
+    int64_t release_id;
+    char *release_digest; /* NULL: none */
 };
 
 /* Parses an ExecutionRequested or ExecutionScheduled envelope. Rejects with a
@@ -26,7 +32,8 @@ struct execution_request_msg {
  * message_type one of the two, version "1.0", timestamp string, headers
  * object, payload object with execution_id a positive integer, worker_id an
  * integer, action_ref a non-empty string of at most 255 characters, config an
- * object or null). Returns 0 or -EINVAL. */
+ * object or null, release_id an integer or null, release_digest a string or
+ * null; the last three may be absent). Returns 0 or -EINVAL. */
 int envelope_parse_request(const void *body, size_t len, struct execution_request_msg *out,
                            char *err, size_t errlen);
 void envelope_request_free(struct execution_request_msg *msg);

@@ -331,20 +331,8 @@ static int row_value(const struct key_row *row, const char *key_string, const ch
     return rc;
 }
 
-/* The text get_secret returns for one row, appended to out. */
-static int row_plaintext(const struct key_row *row, const char *key_string, const char *key_hash,
-                         struct strbuf *out, char *err, size_t errlen)
-{
-    json_t *value = NULL;
-    int rc = row_value(row, key_string, key_hash, &value, err, errlen);
-    if (rc == 0)
-        secrets_value_text(value, out);
-    secrets_json_wipe_free(value);
-    return rc;
-}
-
-static int add_secret(json_t *obj, const char *name, const struct strbuf *plain, char *err,
-                      size_t errlen)
+static int add_text(json_t *obj, const char *name, const struct strbuf *plain, char *err,
+                    size_t errlen)
 {
     /* Secrets travel to actions as JSON text: no NUL ("\u0000" in a stored
      * string), and UTF-8 (which JSON values always are). */
@@ -357,8 +345,8 @@ static int add_secret(json_t *obj, const char *name, const struct strbuf *plain,
     return 0;
 }
 
-int secrets_resolve(const struct key_row *rows, size_t count, const char *key_string, json_t **out,
-                    char *err, size_t errlen)
+int secrets_resolve_values(const struct key_row *rows, size_t count, const char *key_string,
+                           json_t **out, char *err, size_t errlen)
 {
     char hash[65];
     const char *key_hash = NULL;
@@ -368,24 +356,17 @@ int secrets_resolve(const struct key_row *rows, size_t count, const char *key_st
     }
     json_t *winners = pick_winners(rows, count);
     json_t *result = json_object();
-    struct strbuf plain;
-    strbuf_init(&plain);
-    strbuf_append(&plain, "", 0);
     int rc = 0;
     const char *name;
     json_t *idx;
     json_object_foreach(winners, name, idx)
     {
-        strbuf_reset(&plain);
-        rc = row_plaintext(&rows[json_integer_value(idx)], key_string, key_hash, &plain, err,
-                           errlen);
-        if (rc == 0)
-            rc = add_secret(result, name, &plain, err, errlen);
-        secure_zero(plain.data, plain.cap);
+        json_t *value = NULL;
+        rc = row_value(&rows[json_integer_value(idx)], key_string, key_hash, &value, err, errlen);
         if (rc < 0)
             break;
+        json_object_set_new(result, name, value);
     }
-    strbuf_free(&plain);
     json_decref(winners);
     if (rc < 0) {
         secrets_json_wipe_free(result);
@@ -393,4 +374,42 @@ int secrets_resolve(const struct key_row *rows, size_t count, const char *key_st
     }
     *out = result;
     return 0;
+}
+
+int secrets_texts(const json_t *values, json_t **out, char *err, size_t errlen)
+{
+    json_t *result = json_object();
+    struct strbuf plain;
+    strbuf_init(&plain);
+    strbuf_append(&plain, "", 0);
+    int rc = 0;
+    const char *name;
+    const json_t *value;
+    json_object_foreach((json_t *)values, name, value)
+    {
+        strbuf_reset(&plain);
+        secrets_value_text(value, &plain);
+        rc = add_text(result, name, &plain, err, errlen);
+        secure_zero(plain.data, plain.cap);
+        if (rc < 0)
+            break;
+    }
+    strbuf_free(&plain);
+    if (rc < 0) {
+        secrets_json_wipe_free(result);
+        return rc;
+    }
+    *out = result;
+    return 0;
+}
+
+int secrets_resolve(const struct key_row *rows, size_t count, const char *key_string, json_t **out,
+                    char *err, size_t errlen)
+{
+    json_t *values = NULL;
+    int rc = secrets_resolve_values(rows, count, key_string, &values, err, errlen);
+    if (rc == 0)
+        rc = secrets_texts(values, out, err, errlen);
+    secrets_json_wipe_free(values);
+    return rc;
 }

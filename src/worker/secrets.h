@@ -46,15 +46,23 @@ void secrets_value_text(const json_t *value, struct strbuf *out);
 /* Overwrites the text of every string inside value, then releases it. */
 void secrets_json_wipe_free(json_t *value);
 
-/* Resolves rows into name -> text for one action: system keys, then the
- * pack's, then the action's (a more specific owner wins for the same name;
- * other owner types are ignored). A row's value is JSON text (key.value);
- * encrypted rows hold encrypt_json output and are decrypted with key_string;
- * each value becomes secrets_value_text of it. A row whose stored hash
- * differs from the configured key's hash, an encrypted row with no key
- * configured, or a value that does not decrypt or is not JSON is an error
- * naming the key (never its value). Returns 0 and a new object in *out, or a
- * negative errno. */
+/* Resolves key rows into name -> JSON value for one action: system keys,
+ * then the pack's, then the action's (a more specific owner wins for the same
+ * name; other owner types are ignored). A row's value is JSON text
+ * (key.value); encrypted rows hold encrypt_json output and are decrypted with
+ * key_string. A row whose stored hash differs from the configured key's hash,
+ * an encrypted row with no key configured, or a value that does not decrypt
+ * or is not JSON is an error naming the key (never its value). Returns 0 and
+ * a new object in *out, or a negative errno. */
+int secrets_resolve_values(const struct key_row *rows, size_t count, const char *key_string,
+                           json_t **out, char *err, size_t errlen);
+
+/* name -> the text get_secret returns for each value (secrets_value_text).
+ * A text holding a NUL character is an error naming the key. Returns 0 and a
+ * new object in *out, or a negative errno. */
+int secrets_texts(const json_t *values, json_t **out, char *err, size_t errlen);
+
+/* secrets_resolve_values, then secrets_texts: name -> text. */
 int secrets_resolve(const struct key_row *rows, size_t count, const char *key_string, json_t **out,
                     char *err, size_t errlen);
 

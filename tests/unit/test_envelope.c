@@ -21,11 +21,11 @@
 static json_t *valid_request(void)
 {
     return json_pack(
-        "{s:s, s:s, s:s, s:s, s:s, s:{s:i, s:s, s:s}, s:{s:i, s:i, s:s, s:{s:{s:s}}}}",
+        "{s:s, s:s, s:s, s:s, s:s, s:{s:i, s:s, s:s}, s:{s:i, s:i, s:s, s:{s:s}}}",
         "message_id", MSG_ID, "correlation_id", CORR_ID, "message_type", "ExecutionRequested",
         "version", "1.0", "timestamp", "2026-01-27T10:00:00.123456Z", "headers", "retry_count", 0,
         "source_service", "executor", "trace_id", "trace-abc-123", "payload", "execution_id", 42,
-        "worker_id", 7, "action_ref", "examples.hello", "config", "parameters", "name", "world");
+        "worker_id", 7, "action_ref", "examples.hello", "config", "name", "world");
 }
 
 static int parse_json(const json_t *env, struct execution_request_msg *msg, char *err,
@@ -52,9 +52,9 @@ static void test_valid_request(void **state)
     assert_int_equal(msg.worker_id, 7);
     assert_string_equal(msg.action_ref, "examples.hello");
     assert_true(json_is_object(msg.config));
-    assert_string_equal(
-        json_string_value(json_object_get(json_object_get(msg.config, "parameters"), "name")),
-        "world");
+    assert_string_equal(json_string_value(json_object_get(msg.config, "name")), "world");
+    assert_false(msg.has_release_id);
+    assert_null(msg.release_digest);
     envelope_request_free(&msg);
     assert_null(msg.action_ref);
     assert_null(msg.config);
@@ -256,6 +256,35 @@ static void test_reject_action_ref_and_config(void **state)
     expect_reject_field("payload", "config", json_string("{}"), "payload.config");
     expect_reject_field("payload", "config", json_array(), "payload.config");
     expect_reject_field("payload", "config", json_integer(1), "payload.config");
+}
+
+/* release_id and release_digest: optional, null as absent, typed when set. */
+static void test_release(void **state)
+{
+    (void)state;
+    json_t *env = valid_request();
+    json_t *payload = json_object_get(env, "payload");
+    struct execution_request_msg msg;
+    char err[256] = "";
+    json_object_set_new(payload, "release_id", json_integer(0));
+    json_object_set_new(payload, "release_digest", json_string("ab12"));
+    assert_int_equal(parse_json(env, &msg, err, sizeof(err)), 0);
+    assert_true(msg.has_release_id);
+    assert_int_equal(msg.release_id, 0);
+    assert_string_equal(msg.release_digest, "ab12");
+    envelope_request_free(&msg);
+    assert_null(msg.release_digest);
+    json_object_set_new(payload, "release_id", json_null());
+    json_object_set_new(payload, "release_digest", json_null());
+    assert_int_equal(parse_json(env, &msg, err, sizeof(err)), 0);
+    assert_false(msg.has_release_id);
+    assert_null(msg.release_digest);
+    envelope_request_free(&msg);
+    json_decref(env);
+    expect_reject_field("payload", "release_id", json_string("7"), "payload.release_id");
+    expect_reject_field("payload", "release_id", json_real(7.5), "payload.release_id");
+    expect_reject_field("payload", "release_digest", json_integer(1), "payload.release_digest");
+    expect_reject_field("payload", "release_digest", json_object(), "payload.release_digest");
 }
 
 static void test_reject_ids_and_type(void **state)
@@ -494,6 +523,7 @@ int main(void)
         cmocka_unit_test(test_reject_execution_id),
         cmocka_unit_test(test_reject_worker_id),
         cmocka_unit_test(test_reject_action_ref_and_config),
+        cmocka_unit_test(test_release),
         cmocka_unit_test(test_reject_ids_and_type),
         cmocka_unit_test(test_reject_deep_nesting),
         cmocka_unit_test(test_reject_oversized),
