@@ -29,6 +29,7 @@ const struct key_def config_keys[] = {
     {"database.schema", KEY_STRING, FIELD(database_schema), 0, 0, config_check_database_schema},
     {"message_queue.url", KEY_URL, FIELD(message_queue_url), 0, 0, config_check_mq_url},
     {"security.encryption_key", KEY_SECRET, FIELD(encryption_key), 0, 0, NULL},
+    {"secrets.keystore", KEY_BOOL, FIELD(secrets_keystore), 0, 0, NULL},
     {"packs_base_dir", KEY_STRING, FIELD(packs_base_dir), 0, 0, NULL},
     {"runtime_envs_dir", KEY_STRING, FIELD(runtime_envs_dir), 0, 0, NULL},
     {"worker.name", KEY_STRING, FIELD(worker_name), 0, 0, config_check_worker_name},
@@ -64,6 +65,8 @@ const char *config_kind_expected(enum key_kind kind)
     switch (kind) {
     case KEY_INT:
         return "an integer";
+    case KEY_BOOL:
+        return "true or false";
     case KEY_SIZE:
         return "a size in bytes (optionally with a K, M or G suffix)";
     case KEY_RUNTIMES:
@@ -161,6 +164,7 @@ void config_init_defaults(struct config *cfg)
     cfg->database_connect_timeout = 10;
     cfg->database_schema = xstrdup("attune");
     cfg->message_queue_url = xstrdup("amqp://guest:guest@localhost:5672/%2f");
+    cfg->secrets_keystore = true;
     cfg->packs_base_dir = xstrdup("/opt/attune/packs");
     cfg->runtime_envs_dir = xstrdup("/opt/attune/runtime_envs");
     cfg->worker_name = default_worker_name();
@@ -281,6 +285,19 @@ static int set_log_level(struct config *cfg, const struct key_def *def, const ch
     return 0;
 }
 
+static int set_bool(struct config *cfg, const struct key_def *def, const char *value, char *err,
+                    size_t errlen)
+{
+    bool *field = config_field(cfg, def);
+    if (strcasecmp(value, "true") == 0)
+        *field = true;
+    else if (strcasecmp(value, "false") == 0)
+        *field = false;
+    else
+        return type_error(err, errlen, def, value);
+    return 0;
+}
+
 static int set_log_format(struct config *cfg, const struct key_def *def, const char *value,
                           char *err, size_t errlen)
 {
@@ -316,6 +333,8 @@ int config_set(struct config *cfg, const char *dotted_key, const char *value, ch
         return 0;
     case KEY_INT:
         return set_int(cfg, def, value, err, errlen);
+    case KEY_BOOL:
+        return set_bool(cfg, def, value, err, errlen);
     case KEY_SIZE:
         return set_size(cfg, def, value, err, errlen);
     case KEY_RUNTIMES:

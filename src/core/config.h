@@ -27,6 +27,7 @@ struct config {
     char *database_schema;        /* the schema of Attune's tables: letters, digits, '_' */
     char *message_queue_url;
     char *encryption_key; /* security.encryption_key, NULL if unset */
+    bool secrets_keystore; /* secrets.keystore: read the key table for each execution */
     char *packs_base_dir;
     /* Packs' runtime environments (virtualenvs...):
      * {runtime_envs_dir}/{pack}/{runtime}, as Attune lays them out. */

@@ -98,6 +98,8 @@ static json_t *key_json(const struct config *cfg, const struct key_def *def)
         return json_string(s ? CONFIG_MASK : "(unset)");
     case KEY_INT:
         return json_integer(*(const int *)config_field_c(cfg, def));
+    case KEY_BOOL:
+        return json_boolean(*(const bool *)config_field_c(cfg, def));
     case KEY_SIZE:
         return json_integer(*(const int64_t *)config_field_c(cfg, def));
     case KEY_RUNTIMES:

@@ -18,6 +18,7 @@ enum key_kind {
     KEY_URL,    /* a string whose password is masked when printed */
     KEY_SECRET, /* optional; never printed or quoted back */
     KEY_INT,
+    KEY_BOOL, /* true or false */
     KEY_SIZE, /* bytes, with an optional K, M or G suffix */
     KEY_RUNTIMES,
     KEY_ENV,

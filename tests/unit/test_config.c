@@ -119,6 +119,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.database_connect_timeout, 10);
     assert_string_equal(cfg.message_queue_url, "amqp://guest:guest@localhost:5672/%2f");
     assert_null(cfg.encryption_key);
+    assert_true(cfg.secrets_keystore);
     assert_string_equal(cfg.packs_base_dir, "/opt/attune/packs");
     assert_int_equal(gethostname(host, sizeof(host) - 1), 0);
     char *name = xasprintf("worker-%s", host);
@@ -478,7 +479,13 @@ static void test_config_set(void **state)
     assert_null(cfg.runtimes);
     assert_int_equal(config_set(&cfg, "log.format", "json", err, sizeof(err)), 0);
     assert_int_equal(cfg.log_format, LOG_FORMAT_JSON);
+    assert_int_equal(config_set(&cfg, "secrets.keystore", "false", err, sizeof(err)), 0);
+    assert_false(cfg.secrets_keystore);
+    assert_int_equal(config_set(&cfg, "secrets.keystore", "True", err, sizeof(err)), 0);
+    assert_true(cfg.secrets_keystore);
 
+    assert_int_equal(config_set(&cfg, "secrets.keystore", "no", err, sizeof(err)), -EINVAL);
+    check_contains(err, "secrets.keystore: expected true or false");
     assert_int_equal(config_set(&cfg, "worker.bogus", "1", err, sizeof(err)), -EINVAL);
     assert_string_equal(err, "unknown key 'worker.bogus'");
     assert_int_equal(config_set(&cfg, "worker.task_timeout", "99999999999", err, sizeof(err)),
