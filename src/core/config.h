@@ -26,7 +26,7 @@ struct config {
     int database_connect_timeout; /* seconds */
     char *database_schema;        /* the schema of Attune's tables: letters, digits, '_' */
     char *message_queue_url;
-    char *encryption_key; /* security.encryption_key, NULL if unset */
+    char *encryption_key;  /* security.encryption_key, NULL if unset */
     bool secrets_keystore; /* secrets.keystore: read the key table for each execution */
     char *packs_base_dir;
     /* Packs' runtime environments (virtualenvs...):

@@ -44,8 +44,8 @@ struct execution_owner {
     const char *status;
     int64_t worker_id; /* 0 when none */
     const char *action_ref;
-    int64_t action_id;  /* 0 when NULL */
-    json_t *result;     /* NULL when NULL */
+    int64_t action_id;    /* 0 when NULL */
+    json_t *result;       /* NULL when NULL */
     int64_t pack_release; /* 0 when NULL */
     const char *pack_release_digest;
 };

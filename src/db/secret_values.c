@@ -26,8 +26,7 @@ int db_secret_values_parse(const char *text, struct secret_values *out, char *er
         out->rows[i] = (struct secret_value_row){
             .json_path = path,
             .encrypted_value = json_object_get(item, "encrypted_value"),
-            .encryption_key_hash =
-                json_string_value(json_object_get(item, "encryption_key_hash")),
+            .encryption_key_hash = json_string_value(json_object_get(item, "encryption_key_hash")),
         };
     }
     return 0;

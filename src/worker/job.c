@@ -12,9 +12,9 @@
 
 #include "core/log.h"
 #include "core/util.h"
-#include "exec/params.h"
 #include "mq/envelope.h"
 #include "worker/artifacts.h"
+#include "worker/job_action.h"
 #include "worker/job_inputs.h"
 #include "worker/secrets.h"
 
@@ -30,25 +30,20 @@ struct job {
     uint64_t connection, delivery_tag;
     struct execution_request_msg msg;
     char id_text[24];
-    /* From the claim */
-    char *action_ref;
-    json_t *exec_config;
-    char *config_error; /* the execution's config did not parse */
-    json_t *env_vars;
-    int timeout_seconds;
+    struct job_execution ex; /* from the claim */
     char *dir;
-    int64_t action_id; /* the execution's action, else the loaded one's; 0 when unknown */
     /* From the loads */
     struct action *action;
-    json_t *params;
-    json_t *secrets;
-    void *run; /* what ports->start returned */
+    json_t *params;  /* the parameter document; holds secret values */
+    json_t *secrets; /* name -> text, for get_secret */
+    void *run;       /* what ports->start returned */
     /* The end */
     enum execution_status final_status;
     json_t *result;
 };
 
 static void job_fail(struct job *job, const char *error);
+static void job_run(struct job *job);
 static void job_record(struct job *job, enum job_state state, enum execution_status status,
                        json_t *result);
 
@@ -95,8 +90,8 @@ static struct report_subject job_subject(const struct job *job)
 {
     return (struct report_subject){
         .execution_id = job->msg.execution_id,
-        .action_id = job->action_id,
-        .action_ref = job->action_ref,
+        .action_id = job->ex.action_id,
+        .action_ref = job->ex.action_ref,
         .correlation_id = job->msg.correlation_id,
         .trace_id = job->msg.trace_id,
     };
@@ -118,33 +113,73 @@ struct job *job_start(const struct job_context *ctx, const struct mq_delivery *d
     }
     snprintf(job->id_text, sizeof(job->id_text), "%lld", (long long)job->msg.execution_id);
     log_debug("execution %s: request received", job->id_text);
-    job->action_ref = xstrdup(job->msg.action_ref);
+    job->ex.action_ref = xstrdup(job->msg.action_ref);
     PORT(job, claim, job, job->msg.execution_id, job->ctx.worker_id);
     return job;
 }
 
 /* Claim: one guarded UPDATE makes the execution ours; when it matches
- * nothing, the row says whether it is someone else's, gone, or ours with the
- * claim's reply lost to a dropped connection. */
+ * nothing, the row says whether it is someone else's, gone, ours with the
+ * claim's reply lost to a dropped connection, or cancelled before it ran. */
 
+static void job_prepare(struct job *job, int64_t pack_id, int64_t action_id);
+
+/* The claim's row holds all a pinned execution needs: its release, its
+ * snapshot and its secret values. An unpinned one loads its action row. */
 static void job_claimed(struct job *job, const struct execution_row *row)
 {
-    free(job->action_ref);
-    job->action_ref = xstrdup(row->action_ref);
-    job->exec_config = json_incref(row->config);
-    if (row->config_error)
-        job->config_error = xasprintf("execution config cannot be read: %s", row->config_error);
-    job->timeout_seconds = row->timeout_seconds;
-    job->env_vars = json_incref(row->env_vars);
-    job->action_id = row->action_id;
+    job_execution_take(&job->ex, row);
     job->dir = artifacts_execution_dir(job->ctx.cfg->artifacts_dir, job->ctx.cfg->worker_name,
                                        job->id_text);
     job_ack(job);
-    log_info("execution %s (%s) running", job->id_text, job->action_ref);
+    log_info("execution %s (%s) running", job->id_text, job->ex.action_ref);
     struct report_subject subject = job_subject(job);
     PORT(job, publish_status, &subject, row->previous_status, "running");
-    job_enter(job, JOB_LOADING_ACTION);
-    PORT(job, load_action, job, job->action_ref);
+    char err[1024];
+    if (job_inputs_check_release(&job->ex, &job->msg, err, sizeof(err)) < 0 ||
+        job_inputs_restore(&job->ex, row, job->ctx.cfg->encryption_key, err, sizeof(err)) < 0) {
+        job_fail(job, err);
+        return;
+    }
+    if (!job_execution_pinned(&job->ex)) {
+        job_enter(job, JOB_LOADING_ACTION);
+        PORT(job, load_action, job, job->ex.action_ref);
+        return;
+    }
+    int64_t pack_id = 0, action_id = 0;
+    if (job_action_from_snapshot(&job->ex, job->ctx.cfg->packs_base_dir, &job->action, &action_id,
+                                 &pack_id, err, sizeof(err)) < 0) {
+        job_fail(job, err);
+        return;
+    }
+    if (job->ex.action_id == 0)
+        job->ex.action_id = action_id;
+    job_prepare(job, pack_id, action_id);
+}
+
+/* Attune's worker leaves an execution cancelled before it ran as it is and
+ * reports it cancelled (a canceling one) or not at all (a cancelled one). */
+static void job_cancelled_before_start(struct job *job, const struct execution_owner *owner)
+{
+    job_ack(job);
+    if (!job_release_matches(&job->msg, owner->pack_release, owner->pack_release_digest)) {
+        log_warn("execution %s is %s, and the dispatch message names another pack release; "
+                 "acknowledged, not reported",
+                 job->id_text, owner->status);
+    } else if (strcmp(owner->status, "canceling") == 0) {
+        log_info("execution %s was cancelled before it started; reported cancelled", job->id_text);
+        free(job->ex.action_ref);
+        job->ex.action_ref = xstrdup(owner->action_ref);
+        job->ex.action_id = owner->action_id;
+        struct report_subject subject = job_subject(job);
+        json_t *result = owner->result ? json_incref(owner->result) : json_null();
+        PORT(job, publish_status, &subject, "canceling", "cancelled");
+        PORT(job, publish_completed, &subject, "cancelled", result);
+        json_decref(result);
+    } else {
+        log_info("execution %s is already cancelled; acknowledged, not run", job->id_text);
+    }
+    job_over(job);
 }
 
 static void on_claiming(struct job *job, const struct job_event *ev)
@@ -177,6 +212,10 @@ static void on_checking(struct job *job, const struct job_event *ev)
             PORT(job, resume, job, job->msg.execution_id, job->ctx.worker_id);
             return;
         }
+        if (strcmp(owner->status, "canceling") == 0 || strcmp(owner->status, "cancelled") == 0) {
+            job_cancelled_before_start(job, owner);
+            return;
+        }
         log_info("execution %s is already %s; acknowledged, not run again", job->id_text,
                  owner->status);
         job_ack(job);
@@ -194,26 +233,20 @@ static void on_resuming(struct job *job, const struct job_event *ev)
         job_requeue(job, ev->error);
 }
 
-/* Load: the action row, the parameters it validates, then the keys. */
+/* Load: the action (row or snapshot), the parameters it validates, then
+ * the keys, unless secrets.keystore is off. */
 
-static int job_take_action(struct job *job, const struct action_row *row, char *err, size_t errlen)
+static void job_prepare(struct job *job, int64_t pack_id, int64_t action_id)
 {
-    if (job->action_id == 0)
-        job->action_id = row->id;
-    int rc = job_inputs_action(row, job->ctx.cfg->packs_base_dir, &job->action, err, errlen);
-    if (rc == 0 && job->config_error)
-        rc = set_error(err, errlen, EINVAL, "%s", job->config_error);
-    if (rc == 0 && !job->action->enabled)
-        rc = set_error(err, errlen, EPERM, "action '%s' is disabled (enabled: false)",
-                       job->action_ref);
-    if (rc == 0) {
-        job->params = job_inputs_parameters(job->exec_config);
-        if (!job->params)
-            rc = set_error(err, errlen, EINVAL, "config.parameters must be an object");
+    char err[1024];
+    if (job_inputs_parameters(&job->ex, job->action, &job->params, err, sizeof(err)) < 0) {
+        job_fail(job, err);
+    } else if (job->ctx.cfg->secrets_keystore) {
+        job_enter(job, JOB_LOADING_KEYS);
+        PORT(job, load_keys, job, pack_id, action_id);
+    } else {
+        job_run(job);
     }
-    if (rc == 0)
-        rc = params_validate(job->params, job->action->param_schema, err, errlen);
-    return rc;
 }
 
 static void on_loading_action(struct job *job, const struct job_event *ev)
@@ -223,15 +256,16 @@ static void on_loading_action(struct job *job, const struct job_event *ev)
         snprintf(err, sizeof(err), "cannot load the action: %s", ev->error);
         job_fail(job, err);
     } else if (ev->kind == JOB_EVENT_NO_ROW) {
-        snprintf(err, sizeof(err), "action '%s' is not registered", job->action_ref);
+        snprintf(err, sizeof(err), "action '%s' is not registered", job->ex.action_ref);
         job_fail(job, err);
     } else if (ev->kind == JOB_EVENT_ROW) {
-        if (job_take_action(job, ev->action, err, sizeof(err)) < 0) {
+        if (job->ex.action_id == 0)
+            job->ex.action_id = ev->action->id;
+        if (job_action_from_row(ev->action, job->ctx.cfg->packs_base_dir, &job->action, err,
+                                sizeof(err)) < 0)
             job_fail(job, err);
-            return;
-        }
-        job_enter(job, JOB_LOADING_KEYS);
-        PORT(job, load_keys, job, ev->action->pack_id, ev->action->id);
+        else
+            job_prepare(job, ev->action->pack_id, ev->action->id);
     }
 }
 
@@ -244,7 +278,7 @@ static void job_run(struct job *job)
         job_record(job, JOB_RECORDING, EXECUTION_CANCELLED, result);
         return;
     }
-    log_debug("execution %s: action and secrets loaded; starting", job->id_text);
+    log_debug("execution %s: action and parameters ready; starting", job->id_text);
     char err[1024];
     struct execution_request req = {
         .exec_id = job->id_text,
@@ -252,13 +286,33 @@ static void job_run(struct job *job)
         .action = job->action,
         .params = job->params,
         .secrets = job->secrets,
-        .env_vars = job->env_vars,
-        .timeout_seconds =
-            action_timeout_seconds(job->action, job->timeout_seconds, job->ctx.cfg->task_timeout),
+        .env_vars = job->ex.env_vars,
+        .timeout_seconds = action_timeout_seconds(job->action, job->ex.timeout_seconds,
+                                                  job->ctx.cfg->task_timeout),
+        .context = json_object_get(job->ex.config, "context"),
+        .pack_release_digest = job->ex.pack_release_digest,
+        .trace_tag = job->ex.trace_tag,
+        .rule_ref = job->ex.rule_ref,
+        .trigger_ref = job->ex.trigger_ref,
     };
     job_enter(job, JOB_RUNNING);
     if (PORT(job, start, job, &req, &job->run, err, sizeof(err)) < 0)
         job_fail(job, err);
+}
+
+/* The keys' values join the parameter document by name and stay what
+ * get_secret returns. */
+static int job_take_keys(struct job *job, const struct key_row *rows, size_t n, char *err,
+                         size_t errlen)
+{
+    json_t *values = NULL;
+    int rc = secrets_resolve_values(rows, n, job->ctx.cfg->encryption_key, &values, err, errlen);
+    if (rc == 0)
+        rc = secrets_texts(values, &job->secrets, err, errlen);
+    if (rc == 0)
+        job_inputs_merge_keys(job->params, values);
+    secrets_json_wipe_free(values);
+    return rc;
 }
 
 static void on_loading_keys(struct job *job, const struct job_event *ev)
@@ -269,8 +323,7 @@ static void on_loading_keys(struct job *job, const struct job_event *ev)
         job_fail(job, err);
     } else if (ev->kind == JOB_EVENT_ROW || ev->kind == JOB_EVENT_NO_ROW) {
         size_t n = ev->kind == JOB_EVENT_ROW ? ev->n_keys : 0;
-        if (secrets_resolve(ev->keys, n, job->ctx.cfg->encryption_key, &job->secrets, err,
-                            sizeof(err)) < 0)
+        if (job_take_keys(job, ev->keys, n, err, sizeof(err)) < 0)
             job_fail(job, err);
         else
             job_run(job);
@@ -303,7 +356,7 @@ static void job_record(struct job *job, enum job_state state, enum execution_sta
 
 static void job_fail(struct job *job, const char *error)
 {
-    log_warn("execution %s (%s) failed before it started: %s", job->id_text, job->action_ref,
+    log_warn("execution %s (%s) failed before it started: %s", job->id_text, job->ex.action_ref,
              error);
     json_t *result = execution_failure_result(error);
     if (job->dir)
@@ -316,7 +369,7 @@ static void job_report(struct job *job)
 {
     job_enter(job, JOB_REPORTING);
     const char *status = execution_status_name(job->final_status);
-    log_info("execution %s (%s) %s", job->id_text, job->action_ref, status);
+    log_info("execution %s (%s) %s", job->id_text, job->ex.action_ref, status);
     struct report_subject subject = job_subject(job);
     PORT(job, publish_status, &subject, "running", status);
     PORT(job, publish_completed, &subject, status, job->result);
@@ -394,36 +447,6 @@ void job_step(struct job *job, const struct job_event *ev)
         job_handlers[job->state](job, ev);
 }
 
-const char *job_state_name(enum job_state state)
-{
-    static const char *const names[JOB_STATE_COUNT] = {
-        [JOB_CLAIMING] = "claiming",
-        [JOB_CHECKING] = "checking",
-        [JOB_RESUMING] = "resuming",
-        [JOB_LOADING_ACTION] = "loading-action",
-        [JOB_LOADING_KEYS] = "loading-keys",
-        [JOB_RUNNING] = "running",
-        [JOB_RECORDING] = "recording",
-        [JOB_RECORDING_REFUSAL] = "recording-refusal",
-        [JOB_VERIFYING] = "verifying",
-        [JOB_REPORTING] = "reporting",
-        [JOB_DONE] = "done",
-    };
-    assert((unsigned)state < JOB_STATE_COUNT);
-    return names[state];
-}
-
-const char *job_event_name(enum job_event_kind kind)
-{
-    static const char *const names[JOB_EVENT_COUNT] = {
-        [JOB_EVENT_ROW] = "row",           [JOB_EVENT_NO_ROW] = "no-row",
-        [JOB_EVENT_DB_ERROR] = "db-error", [JOB_EVENT_EXITED] = "exited",
-        [JOB_EVENT_SHUTDOWN] = "shutdown",
-    };
-    assert((unsigned)kind < JOB_EVENT_COUNT);
-    return names[kind];
-}
-
 enum job_state job_state(const struct job *job)
 {
     return job->state;
@@ -452,13 +475,10 @@ void job_free(struct job *job)
         job->ctx.ports->release(job->ctx.io, job->run);
     envelope_request_free(&job->msg);
     action_free(job->action);
-    json_decref(job->params);
-    json_decref(job->secrets);
-    json_decref(job->exec_config);
-    json_decref(job->env_vars);
+    secrets_json_wipe_free(job->params);
+    secrets_json_wipe_free(job->secrets);
+    job_execution_clear(&job->ex);
     json_decref(job->result);
-    free(job->config_error);
-    free(job->action_ref);
     free(job->dir);
     free(job);
 }

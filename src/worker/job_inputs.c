@@ -1,44 +1,146 @@
-/* What a job makes of the rows it loads (see job_inputs.h). */
+/* What a job makes of its execution before the action starts (see job_inputs.h). */
 #include "worker/job_inputs.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/util.h"
-#include "runtime/registry.h"
+#include "exec/params.h"
+#include "worker/secret_params.h"
+#include "worker/secrets.h"
 
-int job_inputs_action(const struct action_row *row, const char *packs_base_dir, struct action **out,
-                      char *err, size_t errlen)
+static char *dup_or_null(const char *s)
 {
-    struct action_fields fields = {
-        .name = row->name,
-        .runner_type = registry_runner_name(row->runtime_name),
-        .entry_point = row->entry_point,
-        .label = row->label,
-        .description = row->description,
-        .parameter_delivery = row->parameter_delivery,
-        .parameter_format = row->parameter_format,
-        .output_format = row->output_format,
-        .timeout_seconds = row->timeout_seconds,
-        .enabled = row->enabled,
-        .parameters = row->param_schema,
-    };
-    char *pack_dir = xasprintf("%s/%s", packs_base_dir, row->pack_ref);
-    int rc = action_from_fields(&fields, row->pack_ref, pack_dir, out, err, errlen);
-    free(pack_dir);
-    if (rc == 0)
-        rc = registry_check_runner(*out, err, errlen);
+    return s ? xstrdup(s) : NULL;
+}
+
+void job_execution_take(struct job_execution *ex, const struct execution_row *row)
+{
+    job_execution_clear(ex);
+    ex->action_ref = xstrdup(row->action_ref);
+    ex->config = row->config ? json_deep_copy(row->config) : NULL;
+    if (row->config_error)
+        ex->config_error = xasprintf("execution config cannot be read: %s", row->config_error);
+    else if (row->secret_values_error)
+        ex->config_error = xstrdup(row->secret_values_error);
+    ex->env_vars = json_incref(row->env_vars);
+    ex->timeout_seconds = row->timeout_seconds;
+    ex->action_id = row->action_id;
+    ex->pack_release = row->pack_release;
+    ex->pack_release_digest = dup_or_null(row->pack_release_digest);
+    ex->snapshot = json_incref(row->executable_snapshot);
+    if (row->executable_snapshot_error)
+        ex->snapshot_error =
+            xasprintf("executable_snapshot cannot be read: %s", row->executable_snapshot_error);
+    ex->trace_tag = dup_or_null(row->trace_tag);
+    ex->rule_ref = dup_or_null(row->rule_ref);
+    ex->trigger_ref = dup_or_null(row->trigger_ref);
+    ex->secret_names = json_array();
+}
+
+void job_execution_clear(struct job_execution *ex)
+{
+    free(ex->action_ref);
+    secrets_json_wipe_free(ex->config);
+    free(ex->config_error);
+    json_decref(ex->env_vars);
+    free(ex->pack_release_digest);
+    json_decref(ex->snapshot);
+    free(ex->snapshot_error);
+    free(ex->trace_tag);
+    free(ex->rule_ref);
+    free(ex->trigger_ref);
+    json_decref(ex->secret_names);
+    memset(ex, 0, sizeof(*ex));
+}
+
+bool job_execution_pinned(const struct job_execution *ex)
+{
+    return ex->pack_release || ex->pack_release_digest || ex->snapshot || ex->snapshot_error;
+}
+
+bool job_release_matches(const struct execution_request_msg *msg, int64_t pack_release,
+                         const char *pack_release_digest)
+{
+    /* pack_release 0 is SQL NULL: ids of a BIGSERIAL start at 1. */
+    bool ids = msg->has_release_id ? pack_release != 0 && msg->release_id == pack_release
+                                   : pack_release == 0;
+    bool digests = msg->release_digest && pack_release_digest
+                       ? strcmp(msg->release_digest, pack_release_digest) == 0
+                       : !msg->release_digest && !pack_release_digest;
+    return ids && digests;
+}
+
+int job_inputs_check_release(const struct job_execution *ex,
+                             const struct execution_request_msg *msg, char *err, size_t errlen)
+{
+    if (job_release_matches(msg, ex->pack_release, ex->pack_release_digest))
+        return 0;
+    char msg_id[24] = "none", row_id[24] = "none";
+    if (msg->has_release_id)
+        snprintf(msg_id, sizeof(msg_id), "%lld", (long long)msg->release_id);
+    if (ex->pack_release)
+        snprintf(row_id, sizeof(row_id), "%lld", (long long)ex->pack_release);
+    return set_error(err, errlen, EINVAL,
+                     "the dispatch message names pack release %s (digest %.64s) but the execution "
+                     "is pinned to pack release %s (digest %.64s); nothing was run",
+                     msg_id, msg->release_digest ? msg->release_digest : "none", row_id,
+                     ex->pack_release_digest ? ex->pack_release_digest : "none");
+}
+
+int job_inputs_restore(struct job_execution *ex, const struct execution_row *row,
+                       const char *key_string, char *err, size_t errlen)
+{
+    /* As Attune: an execution without a config has nothing to restore into. */
+    if (!ex->config || row->n_secret_values == 0)
+        return 0;
+    return secret_params_restore(&ex->config, row->secret_values, row->n_secret_values, key_string,
+                                 ex->secret_names, err, errlen);
+}
+
+/* The schema to validate with: the action's, with every restored parameter
+ * marked secret, so that no message quotes its value. */
+static json_t *schema_hiding(const json_t *schema, const json_t *names)
+{
+    json_t *copy = json_deep_copy(schema);
+    json_t *props = json_object_get(copy, "properties");
+    size_t i;
+    const json_t *name;
+    json_array_foreach(names, i, name)
+    {
+        json_t *prop = json_object_get(props, json_string_value(name));
+        if (json_is_object(prop))
+            json_object_set_new(prop, "secret", json_true());
+    }
+    return copy;
+}
+
+int job_inputs_parameters(const struct job_execution *ex, const struct action *action,
+                          json_t **params, char *err, size_t errlen)
+{
+    *params = NULL;
+    if (ex->config_error)
+        return set_error(err, errlen, EINVAL, "%s", ex->config_error);
+    if (!action->enabled)
+        return set_error(err, errlen, EPERM, "action '%s' is disabled (enabled: false)",
+                         action->ref);
+    /* The config is the parameter map itself; Attune ignores one that is
+     * not an object. */
+    *params = json_is_object(ex->config) ? json_deep_copy(ex->config) : json_object();
+    json_t *schema = schema_hiding(action->param_schema, ex->secret_names);
+    int rc = params_validate(*params, schema, err, errlen);
+    json_decref(schema);
     return rc;
 }
 
-json_t *job_inputs_parameters(const json_t *config)
+void job_inputs_merge_keys(json_t *params, const json_t *values)
 {
-    if (!json_is_object(config))
-        return json_object();
-    json_t *p = json_object_get(config, "parameters");
-    if (p)
-        return json_is_object(p) ? json_deep_copy(p) : NULL;
-    json_t *copy = json_deep_copy(config);
-    json_object_del(copy, "context");
-    json_object_del(copy, "env");
-    return copy;
+    const char *name;
+    const json_t *value;
+    json_object_foreach((json_t *)values, name, value)
+    {
+        json_object_set_new(params, name, json_deep_copy(value));
+    }
 }

@@ -55,8 +55,7 @@ static void set_below(json_t *node, const char *rest, json_t *value)
             set_below(child, rest + len + 1, value);
             value = NULL;
         }
-    } else if (json_is_array(node) && array_index(token, &index) &&
-               index < json_array_size(node)) {
+    } else if (json_is_array(node) && array_index(token, &index) && index < json_array_size(node)) {
         if (last)
             json_array_set_new(node, index, value);
         else
@@ -88,8 +87,8 @@ static void note_name(json_t *names, const char *path)
     free(name);
 }
 
-static int restore_one(json_t **config, const struct secret_value_row *row,
-                       const char *key_string, const char *key_hash, char *err, size_t errlen)
+static int restore_one(json_t **config, const struct secret_value_row *row, const char *key_string,
+                       const char *key_hash, char *err, size_t errlen)
 {
     if (!key_string)
         return set_error(err, errlen, ENOKEY,

@@ -356,12 +356,12 @@ class FaultTestCase(ServiceTestCase):
         same channel afterwards returns only once the broker has routed them all."""
         if len(executions) < 20:
             for eid, params in executions:
-                self.broker.dispatch(worker_id, eid, "flt.rec", {"parameters": params})
+                self.broker.dispatch(worker_id, eid, "flt.rec", params)
             return
         ch = self.broker.conn.channel()
         try:
             for eid, params in executions:
-                env = request_envelope(eid, worker_id, "flt.rec", {"parameters": params})
+                env = request_envelope(eid, worker_id, "flt.rec", params)
                 props = pika.BasicProperties(content_type="application/json", delivery_mode=2,
                                              message_id=env["message_id"],
                                              correlation_id=env["correlation_id"],

@@ -80,10 +80,10 @@ def hostile_kinds():
 
     def padded(n):
         return lambda env, mk: dump(edit(env, "payload.config",
-                                         {"parameters": {"pad": "x" * n}}))
+                                         {"pad": "x" * n}))
 
     def nested_in_config(env, mk):
-        body = dump(edit(env, "payload.config", {"parameters": "NEST"}))
+        body = dump(edit(env, "payload.config", "NEST"))
         return body.replace(b'"NEST"', deep_objects(10000))
 
     def duplicate_key(env, mk):
@@ -216,7 +216,7 @@ class HostileMessagesTest(FaultTestCase):
         for n, (eid, params) in enumerate(valid):
             trace = [None, SQL, "\u00e9t\u00e9 \u79d8\u5bc6 \U0001f511", "x" * 127][n % 4]
             env = request_envelope(eid, w.id, "flt.rec",
-                                   {"parameters": params, "context": {"sql": SQL}},
+                                   dict(params, context={"sql": SQL}),
                                    trace_id=trace)
             goods.append((dump(env), new_marker(), "valid"))
         for eid in unknown:
@@ -224,7 +224,7 @@ class HostileMessagesTest(FaultTestCase):
             goods.append((dump(request_envelope(eid, w.id, ref, None)), new_marker(),
                           "unknown action"))
         for eid in sql_rows:
-            goods.append((dump(request_envelope(eid, w.id, SQL, {"parameters": {"q": SQL}},
+            goods.append((dump(request_envelope(eid, w.id, SQL, {"q": SQL},
                                                 trace_id=SQL)), new_marker(), "sql action"))
         # Spread the failing ones among the valid ones.
         goods = [goods[i] for i in sorted(range(len(goods)), key=lambda i: (i * 7919) % 251)]
@@ -241,7 +241,7 @@ class HostileMessagesTest(FaultTestCase):
                     continue
                 big += 1
             decoy = decoy_ids[len(bads)]
-            env = request_envelope(decoy, w.id, "flt.rec", {"parameters": decoys[len(bads)][1]})
+            env = request_envelope(decoy, w.id, "flt.rec", decoys[len(bads)][1])
             marker = new_marker()
             bads.append((make(env, marker), marker, name))
 

@@ -8,7 +8,6 @@ names is made unique or filtered: worker and execution ids start at random
 offsets in each database (queue names and payloads never meet those of another
 test), listeners use private auto-delete queues, and the shared dead-letter
 queue is only ever taken from for messages a test recognises as its own."""
-import base64
 import fcntl
 import glob
 import hashlib
@@ -29,8 +28,7 @@ import pika
 import pika.exceptions
 import psycopg2
 import psycopg2.extras
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
+from keys_support import encrypt_json, key_hash_of
 from support import SOURCE_DIR, WORKER_BIN, alive, live_members_of_group, sanitized_build
 
 CTL_BIN = os.path.join(os.path.dirname(WORKER_BIN), "attunectl")
@@ -215,20 +213,37 @@ class Database:
              psycopg2.extras.Json(schema), delivery, fmt, output, timeout))
 
     def insert_execution(self, action_ref, params=None, status="scheduled", config=None,
-                         action_id=None, worker=None, timeout=None, env_vars=None):
-        """An execution row as the executor leaves it before dispatch; `params` go
-        to config.parameters unless a whole `config` is given."""
+                         action_id=None, worker=None, timeout=None, env_vars=None, **columns):
+        """An execution row as the executor leaves it before dispatch. Its config
+        is the flat parameter map, as Attune stores it: `params`, unless a whole
+        `config` is given. `columns` sets other columns by name (pack_release,
+        pack_release_digest, executable_snapshot, trace_tag, enforcement...)."""
         if config is None and params is not None:
-            config = {"parameters": params}
+            config = params
         if action_id is None:
             action_id = self.value("SELECT (SELECT id FROM attune.action WHERE ref = %s)",
                                    (action_ref,))
+        names = ["action", "action_ref", "config", "status", "worker", "timeout_seconds",
+                 "env_vars"] + list(columns)
+        values = [action_id, action_ref, None if config is None else psycopg2.extras.Json(config),
+                  status, worker, timeout,
+                  None if env_vars is None else psycopg2.extras.Json(env_vars)]
+        values += [psycopg2.extras.Json(v) if isinstance(v, (dict, list)) else v
+                   for v in columns.values()]
         return self.value(
-            "INSERT INTO attune.execution (action, action_ref, config, status, worker, "
-            "timeout_seconds, env_vars) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
-            (action_id, action_ref, None if config is None else psycopg2.extras.Json(config),
-             status, worker, timeout,
-             None if env_vars is None else psycopg2.extras.Json(env_vars)))
+            "INSERT INTO attune.execution (%s) VALUES (%s) RETURNING id" % (
+                ", ".join(names), ", ".join(["%s"] * len(names))), tuple(values))
+
+    def insert_secret_value(self, execution_id, json_path, value, key_string=ENCRYPTION_KEY,
+                            key_hash=None):
+        """A secret parameter of an execution as Attune stores it: encrypt_json of
+        the value (Python's cryptography, keys_support) at an RFC 6901 path."""
+        return self.value(
+            "INSERT INTO attune.execution_secret_value (entity_type, entity_id, json_path, "
+            "source_kind, encrypted_value, encryption_key_hash) "
+            "VALUES ('execution_config', %s, %s, 'parameter_schema', %s, %s) RETURNING id",
+            (execution_id, json_path, psycopg2.extras.Json(encrypt_json(value, key_string)),
+             key_hash if key_hash is not None else key_hash_of(key_string)))
 
     def execution(self, execution_id):
         return self.row("SELECT id, status::text AS status, result, worker, started_at, "
@@ -248,42 +263,6 @@ class Database:
         return self.row("SELECT id, name, status::text AS status, capabilities, host, "
                         "last_heartbeat, worker_type::text AS worker_type "
                         "FROM attune.worker WHERE id = %s", (worker_id,))
-
-    def insert_key(self, name, value, owner_type="system", owner=None, pack=None, action=None,
-                   encrypted=False, key_string=ENCRYPTION_KEY, key_hash=None):
-        """A key row. `pack` is (id, ref), `action` is (id, ref). Encrypted values
-        are made exactly as CONTRACT.md section 4 says, by Python's cryptography."""
-        stored, stored_hash = value, None
-        if encrypted:
-            stored = encrypt_secret(value, key_string)
-            stored_hash = key_hash if key_hash is not None else key_hash_of(key_string)
-        pack_id = pack_ref = action_id = action_ref = None
-        if owner_type == "system":
-            owner = "system"
-        elif owner_type == "pack":
-            pack_id, pack_ref = pack
-            owner = str(pack_id)
-        elif owner_type == "action":
-            action_id, action_ref = action
-            owner = str(action_id)
-        ref = "%s.%s.%s" % (owner_type, owner, name)
-        return self.value(
-            "INSERT INTO attune.key (ref, owner_type, owner, owner_pack, owner_pack_ref, "
-            "owner_action, owner_action_ref, name, encrypted, encryption_key_hash, value) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-            (ref, owner_type, owner, pack_id, pack_ref, action_id, action_ref, name, encrypted,
-             stored_hash, stored))
-
-
-def encrypt_secret(value, key_string):
-    """base64(nonce || ciphertext || tag), AES-256-GCM with key SHA-256(key_string)."""
-    key = hashlib.sha256(key_string.encode("utf-8")).digest()
-    nonce = os.urandom(12)
-    return base64.b64encode(nonce + AESGCM(key).encrypt(nonce, value.encode("utf-8"), None)).decode()
-
-
-def key_hash_of(key_string):
-    return hashlib.sha256(key_string.encode("utf-8")).hexdigest()
 
 
 # --- packs on disk -----------------------------------------------------------
@@ -400,11 +379,16 @@ def now_rfc3339():
 
 def request_envelope(execution_id, worker_id, action_ref, config=None,
                      message_type="ExecutionScheduled", trace_id=None, correlation_id=None,
-                     message_id=None):
-    """An inbound request exactly as CONTRACT.md section 2 describes it."""
+                     message_id=None, release_id=None, release_digest=None):
+    """An inbound request as Attune's executor sends it today: CONTRACT.md
+    section 2, plus the pinned release when given."""
     headers = {"retry_count": 0, "source_service": "executor"}
     if trace_id is not None:
         headers["trace_id"] = trace_id
+    payload = {"execution_id": execution_id, "worker_id": worker_id, "action_ref": action_ref,
+               "config": config}
+    if release_id is not None or release_digest is not None:
+        payload.update(release_id=release_id, release_digest=release_digest)
     return {
         "message_id": message_id or str(uuid.uuid4()),
         "correlation_id": correlation_id or str(uuid.uuid4()),
@@ -412,8 +396,7 @@ def request_envelope(execution_id, worker_id, action_ref, config=None,
         "version": "1.0",
         "timestamp": now_rfc3339(),
         "headers": headers,
-        "payload": {"execution_id": execution_id, "worker_id": worker_id,
-                    "action_ref": action_ref, "config": config},
+        "payload": payload,
     }
 
 

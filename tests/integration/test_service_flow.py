@@ -70,7 +70,7 @@ class ServiceFlowTest(ServiceTestCase):
                          ("scheduled", None, None))
 
         trace_id = "trace-" + uuid.uuid4().hex
-        request = self.broker.dispatch(w.id, eid, "svc.gate", {"parameters": params},
+        request = self.broker.dispatch(w.id, eid, "svc.gate", params,
                                        trace_id=trace_id)
 
         running = self.wait_status(eid, "running", worker=w)
@@ -169,7 +169,7 @@ class ServiceFlowTest(ServiceTestCase):
             for w in (w1, w2):
                 eid = self.db.insert_execution("svc.noop", {"n": i})
                 mine[w.id].append(eid)
-                self.broker.dispatch(w.id, eid, "svc.noop", {"parameters": {"n": i}})
+                self.broker.dispatch(w.id, eid, "svc.noop", {"n": i})
         everything = mine[w1.id] + mine[w2.id]
         statuses = self.wait_all_final(everything, 20 * SLOW)
         self.assertEqual(set(statuses.values()), {"completed"}, statuses)
@@ -193,7 +193,7 @@ class ServiceFlowTest(ServiceTestCase):
         dead = self.dead_letter_listener(w.id)
         runs = self.path("runs.txt")
         eid = self.db.insert_execution("svc.append", {"file": runs})
-        env = request_envelope(eid, w.id, "svc.append", {"parameters": {"file": runs}})
+        env = request_envelope(eid, w.id, "svc.append", {"file": runs})
         self.broker.publish_request(w.id, env)
         self.broker.publish_request(w.id, env)
         row = self.wait_final(eid, worker=w)
@@ -222,7 +222,7 @@ class ServiceFlowTest(ServiceTestCase):
         w = self.start_worker()
         events = self.event_listener()
         eid = self.db.insert_execution("svc.never_registered", {}, action_id=None)
-        self.broker.dispatch(w.id, eid, "svc.never_registered", {"parameters": {}})
+        self.broker.dispatch(w.id, eid, "svc.never_registered", {})
         row = self.wait_final(eid, worker=w)
         self.assertEqual(row["status"], "failed", "%r\n%s" % (row, w.describe()))
         self.assertIs(row["result"]["succeeded"], False)
@@ -237,7 +237,7 @@ class ServiceFlowTest(ServiceTestCase):
     def test_missing_entry_point_fails_with_a_reason(self):
         w = self.start_worker()
         eid = self.db.insert_execution("svc.lost", {})
-        self.broker.dispatch(w.id, eid, "svc.lost", {"parameters": {}})
+        self.broker.dispatch(w.id, eid, "svc.lost", {})
         row = self.wait_final(eid, worker=w)
         self.assertEqual(row["status"], "failed", "%r\n%s" % (row, w.describe()))
         self.assertIs(row["result"]["succeeded"], False)
@@ -250,7 +250,7 @@ class ServiceFlowTest(ServiceTestCase):
         dead = self.dead_letter_listener(w.id)
         eid = self.db.value("SELECT COALESCE(MAX(id), 0) FROM attune.execution") + 7777
         marker = new_marker()
-        env = request_envelope(eid, w.id, "svc.noop", {"parameters": {}}, trace_id=marker)
+        env = request_envelope(eid, w.id, "svc.noop", {}, trace_id=marker)
         self.broker.publish_body("execution.dispatch.worker.%d" % w.id, env, message_id=marker,
                                  correlation_id=env["correlation_id"])
         self.assertTrue(dead.wait_for(lambda ms: any(p.message_id == marker for _, p, _, _ in ms),

@@ -85,7 +85,7 @@ class ServiceLifecycleTest(ServiceTestCase):
                                    "ATTUNE__WORKER__MAX_CONCURRENT_TASKS": "1"})
         gate = os.path.join(self.tmp, "gate-" + uuid.uuid4().hex[:8])
         eid = self.db.insert_execution("life.wait", {"gate": gate})
-        self.broker.dispatch(w.id, eid, "life.wait", {"parameters": {"gate": gate}})
+        self.broker.dispatch(w.id, eid, "life.wait", {"gate": gate})
         self.wait_status(eid, "running", worker=w)
         beats = [self.db.worker(w.id)["last_heartbeat"]]
         statuses = set()
@@ -139,7 +139,7 @@ class ServiceLifecycleTest(ServiceTestCase):
         ids = [self.db.insert_execution("life.noop", {"n": i}) for i in range(6)]
         for i, eid in enumerate(ids):
             # mandatory: raises if nothing is bound to take it
-            self.broker.dispatch(wid, eid, "life.noop", {"parameters": {"n": i}})
+            self.broker.dispatch(wid, eid, "life.noop", {"n": i})
         self.assertEqual(self.broker.queue_state(queue), (len(ids), 0))
         time.sleep(0.5)
         self.assertEqual(set(self.db.statuses(ids).values()), {"scheduled"})

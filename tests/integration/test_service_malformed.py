@@ -49,7 +49,7 @@ def _kinds():
         nested = mk
         for _ in range(200):
             nested = [nested]
-        return _dump(_with(env, "payload.config", {"parameters": {"n": nested}}))
+        return _dump(_with(env, "payload.config", {"n": nested}))
 
     def duplicate_key(env, mk):
         text = _dump(env).decode()
@@ -69,7 +69,7 @@ def _kinds():
         ("nested too deep", deep),
         ("duplicate key", duplicate_key),
         ("over 1 MiB", lambda env, mk: _dump(_with(env, "payload.config",
-                                                   {"parameters": {"pad": "x" * (1 << 20)}}))),
+                                                   {"pad": "x" * (1 << 20)}))),
         ("missing payload", drop("payload")),
         ("payload not an object", field("payload", "%s" % "not an object")),
         ("execution_id string", lambda env, mk: _dump(_with(
@@ -132,16 +132,16 @@ class ServiceMalformedTest(ServiceTestCase):
         kinds = _kinds()
         sent = {}  # marker -> kind
         for i in range(COUNT):
-            self.broker.dispatch(w.id, valid[i], "bad.noop", {"parameters": {"n": i}},
+            self.broker.dispatch(w.id, valid[i], "bad.noop", {"n": i},
                                  trace_id="valid-%d" % i)
             kind, make = kinds[i % len(kinds)]
             marker = new_marker()
             if make is None:
                 env = request_envelope(unknown_base + i, w.id, "bad.noop",
-                                       {"parameters": {"n": i}}, trace_id=marker)
+                                       {"n": i}, trace_id=marker)
                 body = _dump(env)
             else:
-                env = request_envelope(decoys[i], w.id, "bad.noop", {"parameters": {"n": i}},
+                env = request_envelope(decoys[i], w.id, "bad.noop", {"n": i},
                                        trace_id="decoy-%d" % i)
                 body = make(env, marker)
             sent[marker] = kind
@@ -191,7 +191,7 @@ class ServiceMalformedTest(ServiceTestCase):
 
         # Still ready: one more request runs.
         last = self.db.insert_execution("bad.noop", {"n": 1000})
-        self.broker.dispatch(w.id, last, "bad.noop", {"parameters": {"n": 1000}})
+        self.broker.dispatch(w.id, last, "bad.noop", {"n": 1000})
         row = self.wait_final(last, worker=w)
         self.assertEqual(row["status"], "completed", w.describe())
         self.assertEqual(row["result"]["stdout"], "ok 1000\n")

@@ -14,10 +14,10 @@ import psycopg2.extras
 from keys_support import insert_key
 from service_support import ENCRYPTION_KEY, ServiceTestCase, write_action_file, write_pack
 
-REVEAL_PY = '''"""Returns the secrets it is asked for."""
+REVEAL_PY = '''"""Returns the secrets it is asked for (the keys also arrive as parameters)."""
 
 
-def run(names):
+def run(names, **keys):
     return {name: get_secret(name) for name in names}  # noqa: F821
 '''
 
@@ -94,7 +94,7 @@ class ServiceSecretsTest(ServiceTestCase):
 
     def run_reveal(self, w, action, names):
         eid = self.db.insert_execution(action[1], {"names": names}, action_id=action[0])
-        self.broker.dispatch(w.id, eid, action[1], {"parameters": {"names": names}})
+        self.broker.dispatch(w.id, eid, action[1], {"names": names})
         return self.wait_final(eid, worker=w)
 
     def assert_not_leaked(self, w, value, *places):

@@ -40,7 +40,7 @@ class ServiceShutdownTest(ServiceTestCase):
         self.kill_group_later(pidfile)
         params = {"seconds": seconds, "pidfile": pidfile}
         eid = self.db.insert_execution("down.sleeper", params)
-        self.broker.dispatch(w.id, eid, "down.sleeper", {"parameters": params})
+        self.broker.dispatch(w.id, eid, "down.sleeper", params)
         self.wait_status(eid, "running", worker=w)
         self.assertTrue(wait_until_value(lambda: os.path.exists(pidfile) and
                                          os.path.getsize(pidfile) > 0, 10 * SLOW),
@@ -60,7 +60,7 @@ class ServiceShutdownTest(ServiceTestCase):
         # Work that arrives now is not started; it stays queued for the next run.
         late = self.db.insert_execution("down.sleeper", {"seconds": 0, "pidfile": "/dev/null"})
         self.broker.dispatch(w.id, late, "down.sleeper",
-                             {"parameters": {"seconds": 0, "pidfile": "/dev/null"}})
+                             {"seconds": 0, "pidfile": "/dev/null"})
         rc = w.wait(20 * SLOW)
         elapsed = time.monotonic() - sent
         if rc is None:

@@ -81,7 +81,7 @@ class ServiceTopologyTest(ServiceTestCase):
         self.assertNotIn("other settings", w.log())
         # And the worker still takes work on the queue Attune would declare.
         eid = self.db.insert_execution("topo.noop", {"n": 1})
-        self.broker.dispatch(w.id, eid, "topo.noop", {"parameters": {"n": 1}})
+        self.broker.dispatch(w.id, eid, "topo.noop", {"n": 1})
         self.assertEqual(self.wait_final(eid, worker=w)["status"], "completed", w.describe())
 
     def private_vhost(self):
@@ -129,7 +129,7 @@ class ServiceTopologyTest(ServiceTestCase):
 
         # It works: a request runs and is reported...
         eid = self.db.insert_execution("topo.noop", {"n": 5})
-        broker.dispatch(wid, eid, "topo.noop", {"parameters": {"n": 5}})
+        broker.dispatch(wid, eid, "topo.noop", {"n": 5})
         row = self.wait_final(eid, worker=w)
         self.assertEqual(row["status"], "completed", w.describe())
         self.assertEqual(row["result"]["stdout"], "noop 5\n")

@@ -20,12 +20,12 @@
 /* A valid ExecutionRequested envelope as a JSON object to be altered. */
 static json_t *valid_request(void)
 {
-    return json_pack(
-        "{s:s, s:s, s:s, s:s, s:s, s:{s:i, s:s, s:s}, s:{s:i, s:i, s:s, s:{s:s}}}",
-        "message_id", MSG_ID, "correlation_id", CORR_ID, "message_type", "ExecutionRequested",
-        "version", "1.0", "timestamp", "2026-01-27T10:00:00.123456Z", "headers", "retry_count", 0,
-        "source_service", "executor", "trace_id", "trace-abc-123", "payload", "execution_id", 42,
-        "worker_id", 7, "action_ref", "examples.hello", "config", "name", "world");
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:i, s:s, s:s}, s:{s:i, s:i, s:s, s:{s:s}}}",
+                     "message_id", MSG_ID, "correlation_id", CORR_ID, "message_type",
+                     "ExecutionRequested", "version", "1.0", "timestamp",
+                     "2026-01-27T10:00:00.123456Z", "headers", "retry_count", 0, "source_service",
+                     "executor", "trace_id", "trace-abc-123", "payload", "execution_id", 42,
+                     "worker_id", 7, "action_ref", "examples.hello", "config", "name", "world");
 }
 
 static int parse_json(const json_t *env, struct execution_request_msg *msg, char *err,

@@ -45,15 +45,15 @@ static void test_set_at_pointer(void **state)
         const char *doc, *path, *value, *want;
     } cases[] = {
         {"{\"a\":1}", "/a", "\"s\"", "{\"a\":\"s\"}"},
-        {"{}", "/a/b", "2", "{\"a\":{\"b\":2}}"},             /* missing objects are made */
-        {"{\"x~/y\":0}", "/x~0~1y", "1", "{\"x~/y\":1}"},     /* ~0 and ~1 */
-        {"{\"l\":[0,1]}", "/l/1", "9", "{\"l\":[0,9]}"},      /* an existing element */
-        {"{\"l\":[0,1]}", "/l/2", "9", "{\"l\":[0,1]}"},      /* past the end: nothing */
-        {"{\"l\":[0,1]}", "/l/-", "9", "{\"l\":[0,1]}"},      /* not an index: nothing */
+        {"{}", "/a/b", "2", "{\"a\":{\"b\":2}}"},               /* missing objects are made */
+        {"{\"x~/y\":0}", "/x~0~1y", "1", "{\"x~/y\":1}"},       /* ~0 and ~1 */
+        {"{\"l\":[0,1]}", "/l/1", "9", "{\"l\":[0,9]}"},        /* an existing element */
+        {"{\"l\":[0,1]}", "/l/2", "9", "{\"l\":[0,1]}"},        /* past the end: nothing */
+        {"{\"l\":[0,1]}", "/l/-", "9", "{\"l\":[0,1]}"},        /* not an index: nothing */
         {"{\"l\":[{}]}", "/l/0/k", "1", "{\"l\":[{\"k\":1}]}"}, /* through an array */
-        {"{\"n\":3}", "/n/k", "1", "{\"n\":3}"},              /* through a number: nothing */
-        {"{\"a\":1}", "", "[1]", "[1]"},                      /* "" is the whole document */
-        {"{\"a\":1}", "a", "2", "{\"a\":2}"},                 /* leading '/' optional */
+        {"{\"n\":3}", "/n/k", "1", "{\"n\":3}"},                /* through a number: nothing */
+        {"{\"a\":1}", "", "[1]", "[1]"},                        /* "" is the whole document */
+        {"{\"a\":1}", "a", "2", "{\"a\":2}"},                   /* leading '/' optional */
     };
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
         json_t *doc = parse(cases[i].doc);
@@ -130,9 +130,9 @@ static void test_restore_refused(void **state)
     secrets_key_hash(OTHER_KEY, other_hash);
     json_t *plain = json_string("never-shown-7c1d"), *config = NULL;
     /* Stored under another key: the hash says so before decrypting. */
-    assert_int_equal(restore("{}", "/token", plain, OTHER_KEY, other_hash, KEY, &config, NULL,
-                             err, sizeof(err)),
-                     -EKEYREJECTED);
+    assert_int_equal(
+        restore("{}", "/token", plain, OTHER_KEY, other_hash, KEY, &config, NULL, err, sizeof(err)),
+        -EKEYREJECTED);
     assert_non_null(strstr(err, "'/token'"));
     secrets_json_wipe_free(config);
     /* No hash, and the value does not authenticate under our key. */
@@ -144,8 +144,7 @@ static void test_restore_refused(void **state)
     secrets_json_wipe_free(config);
     /* No key configured. */
     assert_int_equal(
-        restore("{}", "/token", plain, KEY, hash, NULL, &config, NULL, err, sizeof(err)),
-        -ENOKEY);
+        restore("{}", "/token", plain, KEY, hash, NULL, &config, NULL, err, sizeof(err)), -ENOKEY);
     assert_non_null(strstr(err, "security.encryption_key"));
     secrets_json_wipe_free(config);
     json_decref(plain);
