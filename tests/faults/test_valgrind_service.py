@@ -27,16 +27,16 @@ SERVICE_BIN = os.path.join(os.path.dirname(WORKER_BIN), "attune-worker-service")
 VALGRIND = shutil.which("valgrind")
 VG_EXIT_ERRORS = 99
 
-PY_RUN = '''"""Returns its parameters, doubled."""
+PY_RUN = '''"""Returns its parameters, doubled (keys arrive as parameters too)."""
 
 
-def run(n, text="x"):
+def run(n, text="x", **keys):
     return {"n": n * 2, "text": text * 2}
 '''
 SECRET_PY = '''"""Returns the length of a secret."""
 
 
-def run():
+def run(**keys):
     return {"len": len(get_secret("token"))}  # noqa: F821
 '''
 NODE_RUN = '''module.exports.run = async (params) => ({ n: params.n + 1 });
