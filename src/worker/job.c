@@ -280,6 +280,7 @@ static void job_run(struct job *job)
     }
     log_debug("execution %s: action and parameters ready; starting", job->id_text);
     char err[1024];
+    json_t *context = json_object_get(job->ex.config, "context");
     struct execution_request req = {
         .exec_id = job->id_text,
         .artifacts_dir = job->dir,
@@ -289,7 +290,7 @@ static void job_run(struct job *job)
         .env_vars = job->ex.env_vars,
         .timeout_seconds = action_timeout_seconds(job->action, job->ex.timeout_seconds,
                                                   job->ctx.cfg->task_timeout),
-        .context = json_object_get(job->ex.config, "context"),
+        .context = json_is_object(context) ? context : NULL,
         .pack_release_digest = job->ex.pack_release_digest,
         .trace_tag = job->ex.trace_tag,
         .rule_ref = job->ex.rule_ref,
