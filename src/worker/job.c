@@ -147,8 +147,8 @@ static void job_claimed(struct job *job, const struct execution_row *row)
         return;
     }
     int64_t pack_id = 0, action_id = 0;
-    if (job_action_from_snapshot(&job->ex, job->ctx.cfg->packs_base_dir, &job->action, &action_id,
-                                 &pack_id, err, sizeof(err)) < 0) {
+    if (job_action_from_snapshot(&job->ex, job->ctx.cfg->packs_base_dir, job->ctx.registry,
+                                 &job->action, &action_id, &pack_id, err, sizeof(err)) < 0) {
         job_fail(job, err);
         return;
     }

@@ -17,6 +17,7 @@
 #include "db/keys.h"
 #include "executor/executor.h"
 #include "mq/mq.h"
+#include "runtime/registry.h"
 #include "worker/report.h"
 
 /* Where a job is, in lifecycle order. Each state but DONE waits for exactly
@@ -100,6 +101,7 @@ struct job_ports {
 
 struct job_context {
     const struct config *cfg;
+    const struct registry *registry; /* the runtimes; NULL: no runtime versions chosen */
     int64_t worker_id;
     const struct job_ports *ports;
     void *io;

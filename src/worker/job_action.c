@@ -149,9 +149,25 @@ static int release_dir(const struct job_execution *ex, const char *packs_base_di
     return 0;
 }
 
+/* The runtime definition of a snapshot: its chosen version's, else its own. */
+static const json_t *snapshot_runtime_config(const json_t *exe, const json_t *action,
+                                             const char *runner_type, const struct registry *reg)
+{
+    const json_t *versions = json_object_get(exe, "runtime_versions");
+    const json_t *chosen =
+        reg && json_array_size(versions) > 0
+            ? registry_version_config(
+                  reg, runner_type, versions,
+                  json_string_value(json_object_get(action, "runtime_version_constraint")))
+            : NULL;
+    return chosen ? chosen
+                  : runtime_config_of(
+                        json_object_get(json_object_get(exe, "runtime"), "execution_config"));
+}
+
 int job_action_from_snapshot(const struct job_execution *ex, const char *packs_base_dir,
-                             struct action **out, int64_t *action_id, int64_t *pack_id, char *err,
-                             size_t errlen)
+                             const struct registry *reg, struct action **out, int64_t *action_id,
+                             int64_t *pack_id, char *err, size_t errlen)
 {
     if (ex->snapshot_error)
         return set_error(err, errlen, EINVAL, "%s", ex->snapshot_error);
@@ -167,7 +183,7 @@ int job_action_from_snapshot(const struct job_execution *ex, const char *packs_b
         return rc;
     const json_t *runtime = json_object_get(exe, "runtime");
     fields.runner_type = registry_runner_name(json_string_value(json_object_get(runtime, "name")));
-    fields.runtime_config = runtime_config_of(json_object_get(runtime, "execution_config"));
+    fields.runtime_config = snapshot_runtime_config(exe, a, fields.runner_type, reg);
     char *dir = NULL;
     rc = release_dir(ex, packs_base_dir, &dir, err, errlen);
     if (rc == 0)

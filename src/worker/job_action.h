@@ -11,6 +11,7 @@
 
 #include "db/actions.h"
 #include "exec/action.h"
+#include "runtime/registry.h"
 #include "worker/job_inputs.h"
 
 /* The action of an action row, checked as an action file would be, its pack
@@ -26,10 +27,13 @@ char *job_action_release_dir(const char *packs_base_dir, const char *digest);
 
 /* The action of a pinned execution: executable.action and .runtime of its
  * executable_snapshot, its code in the folder of the release it is pinned to
- * (never re-hashed; a missing folder is an error naming it). Sets the
- * action's id and its pack's id (for the keys). */
+ * (never re-hashed; a missing folder is an error naming it). The runtime's
+ * definition is that of the snapshot's runtime_versions entry Attune's worker
+ * would choose for the action's runtime_version_constraint among what reg
+ * advertises (registry_version_config), else the runtime's own; reg NULL
+ * skips the versions. Sets the action's id and its pack's id (for the keys). */
 int job_action_from_snapshot(const struct job_execution *ex, const char *packs_base_dir,
-                             struct action **out, int64_t *action_id, int64_t *pack_id, char *err,
-                             size_t errlen);
+                             const struct registry *reg, struct action **out, int64_t *action_id,
+                             int64_t *pack_id, char *err, size_t errlen);
 
 #endif

@@ -445,6 +445,7 @@ static void service_setup_jobs(struct service *svc)
     };
     svc->job_ctx = (struct job_context){
         .cfg = svc->cfg,
+        .registry = &svc->registry,
         .ports = &job_io_ports,
         .io = &svc->job_io,
     };

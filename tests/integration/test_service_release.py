@@ -18,6 +18,12 @@ RELEASE_SH = """#!/bin/bash
 touch "$PARAM_SENTINEL"
 printf '{"code": "release", "count": %s}\\n' "$PARAM_COUNT"
 """
+VERSION_PY = """import os
+
+
+def run(**params):
+    return {"chosen": os.environ.get("VERSION_CHOSEN")}
+"""
 LIVE_SH = """#!/bin/bash
 touch "$PARAM_SENTINEL"
 echo '{"code": "live copy"}'
@@ -38,6 +44,7 @@ class ServiceReleaseTest(ServiceTestCase):
         release_dir = os.path.join(cls.packs_dir, ".releases", "sha256", cls.digest, "pack")
         write_pack(release_dir, "")
         write_action_file(release_dir, "", "show.sh", RELEASE_SH)
+        write_action_file(release_dir, "", "version.py", VERSION_PY, 0o644)
         cls.pack_id = db.insert_pack("rel")
         # The live row points to live.sh, outputs text and has no defaults.
         cls.action_id = db.insert_action(cls.pack_id, "rel", "show", "live.sh",
@@ -88,6 +95,34 @@ class ServiceReleaseTest(ServiceTestCase):
         # The snapshot's entry point, output format and defaults; the release's code.
         self.assertEqual(row["result"].get("data"), {"code": "release", "count": 7}, row)
         self.assertTrue(os.path.exists(sentinel))
+
+    def test_snapshot_runtime_version_is_chosen(self):
+        """The snapshot's runtime_versions entry Attune's worker would pick (the
+        constraint, among the versions this worker advertises) gives the
+        runtime's definition."""
+        w = self.start_worker()
+        caps = self.db.worker(w.id)["capabilities"]
+        here = caps["runtime_versions"]["python"][0]  # what this worker advertises
+
+        def config(chosen):
+            return {"interpreter": {"binary": "python3"}, "env_vars": {"VERSION_CHOSEN": chosen}}
+
+        snap = self.snapshot(self.digest)
+        action = snap["executable"]["action"]
+        action.update(entrypoint="version.py", runtime_version_constraint=">=3")
+        snap["executable"]["runtime"] = {"name": "Python", "execution_config": config("runtime")}
+        snap["executable"]["runtime_versions"] = [
+            {"version": "2.7.18", "execution_config": config("old"), "is_default": True,
+             "available": True},
+            {"version": here, "execution_config": config("this one"), "is_default": False,
+             "available": True}]
+        eid = self.db.insert_execution(
+            "rel.show", {}, pack_release=self.release_id, pack_release_digest=self.digest,
+            executable_snapshot=snap)
+        self.dispatch(w, eid, self.release_id, self.digest)
+        row = self.wait_final(eid, worker=w)
+        self.assertEqual(row["status"], "completed", "%r\n%s" % (row, w.describe()))
+        self.assertEqual(row["result"].get("data"), {"chosen": "this one"}, row)
 
     def test_release_mismatch_fails_and_nothing_runs(self):
         w = self.start_worker()
