@@ -375,12 +375,29 @@ static void put_env_name(struct strbuf *out, const char *key)
     }
 }
 
-void params_to_env(const json_t *params, struct strv *env)
+static bool name_listed(const json_t *names, const char *name)
 {
+    size_t i;
+    const json_t *n;
+    json_array_foreach(names, i, n)
+    {
+        if (json_is_string(n) && strcmp(json_string_value(n), name) == 0)
+            return true;
+    }
+    return false;
+}
+
+void params_to_env(const json_t *params, const json_t *schema, const json_t *hidden,
+                   struct strv *env)
+{
+    const json_t *props = json_object_get(schema, "properties");
     const char *key;
     const json_t *v;
     json_object_foreach((json_t *)params, key, v)
     {
+        if (name_listed(hidden, key) ||
+            json_is_true(json_object_get(json_object_get(props, key), "secret")))
+            continue;
         struct strbuf name, text;
         strbuf_init(&name);
         strbuf_init(&text);

@@ -33,7 +33,11 @@ void params_format(const json_t *params, enum param_format format, struct strbuf
 /* Adds PARAM_<NAME>=value for each top-level parameter to env: NAME upper
  * case with every character outside [A-Z0-9_] replaced by '_'; strings as
  * they are, numbers and booleans as text, null as empty, arrays and objects
- * as compact JSON. */
-void params_to_env(const json_t *params, struct strv *env);
+ * as compact JSON. Parameters the (normalised) schema marks secret and names
+ * listed in hidden (a JSON array of strings; either may be NULL) are left
+ * out: their values are secret, and a process's environment can be read
+ * from /proc. */
+void params_to_env(const json_t *params, const json_t *schema, const json_t *hidden,
+                   struct strv *env);
 
 #endif

@@ -193,6 +193,7 @@ static int execution_spawn(struct execution *ex, sd_event *loop, const struct ex
         .action = req->action,
         .params = req->params,
         .secrets = req->secrets ? req->secrets : empty,
+        .hidden_params = req->hidden_params,
         .base_env = &s->base_env,
         .runtime_envs_dir = s->runtime_envs_dir,
     };

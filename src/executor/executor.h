@@ -43,7 +43,11 @@ struct execution_request {
     const json_t *params;        /* validated */
     const json_t *secrets;       /* name -> string; may be NULL */
     const json_t *env_vars;      /* execution.env_vars: NULL or an object of strings */
-    int timeout_seconds;         /* > 0 */
+    /* Names (a JSON array) of parameters whose values are secret: keys, restored
+     * secret values, parameters the schema marks secret. Never put in the
+     * environment. May be NULL. */
+    const json_t *hidden_params;
+    int timeout_seconds; /* > 0 */
     /* What Attune tells an action about its execution (ATTUNE_* variables);
      * each may be NULL. */
     const json_t *context;           /* config.context: ATTUNE_CONTEXT_<KEY> */

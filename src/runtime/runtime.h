@@ -16,8 +16,9 @@
 /* What a runtime needs to know about one execution. */
 struct launch_input {
     const struct action *action;
-    const json_t *params;  /* validated parameters */
-    const json_t *secrets; /* object of name -> string; never NULL */
+    const json_t *params;        /* validated parameters */
+    const json_t *secrets;       /* object of name -> string; never NULL */
+    const json_t *hidden_params; /* names of parameters holding secrets; may be NULL */
     /* What the action's environment starts from (PATH, HOME, LANG, worker.env):
      * where interpreters are looked up and what env_vars prepend to. NULL:
      * the default PATH and nothing else. */

@@ -73,7 +73,7 @@ static int shell_prepare(const struct runtime *rt, const struct launch_input *in
     strv_push(&out->argv, "-c");
     strv_push(&out->argv, wrapper_shell_sh);
     strv_push(&out->argv, a->inline_code ? a->ref : a->entry_path);
-    params_to_env(in->params, &out->env);
+    params_to_env(in->params, in->action->param_schema, in->hidden_params, &out->env);
     out->control = PROC_CONTROL_PIPE;
     shell_control_script(in->secrets, a, &out->control_data);
     return 0;

@@ -281,6 +281,7 @@ static void job_run(struct job *job)
     log_debug("execution %s: action and parameters ready; starting", job->id_text);
     char err[1024];
     json_t *context = json_object_get(job->ex.config, "context");
+    json_t *hidden = job_inputs_hidden(&job->ex, job->secrets);
     struct execution_request req = {
         .exec_id = job->id_text,
         .artifacts_dir = job->dir,
@@ -288,6 +289,7 @@ static void job_run(struct job *job)
         .params = job->params,
         .secrets = job->secrets,
         .env_vars = job->ex.env_vars,
+        .hidden_params = hidden,
         .timeout_seconds = action_timeout_seconds(job->action, job->ex.timeout_seconds,
                                                   job->ctx.cfg->task_timeout),
         .context = json_is_object(context) ? context : NULL,
@@ -297,7 +299,9 @@ static void job_run(struct job *job)
         .trigger_ref = job->ex.trigger_ref,
     };
     job_enter(job, JOB_RUNNING);
-    if (PORT(job, start, job, &req, &job->run, err, sizeof(err)) < 0)
+    int rc = PORT(job, start, job, &req, &job->run, err, sizeof(err));
+    json_decref(hidden);
+    if (rc < 0)
         job_fail(job, err);
 }
 

@@ -144,3 +144,17 @@ void job_inputs_merge_keys(json_t *params, const json_t *values)
         json_object_set_new(params, name, json_deep_copy(value));
     }
 }
+
+json_t *job_inputs_hidden(const struct job_execution *ex, const json_t *secrets)
+{
+    json_t *names = json_deep_copy(ex->secret_names);
+    if (!names)
+        names = json_array();
+    const char *name;
+    const json_t *v;
+    json_object_foreach((json_t *)secrets, name, v)
+    {
+        json_array_append_new(names, json_string(name));
+    }
+    return names;
+}

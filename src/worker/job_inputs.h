@@ -61,4 +61,10 @@ int job_inputs_parameters(const struct job_execution *ex, const struct action *a
  * parameter of the same name. */
 void job_inputs_merge_keys(json_t *params, const json_t *values);
 
+/* The names (a new JSON array) of the parameters whose values are secret and
+ * so never go to the environment: restored secret values and the keys
+ * (secrets: name -> text, may be NULL). The schema's secret parameters are
+ * left out of the environment anyway. */
+json_t *job_inputs_hidden(const struct job_execution *ex, const json_t *secrets);
+
 #endif

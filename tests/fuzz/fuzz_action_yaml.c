@@ -193,7 +193,7 @@ static void use_parameters(const struct action *a)
     strbuf_free(&out);
     struct strv env;
     strv_init(&env);
-    params_to_env(params, &env);
+    params_to_env(params, NULL, NULL, &env);
     strv_free(&env);
     json_decref(params);
 }

@@ -214,7 +214,7 @@ static void check_env(const json_t *params)
 {
     struct strv env;
     strv_init(&env);
-    params_to_env(params, &env);
+    params_to_env(params, NULL, NULL, &env);
     if (env.len > json_object_size(params))
         fail_value("more PARAM_ variables than parameters", params, "");
     for (size_t i = 0; i < env.len; i++) {

@@ -18,6 +18,12 @@ def run(**params):
     return {"params": params, "api": get_secret("api"), "user": get_secret("user")}  # noqa: F821
 '''
 
+# Its parameter document (stdin) and its environment, as one JSON line.
+ENV_SH = """#!/bin/bash
+python3 -c 'import json, os, sys
+print(json.dumps({"stdin": sys.stdin.read(), "environ": dict(os.environ)}))'
+"""
+
 MARKER = {"$attune_secret": True, "redacted": True}
 SECRET = "s3cr3t-of-the-execution-4b9e1f"
 OTHER_KEY = "a-completely-different-encryption-key-0123456789"
@@ -41,6 +47,9 @@ class ServiceParamsTest(ServiceTestCase):
         insert_key(db, "api", "pack-api-value", "pack", pack=cls.pack, encrypted=True,
                    key_string=ENCRYPTION_KEY)
         insert_key(db, "user", {"name": "from-the-action-key"}, "action", action=cls.keyed)
+        write_action_file(cls.packs_dir, "prm", "env.sh", ENV_SH)
+        cls.env = (db.insert_action(cls.pack[0], "prm", "env", "env.sh", schema, output="json"),
+                   "prm.env")
 
     def run_action(self, w, action, config, secrets=(), secret_key=ENCRYPTION_KEY):
         eid = self.db.insert_execution(action[1], config=config, action_id=action[0])
@@ -92,6 +101,21 @@ class ServiceParamsTest(ServiceTestCase):
         self.assertEqual(data["params"]["user"], {"name": "from-the-action-key"})
         self.assertEqual(data["api"], "pack-api-value")
         self.assertEqual(data["user"], '{"name":"from-the-action-key"}')
+
+    def test_secrets_reach_a_shell_action_but_not_its_environment(self):
+        w = self.start_worker()
+        config = {"user": "ada", "password": MARKER}
+        _, row = self.run_action(w, self.env, config, [("/password", SECRET)])
+        data = self.data(row, w)
+        document = json.loads(data["stdin"])
+        self.assertEqual(document["password"], SECRET)
+        self.assertEqual(document["api"], "pack-api-value")
+        environ = json.dumps(data["environ"])
+        self.assertEqual(data["environ"].get("PARAM_USER"), "ada")
+        for secret in (SECRET, "pack-api-value"):
+            self.assertNotIn(secret, environ, "a secret in the action's environment")
+        self.assertNotIn("PARAM_PASSWORD", data["environ"])
+        self.assertNotIn("PARAM_API", data["environ"])
 
     def test_keystore_off(self):
         w = self.start_worker(env={"ATTUNE__SECRETS__KEYSTORE": "false"})

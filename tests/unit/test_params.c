@@ -353,7 +353,7 @@ static void test_to_env(void **state)
     strv_init(&env);
     strv_setenv(&env, "PATH", "/usr/bin");
     strv_setenv(&env, "PARAM_COUNT", "old");
-    params_to_env(params, &env);
+    params_to_env(params, NULL, NULL, &env);
     assert_string_equal(env_get(&env, "PATH"), "/usr/bin");
     assert_string_equal(env_get(&env, "PARAM_MY_PARAM"), "v a l");
     assert_string_equal(env_get(&env, "PARAM_COUNT"), "3");
@@ -367,6 +367,21 @@ static void test_to_env(void **state)
     assert_int_equal(env.len, 10);
     assert_null(env.items[env.len]);
     strv_free(&env);
+
+    /* Secret values stay out: listed as hidden, or marked secret in the schema. */
+    json_t *schema = load_json("{\"type\":\"object\",\"properties\":{\"count\":"
+                               "{\"type\":\"integer\",\"secret\":true}}}");
+    json_t *hidden = load_json("[\"my-param\", \"obj\"]");
+    strv_init(&env);
+    params_to_env(params, schema, hidden, &env);
+    assert_null(env_get(&env, "PARAM_MY_PARAM"));
+    assert_null(env_get(&env, "PARAM_OBJ"));
+    assert_null(env_get(&env, "PARAM_COUNT"));
+    assert_string_equal(env_get(&env, "PARAM_RATIO"), "0.25");
+    assert_int_equal(env.len, 6);
+    strv_free(&env);
+    json_decref(schema);
+    json_decref(hidden);
     json_decref(params);
 }
 
