@@ -1,0 +1,3 @@
+// The wrong copy: must never run.
+console.log('{"copy": "wrong"}');
+process.exit(42);
