@@ -42,10 +42,15 @@ class EnvironmentTest(AttuneTestCase):
             "ATTUNE_PARAMETER_FORMAT": "json",
         }
         self.assertEqual({k: env.get(k) for k in expected}, expected)
-        for key, path in (("ATTUNE_ARTIFACTS_DIR", self.artifacts_dir),
-                          ("ATTUNE_RUNTIME_ENVS_DIR", self.runtime_envs_dir)):
-            self.assertIn(key, env)
-            self.assertEqual(os.path.realpath(env[key]), os.path.realpath(path), key)
+        self.assertEqual(os.path.realpath(env.get("ATTUNE_RUNTIME_ENVS_DIR", "")),
+                         os.path.realpath(self.runtime_envs_dir), "ATTUNE_RUNTIME_ENVS_DIR")
+        # Attune gives every action the shared artifacts root; this worker gives
+        # each execution a folder of its own under it (docs/interfaces.md), so
+        # one action cannot reach another's files.
+        files = os.path.realpath(env.get("ATTUNE_ARTIFACTS_DIR", ""))
+        root = os.path.realpath(self.artifacts_dir)
+        self.assertTrue(files.startswith(root + os.sep), (files, root))
+        self.assertIn(str(run.id), files.split(os.sep), "not the execution's own folder")
         self.assertNotIn("ATTUNE_PARAMETER_FILE", env, "stdin delivery names no file")
         # No permission sets on the execution: no execution token (7).
         self.assertNotIn("ATTUNE_API_TOKEN", env)
