@@ -290,8 +290,7 @@ int config_check_database_schema(const struct config *cfg, const struct key_def 
 {
     const char *s = cfg->database_schema;
     size_t len = strlen(s);
-    static const char allowed[] =
-        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_";
+    static const char allowed[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_";
     if (len == 0 || len > 63 || strspn(s, allowed) != len)
         return set_error(err, errlen, EINVAL,
                          "%s: must be 1 to 63 letters, digits or '_' (got \"%s\")", def->name, s);
