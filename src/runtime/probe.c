@@ -122,24 +122,45 @@ static int probe_reap(pid_t pid, uint64_t deadline)
     return -1;
 }
 
-int probe_version(const char *interpreter, int timeout_ms, char *out, size_t outlen)
+int probe_start(const char *interpreter, struct probe *probe)
 {
     int fds[2];
+    probe->pid = 0;
+    probe->fd = -1;
     if (pipe2(fds, O_CLOEXEC) < 0)
         return -errno;
+    int rc = probe_spawn(interpreter, fds[1], &probe->pid);
+    close(fds[1]);
+    if (rc < 0) {
+        close(fds[0]);
+        probe->pid = 0;
+        return rc;
+    }
+    probe->fd = fds[0];
+    return 0;
+}
+
+int probe_finish(struct probe *probe, int timeout_ms, char *out, size_t outlen)
+{
+    if (probe->pid <= 0)
+        return -ECHILD;
     uint64_t deadline = time_monotonic_ms() + (uint64_t)timeout_ms;
     char buf[PROBE_OUTPUT_MAX + 1];
-    pid_t pid;
-    int rc = probe_spawn(interpreter, fds[1], &pid);
-    close(fds[1]);
-    if (rc == 0) {
-        rc = probe_read(fds[0], deadline, buf, PROBE_OUTPUT_MAX);
-        int status = probe_reap(pid, deadline);
-        if (rc == 0 && (status < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0))
-            rc = status < 0 ? -ETIMEDOUT : -EPROTO;
-    }
-    close(fds[0]);
+    int rc = probe_read(probe->fd, deadline, buf, PROBE_OUTPUT_MAX);
+    int status = probe_reap(probe->pid, deadline);
+    if (rc == 0 && (status < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0))
+        rc = status < 0 ? -ETIMEDOUT : -EPROTO;
+    close(probe->fd);
+    probe->fd = -1;
+    probe->pid = 0;
     if (rc == 0 && !probe_find_version(buf, out, outlen))
         rc = -EPROTO;
     return rc;
+}
+
+int probe_version(const char *interpreter, int timeout_ms, char *out, size_t outlen)
+{
+    struct probe probe;
+    int rc = probe_start(interpreter, &probe);
+    return rc < 0 ? rc : probe_finish(&probe, timeout_ms, out, outlen);
 }

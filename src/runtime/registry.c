@@ -148,19 +148,32 @@ void registry_free(struct registry *reg)
         reg->runtimes[i]->interpreter = NULL;
         free(reg->runtimes[i]->version);
         reg->runtimes[i]->version = NULL;
+        if (reg->runtimes[i]->version_probe.pid > 0) { /* never read: stop it */
+            char unused[8];
+            (void)probe_finish(&reg->runtimes[i]->version_probe, 0, unused, sizeof(unused));
+        }
         reg->runtimes[i]->usable = false;
     }
     reg->count = 0;
 }
 
+void registry_start_version_probes(struct registry *reg)
+{
+    for (size_t i = 0; i < reg->count; i++) {
+        struct runtime *rt = reg->runtimes[i];
+        if (rt->version_key && rt->interpreter && !rt->version && rt->version_probe.pid <= 0)
+            (void)probe_start(rt->interpreter, &rt->version_probe);
+    }
+}
+
 void registry_detect_versions(struct registry *reg, int timeout_ms)
 {
     char version[64];
+    registry_start_version_probes(reg);
     for (size_t i = 0; i < reg->count; i++) {
         struct runtime *rt = reg->runtimes[i];
-        if (!rt->version_key || !rt->interpreter || rt->version)
-            continue;
-        if (probe_version(rt->interpreter, timeout_ms, version, sizeof(version)) == 0)
+        if (rt->version_probe.pid > 0 &&
+            probe_finish(&rt->version_probe, timeout_ms, version, sizeof(version)) == 0)
             rt->version = xstrdup(version);
     }
 }

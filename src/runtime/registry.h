@@ -65,9 +65,12 @@ void registry_describe(const struct registry *reg, struct strbuf *out);
 int registry_select(const struct registry *reg, const struct action *action,
                     const struct runtime **out, char *err, size_t errlen);
 
-/* Asks each usable interpreter that has a version to advertise (python3,
- * node) for it, once: `--version`, at most timeout_ms each; one that fails
- * is left without. For registration at start, before any action runs. */
+/* Starts asking each usable interpreter that has a version to advertise
+ * (python3, node) for it: `--version`, all at once, while start-up goes on. */
+void registry_start_version_probes(struct registry *reg);
+/* Collects those answers (starting any probe not started), at most
+ * timeout_ms each; one that fails is left without. Once, for registration at
+ * start, before any action runs. */
 void registry_detect_versions(struct registry *reg, int timeout_ms);
 
 /* capabilities.runtimes: the usable runtimes by the names Attune's scheduler

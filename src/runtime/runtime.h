@@ -12,6 +12,7 @@
 #include "core/util.h"
 #include "exec/action.h"
 #include "exec/process.h"
+#include "runtime/probe.h"
 
 /* What a runtime needs to know about one execution. */
 struct launch_input {
@@ -63,6 +64,7 @@ struct runtime {
      * (NULL: none is advertised), and that version once detected. */
     const char *version_key;
     char *version;
+    struct probe version_probe; /* asking for it, from start-up until registration */
     /* True when this runtime runs the entry point (by extension). */
     bool (*handles)(const char *entry_path);
     int (*prepare)(const struct runtime *rt, const struct launch_input *in, struct launch *out,

@@ -483,6 +483,7 @@ int service_run(const struct config *cfg)
         service_free(&svc);
         return CONFIG_EXIT_STATUS;
     }
+    registry_start_version_probes(&svc.registry);
     svc.db = db_new(svc.loop, cfg->database_url, cfg->database_schema,
                     cfg->database_connect_timeout, on_db_state, &svc);
     service_setup_jobs(&svc);
