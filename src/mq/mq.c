@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "core/backoff.h"
 #include "core/util.h"
+#include "mq/inbound.h"
 #include "mq/outbox.h"
 #include "mq/topology.h"
 
@@ -24,9 +25,9 @@ struct mq {
     int64_t worker_id;
     int prefetch;
     int heartbeat;
-    char queue[128];
-    char routing_key[128];
-    char consumer_tag[256];
+    struct mq_names names;
+    char consumer_tag[64]; /* the executions queue's consumer */
+    unsigned consumer_seq;
 
     amqp_connection_state_t conn;
     bool connected;
@@ -42,7 +43,8 @@ struct mq {
     unsigned failures;
     unsigned topology_warned; /* objects found with other settings, already reported */
 
-    struct outbox outbox; /* published, not yet confirmed */
+    struct outbox outbox;   /* published, not yet confirmed */
+    struct inbound inbound; /* the delivery being read */
 
     mq_delivery_fn on_delivery;
     mq_state_fn on_state;
@@ -54,6 +56,8 @@ struct mq {
 #define MQ_CONNECT_TIMEOUT_MS 2000
 #define MQ_RPC_TIMEOUT_MS 10000
 #define MQ_FRAME_MAX 131072
+/* The cancel queue's consumer, which is never stopped. */
+#define MQ_CANCEL_CONSUMER_TAG "attune-worker-cancel"
 
 static void mq_connect(struct mq *mq);
 static void mq_drain(struct mq *mq);
@@ -82,6 +86,7 @@ static void mq_close_connection(struct mq *mq)
     mq->conn = NULL;
     mq->connected = false;
     mq->consuming = false;
+    inbound_reset(&mq->inbound);
 }
 
 static void mq_lost(struct mq *mq, const char *why)
@@ -100,8 +105,32 @@ static void mq_lost(struct mq *mq, const char *why)
                                backoff_next_ms(&mq->backoff) * 1000, 1000, on_mq_retry, mq);
 }
 
-static bool mq_consume(struct mq *mq, char *why, size_t whylen);
+/* Consumers carry tags of the worker's own making, so that starting and
+ * stopping one while deliveries flow needs no synchronous call: frames that
+ * arrive during one are queued by rabbitmq-c and pin its pool pages (see
+ * inbound.h). Their answers (consume-ok, cancel-ok) arrive as frames. */
+static int mq_send_consume(struct mq *mq, const char *queue, const char *tag)
+{
+    amqp_basic_consume_t m = {
+        .queue = amqp_cstring_bytes(queue),
+        .consumer_tag = amqp_cstring_bytes(tag),
+        .arguments = amqp_empty_table,
+    };
+    return amqp_send_method(mq->conn, MQ_CHANNEL, AMQP_BASIC_CONSUME_METHOD, &m);
+}
 
+/* A new tag each time: the broker may not have ended the last one yet. */
+static int mq_consume_executions(struct mq *mq)
+{
+    snprintf(mq->consumer_tag, sizeof(mq->consumer_tag), "attune-worker-executions-%u",
+             ++mq->consumer_seq);
+    int rc = mq_send_consume(mq, mq->names.executions_queue, mq->consumer_tag);
+    mq->consuming = rc == AMQP_STATUS_OK;
+    return rc;
+}
+
+/* Cancel requests are consumed whatever the executions consumer does:
+ * they are small, and one must get through while every slot is busy. */
 static bool mq_start_consuming(struct mq *mq, char *why, size_t whylen)
 {
     amqp_basic_qos(mq->conn, MQ_CHANNEL, 0, (uint16_t)mq->prefetch, 0);
@@ -110,20 +139,12 @@ static bool mq_start_consuming(struct mq *mq, char *why, size_t whylen)
     amqp_confirm_select(mq->conn, MQ_CHANNEL);
     if (!mq_rpc_ok(mq->conn, "confirm.select", why, whylen))
         return false;
-    return mq->stop_consuming ? true : mq_consume(mq, why, whylen);
-}
-
-static bool mq_consume(struct mq *mq, char *why, size_t whylen)
-{
-    amqp_basic_consume_ok_t *ok =
-        amqp_basic_consume(mq->conn, MQ_CHANNEL, amqp_cstring_bytes(mq->queue), amqp_empty_bytes, 0,
-                           0, 0, amqp_empty_table);
-    if (!mq_rpc_ok(mq->conn, "basic.consume", why, whylen))
-        return false;
-    snprintf(mq->consumer_tag, sizeof(mq->consumer_tag), "%.*s", (int)ok->consumer_tag.len,
-             (const char *)ok->consumer_tag.bytes);
-    mq->consuming = true;
-    return true;
+    int rc = mq_send_consume(mq, mq->names.cancel_queue, MQ_CANCEL_CONSUMER_TAG);
+    if (rc == AMQP_STATUS_OK && !mq->stop_consuming)
+        rc = mq_consume_executions(mq);
+    if (rc != AMQP_STATUS_OK)
+        snprintf(why, whylen, "basic.consume: %s", amqp_error_string2(rc));
+    return rc == AMQP_STATUS_OK;
 }
 
 /* Publishing: every message goes through the outbox and stays there until
@@ -210,40 +231,65 @@ static void mq_handle_frame(struct mq *mq, const amqp_frame_t *frame)
     }
 }
 
-/* Reads one thing without blocking. Returns false when nothing is left. */
+/* A complete delivery goes to its owner; one too large to keep goes to the
+ * dead-letter queue unread. */
+static void mq_deliver(struct mq *mq)
+{
+    struct inbound *in = &mq->inbound;
+    if (in->too_large) {
+        log_warn("message rejected to the dead-letter queue unread: its body of %llu bytes is "
+                 "over the %llu-byte limit",
+                 (unsigned long long)in->size, (unsigned long long)INBOUND_MAX_BODY);
+        mq_reject_tag(mq, mq->generation, in->delivery_tag, false);
+        return;
+    }
+    /* The body is the caller's for the call, even if the connection drops
+     * (and the inbound is reset) inside it. */
+    char *body = in->body;
+    in->body = NULL;
+    struct mq_delivery d = {
+        .queue = strcmp(in->consumer_tag, MQ_CANCEL_CONSUMER_TAG) == 0 ? MQ_QUEUE_CANCEL
+                                                                       : MQ_QUEUE_EXECUTIONS,
+        .connection = mq->generation,
+        .delivery_tag = in->delivery_tag,
+        .redelivered = in->redelivered,
+        .body = body ? body : "",
+        .len = (size_t)in->size,
+    };
+    mq->on_delivery(mq, &d, mq->userdata);
+    free(body);
+}
+
+/* Reads one frame without blocking. Returns false when nothing is left. */
 static bool mq_read_one(struct mq *mq)
 {
     struct timeval zero = {0, 0};
-    amqp_envelope_t env;
+    amqp_frame_t frame;
+    /* Nothing of the frames before is used any more: their pages go back to
+     * rabbitmq-c's pool (see inbound.h). */
     amqp_maybe_release_buffers(mq->conn);
-    amqp_rpc_reply_t r = amqp_consume_message(mq->conn, &env, &zero, 0);
-    if (r.reply_type == AMQP_RESPONSE_NORMAL) {
-        struct mq_delivery d = {
-            .connection = mq->generation,
-            .delivery_tag = env.delivery_tag,
-            .redelivered = env.redelivered,
-            .body = env.message.body.bytes,
-            .len = env.message.body.len,
-        };
-        mq->on_delivery(mq, &d, mq->userdata);
-        amqp_destroy_envelope(&env);
-        return mq->connected;
-    }
-    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT)
+    int rc = amqp_simple_wait_frame_noblock(mq->conn, &frame, &zero);
+    if (rc == AMQP_STATUS_TIMEOUT)
         return false;
-    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
-        r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
-        amqp_frame_t frame;
-        int rc = amqp_simple_wait_frame_noblock(mq->conn, &frame, &zero);
-        if (rc == AMQP_STATUS_OK)
-            mq_handle_frame(mq, &frame);
-        else if (rc != AMQP_STATUS_TIMEOUT)
-            mq_lost(mq, amqp_error_string2(rc));
-        return mq->connected;
+    if (rc != AMQP_STATUS_OK) {
+        mq_lost(mq, amqp_error_string2(rc));
+        return false;
     }
-    char buf[256];
-    mq_lost(mq, mq_reply_text(r, buf, sizeof(buf)));
-    return false;
+    switch (inbound_feed(&mq->inbound, &frame)) {
+    case INBOUND_MORE:
+        break;
+    case INBOUND_COMPLETE:
+        mq_deliver(mq);
+        inbound_reset(&mq->inbound);
+        break;
+    case INBOUND_OTHER:
+        mq_handle_frame(mq, &frame);
+        break;
+    case INBOUND_BROKEN:
+        mq_lost(mq, "the broker sent a message's frames out of order");
+        break;
+    }
+    return mq->connected;
 }
 
 static void mq_drain(struct mq *mq)
@@ -335,9 +381,11 @@ static void mq_connect(struct mq *mq)
     char why[512] = "";
     mq->connected = false;
     if (!mq_open(mq, why, sizeof(why)) ||
-        !mq_topology_declare(mq->conn, mq->queue, mq->routing_key, &mq->topology_warned, why,
-                             sizeof(why)) ||
-        !mq_start_consuming(mq, why, sizeof(why))) {
+        !mq_topology_declare(mq->conn, &mq->names, &mq->topology_warned, why, sizeof(why))) {
+        mq_lost(mq, why);
+        return;
+    }
+    if (!mq_start_consuming(mq, why, sizeof(why))) {
         mq_lost(mq, why);
         return;
     }
@@ -374,9 +422,7 @@ struct mq *mq_new(sd_event *loop, const struct mq_settings *settings, mq_deliver
     mq->worker_id = settings->worker_id;
     mq->prefetch = settings->prefetch > 0 ? settings->prefetch : 1;
     mq->heartbeat = settings->heartbeat_seconds > 0 ? settings->heartbeat_seconds : 30;
-    snprintf(mq->queue, sizeof(mq->queue), "worker.%lld.executions", (long long)mq->worker_id);
-    snprintf(mq->routing_key, sizeof(mq->routing_key), "execution.dispatch.worker.%lld",
-             (long long)mq->worker_id);
+    mq_names_init(&mq->names, mq->worker_id);
     backoff_init(&mq->backoff, MQ_BACKOFF_MIN_MS, MQ_BACKOFF_MAX_MS);
     mq->on_delivery = on_delivery;
     mq->on_state = on_state;
@@ -432,9 +478,9 @@ void mq_resume_consuming(struct mq *mq)
     mq->stop_consuming = false;
     if (!mq->connected || mq->consuming)
         return;
-    char why[256];
-    if (!mq_consume(mq, why, sizeof(why)))
-        mq_lost(mq, why);
+    int rc = mq_consume_executions(mq);
+    if (rc != AMQP_STATUS_OK)
+        mq_lost(mq, amqp_error_string2(rc));
     else
         mq_schedule_drain(mq);
 }
@@ -445,8 +491,8 @@ void mq_stop_consuming(struct mq *mq)
     if (!mq->connected || !mq->consuming)
         return;
     mq->consuming = false;
-    amqp_basic_cancel(mq->conn, MQ_CHANNEL, amqp_cstring_bytes(mq->consumer_tag));
-    char why[256];
-    if (!mq_rpc_ok(mq->conn, "basic.cancel", why, sizeof(why)))
-        mq_lost(mq, why);
+    amqp_basic_cancel_t m = {.consumer_tag = amqp_cstring_bytes(mq->consumer_tag)};
+    int rc = amqp_send_method(mq->conn, MQ_CHANNEL, AMQP_BASIC_CANCEL_METHOD, &m);
+    if (rc != AMQP_STATUS_OK)
+        mq_lost(mq, amqp_error_string2(rc));
 }

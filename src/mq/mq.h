@@ -17,7 +17,11 @@
 
 struct mq;
 
+/* The worker's two queues. */
+enum mq_queue { MQ_QUEUE_EXECUTIONS, MQ_QUEUE_CANCEL };
+
 struct mq_delivery {
+    enum mq_queue queue;
     uint64_t connection; /* which connection delivered it: acks on a later one are moot */
     uint64_t delivery_tag;
     bool redelivered;

@@ -137,8 +137,17 @@ static bool topology_bind(amqp_connection_state_t c, const char *queue, const ch
     return mq_rpc_ok(c, what, why, whylen);
 }
 
-bool mq_topology_declare(amqp_connection_state_t c, const char *queue, const char *routing_key,
-                         unsigned *warned, char *why, size_t whylen)
+void mq_names_init(struct mq_names *n, int64_t worker_id)
+{
+    long long id = (long long)worker_id;
+    snprintf(n->executions_queue, sizeof(n->executions_queue), "worker.%lld.executions", id);
+    snprintf(n->dispatch_key, sizeof(n->dispatch_key), "execution.dispatch.worker.%lld", id);
+    snprintf(n->cancel_queue, sizeof(n->cancel_queue), "worker.%lld.cancel", id);
+    snprintf(n->cancel_key, sizeof(n->cancel_key), "execution.cancel.worker.%lld", id);
+}
+
+bool mq_topology_declare(amqp_connection_state_t c, const struct mq_names *names, unsigned *warned,
+                         char *why, size_t whylen)
 {
     amqp_table_entry_t worker_args[] = {
         {.key = amqp_cstring_bytes("x-dead-letter-exchange"),
@@ -153,16 +162,21 @@ bool mq_topology_declare(amqp_connection_state_t c, const char *queue, const cha
         {"attune.metadata", "topic", amqp_empty_table},
         {MQ_DLX, "direct", amqp_empty_table},
         {MQ_DLX_QUEUE, NULL, amqp_empty_table},
-        {queue, NULL, {.num_entries = 2, .entries = worker_args}},
+        {names->executions_queue, NULL, {.num_entries = 2, .entries = worker_args}},
+        /* The cancel queue has the dead-letter exchange and no TTL. */
+        {names->cancel_queue, NULL, {.num_entries = 1, .entries = worker_args}},
     };
     for (unsigned i = 0; i < sizeof(decls) / sizeof(decls[0]); i++)
         if (!topology_declare_one(c, &decls[i], 1u << i, warned, why, whylen))
             return false;
     /* attune.dlx is direct: a message is dead-lettered with the routing key it
      * came with, which "#" (Attune's binding) does not match on a direct
-     * exchange. The worker's own key brings what its queue rejects to the
+     * exchange. The worker's own keys bring what its queues reject to the
      * dead-letter queue as well. */
     return topology_bind(c, MQ_DLX_QUEUE, MQ_DLX, "#", why, whylen) &&
-           topology_bind(c, MQ_DLX_QUEUE, MQ_DLX, routing_key, why, whylen) &&
-           topology_bind(c, queue, MQ_EXCHANGE, routing_key, why, whylen);
+           topology_bind(c, MQ_DLX_QUEUE, MQ_DLX, names->dispatch_key, why, whylen) &&
+           topology_bind(c, MQ_DLX_QUEUE, MQ_DLX, names->cancel_key, why, whylen) &&
+           topology_bind(c, names->executions_queue, MQ_EXCHANGE, names->dispatch_key, why,
+                         whylen) &&
+           topology_bind(c, names->cancel_queue, MQ_EXCHANGE, names->cancel_key, why, whylen);
 }

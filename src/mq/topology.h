@@ -8,6 +8,7 @@
 #include <amqp.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "mq/mq.h"
 
@@ -22,12 +23,23 @@ const char *mq_reply_text(amqp_rpc_reply_t reply, char *buf, size_t len);
  * "what: why" into why and returns false. */
 bool mq_rpc_ok(amqp_connection_state_t conn, const char *what, char *why, size_t whylen);
 
+/* The names of the worker's own queues and their routing keys. */
+struct mq_names {
+    char executions_queue[64];
+    char dispatch_key[80];
+    char cancel_queue[64];
+    char cancel_key[80];
+};
+
+void mq_names_init(struct mq_names *names, int64_t worker_id);
+
 /* Declares Attune's exchanges (MQ_EXCHANGE and MQ_DLX among them),
- * MQ_DLX_QUEUE, and the worker's queue bound to its routing key. An object
+ * MQ_DLX_QUEUE, and the worker's two queues (executions and cancel), each
+ * bound to its routing key with upstream's arguments. An object
  * that already exists with other settings is used as it is, with a warning
  * the first time (*warned keeps which were reported; start it at 0). Returns
  * false with the step that failed in why. */
-bool mq_topology_declare(amqp_connection_state_t conn, const char *queue, const char *routing_key,
+bool mq_topology_declare(amqp_connection_state_t conn, const struct mq_names *names,
                          unsigned *warned, char *why, size_t whylen);
 
 #endif

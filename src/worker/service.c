@@ -90,6 +90,10 @@ static void service_update_consuming(struct service *svc)
 static void on_delivery(struct mq *mq, const struct mq_delivery *d, void *userdata)
 {
     struct service *svc = userdata;
+    if (d->queue == MQ_QUEUE_CANCEL) {
+        mq_ack_tag(mq, d->connection, d->delivery_tag);
+        return;
+    }
     if (svc->state != SERVICE_READY || svc->n_jobs >= (size_t)svc->cfg->max_concurrent_tasks) {
         /* Not ours to start now (stopping, or sent before the consumer was
          * cancelled): back to the queue. */
