@@ -156,12 +156,17 @@ static int apply_mapping(struct config *cfg, const char *section, const json_t *
     return 0;
 }
 
-/* The text may hold the encryption key; the parsed copy is wiped too. */
+/* The text may hold the encryption key and the JWT secret; the parsed copies
+ * are wiped too. */
 static void wipe_parsed_secret(json_t *root)
 {
-    json_t *key = json_object_get(json_object_get(root, "security"), "encryption_key");
-    if (json_is_string(key))
-        secure_zero((char *)json_string_value(key), json_string_length(key));
+    static const char *const names[] = {"encryption_key", "jwt_secret"};
+    json_t *security = json_object_get(root, "security");
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+        json_t *key = json_object_get(security, names[i]);
+        if (json_is_string(key))
+            secure_zero((char *)json_string_value(key), json_string_length(key));
+    }
 }
 
 /* Reads and parses the file; every message names it. */
