@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +23,6 @@
 /* Spelled out so that no locale widens the character classes. */
 #define ASCII_LETTERS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 #define ASCII_ALNUM ASCII_LETTERS "0123456789"
-#define ENCRYPTION_KEY_MIN 32
 
 /* A section is the part before the dot of some key ("worker"). */
 static bool is_section(const char *name)
@@ -414,9 +414,10 @@ static int check_kind(const struct config *cfg, const struct key_def *def, char 
         return !s || !s[0] ? set_error(err, errlen, EINVAL, "%s: must not be empty", def->name) : 0;
     case KEY_SECRET:
         s = *(char *const *)config_field_c(cfg, def);
-        if (s && strlen(s) < ENCRYPTION_KEY_MIN)
-            return set_error(err, errlen, EINVAL, "%s: must be at least %d characters (got %zu)",
-                             def->name, ENCRYPTION_KEY_MIN, strlen(s));
+        if (s && strlen(s) < (size_t)def->min)
+            return set_error(err, errlen, EINVAL,
+                             "%s: must be at least %" PRId64 " characters (got %zu)", def->name,
+                             def->min, strlen(s));
         return 0;
     default:
         return 0;
