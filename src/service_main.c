@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/config.h"
+#include "core/log.h"
 #include "runtime/registry.h"
 #include "worker/service.h"
 
@@ -70,6 +71,9 @@ int main(int argc, char **argv)
     int status = config_load_for_program(&cfg, "attune-worker", config_path, name);
     if (status == 0)
         status = registry_check_config(&cfg, "attune-worker");
+    if (status == 0 && !cfg.jwt_secret)
+        log_warn("security.jwt_secret is not set: execution API tokens (ATTUNE_API_TOKEN) are "
+                 "signed with Attune's insecure default secret");
     if (status == 0) {
         service_tune_malloc();
         status = service_run(&cfg);

@@ -28,7 +28,10 @@ const struct key_def config_keys[] = {
     {"database.connect_timeout", KEY_INT, FIELD(database_connect_timeout), 1, 600, NULL},
     {"database.schema", KEY_STRING, FIELD(database_schema), 0, 0, config_check_database_schema},
     {"message_queue.url", KEY_URL, FIELD(message_queue_url), 0, 0, config_check_mq_url},
-    {"security.encryption_key", KEY_SECRET, FIELD(encryption_key), 0, 0, NULL},
+    /* The contract: the encryption key has at least 32 characters. Attune
+     * sets no minimum for the JWT secret, and neither does the worker. */
+    {"security.encryption_key", KEY_SECRET, FIELD(encryption_key), 32, 0, NULL},
+    {"security.jwt_secret", KEY_SECRET, FIELD(jwt_secret), 0, 0, NULL},
     {"secrets.keystore", KEY_BOOL, FIELD(secrets_keystore), 0, 0, NULL},
     {"packs_base_dir", KEY_STRING, FIELD(packs_base_dir), 0, 0, NULL},
     {"runtime_envs_dir", KEY_STRING, FIELD(runtime_envs_dir), 0, 0, NULL},

@@ -27,6 +27,7 @@ struct config {
     char *database_schema;        /* the schema of Attune's tables: letters, digits, '_' */
     char *message_queue_url;
     char *encryption_key;  /* security.encryption_key, NULL if unset */
+    char *jwt_secret;      /* security.jwt_secret: signs execution tokens; NULL if unset */
     bool secrets_keystore; /* secrets.keystore: read the key table for each execution */
     char *packs_base_dir;
     /* Packs' runtime environments (virtualenvs...):
@@ -81,7 +82,7 @@ int config_load_for_program(struct config *cfg, const char *program, const char 
                             const char *worker_name);
 
 /* Prints the effective configuration as YAML with secrets masked (the
- * encryption key, passwords inside URLs). */
+ * encryption key, the JWT secret, passwords inside URLs). */
 void config_print_masked(const struct config *cfg, FILE *out);
 
 #endif

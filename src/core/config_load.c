@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +23,6 @@
 /* Spelled out so that no locale widens the character classes. */
 #define ASCII_LETTERS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 #define ASCII_ALNUM ASCII_LETTERS "0123456789"
-#define ENCRYPTION_KEY_MIN 32
 
 /* A section is the part before the dot of some key ("worker"). */
 static bool is_section(const char *name)
@@ -156,12 +156,17 @@ static int apply_mapping(struct config *cfg, const char *section, const json_t *
     return 0;
 }
 
-/* The text may hold the encryption key; the parsed copy is wiped too. */
+/* The text may hold the encryption key and the JWT secret; the parsed copies
+ * are wiped too. */
 static void wipe_parsed_secret(json_t *root)
 {
-    json_t *key = json_object_get(json_object_get(root, "security"), "encryption_key");
-    if (json_is_string(key))
-        secure_zero((char *)json_string_value(key), json_string_length(key));
+    static const char *const names[] = {"encryption_key", "jwt_secret"};
+    json_t *security = json_object_get(root, "security");
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+        json_t *key = json_object_get(security, names[i]);
+        if (json_is_string(key))
+            secure_zero((char *)json_string_value(key), json_string_length(key));
+    }
 }
 
 /* Reads and parses the file; every message names it. */
@@ -409,9 +414,10 @@ static int check_kind(const struct config *cfg, const struct key_def *def, char 
         return !s || !s[0] ? set_error(err, errlen, EINVAL, "%s: must not be empty", def->name) : 0;
     case KEY_SECRET:
         s = *(char *const *)config_field_c(cfg, def);
-        if (s && strlen(s) < ENCRYPTION_KEY_MIN)
-            return set_error(err, errlen, EINVAL, "%s: must be at least %d characters (got %zu)",
-                             def->name, ENCRYPTION_KEY_MIN, strlen(s));
+        if (s && strlen(s) < (size_t)def->min)
+            return set_error(err, errlen, EINVAL,
+                             "%s: must be at least %" PRId64 " characters (got %zu)", def->name,
+                             def->min, strlen(s));
         return 0;
     default:
         return 0;

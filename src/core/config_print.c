@@ -1,5 +1,5 @@
 /* The effective configuration printed as YAML with its secrets masked (the
- * encryption key, passwords inside URLs). */
+ * encryption key, the JWT secret, passwords inside URLs). */
 #include "core/config.h"
 
 #include <jansson.h>

@@ -30,7 +30,7 @@ struct key_def {
     const char *name; /* dotted, as in the file: "worker.task_timeout" */
     enum key_kind kind;
     size_t offset;
-    int64_t min, max; /* KEY_INT and KEY_SIZE */
+    int64_t min, max; /* KEY_INT and KEY_SIZE; min: KEY_SECRET's shortest length */
     /* checks beyond what the kind implies */
     int (*check)(const struct config *cfg, const struct key_def *def, char *err, size_t errlen);
 };

@@ -26,10 +26,16 @@ static struct execution_call *call_new(void *userdata)
 
 /* An execution row's columns, in this order: id, the status before the
  * claim, then the execution's own (EXECUTION_COLUMNS), its enforcement's
- * rule_ref and trigger_ref, and its secret values. */
+ * rule_ref and trigger_ref, its secret values, and what its API token needs
+ * (EXECUTION_TOKEN_COLUMNS). */
 #define EXECUTION_COLUMNS                                                                          \
     "e.action_ref, e.config, e.timeout_seconds, e.env_vars, e.action, e.pack_release, "            \
     "e.pack_release_digest, e.executable_snapshot, e.trace_tag"
+/* As Attune's worker, only a workflow task (workflow_task set) gets its
+ * parent's action in the token's standard access. */
+#define EXECUTION_TOKEN_COLUMNS                                                                    \
+    "e.executor, to_jsonb(e.permission_set_refs), (SELECT p.action_ref FROM attune.execution p "   \
+    "WHERE p.id = e.parent AND e.workflow_task IS NOT NULL)"
 
 static void on_execution_row(struct db *db, const PGresult *res, const char *error, void *userdata)
 {
@@ -61,6 +67,9 @@ static void on_execution_row(struct db *db, const PGresult *res, const char *err
         .secret_values = secrets.rows,
         .n_secret_values = secrets.count,
         .secret_values_error = secrets_rc < 0 ? secrets_error : NULL,
+        .executor = db_int64(res, 0, 14),
+        .permission_set_refs = db_json(res, 0, 15, NULL, 0),
+        .workflow_parent_action_ref = db_text(res, 0, 16),
     };
     if (!row.config && db_text(res, 0, 3))
         row.config_error = config_error;
@@ -70,6 +79,7 @@ static void on_execution_row(struct db *db, const PGresult *res, const char *err
     json_decref(row.config);
     json_decref(row.env_vars);
     json_decref(row.executable_snapshot);
+    json_decref(row.permission_set_refs);
     db_secret_values_free(&secrets);
     free(c);
 }
@@ -95,7 +105,8 @@ void db_execution_claim(struct db *db, int64_t id, int64_t worker_id, db_executi
         "UPDATE attune.execution e SET status = 'running', worker = $2, started_at = NOW() "
         "FROM prev WHERE e.id = prev.id AND prev.status IN ('requested', 'scheduling', "
         "'scheduled') RETURNING e.id, prev.status::text, " EXECUTION_COLUMNS
-        ", prev.rule_ref, prev.trigger_ref, " DB_EXECUTION_SECRET_VALUES("e.id");
+        ", prev.rule_ref, prev.trigger_ref, " DB_EXECUTION_SECRET_VALUES(
+            "e.id") ", " EXECUTION_TOKEN_COLUMNS;
     execution_row_query(db, sql, id, worker_id, done, userdata);
 }
 
@@ -105,7 +116,8 @@ void db_execution_resume(struct db *db, int64_t id, int64_t worker_id, db_execut
     static const char sql[] =
         "SELECT e.id, 'scheduled', " EXECUTION_COLUMNS
         ", en.rule_ref, en.trigger_ref, " DB_EXECUTION_SECRET_VALUES(
-            "e.id") " FROM attune.execution e LEFT JOIN attune.enforcement en ON en.id = "
+            "e.id") ", " EXECUTION_TOKEN_COLUMNS
+                    " FROM attune.execution e LEFT JOIN attune.enforcement en ON en.id = "
                     "e.enforcement WHERE e.id = $1 AND e.status = 'running' AND e.worker = $2";
     execution_row_query(db, sql, id, worker_id, done, userdata);
 }

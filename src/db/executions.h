@@ -12,8 +12,8 @@
 #include "db/secret_values.h"
 
 /* An execution this worker has just claimed (or resumed), with what the
- * action needs to know of its enforcement and its secret parameters, all
- * read in the same round trip. */
+ * action needs to know of its enforcement, its secret parameters and its
+ * workflow parent, all read in the same round trip. */
 struct execution_row {
     int64_t id;
     const char *previous_status; /* before the claim: requested, scheduling or scheduled */
@@ -37,6 +37,12 @@ struct execution_row {
     const struct secret_value_row *secret_values;
     size_t n_secret_values;
     const char *secret_values_error; /* they could not be read */
+    /* What its API token is made of (ATTUNE-TODAY 7): the triggering
+     * identity, the permission sets, and for a workflow task (workflow_task
+     * set) its parent's action_ref. */
+    int64_t executor;                       /* 0 when NULL */
+    json_t *permission_set_refs;            /* an array of strings */
+    const char *workflow_parent_action_ref; /* NULL when none */
 };
 
 /* Who holds an execution now, and what a report about it needs. */

@@ -156,5 +156,6 @@ void execution_env_set_attune(struct strv *env, const struct executor_settings *
     set_if(env, "ATTUNE_TRACE_TAG", req->trace_tag);
     set_if(env, "ATTUNE_RULE", req->rule_ref);
     set_if(env, "ATTUNE_TRIGGER", req->trigger_ref);
+    set_if(env, "ATTUNE_API_TOKEN", req->api_token);
     set_context(env, req->context);
 }

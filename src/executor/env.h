@@ -29,8 +29,9 @@ char *execution_env_context_name(const char *key);
 char *execution_env_context_value(const json_t *v);
 
 /* The ATTUNE_* variables that describe the execution (id, action, pack,
- * API URL, runtime environments, release, trace tag, rule, trigger and
- * context); the parameter and artifact variables are the executor's. */
+ * API URL, runtime environments, release, trace tag, rule, trigger, API
+ * token and context); the parameter and artifact variables are the
+ * executor's. */
 void execution_env_set_attune(struct strv *env, const struct executor_settings *s,
                               const struct execution_request *req);
 

@@ -184,6 +184,14 @@ static void execution_env(const struct execution *ex, const struct executor_sett
     free(files);
 }
 
+/* The environment may hold the execution's API token: wiped before it is freed. */
+static void execution_env_free(struct strv *env)
+{
+    for (size_t i = 0; i < env->len; i++)
+        secure_zero(env->items[i], strlen(env->items[i]));
+    strv_free(env);
+}
+
 static int execution_spawn(struct execution *ex, sd_event *loop, const struct executor_settings *s,
                            const struct execution_request *req, const struct runtime *rt,
                            const struct strbuf *params_text, char *err, size_t errlen)
@@ -232,7 +240,7 @@ static int execution_spawn(struct execution *ex, sd_event *loop, const struct ex
             s->on_spawn(proc_pid(ex->proc), s->hook_userdata);
     }
     launch_free(&l);
-    strv_free(&env);
+    execution_env_free(&env);
     json_decref(empty);
     return rc;
 }

@@ -55,6 +55,7 @@ struct execution_request {
     const char *trace_tag;           /* ATTUNE_TRACE_TAG */
     const char *rule_ref;            /* ATTUNE_RULE (from the enforcement) */
     const char *trigger_ref;         /* ATTUNE_TRIGGER */
+    const char *api_token;           /* ATTUNE_API_TOKEN: a credential, never logged */
 };
 
 struct execution;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/jwt.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "mq/envelope.h"
@@ -279,7 +280,7 @@ static void job_run(struct job *job)
         return;
     }
     log_debug("execution %s: action and parameters ready; starting", job->id_text);
-    char err[1024];
+    char err[1024], *token = NULL;
     json_t *context = json_object_get(job->ex.config, "context");
     json_t *hidden = job_inputs_hidden(&job->ex, job->secrets);
     struct execution_request req = {
@@ -299,8 +300,13 @@ static void job_run(struct job *job)
         .trigger_ref = job->ex.trigger_ref,
     };
     job_enter(job, JOB_RUNNING);
-    int rc = PORT(job, start, job, &req, &job->run, err, sizeof(err));
+    int rc = job_inputs_api_token(&job->ex, job->msg.execution_id, req.timeout_seconds,
+                                  job->ctx.cfg->jwt_secret, &token, err, sizeof(err));
+    req.api_token = token;
+    if (rc == 0)
+        rc = PORT(job, start, job, &req, &job->run, err, sizeof(err));
     json_decref(hidden);
+    jwt_free(token);
     if (rc < 0)
         job_fail(job, err);
 }

@@ -5,9 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/util.h"
 #include "exec/params.h"
+#include "worker/api_token.h"
 #include "worker/secret_params.h"
 #include "worker/secrets.h"
 
@@ -38,6 +40,9 @@ void job_execution_take(struct job_execution *ex, const struct execution_row *ro
     ex->rule_ref = dup_or_null(row->rule_ref);
     ex->trigger_ref = dup_or_null(row->trigger_ref);
     ex->secret_names = json_array();
+    ex->executor = row->executor;
+    ex->permission_set_refs = json_incref(row->permission_set_refs);
+    ex->workflow_parent_action_ref = dup_or_null(row->workflow_parent_action_ref);
 }
 
 void job_execution_clear(struct job_execution *ex)
@@ -53,6 +58,8 @@ void job_execution_clear(struct job_execution *ex)
     free(ex->rule_ref);
     free(ex->trigger_ref);
     json_decref(ex->secret_names);
+    json_decref(ex->permission_set_refs);
+    free(ex->workflow_parent_action_ref);
     memset(ex, 0, sizeof(*ex));
 }
 
@@ -88,6 +95,22 @@ int job_inputs_check_release(const struct job_execution *ex,
                      "is pinned to pack release %s (digest %.64s); nothing was run",
                      msg_id, msg->release_digest ? msg->release_digest : "none", row_id,
                      ex->pack_release_digest ? ex->pack_release_digest : "none");
+}
+
+int job_inputs_api_token(const struct job_execution *ex, int64_t execution_id, int timeout_seconds,
+                         const char *jwt_secret, char **token, char *err, size_t errlen)
+{
+    struct api_token_request req = {
+        .execution_id = execution_id,
+        .action_ref = ex->action_ref,
+        .identity = ex->executor,
+        .permission_set_refs = ex->permission_set_refs,
+        .parent_action_ref = ex->workflow_parent_action_ref,
+        .timeout_seconds = timeout_seconds,
+        .now = (int64_t)time(NULL),
+        .secret = jwt_secret,
+    };
+    return api_token_issue(&req, token, err, errlen);
 }
 
 int job_inputs_restore(struct job_execution *ex, const struct execution_row *row,

@@ -1,7 +1,8 @@
 /* What a job knows of its execution from the claim, and what it makes of it
  * before the action can start: the release check against the dispatch
  * message, the secret parameters restored into the config, the parameter
- * document (validated, then merged with the key store). No I/O. */
+ * document (validated, then merged with the key store), the API token. No
+ * I/O. */
 #ifndef ATTUNE_WORKER_JOB_INPUTS_H
 #define ATTUNE_WORKER_JOB_INPUTS_H
 
@@ -28,6 +29,10 @@ struct job_execution {
     char *snapshot_error;
     char *trace_tag, *rule_ref, *trigger_ref;
     json_t *secret_names; /* parameters whose values were restored secrets */
+    /* For its API token (worker/api_token.h) */
+    int64_t executor; /* 0 when NULL */
+    json_t *permission_set_refs;
+    char *workflow_parent_action_ref;
 };
 
 /* Copies the row into ex (what ex held before is released). */
@@ -45,6 +50,12 @@ bool job_release_matches(const struct execution_request_msg *msg, int64_t pack_r
 /* The same, as an error naming both sides when they differ. */
 int job_inputs_check_release(const struct job_execution *ex,
                              const struct execution_request_msg *msg, char *err, size_t errlen);
+
+/* The execution's API token for ATTUNE_API_TOKEN, issued now with the
+ * effective timeout: *token NULL when it gets none (free it with jwt_free);
+ * fails as Attune does when it has permission sets but no executor. */
+int job_inputs_api_token(const struct job_execution *ex, int64_t execution_id, int timeout_seconds,
+                         const char *jwt_secret, char **token, char *err, size_t errlen);
 
 /* Restores the row's secret values into ex->config (when it has one). */
 int job_inputs_restore(struct job_execution *ex, const struct execution_row *row,

@@ -280,10 +280,12 @@ class UpstreamDatabase:
 
     def insert_execution(self, action_id, release, config, worker_id, status="scheduled",
                          env_vars=None, trace_tag=None, enforcement=None, executor=None,
-                         timeout_seconds=None, permission_set_refs=()):
+                         timeout_seconds=None, permission_set_refs=(), parent=None,
+                         workflow_task=None):
         """An execution pinned to a release, as the executor leaves it just
         before dispatch (3.5): pack_release, its digest and the executable
-        snapshot of the action and its runtime, the chosen worker."""
+        snapshot of the action and its runtime, the chosen worker; a workflow
+        task also has its parent and workflow_task."""
         action = self.jsonb_of("action", action_id)
         runtime = self.jsonb_of("runtime", action["runtime"]) if action.get("runtime") else None
         snapshot = {
@@ -296,14 +298,15 @@ class UpstreamDatabase:
         return self.value(
             "INSERT INTO attune.execution (action, action_ref, config, env_vars, enforcement, "
             "executor, permission_set_refs, worker, status, timeout_seconds, trace_tag, "
-            "pack_release, pack_release_digest, executable_snapshot) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            "pack_release, pack_release_digest, executable_snapshot, parent, workflow_task) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
             (action_id, action["ref"],
              None if config is None else psycopg2.extras.Json(config),
              None if env_vars is None else psycopg2.extras.Json(env_vars),
              enforcement, executor, list(permission_set_refs), worker_id, status,
              timeout_seconds, trace_tag, release["id"], release["digest"],
-             psycopg2.extras.Json(snapshot)))
+             psycopg2.extras.Json(snapshot), parent,
+             None if workflow_task is None else psycopg2.extras.Json(workflow_task)))
 
     def execution(self, execution_id):
         return self.row("SELECT id, action, action_ref, status::text AS status, result, worker, "

@@ -67,6 +67,7 @@ COLUMNS = {
         "env_vars": ("jsonb", True), "permission_set_refs": ("ARRAY", False),
         "trace_tag": ("text", True), "pack_release": ("bigint", True),
         "pack_release_digest": ("text", True), "executable_snapshot": ("jsonb", True),
+        "workflow_task": ("jsonb", True),
     },
     "worker": {
         "id": ("bigint", False), "name": ("text", False), "worker_type": ("USER-DEFINED", False),

@@ -44,6 +44,7 @@ struct effects {
 struct started {
     json_t *params, *secrets, *context, *runtime_config;
     char *pack_dir, *entry_point, *digest, *trace_tag, *rule_ref, *trigger_ref;
+    char *api_token;
     bool inline_code;
 };
 
@@ -76,6 +77,7 @@ static inline void started_clear(struct started *g)
     free(g->trace_tag);
     free(g->rule_ref);
     free(g->trigger_ref);
+    free(g->api_token);
     memset(g, 0, sizeof(*g));
 }
 
@@ -203,6 +205,7 @@ static inline int fake_start(void *io, struct job *job, const struct execution_r
         .trace_tag = dup_opt(req->trace_tag),
         .rule_ref = dup_opt(req->rule_ref),
         .trigger_ref = dup_opt(req->trigger_ref),
+        .api_token = dup_opt(req->api_token),
         .inline_code = req->action->inline_code,
     };
     if (f->start_rc < 0)

@@ -119,6 +119,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.database_connect_timeout, 10);
     assert_string_equal(cfg.message_queue_url, "amqp://guest:guest@localhost:5672/%2f");
     assert_null(cfg.encryption_key);
+    assert_null(cfg.jwt_secret);
     assert_true(cfg.secrets_keystore);
     assert_string_equal(cfg.packs_base_dir, "/opt/attune/packs");
     assert_int_equal(gethostname(host, sizeof(host) - 1), 0);
@@ -172,6 +173,7 @@ static const char full_yaml[] = "database:\n"
                                 "  url: amqp://app:pw@mq.example/vhost\n"
                                 "security:\n"
                                 "  encryption_key: 0123456789abcdef0123456789abcdef\n"
+                                "  jwt_secret: jwt-from-file\n"
                                 "packs_base_dir: /srv/packs\n"
                                 "runtime_envs_dir: /srv/envs\n"
                                 "worker:\n"
@@ -206,6 +208,7 @@ static void test_file_every_key(void **state)
     assert_int_equal(cfg.database_connect_timeout, 20);
     assert_string_equal(cfg.message_queue_url, "amqp://app:pw@mq.example/vhost");
     assert_string_equal(cfg.encryption_key, "0123456789abcdef0123456789abcdef");
+    assert_string_equal(cfg.jwt_secret, "jwt-from-file");
     assert_string_equal(cfg.packs_base_dir, "/srv/packs");
     assert_string_equal(cfg.worker_name, "w-1.example_A");
     assert_string_equal(cfg.worker_type, "container");
@@ -272,6 +275,7 @@ static void test_env_overrides_file(void **state)
     setenv("ATTUNE__Worker__Runtimes", "node", 1);
     setenv("ATTUNE__LOG__LEVEL", "warn", 1);
     setenv("ATTUNE__WORKER__KILL_GRACE_SECONDS", "20", 1);
+    setenv("ATTUNE__SECURITY__JWT_SECRET", "jwt-from-env", 1);
     load_ok(&cfg, path);
     assert_string_equal(cfg.database_url, "postgresql://env@db/env");
     assert_int_equal(cfg.max_concurrent_tasks, 12);
@@ -280,6 +284,7 @@ static void test_env_overrides_file(void **state)
     assert_null(cfg.runtimes[1]);
     assert_int_equal(cfg.log_level, LOG_LEVEL_WARN);
     assert_int_equal(cfg.kill_grace_seconds, 20);
+    assert_string_equal(cfg.jwt_secret, "jwt-from-env");
     /* Keys the environment does not name keep the file's value. */
     assert_int_equal(cfg.task_timeout, 600);
     config_free(&cfg);
@@ -554,6 +559,22 @@ static void test_encryption_key_too_short(void **state)
     config_free(&cfg);
 }
 
+/* Attune sets no minimum length for its JWT secret; empty unsets it. */
+static void test_jwt_secret_any_length(void **state)
+{
+    (void)state;
+    struct config cfg;
+    char err[512] = "";
+    config_init_defaults(&cfg);
+    assert_int_equal(config_set(&cfg, "security.jwt_secret", "short", err, sizeof(err)), 0);
+    assert_string_equal(cfg.jwt_secret, "short");
+    assert_int_equal(config_validate(&cfg, err, sizeof(err)), 0);
+    assert_int_equal(config_set(&cfg, "security.jwt_secret", "", err, sizeof(err)), 0);
+    assert_null(cfg.jwt_secret);
+    assert_int_equal(config_validate(&cfg, err, sizeof(err)), 0);
+    config_free(&cfg);
+}
+
 /* Each row sets one key to a bad value; validation must fail naming it. */
 static void test_validate_each_key(void **state)
 {
@@ -642,12 +663,15 @@ static void test_print_masked(void **state)
     assert_int_equal(config_set(&cfg, "security.encryption_key",
                                 "supersecretencryptionkey-0123456789", err, sizeof(err)),
                      0);
+    assert_int_equal(
+        config_set(&cfg, "security.jwt_secret", "jwtsigningsecret-42", err, sizeof(err)), 0);
     assert_int_equal(config_set(&cfg, "worker.env.PROXY", "http://proxy:3128", err, sizeof(err)),
                      0);
     assert_int_equal(config_set(&cfg, "worker.runtimes", "shell", err, sizeof(err)), 0);
     char *text = print_to_string(&cfg);
     check_contains(text, "# no configuration file");
     check_lacks(text, "supersecret");
+    check_lacks(text, "jwtsigningsecret");
     check_lacks(text, "dbpass123");
     check_lacks(text, "qpass789");
     check_lacks(text, "mqpass456");
@@ -660,6 +684,9 @@ static void test_print_masked(void **state)
     assert_int_equal(yaml_parse(text, strlen(text), &root, err, sizeof(err)), 0);
     assert_string_equal(
         json_string_value(json_object_get(json_object_get(root, "security"), "encryption_key")),
+        "********");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(root, "security"), "jwt_secret")),
         "********");
     json_t *worker = json_object_get(root, "worker");
     assert_int_equal(json_integer_value(json_object_get(worker, "max_concurrent_tasks")), 10);
@@ -743,6 +770,7 @@ int main(void)
         cmocka_unit_test_setup(test_config_set, test_setup),
         cmocka_unit_test_setup(test_size_suffixes, test_setup),
         cmocka_unit_test_setup(test_encryption_key_too_short, test_setup),
+        cmocka_unit_test_setup(test_jwt_secret_any_length, test_setup),
         cmocka_unit_test_setup(test_validate_each_key, test_setup),
         cmocka_unit_test_setup(test_print_masked, test_setup),
         cmocka_unit_test_setup(test_print_names_file, test_setup),
