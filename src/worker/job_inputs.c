@@ -9,6 +9,7 @@
 #include "core/util.h"
 #include "exec/params.h"
 #include "worker/secret_params.h"
+#include "worker/secret_results.h"
 #include "worker/secrets.h"
 
 static char *dup_or_null(const char *s)
@@ -38,6 +39,7 @@ void job_execution_take(struct job_execution *ex, const struct execution_row *ro
     ex->rule_ref = dup_or_null(row->rule_ref);
     ex->trigger_ref = dup_or_null(row->trigger_ref);
     ex->secret_names = json_array();
+    ex->secret_paths = secret_results_config_paths(row->secret_values, row->n_secret_values);
 }
 
 void job_execution_clear(struct job_execution *ex)
@@ -53,6 +55,7 @@ void job_execution_clear(struct job_execution *ex)
     free(ex->rule_ref);
     free(ex->trigger_ref);
     json_decref(ex->secret_names);
+    json_decref(ex->secret_paths);
     memset(ex, 0, sizeof(*ex));
 }
 

@@ -28,6 +28,7 @@ struct job_execution {
     char *snapshot_error;
     char *trace_tag, *rule_ref, *trigger_ref;
     json_t *secret_names; /* parameters whose values were restored secrets */
+    json_t *secret_paths; /* json_path of each secret parameter, sorted */
 };
 
 /* Copies the row into ex (what ex held before is released). */
