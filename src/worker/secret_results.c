@@ -258,6 +258,11 @@ json_t *secret_results_redact(json_t *result, const json_t *out_schema, int64_t 
 
 /* Sealing */
 
+static const char *text_of(const json_t *item, const char *key)
+{
+    return json_string_value(json_object_get(item, key));
+}
+
 /* "/data/a, /stdout" (the first few paths of taken), for messages. */
 static char *paths_text(const json_t *taken)
 {
@@ -271,8 +276,7 @@ static char *paths_text(const json_t *taken)
             strbuf_puts(&b, ", ...");
             break;
         }
-        strbuf_printf(&b, "%s%s", i ? ", " : "",
-                      json_string_value(json_object_get(item, "json_path")));
+        strbuf_printf(&b, "%s%s", i ? ", " : "", text_of(item, "json_path"));
     }
     return strbuf_detach(&b, NULL);
 }
@@ -306,11 +310,12 @@ int secret_results_seal(const json_t *taken, const char *key_string, json_t **ro
             json_decref(out);
             return seal_failure(taken, EIO, "encryption failed", err, errlen);
         }
-        json_array_append_new(out, json_pack("{s:O, s:O, s:O, s:o, s:s}", "json_path",
-                                             json_object_get(item, "json_path"), "source_kind",
-                                             json_object_get(item, "source_kind"), "source_ref",
-                                             json_object_get(item, "source_ref"), "encrypted_value",
-                                             sealed, "encryption_key_hash", hash));
+        /* Copies: the taken array is wiped, its strings with it. */
+        json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:o, s:s}", "json_path",
+                                             text_of(item, "json_path"), "source_kind",
+                                             text_of(item, "source_kind"), "source_ref",
+                                             text_of(item, "source_ref"), "encrypted_value", sealed,
+                                             "encryption_key_hash", hash));
     }
     *rows = out;
     return 0;
