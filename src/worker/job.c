@@ -354,8 +354,7 @@ static void on_running(struct job *job, const struct job_event *ev)
 /* Record: the final UPDATE only applies while the row is running (or
  * canceling); an answer of "nothing changed" is checked before reporting,
  * because our own update may have gone through with its reply lost. The
- * result's secret values go with it; a failure replacing a refused result
- * has none. */
+ * result's secret values go with it (none with a refused result's stand-in). */
 
 static void job_record(struct job *job, enum job_state state, enum execution_status status,
                        json_t *result)
