@@ -38,10 +38,12 @@ static void on_action(struct db *db, const PGresult *res, const char *error, voi
         .pack_id = db_int64(res, 0, 14),
         .is_adhoc = db_bool(res, 0, 15),
         .runtime_config = db_json(res, 0, 16, NULL, 0),
+        .out_schema = db_json(res, 0, 17, NULL, 0),
     };
     c->done(&row, NULL, c->userdata);
     json_decref(row.param_schema);
     json_decref(row.runtime_config);
+    json_decref(row.out_schema);
     free(c);
 }
 
@@ -51,7 +53,7 @@ void db_action_find(struct db *db, const char *ref, db_action_fn done, void *use
         "SELECT a.id, a.ref, a.pack_ref, substr(a.ref, length(a.pack_ref) + 2), a.entrypoint, "
         "a.label, a.description, a.param_schema, a.parameter_delivery, a.parameter_format, "
         "a.output_format, a.timeout_seconds, r.name, a.enabled, a.pack, a.is_adhoc, "
-        "r.execution_config FROM attune.action a "
+        "r.execution_config, a.out_schema FROM attune.action a "
         "LEFT JOIN attune.runtime r ON r.id = a.runtime WHERE a.ref = $1";
     const char *values[] = {ref};
     struct action_call *c = xcalloc(1, sizeof(*c));

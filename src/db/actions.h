@@ -26,7 +26,8 @@ struct action_row {
     const char *runtime_name; /* the runtime row's name; NULL when none */
     json_t *runtime_config;   /* its execution_config; NULL when none */
     bool enabled;
-    bool is_adhoc; /* the entry point is code, not a file */
+    bool is_adhoc;      /* the entry point is code, not a file */
+    json_t *out_schema; /* NULL when NULL or it does not parse */
 };
 
 /* row NULL and error NULL: no action has that ref. */

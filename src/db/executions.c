@@ -169,34 +169,54 @@ static void on_changed(struct db *db, const PGresult *res, const char *error, vo
     free(c);
 }
 
-/* Runs a statement over (id, status, result) whose answer is a count. */
-static void execution_status_query(struct db *db, const char *sql, int64_t id, const char *status,
-                                   const json_t *result, db_changed_fn done, void *userdata)
+/* Runs a statement over (id, status, result[, secrets]) whose answer is a
+ * count, or whether it holds. */
+static void execution_status_query(struct db *db, const char *sql, int nparams, int64_t id,
+                                   const char *status, const json_t *result, const json_t *secrets,
+                                   db_changed_fn done, void *userdata)
 {
     struct db_id_text exec = db_id(id);
     char *text = json_dumps(result, JSON_COMPACT);
-    const char *values[] = {exec.text, status, text};
+    char *secrets_text = secrets ? json_dumps(secrets, JSON_COMPACT) : NULL;
+    const char *values[] = {exec.text, status, text, secrets_text};
     struct execution_call *c = call_new(userdata);
     c->done.changed = done;
-    db_query(db, sql, 3, values, on_changed, c);
+    db_query(db, sql, nparams, values, on_changed, c);
     free(text);
+    free(secrets_text);
 }
 
 void db_execution_finish(struct db *db, int64_t id, const char *status, const json_t *result,
-                         db_changed_fn done, void *userdata)
+                         const json_t *secrets, db_changed_fn done, void *userdata)
 {
+    /* One statement, so that the secret values are written exactly when the
+     * result that masks them is, and a repeat after a lost reply (the row is
+     * no longer running) writes neither. */
     static const char sql[] =
-        "UPDATE attune.execution SET status = $2::attune.execution_status_enum, "
-        "result = $3::jsonb WHERE id = $1 AND status IN ('running', 'canceling')";
-    execution_status_query(db, sql, id, status, result, done, userdata);
+        "WITH fin AS (UPDATE attune.execution SET status = $2::attune.execution_status_enum, "
+        "result = $3::jsonb WHERE id = $1 AND status IN ('running', 'canceling') RETURNING id), "
+        "sec AS (INSERT INTO attune.execution_secret_value (entity_type, entity_id, json_path, "
+        "source_kind, source_ref, encrypted_value, encryption_key_hash) "
+        "SELECT 'execution_result', fin.id, s.json_path, s.source_kind, s.source_ref, "
+        "s.encrypted_value, s.encryption_key_hash FROM fin, jsonb_to_recordset("
+        "COALESCE($4::jsonb, '[]')) AS s(json_path text, source_kind text, source_ref text, "
+        "encrypted_value jsonb, encryption_key_hash text) "
+        "ON CONFLICT (entity_type, entity_id, json_path) DO UPDATE SET "
+        "source_kind = EXCLUDED.source_kind, source_ref = EXCLUDED.source_ref, "
+        "encrypted_value = EXCLUDED.encrypted_value, "
+        "encryption_key_hash = EXCLUDED.encryption_key_hash) "
+        "SELECT EXISTS (SELECT 1 FROM fin)";
+    execution_status_query(db, sql, 4, id, status, result, secrets, done, userdata);
 }
 
 void db_execution_check_finished(struct db *db, int64_t id, const char *status,
                                  const json_t *result, db_changed_fn done, void *userdata)
 {
+    /* The secret values need no check: the finish wrote them in the same
+     * statement as this result. */
     static const char sql[] =
         "SELECT status::text = $2 AND result = $3::jsonb FROM attune.execution WHERE id = $1";
-    execution_status_query(db, sql, id, status, result, done, userdata);
+    execution_status_query(db, sql, 3, id, status, result, NULL, done, userdata);
 }
 
 static void on_abandoned(struct db *db, const PGresult *res, const char *error, void *userdata)

@@ -94,6 +94,7 @@ void action_free(struct action *action)
     free(action->source_path);
     json_decref(action->param_schema);
     json_decref(action->runtime_config);
+    json_decref(action->out_schema);
     free(action);
 }
 
@@ -263,6 +264,7 @@ static int check_fields(struct action *a, const struct action_fields *f, char *e
     a->runner_type = xstrdup(f->runner_type);
     a->inline_code = f->inline_code;
     a->runtime_config = json_deep_copy(f->runtime_config);
+    a->out_schema = json_deep_copy(f->out_schema);
     int rc = 0;
     if (!f->inline_code)
         rc = check_entry_point(a, f->entry_point, err, errlen);

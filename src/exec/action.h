@@ -45,6 +45,9 @@ struct action {
     /* entry_point is the code itself (an ad-hoc action), not a file; entry_path
      * is then NULL. */
     bool inline_code;
+    /* The action's output schema as stored (action.out_schema); NULL when
+     * none. Its "secret": true fields are kept out of the stored result. */
+    json_t *out_schema;
 };
 
 struct action *action_new(void);
@@ -79,6 +82,7 @@ struct action_fields {
     const json_t *parameters;     /* map or JSON-schema form; NULL: none */
     const json_t *runtime_config; /* see struct action; NULL: built-in */
     bool inline_code;             /* entry_point is code, not a file */
+    const json_t *out_schema;     /* see struct action; NULL: none */
 };
 
 /* Builds an action from its settings with the checks of a file's: names,

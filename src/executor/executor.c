@@ -27,6 +27,8 @@ struct execution {
     struct proc *proc;
     enum execution_status status;
     json_t *result;
+    void (*result_filter)(json_t *result, enum execution_status *status, void *userdata);
+    void *result_filter_userdata;
     execution_done_fn done;
     void *userdata;
 };
@@ -94,6 +96,8 @@ static void on_proc_done(struct proc *proc, void *userdata)
     output_sink_close(&ex->out);
     output_sink_close(&ex->err);
     ex->result = execution_build_result(ex, proc_get_result(proc));
+    if (ex->result_filter)
+        ex->result_filter(ex->result, &ex->status, ex->result_filter_userdata);
     execution_write_result_file(ex);
     ex->done(ex, ex->userdata);
 }
@@ -261,6 +265,8 @@ int execution_start(sd_event *loop, const struct executor_settings *settings,
     ex->out.fd = ex->err.fd = ex->param_fd = -1;
     ex->output_format = req->action->output_format;
     ex->timeout_seconds = req->timeout_seconds;
+    ex->result_filter = req->result_filter;
+    ex->result_filter_userdata = req->result_filter_userdata;
     ex->done = done;
     ex->userdata = userdata;
     struct strbuf params_text;

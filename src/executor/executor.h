@@ -56,6 +56,11 @@ struct execution_request {
     const char *rule_ref;            /* ATTUNE_RULE (from the enforcement) */
     const char *trigger_ref;         /* ATTUNE_TRIGGER */
     const char *api_token;           /* ATTUNE_API_TOKEN: a credential, never logged */
+    /* Called once with the result and the status before the result is
+     * written to result.json and done is called; may change both in place
+     * (the service masks secret values here). NULL: none. */
+    void (*result_filter)(json_t *result, enum execution_status *status, void *userdata);
+    void *result_filter_userdata;
 };
 
 struct execution;

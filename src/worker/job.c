@@ -17,6 +17,7 @@
 #include "worker/artifacts.h"
 #include "worker/job_action.h"
 #include "worker/job_inputs.h"
+#include "worker/secret_results.h"
 #include "worker/secrets.h"
 
 /* Why a job must stop before its end, whatever state it is in: a request
@@ -35,9 +36,10 @@ struct job {
     char *dir;
     /* From the loads */
     struct action *action;
-    json_t *params;  /* the parameter document; holds secret values */
-    json_t *secrets; /* name -> text, for get_secret */
-    void *run;       /* what ports->start returned */
+    json_t *params;                        /* the parameter document; holds secret values */
+    json_t *secrets;                       /* name -> text, for get_secret */
+    void *run;                             /* what ports->start returned */
+    struct secret_results *secret_results; /* the result's, sealed as it ends */
     /* The end */
     enum execution_status final_status;
     json_t *result;
@@ -283,6 +285,8 @@ static void job_run(struct job *job)
     char err[1024], *token = NULL;
     json_t *context = json_object_get(job->ex.config, "context");
     json_t *hidden = job_inputs_hidden(&job->ex, job->secrets);
+    job->secret_results = secret_results_new(job->action->out_schema, job->msg.execution_id,
+                                             job->ex.secret_paths, job->ctx.cfg->encryption_key);
     struct execution_request req = {
         .exec_id = job->id_text,
         .artifacts_dir = job->dir,
@@ -298,6 +302,8 @@ static void job_run(struct job *job)
         .trace_tag = job->ex.trace_tag,
         .rule_ref = job->ex.rule_ref,
         .trigger_ref = job->ex.trigger_ref,
+        .result_filter = secret_results_filter,
+        .result_filter_userdata = job->secret_results,
     };
     job_enter(job, JOB_RUNNING);
     int rc = job_inputs_api_token(&job->ex, job->msg.execution_id, req.timeout_seconds,
@@ -353,7 +359,8 @@ static void on_running(struct job *job, const struct job_event *ev)
 
 /* Record: the final UPDATE only applies while the row is running (or
  * canceling); an answer of "nothing changed" is checked before reporting,
- * because our own update may have gone through with its reply lost. */
+ * because our own update may have gone through with its reply lost. The
+ * result's secret values go with it (none with a refused result's stand-in). */
 
 static void job_record(struct job *job, enum job_state state, enum execution_status status,
                        json_t *result)
@@ -362,7 +369,8 @@ static void job_record(struct job *job, enum job_state state, enum execution_sta
     job->final_status = status;
     json_decref(job->result);
     job->result = result;
-    PORT(job, finish, job, job->msg.execution_id, execution_status_name(status), result);
+    PORT(job, finish, job, job->msg.execution_id, execution_status_name(status), result,
+         state == JOB_RECORDING ? secret_results_rows(job->secret_results) : NULL);
 }
 
 static void job_fail(struct job *job, const char *error)
@@ -488,6 +496,7 @@ void job_free(struct job *job)
     action_free(job->action);
     secrets_json_wipe_free(job->params);
     secrets_json_wipe_free(job->secrets);
+    secret_results_free(job->secret_results);
     job_execution_clear(&job->ex);
     json_decref(job->result);
     free(job->dir);

@@ -76,8 +76,9 @@ struct job_ports {
     void (*resume)(void *io, struct job *job, int64_t execution_id, int64_t worker_id);
     void (*load_action)(void *io, struct job *job, const char *action_ref);
     void (*load_keys)(void *io, struct job *job, int64_t pack_id, int64_t action_id);
+    /* secrets: the result's secret values (db_execution_finish), or NULL. */
     void (*finish)(void *io, struct job *job, int64_t execution_id, const char *status,
-                   const json_t *result);
+                   const json_t *result, const json_t *secrets);
     void (*check_finished)(void *io, struct job *job, int64_t execution_id, const char *status,
                            const json_t *result);
     /* Broker: settle the delivery, publish the reports. */

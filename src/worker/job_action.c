@@ -46,6 +46,7 @@ int job_action_from_row(const struct action_row *row, const char *packs_base_dir
         .enabled = row->enabled,
         .parameters = row->param_schema,
         .runtime_config = runtime_config_of(row->runtime_config),
+        .out_schema = row->out_schema,
     };
     char *pack_dir = xasprintf("%s/%s", packs_base_dir, row->pack_ref);
     int rc = build(&fields, row->is_adhoc, row->pack_ref, pack_dir, out, err, errlen);
@@ -117,6 +118,8 @@ static int snapshot_fields(const json_t *a, struct action_fields *f, const char 
     f->enabled = !json_is_false(json_object_get(a, "enabled"));
     const json_t *schema = json_object_get(a, "param_schema");
     f->parameters = json_is_null(schema) ? NULL : schema;
+    const json_t *out_schema = json_object_get(a, "out_schema");
+    f->out_schema = json_is_object(out_schema) ? out_schema : NULL;
     return 0;
 }
 

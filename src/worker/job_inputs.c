@@ -11,6 +11,7 @@
 #include "exec/params.h"
 #include "worker/api_token.h"
 #include "worker/secret_params.h"
+#include "worker/secret_results.h"
 #include "worker/secrets.h"
 
 static char *dup_or_null(const char *s)
@@ -43,6 +44,7 @@ void job_execution_take(struct job_execution *ex, const struct execution_row *ro
     ex->executor = row->executor;
     ex->permission_set_refs = json_incref(row->permission_set_refs);
     ex->workflow_parent_action_ref = dup_or_null(row->workflow_parent_action_ref);
+    ex->secret_paths = secret_results_config_paths(row->secret_values, row->n_secret_values);
 }
 
 void job_execution_clear(struct job_execution *ex)
@@ -60,6 +62,7 @@ void job_execution_clear(struct job_execution *ex)
     json_decref(ex->secret_names);
     json_decref(ex->permission_set_refs);
     free(ex->workflow_parent_action_ref);
+    json_decref(ex->secret_paths);
     memset(ex, 0, sizeof(*ex));
 }
 

@@ -33,6 +33,7 @@ struct job_execution {
     int64_t executor; /* 0 when NULL */
     json_t *permission_set_refs;
     char *workflow_parent_action_ref;
+    json_t *secret_paths; /* json_path of each secret parameter, sorted */
 };
 
 /* Copies the row into ex (what ex held before is released). */

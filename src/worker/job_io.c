@@ -69,9 +69,10 @@ static void io_load_keys(void *io, struct job *job, int64_t pack_id, int64_t act
 }
 
 static void io_finish(void *io, struct job *job, int64_t execution_id, const char *status,
-                      const json_t *result)
+                      const json_t *result, const json_t *secrets)
 {
-    db_execution_finish(((struct job_io *)io)->db, execution_id, status, result, on_changed, job);
+    db_execution_finish(((struct job_io *)io)->db, execution_id, status, result, secrets,
+                        on_changed, job);
 }
 
 static void io_check_finished(void *io, struct job *job, int64_t execution_id, const char *status,

@@ -38,6 +38,7 @@ struct effects {
     char completed_status[32];   /* status of the completed message */
     int64_t completed_action_id; /* its action_id */
     int start_timeout;           /* timeout_seconds the executor was given */
+    int finished_secrets;        /* secret values the last finish wrote */
 };
 
 /* What the executor was given at the last start (copies). */
@@ -51,6 +52,10 @@ struct started {
 struct fake_io {
     struct effects fx;
     struct started got;
+    json_t *finished_result, *finished_rows; /* of the last finish */
+    /* The executor's result filter, applied to the result of EXITED. */
+    void (*result_filter)(json_t *result, enum execution_status *status, void *userdata);
+    void *result_filter_userdata;
     bool held_here;
     int start_rc;
 };
@@ -127,13 +132,18 @@ static inline void note_finish(struct effects *fx, const char *status, const jso
 }
 
 static inline void fake_finish(void *io, struct job *job, int64_t id, const char *status,
-                               const json_t *result)
+                               const json_t *result, const json_t *secrets)
 {
     (void)job;
     assert_int_equal(id, EXECUTION_ID);
-    struct effects *fx = &((struct fake_io *)io)->fx;
-    fx->finishes++;
-    note_finish(fx, status, result);
+    struct fake_io *f = io;
+    f->fx.finishes++;
+    note_finish(&f->fx, status, result);
+    f->fx.finished_secrets = (int)json_array_size(secrets);
+    json_decref(f->finished_result);
+    json_decref(f->finished_rows);
+    f->finished_result = copy_opt(result);
+    f->finished_rows = copy_opt(secrets);
 }
 
 static inline void fake_check_finished(void *io, struct job *job, int64_t id, const char *status,
@@ -208,6 +218,8 @@ static inline int fake_start(void *io, struct job *job, const struct execution_r
         .api_token = dup_opt(req->api_token),
         .inline_code = req->action->inline_code,
     };
+    f->result_filter = req->result_filter;
+    f->result_filter_userdata = req->result_filter_userdata;
     if (f->start_rc < 0)
         return set_error(err, errlen, ENOEXEC, "cannot start: fake failure");
     *run = FAKE_RUN;
@@ -327,14 +339,18 @@ static inline void world_close(struct world *w)
     job_free(w->job);
     json_decref(w->config);
     started_clear(&w->io.got);
+    json_decref(w->io.finished_result);
+    json_decref(w->io.finished_rows);
     config_free(&w->cfg);
 }
 
 /* Sends one event; a ROW carries the world's rows. */
-static inline void send(struct world *w, enum job_event_kind kind)
+static inline void send_result(struct world *w, enum job_event_kind kind, json_t *result)
 {
     w->execution.config = w->config;
-    json_t *result = json_pack("{s:b, s:i}", "succeeded", 1, "exit_code", 0);
+    enum execution_status status = EXECUTION_COMPLETED;
+    if (kind == JOB_EVENT_EXITED && w->io.result_filter)
+        w->io.result_filter(result, &status, w->io.result_filter_userdata);
     struct job_event ev = {
         .kind = kind,
         .error = kind == JOB_EVENT_DB_ERROR ? "fake database error" : NULL,
@@ -343,11 +359,16 @@ static inline void send(struct world *w, enum job_event_kind kind)
         .action = &w->action,
         .keys = w->keys,
         .n_keys = w->n_keys,
-        .exit_status = EXECUTION_COMPLETED,
+        .exit_status = status,
         .result = result,
     };
     job_step(w->job, &ev);
     json_decref(result);
+}
+
+static inline void send(struct world *w, enum job_event_kind kind)
+{
+    send_result(w, kind, json_pack("{s:b, s:i}", "succeeded", 1, "exit_code", 0));
 }
 
 /* Brings a fresh job to a state by the ordinary road. */

@@ -1,6 +1,7 @@
 /* Unit tests for worker/job with executions pinned to a pack release: the
  * snapshot's action runs from the release's folder (a copy of the pack at
- * packs_base_dir/pack_ref is never used, and no action row is read); a
+ * packs_base_dir/pack_ref is never used, and no action row is read), its
+ * out_schema saying which output fields are secret; a
  * dispatch message that names another release, or a release folder that is
  * missing, fails the execution and nothing runs; and an execution cancelled
  * before it was dispatched is reported as Attune's worker reports it. */
@@ -136,6 +137,31 @@ static void test_snapshot_adhoc_shell_is_inline(void **state)
     remove_packs(packs);
 }
 
+/* The snapshot's out_schema decides which output fields are secret. */
+static void test_snapshot_out_schema(void **state)
+{
+    (void)state;
+    char *packs = make_packs();
+    json_t *snap = snapshot(DIGEST);
+    json_t *action = json_object_get(json_object_get(snap, "executable"), "action");
+    json_object_set_new(action, "out_schema",
+                        json_pack("{s:{s:{s:b}}}", "properties", "password", "secret", 1));
+    struct world w;
+    open_pinned(&w, pinned_request, packs, DIGEST, snap);
+    free(w.cfg.encryption_key);
+    w.cfg.encryption_key = xstrdup("unit-test-encryption-key-0123456789-abcdefgh");
+    send(&w, JOB_EVENT_ROW);
+    send(&w, JOB_EVENT_NO_ROW);
+    send_result(&w, JOB_EVENT_EXITED,
+                json_pack("{s:b, s:{s:s}}", "succeeded", 1, "data", "password", "pinned-pw"));
+    assert_int_equal(w.io.fx.finished_secrets, 1);
+    const json_t *pw = json_object_get(json_object_get(w.io.finished_result, "data"), "password");
+    assert_true(json_is_true(json_object_get(pw, "$attune_secret")));
+    world_close(&w);
+    json_decref(snap);
+    remove_packs(packs);
+}
+
 /* The message and the row must name the same release (none and none are
  * the same); otherwise the execution fails at once and nothing runs. */
 static void test_release_mismatch_fails(void **state)
@@ -256,6 +282,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_snapshot_runs_the_release),
         cmocka_unit_test(test_snapshot_adhoc_shell_is_inline),
+        cmocka_unit_test(test_snapshot_out_schema),
         cmocka_unit_test(test_release_mismatch_fails),
         cmocka_unit_test(test_release_folder_missing_fails),
         cmocka_unit_test(test_cancelled_before_dispatch),

@@ -1,0 +1,4 @@
+# The wrong copy: must never run.
+import sys
+print('{"copy": "wrong"}')
+sys.exit(42)
