@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "core/util.h"
+#include "db/log_artifacts.h"
 #include "db/query.h"
 
 /* The caller's callback and its argument, carried through one query. */
@@ -157,26 +158,33 @@ static void on_changed(struct db *db, const PGresult *res, const char *error, vo
     free(c);
 }
 
-/* Runs a statement over (id, status, result) whose answer is a count. */
+/* Runs a statement over (id, status, result[, logs]) whose answer is a count. */
 static void execution_status_query(struct db *db, const char *sql, int64_t id, const char *status,
-                                   const json_t *result, db_changed_fn done, void *userdata)
+                                   const json_t *result, const json_t *logs, db_changed_fn done,
+                                   void *userdata)
 {
     struct db_id_text exec = db_id(id);
     char *text = json_dumps(result, JSON_COMPACT);
-    const char *values[] = {exec.text, status, text};
+    char *logs_text = logs ? json_dumps(logs, JSON_COMPACT) : NULL;
+    const char *values[] = {exec.text, status, text, logs_text};
     struct execution_call *c = call_new(userdata);
     c->done.changed = done;
-    db_query(db, sql, 3, values, on_changed, c);
+    db_query(db, sql, logs ? 4 : 3, values, on_changed, c);
     free(text);
+    free(logs_text);
 }
 
+#define FINISH_UPDATE                                                                              \
+    "UPDATE attune.execution SET status = $2::attune.execution_status_enum, "                      \
+    "result = $3::jsonb WHERE id = $1 AND status IN ('running', 'canceling')"
+
 void db_execution_finish(struct db *db, int64_t id, const char *status, const json_t *result,
-                         db_changed_fn done, void *userdata)
+                         const json_t *logs, db_changed_fn done, void *userdata)
 {
-    static const char sql[] =
-        "UPDATE attune.execution SET status = $2::attune.execution_status_enum, "
-        "result = $3::jsonb WHERE id = $1 AND status IN ('running', 'canceling')";
-    execution_status_query(db, sql, id, status, result, done, userdata);
+    static const char sql[] = FINISH_UPDATE;
+    /* The log rows are sealed by the same statement (log_artifacts.h). */
+    static const char sql_logs[] = "WITH " DB_LOG_SEAL_CTES " " FINISH_UPDATE;
+    execution_status_query(db, logs ? sql_logs : sql, id, status, result, logs, done, userdata);
 }
 
 void db_execution_check_finished(struct db *db, int64_t id, const char *status,
@@ -184,7 +192,7 @@ void db_execution_check_finished(struct db *db, int64_t id, const char *status,
 {
     static const char sql[] =
         "SELECT status::text = $2 AND result = $3::jsonb FROM attune.execution WHERE id = $1";
-    execution_status_query(db, sql, id, status, result, done, userdata);
+    execution_status_query(db, sql, id, status, result, NULL, done, userdata);
 }
 
 static void on_abandoned(struct db *db, const PGresult *res, const char *error, void *userdata)

@@ -77,9 +77,11 @@ void db_execution_owner(struct db *db, int64_t id, db_owner_fn done, void *userd
  * claim was lost); previous_status reads "scheduled". */
 void db_execution_resume(struct db *db, int64_t id, int64_t worker_id, db_execution_fn done,
                          void *userdata);
-/* Writes the final status and result, only while running or canceling. */
+/* Writes the final status and result, only while running or canceling;
+ * with logs (NULL: none), the same statement seals the execution's log rows
+ * (DB_LOG_SEAL_CTES in log_artifacts.h says what logs holds). */
 void db_execution_finish(struct db *db, int64_t id, const char *status, const json_t *result,
-                         db_changed_fn done, void *userdata);
+                         const json_t *logs, db_changed_fn done, void *userdata);
 /* 1 when the row holds exactly this status and result (a finish whose reply
  * was lost went through), else 0. */
 void db_execution_check_finished(struct db *db, int64_t id, const char *status,

@@ -1,0 +1,207 @@
+/* The log rows of the service's executions (see log_rows.h). */
+#include "worker/log_rows.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "db/log_artifacts.h"
+#include "worker/artifacts.h"
+
+/* A version number taken by a concurrent writer leaves a stream without its
+ * rows; the statement is sent again this many times in all. */
+#define LOG_ROWS_ATTEMPTS 3
+
+enum log_rows_state { LOG_ROWS_UNKNOWN, LOG_ROWS_READY, LOG_ROWS_UNAVAILABLE };
+
+/* One execution whose action has started. */
+struct log_rows_entry {
+    struct log_rows_entry *next;
+    const void *owner;
+    const struct execution *ex;
+    int64_t execution_id;
+    char *stdout_path, *stderr_path; /* relative to artifacts_dir */
+    int attempts;
+    bool failed;      /* the rows could not be created */
+    bool seal_handed; /* log_rows_seal gave it out */
+};
+
+struct log_rows {
+    struct db *db;
+    const struct config *cfg;
+    enum log_rows_state state;
+    struct log_rows_entry *entries;
+};
+
+/* What a create statement carries: found again by execution id, since the
+ * entry may be gone by the time a late answer comes. */
+struct log_rows_ticket {
+    struct log_rows *lr;
+    int64_t execution_id;
+};
+
+struct log_rows *log_rows_new(struct db *db, const struct config *cfg)
+{
+    if (!cfg->log_rows)
+        return NULL;
+    struct log_rows *lr = xcalloc(1, sizeof(*lr));
+    lr->db = db;
+    lr->cfg = cfg;
+    return lr;
+}
+
+static void entry_free(struct log_rows_entry *e)
+{
+    free(e->stdout_path);
+    free(e->stderr_path);
+    free(e);
+}
+
+void log_rows_free(struct log_rows *lr)
+{
+    if (!lr)
+        return;
+    while (lr->entries) {
+        struct log_rows_entry *e = lr->entries;
+        lr->entries = e->next;
+        entry_free(e);
+    }
+    free(lr);
+}
+
+static void on_probed(const char *error, void *userdata)
+{
+    struct log_rows *lr = userdata;
+    if (!error) {
+        lr->state = LOG_ROWS_READY;
+        return;
+    }
+    lr->state = LOG_ROWS_UNAVAILABLE;
+    log_warn("log rows are off: the database cannot take Attune's artifact, artifact_version "
+             "and log_stream rows (%s); run `attunectl migrate`, or set artifacts.log_rows: false",
+             error);
+}
+
+void log_rows_probe(struct log_rows *lr)
+{
+    if (lr)
+        db_log_artifacts_probe(lr->db, on_probed, lr);
+}
+
+/* Creation */
+
+static struct log_rows_entry *entry_by_id(struct log_rows *lr, int64_t execution_id)
+{
+    for (struct log_rows_entry *e = lr->entries; e; e = e->next)
+        if (e->execution_id == execution_id)
+            return e;
+    return NULL;
+}
+
+static void entry_send(struct log_rows *lr, struct log_rows_entry *e);
+
+static void on_created(int streams, const char *error, void *userdata)
+{
+    struct log_rows_ticket *t = userdata;
+    struct log_rows_entry *e = entry_by_id(t->lr, t->execution_id);
+    if (e && error) {
+        e->failed = true;
+        log_warn("execution %lld: its log rows could not be recorded: %s",
+                 (long long)e->execution_id, error);
+    } else if (e && streams < 2 && e->attempts < LOG_ROWS_ATTEMPTS) {
+        entry_send(t->lr, e);
+    } else if (e && streams < 2) {
+        log_warn("execution %lld: %d of its 2 log rows recorded (their version numbers kept "
+                 "being taken by other writers)",
+                 (long long)e->execution_id, streams);
+    }
+    free(t);
+}
+
+static void entry_send(struct log_rows *lr, struct log_rows_entry *e)
+{
+    struct log_rows_ticket *t = xcalloc(1, sizeof(*t));
+    t->lr = lr;
+    t->execution_id = e->execution_id;
+    struct log_artifacts_request req = {
+        .execution_id = e->execution_id,
+        .stdout_path = e->stdout_path,
+        .stderr_path = e->stderr_path,
+        .retention_policy = lr->cfg->log_retention_policy,
+        .retention_limit = lr->cfg->log_retention_limit,
+    };
+    e->attempts++;
+    db_log_artifacts_create(lr->db, &req, on_created, t);
+}
+
+void log_rows_started(struct log_rows *lr, const void *owner, int64_t execution_id,
+                      const char *execution_dir_name, const struct execution *ex)
+{
+    if (!lr || lr->state != LOG_ROWS_READY)
+        return;
+    struct log_rows_entry *e = xcalloc(1, sizeof(*e));
+    e->owner = owner;
+    e->ex = ex;
+    e->execution_id = execution_id;
+    e->stdout_path =
+        artifacts_relative_path(lr->cfg->worker_name, execution_dir_name, "stdout.log");
+    e->stderr_path =
+        artifacts_relative_path(lr->cfg->worker_name, execution_dir_name, "stderr.log");
+    e->next = lr->entries;
+    lr->entries = e;
+    entry_send(lr, e);
+}
+
+/* The seal */
+
+/* {"path", "size", "sha256", "truncated"} of one log, NULL without a digest
+ * (a write failed: what the file holds is not known). */
+static json_t *seal_of(const struct execution *ex, bool is_stderr, const char *path)
+{
+    struct execution_log_digest d;
+    if (!execution_log_digest(ex, is_stderr, &d))
+        return NULL;
+    return json_pack("{s:s, s:I, s:s, s:b}", "path", path, "size", (json_int_t)d.size, "sha256",
+                     d.sha256, "truncated", d.truncated);
+}
+
+json_t *log_rows_seal(struct log_rows *lr, const void *owner)
+{
+    if (!lr)
+        return NULL;
+    struct log_rows_entry *e = lr->entries;
+    while (e && e->owner != owner)
+        e = e->next;
+    if (!e || e->failed || e->seal_handed)
+        return NULL;
+    e->seal_handed = true;
+    json_t *seal = json_object();
+    json_t *out = seal_of(e->ex, false, e->stdout_path);
+    json_t *err = seal_of(e->ex, true, e->stderr_path);
+    if (out)
+        json_object_set_new(seal, "stdout", out);
+    if (err)
+        json_object_set_new(seal, "stderr", err);
+    if (json_object_size(seal) == 0) {
+        log_warn("execution %lld: its logs were not all written; their rows stay pending",
+                 (long long)e->execution_id);
+        json_decref(seal);
+        return NULL;
+    }
+    return seal;
+}
+
+void log_rows_forget(struct log_rows *lr, const struct execution *ex)
+{
+    if (!lr)
+        return;
+    for (struct log_rows_entry **p = &lr->entries; *p; p = &(*p)->next) {
+        if ((*p)->ex == ex) {
+            struct log_rows_entry *e = *p;
+            *p = e->next;
+            entry_free(e);
+            return;
+        }
+    }
+}
