@@ -85,7 +85,8 @@ class UpgradeTest(CtlTestCase):
     def test_upgrade_in_place(self):
         proc = self.assertExit(self.ctl("migrate", env=ENC_ENV), EXIT_OK)
         self.assertEqual(proc.stdout, "applied 0003_attune_today\n"
-                         "re-encrypted 2 keys in Attune's JSON format (encrypt_json)\n")
+                         "re-encrypted 2 keys in Attune's JSON format (encrypt_json)\n"
+                         "applied 0004_log_artifacts\n")
         self.assertEqual(proc.stderr, "")
         for value in (PLAIN_VALUE, PACK_VALUE, ACTION_VALUE):
             self.assertNotIn(value.strip(), proc.stdout + proc.stderr)
