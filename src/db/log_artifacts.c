@@ -1,6 +1,7 @@
 /* Attune's rows for an execution's logs (see log_artifacts.h). */
 #include "db/log_artifacts.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -74,12 +75,32 @@ struct log_artifacts_call {
     "max_unflushed_bytes, max_unflushed_milliseconds) SELECT id, 'shared_file', 1048576, 500 "     \
     "FROM versions ON CONFLICT (artifact_version) DO NOTHING) "
 
+/* With the two artifacts known ($4, $5): the versions and streams only. */
+#define LOG_KNOWN_VERSIONS                                                                         \
+    "WITH versions AS (INSERT INTO attune.artifact_version (artifact, version, execution, "        \
+    "content_type, file_path, body_state, meta, created_by) SELECT x.artifact, "                   \
+    "COALESCE((SELECT max(v.version) FROM attune.artifact_version v "                              \
+    "WHERE v.artifact = x.artifact), 0) + 1, $1, 'text/plain', x.path, 'pending', "                \
+    "jsonb_build_object('stream', x.stream, 'execution_id', $1::bigint), 'worker' "                \
+    "FROM (VALUES ($4::bigint, 'stdout', $2::text), ($5::bigint, 'stderr', $3::text)) "            \
+    "AS x (artifact, stream, path) WHERE NOT EXISTS (SELECT 1 FROM attune.artifact_version v "     \
+    "WHERE v.artifact = x.artifact AND v.execution = $1) "                                         \
+    "ON CONFLICT (artifact, version) DO NOTHING RETURNING id), "                                   \
+    "log_streams AS (INSERT INTO attune.log_stream (artifact_version, backend, "                   \
+    "max_unflushed_bytes, max_unflushed_milliseconds) SELECT id, 'shared_file', 1048576, 500 "     \
+    "FROM versions ON CONFLICT (artifact_version) DO NOTHING) "
+
 static void on_created(struct db *db, const PGresult *res, const char *error, void *userdata)
 {
     struct log_artifacts_call *c = userdata;
     (void)db;
-    int streams = !error && PQntuples(res) == 1 ? (int)db_int64(res, 0, 0) : 0;
-    c->done.create(streams, error, c->userdata);
+    struct log_artifacts_answer answer = {0};
+    if (!error && PQntuples(res) == 1) {
+        answer.streams = (int)db_int64(res, 0, 0);
+        answer.stdout_artifact = db_int64(res, 0, 1);
+        answer.stderr_artifact = db_int64(res, 0, 2);
+    }
+    c->done.create(error ? NULL : &answer, error, c->userdata);
     free(c);
 }
 
@@ -89,14 +110,23 @@ void db_log_artifacts_create(struct db *db, const struct log_artifacts_request *
     static const char sql[] =
         "WITH " LOG_SOURCE LOG_ARTIFACTS LOG_VERSIONS
         "SELECT (SELECT count(*) FROM versions) + (SELECT count(*) FROM attune.artifact_version v "
-        "JOIN arts ON v.artifact = arts.id WHERE v.execution = $1)";
-    struct db_id_text exec = db_id(req->execution_id), limit = db_id(req->retention_limit);
-    const char *values[] = {exec.text, req->stdout_path, req->stderr_path, req->retention_policy,
-                            limit.text};
+        "JOIN arts ON v.artifact = arts.id WHERE v.execution = $1), "
+        "(SELECT id FROM arts WHERE stream = 'stdout'), (SELECT id FROM arts WHERE stream = "
+        "'stderr')";
+    static const char known_sql[] =
+        LOG_KNOWN_VERSIONS "SELECT (SELECT count(*) FROM versions) + (SELECT count(*) "
+                           "FROM attune.artifact_version v WHERE v.artifact IN ($4, $5) "
+                           "AND v.execution = $1), $4, $5";
+    bool known = req->stdout_artifact > 0 && req->stderr_artifact > 0;
+    struct db_id_text exec = db_id(req->execution_id), limit = db_id(req->retention_limit),
+                      out = db_id(req->stdout_artifact), err = db_id(req->stderr_artifact);
+    const char *values[] = {exec.text, req->stdout_path, req->stderr_path,
+                            known ? out.text : req->retention_policy,
+                            known ? err.text : limit.text};
     struct log_artifacts_call *c = xcalloc(1, sizeof(*c));
     c->done.create = done;
     c->userdata = userdata;
-    db_query(db, sql, 5, values, on_created, c);
+    db_query(db, known ? known_sql : sql, 5, values, on_created, c);
 }
 
 static void on_probed(struct db *db, const PGresult *res, const char *error, void *userdata)

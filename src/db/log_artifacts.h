@@ -18,15 +18,27 @@ struct log_artifacts_request {
      * pinned execution, its snapshot). */
     const char *retention_policy; /* versions, days, hours or minutes */
     int retention_limit;
+    /* The two artifacts when an earlier answer named them (0: find or make
+     * them): only the versions and streams are written then, by a statement
+     * far cheaper to plan. */
+    int64_t stdout_artifact, stderr_artifact;
 };
 
-/* streams: how many of the two streams have their rows once the statement
- * is over (fewer than 2 after a version number taken by a concurrent
- * writer: send it again). */
-typedef void (*db_log_artifacts_fn)(int streams, const char *error, void *userdata);
+struct log_artifacts_answer {
+    /* How many of the two streams have their rows once the statement is
+     * over: fewer than 2 after a version number taken by a concurrent
+     * writer (send it again). */
+    int streams;
+    int64_t stdout_artifact, stderr_artifact; /* 0 when none */
+};
+
+/* error NULL: answer holds what the statement did (borrowed). */
+typedef void (*db_log_artifacts_fn)(const struct log_artifacts_answer *answer, const char *error,
+                                    void *userdata);
 
 /* Creates what is missing of the execution's rows, in one statement that is
- * safe to repeat. */
+ * safe to repeat. With the artifacts named, an artifact that is gone makes
+ * it fail (a foreign key): send it again without them. */
 void db_log_artifacts_create(struct db *db, const struct log_artifacts_request *req,
                              db_log_artifacts_fn done, void *userdata);
 

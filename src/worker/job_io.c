@@ -125,7 +125,8 @@ static int io_start(void *io, struct job *job, const struct execution_request *r
     int rc = execution_start(j->loop, j->settings, req, on_execution_done, job, &ex, err, errlen);
     *run = ex;
     if (rc == 0)
-        log_rows_started(j->log_rows, job, job_execution_id(job), req->exec_id, ex);
+        log_rows_started(j->log_rows, job, job_execution_id(job), req->action->ref, req->exec_id,
+                         ex);
     return rc;
 }
 

@@ -24,10 +24,14 @@ void log_rows_free(struct log_rows *lr);
  * answered yes. Queue it before any claim, so the answer comes first. */
 void log_rows_probe(struct log_rows *lr);
 
-/* The action of the execution, started as ex for owner (the job), writes
- * its logs: queue their rows. ex is borrowed until log_rows_forget. */
+/* The action (action_ref) of the execution, started as ex for owner (the
+ * job), writes its logs: queue their rows. ex is borrowed until
+ * log_rows_forget. The action's two artifacts, once an answer names them,
+ * are taken as known for a while, so that later executions only add their
+ * versions: a statement several times cheaper for the database. */
 void log_rows_started(struct log_rows *lr, const void *owner, int64_t execution_id,
-                      const char *execution_dir_name, const struct execution *ex);
+                      const char *action_ref, const char *execution_dir_name,
+                      const struct execution *ex);
 
 /* The seal of owner's finished logs for db_execution_finish (a new
  * reference), or NULL: no rows, their creation failed, no digest, or the

@@ -1,8 +1,8 @@
 """The log rows on this project's own schema (`attunectl migrate`, migration
 0004_log_artifacts): an execution's stdout and stderr get Attune's artifact,
 artifact_version and log_stream rows, sealed with the files' size and SHA-256;
-a database without those tables gets none, with one warning, and the action
-runs all the same. The same rows on Attune's own schema: tests/attune."""
+artifacts deleted behind the worker's back are made again; a database without
+those tables gets none, with one warning, and the action runs all the same. The same rows on Attune's own schema: tests/attune."""
 import hashlib
 import os
 import unittest
@@ -62,6 +62,16 @@ class LogRowsOwnSchemaTest(ServiceTestCase):
                               hashlib.sha256(body).hexdigest()))
         self.assertEqual(result["stderr_log"],
                          os.path.join(self.artifacts_dir, rows[1]["file_path"]))
+
+        # The worker takes the action's artifacts as known for a while; when
+        # they are gone (Attune's retention deletes empty ones), it makes them
+        # again rather than losing the rows.
+        self.db.execute("DELETE FROM attune.artifact WHERE ref LIKE 'logs.say.%%'")
+        eid, _ = self.run_say(w, "again")
+        self.assertTrue(wait_until_value(
+            lambda: [r["sealed"] for r in self.versions(eid)] == [True, True], 10 * SLOW),
+            "%r\n%s" % (self.versions(eid), w.describe()))
+        self.assertNotIn("could not be recorded", w.log(), w.describe())
 
     def test_without_the_tables_no_rows_and_the_action_runs(self):
         # Last in this class: the tables are gone for the tests after it.
