@@ -444,8 +444,7 @@ static void service_setup_jobs(struct service *svc)
         .done = on_job_done,
         .owner = svc,
     };
-    /* The log rows' seal needs each log's digest. */
-    svc->settings.log_digests = svc->job_io.log_rows != NULL;
+    svc->settings.log_digests = svc->job_io.log_rows != NULL; /* for the log rows' seal */
     svc->job_ctx = (struct job_context){
         .cfg = svc->cfg,
         .registry = &svc->registry,
