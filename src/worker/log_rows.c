@@ -199,9 +199,10 @@ static void entry_answered(struct log_rows *lr, struct log_rows_entry *e,
         artifacts_remember(lr, e->action_ref, answer);
     if (done)
         return;
-    /* A known artifact may be gone (Attune's retention deletes empty ones). */
+    /* A known artifact may be gone (Attune's retention deletes empty ones).
+     * Rows made after the final UPDATE took the seal would never be sealed. */
     artifacts_forget(lr, e->action_ref);
-    if (e->attempts < LOG_ROWS_ATTEMPTS && (e->known || !error)) {
+    if (e->attempts < LOG_ROWS_ATTEMPTS && (e->known || !error) && !e->seal_handed) {
         entry_send(lr, e);
     } else if (error) {
         e->failed = true;
@@ -265,15 +266,21 @@ void log_rows_started(struct log_rows *lr, const void *owner, int64_t execution_
 
 /* The seal */
 
-/* {"path", "size", "sha256", "truncated"} of one log, NULL without a digest
- * (a write failed: what the file holds is not known). */
-static json_t *seal_of(const struct execution *ex, bool is_stderr, const char *path)
+/* Adds {"path", "size", "sha256", "truncated"} of one log to seal, unless
+ * a write to it failed: what the file holds is not known then. */
+static void seal_add(json_t *seal, const struct log_rows_entry *e, bool is_stderr)
 {
+    const char *stream = is_stderr ? "stderr" : "stdout";
     struct execution_log_digest d;
-    if (!execution_log_digest(ex, is_stderr, &d))
-        return NULL;
-    return json_pack("{s:s, s:I, s:s, s:b}", "path", path, "size", (json_int_t)d.size, "sha256",
-                     d.sha256, "truncated", d.truncated);
+    if (!execution_log_digest(e->ex, is_stderr, &d)) {
+        log_warn("execution %lld: its %s was not all written; its log rows stay pending",
+                 (long long)e->execution_id, stream);
+        return;
+    }
+    json_object_set_new(
+        seal, stream,
+        json_pack("{s:s, s:I, s:s, s:b}", "path", is_stderr ? e->stderr_path : e->stdout_path,
+                  "size", (json_int_t)d.size, "sha256", d.sha256, "truncated", d.truncated));
 }
 
 json_t *log_rows_seal(struct log_rows *lr, const void *owner)
@@ -287,15 +294,9 @@ json_t *log_rows_seal(struct log_rows *lr, const void *owner)
         return NULL;
     e->seal_handed = true;
     json_t *seal = json_object();
-    json_t *out = seal_of(e->ex, false, e->stdout_path);
-    json_t *err = seal_of(e->ex, true, e->stderr_path);
-    if (out)
-        json_object_set_new(seal, "stdout", out);
-    if (err)
-        json_object_set_new(seal, "stderr", err);
+    seal_add(seal, e, false);
+    seal_add(seal, e, true);
     if (json_object_size(seal) == 0) {
-        log_warn("execution %lld: its logs were not all written; their rows stay pending",
-                 (long long)e->execution_id);
         json_decref(seal);
         return NULL;
     }
