@@ -193,6 +193,21 @@ static void execution_status_query(struct db *db, const char *sql, int nparams, 
     "UPDATE attune.execution SET status = $2::attune.execution_status_enum, "                      \
     "result = $3::jsonb WHERE id = $1 AND status IN ('running', 'canceling')"
 
+/* The final update, and the result's secret values inserted by the same
+ * statement from $4 (NULL: none). */
+#define FINISH_WITH_SECRETS                                                                        \
+    "fin AS (" FINISH_UPDATE " RETURNING id), "                                                    \
+    "sec AS (INSERT INTO attune.execution_secret_value (entity_type, entity_id, json_path, "       \
+    "source_kind, source_ref, encrypted_value, encryption_key_hash) "                              \
+    "SELECT 'execution_result', fin.id, s.json_path, s.source_kind, s.source_ref, "                \
+    "s.encrypted_value, s.encryption_key_hash FROM fin, jsonb_to_recordset("                       \
+    "COALESCE($4::jsonb, '[]')) AS s(json_path text, source_kind text, source_ref text, "          \
+    "encrypted_value jsonb, encryption_key_hash text) "                                            \
+    "ON CONFLICT (entity_type, entity_id, json_path) DO UPDATE SET "                               \
+    "source_kind = EXCLUDED.source_kind, source_ref = EXCLUDED.source_ref, "                       \
+    "encrypted_value = EXCLUDED.encrypted_value, "                                                 \
+    "encryption_key_hash = EXCLUDED.encryption_key_hash)"
+
 void db_execution_finish(struct db *db, int64_t id, const char *status, const json_t *result,
                          const json_t *secrets, const json_t *logs, db_changed_fn done,
                          void *userdata)
@@ -201,20 +216,12 @@ void db_execution_finish(struct db *db, int64_t id, const char *status, const js
      * result that masks them is, and a repeat after a lost reply (the row is
      * no longer running) writes neither; the log rows are sealed by it too
      * (log_artifacts.h). */
-    static const char sql[] =
-        "WITH fin AS (" FINISH_UPDATE " RETURNING id), "
-        "sec AS (INSERT INTO attune.execution_secret_value (entity_type, entity_id, json_path, "
-        "source_kind, source_ref, encrypted_value, encryption_key_hash) "
-        "SELECT 'execution_result', fin.id, s.json_path, s.source_kind, s.source_ref, "
-        "s.encrypted_value, s.encryption_key_hash FROM fin, jsonb_to_recordset("
-        "COALESCE($4::jsonb, '[]')) AS s(json_path text, source_kind text, source_ref text, "
-        "encrypted_value jsonb, encryption_key_hash text) "
-        "ON CONFLICT (entity_type, entity_id, json_path) DO UPDATE SET "
-        "source_kind = EXCLUDED.source_kind, source_ref = EXCLUDED.source_ref, "
-        "encrypted_value = EXCLUDED.encrypted_value, "
-        "encryption_key_hash = EXCLUDED.encryption_key_hash), " DB_LOG_SEAL_CTES " "
-        "SELECT EXISTS (SELECT 1 FROM fin)";
-    execution_status_query(db, sql, 5, id, status, result, secrets, logs, done, userdata);
+    static const char sql[] = "WITH " FINISH_WITH_SECRETS " SELECT EXISTS (SELECT 1 FROM fin)";
+    /* The seal names the log tables, which a database may not have. */
+    static const char sql_logs[] =
+        "WITH " FINISH_WITH_SECRETS ", " DB_LOG_SEAL_CTES " SELECT EXISTS (SELECT 1 FROM fin)";
+    execution_status_query(db, logs ? sql_logs : sql, logs ? 5 : 4, id, status, result, secrets,
+                           logs, done, userdata);
 }
 
 void db_execution_check_finished(struct db *db, int64_t id, const char *status,
