@@ -23,19 +23,6 @@
 
 static void job_run(struct job *job);
 
-void job_enter(struct job *job, enum job_state state)
-{
-    log_debug("execution %s: %s -> %s", job->id_text, job_state_name(job->state),
-              job_state_name(state));
-    job->state = state;
-}
-
-void job_over(struct job *job)
-{
-    job_enter(job, JOB_DONE);
-    PORT(job, done, job);
-}
-
 /* The broker message */
 
 static void job_ack(struct job *job)
@@ -58,17 +45,6 @@ static void job_requeue(struct job *job, const char *why)
     PORT(job, reject, job->connection, job->delivery_tag, true);
     job->settled = true;
     job_over(job);
-}
-
-struct report_subject job_subject(const struct job *job)
-{
-    return (struct report_subject){
-        .execution_id = job->msg.execution_id,
-        .action_id = job->ex.action_id,
-        .action_ref = job->ex.action_ref,
-        .correlation_id = job->msg.correlation_id,
-        .trace_id = job->msg.trace_id,
-    };
 }
 
 /* Start: the message parses, or goes to the dead-letter queue. */

@@ -6,6 +6,7 @@
 
 #include "worker/job.h"
 #include "worker/job_inputs.h"
+#include "core/log.h"
 
 /* Why a job must stop before its end, whatever state it is in: a request
  * that arrives during a round trip takes effect when the round trip is over.
@@ -35,10 +36,30 @@ struct job {
 
 #define PORT(job, fn, ...) (job)->ctx.ports->fn((job)->ctx.io, __VA_ARGS__)
 
-void job_enter(struct job *job, enum job_state state);
+static inline void job_enter(struct job *job, enum job_state state)
+{
+    log_debug("execution %s: %s -> %s", job->id_text, job_state_name(job->state),
+              job_state_name(state));
+    job->state = state;
+}
+
 /* Enters JOB_DONE and tells the owner. */
-void job_over(struct job *job);
-struct report_subject job_subject(const struct job *job);
+static inline void job_over(struct job *job)
+{
+    job_enter(job, JOB_DONE);
+    PORT(job, done, job);
+}
+
+static inline struct report_subject job_subject(const struct job *job)
+{
+    return (struct report_subject){
+        .execution_id = job->msg.execution_id,
+        .action_id = job->ex.action_id,
+        .action_ref = job->ex.action_ref,
+        .correlation_id = job->msg.correlation_id,
+        .trace_id = job->msg.trace_id,
+    };
+}
 
 /* job_end.c: the end, from the final UPDATE to the last message. */
 void job_record(struct job *job, enum job_state state, enum execution_status status,
