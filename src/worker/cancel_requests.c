@@ -23,7 +23,7 @@ void cancel_requests_take(struct cancels *pending, struct job *const *jobs, size
         if (job_execution_id(jobs[i]) != id || !job_cancellable(jobs[i]))
             continue;
         held = true;
-        log_info("execution %lld: cancel requested", (long long)id);
+        log_debug("execution %lld: cancel requested", (long long)id);
         job_step(jobs[i], &cancel_event);
     }
     if (!held) {
