@@ -200,3 +200,13 @@ int execution_config_launch(const struct runtime *rt, const struct launch_input 
     free(env_dir);
     return rc;
 }
+
+int runtime_launch_interpreter(const struct runtime *rt, const struct launch_input *in,
+                               struct launch *out, char *err, size_t errlen)
+{
+    if (runtime_has_config(in->action))
+        return execution_config_launch(rt, in, out, err, errlen);
+    out->path = xstrdup(rt->interpreter);
+    strv_push(&out->argv, rt->interpreter_name);
+    return 0;
+}

@@ -43,4 +43,10 @@ void execution_config_env(const json_t *env_vars, const struct execution_config_
 int execution_config_launch(const struct runtime *rt, const struct launch_input *in,
                             struct launch *out, char *err, size_t errlen);
 
+/* Starts a launch with its interpreter: the one the action's runtime
+ * definition names, with that definition's arguments and env_vars
+ *, or else rt's built-in interpreter. */
+int runtime_launch_interpreter(const struct runtime *rt, const struct launch_input *in,
+                               struct launch *out, char *err, size_t errlen);
+
 #endif

@@ -2,6 +2,7 @@
  * provides getSecret(name) and calls an exported run(params) when defined;
  * secrets and parameters travel on a socket at fd 3, which also carries the
  * answer. */
+#include "runtime/execution_config.h"
 #include "runtime/runtime.h"
 
 extern const char wrapper_node_js[];

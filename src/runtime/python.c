@@ -3,6 +3,7 @@
  * and parameters travel on a socket at fd 3, which also carries the answer,
  * both in marshal format (see pymarshal.h for why not JSON). */
 #include "runtime/pymarshal.h"
+#include "runtime/execution_config.h"
 #include "runtime/runtime.h"
 
 extern const char wrapper_python_py[];

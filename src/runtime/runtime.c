@@ -1,13 +1,10 @@
-/* Pieces shared by the runtimes: launch objects, the interpreter a launch
- * starts with, program lookup on a PATH and the JSON control payload of the
- * wrapper runtimes. */
+/* Pieces shared by the runtimes: launch objects, program lookup on a PATH and the JSON control
+ * payload of the wrapper runtimes. */
 #include "runtime/runtime.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#include "runtime/execution_config.h"
 
 void launch_init(struct launch *l)
 {
@@ -35,16 +32,6 @@ void launch_free(struct launch *l)
 bool runtime_has_config(const struct action *action)
 {
     return json_is_object(action->runtime_config) && json_object_size(action->runtime_config) > 0;
-}
-
-int runtime_launch_interpreter(const struct runtime *rt, const struct launch_input *in,
-                               struct launch *out, char *err, size_t errlen)
-{
-    if (runtime_has_config(in->action))
-        return execution_config_launch(rt, in, out, err, errlen);
-    out->path = xstrdup(rt->interpreter);
-    strv_push(&out->argv, rt->interpreter_name);
-    return 0;
 }
 
 char *runtime_find_program(const char *name, const char *search_path)

@@ -86,12 +86,6 @@ void runtime_json_control(const struct launch_input *in, struct strbuf *out);
  * non-empty execution_config) that its launch follows. */
 bool runtime_has_config(const struct action *action);
 
-/* Starts a launch with its interpreter: the one the action's runtime
- * definition names, with that definition's arguments and env_vars
- * (execution_config.h), or else rt's built-in interpreter. */
-int runtime_launch_interpreter(const struct runtime *rt, const struct launch_input *in,
-                               struct launch *out, char *err, size_t errlen);
-
 /* Finds an executable by name on the given PATH-style list; NULL if none. */
 char *runtime_find_program(const char *name, const char *search_path);
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "exec/params.h"
+#include "runtime/execution_config.h"
 #include "runtime/runtime.h"
 
 extern const char wrapper_shell_sh[];
