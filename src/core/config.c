@@ -41,6 +41,7 @@ const struct key_def config_keys[] = {
     {"worker.heartbeat_interval", KEY_INT, FIELD(heartbeat_interval), 1, 3600, NULL},
     {"worker.task_timeout", KEY_INT, FIELD(task_timeout), 1, 604800, NULL},
     {"worker.kill_grace_seconds", KEY_INT, FIELD(kill_grace_seconds), 1, 3600, NULL},
+    {"worker.cancel_grace_seconds", KEY_INT, FIELD(cancel_grace_seconds), 1, 3600, NULL},
     {"worker.shutdown_timeout", KEY_INT, FIELD(shutdown_timeout), 0, 86400, NULL},
     {"worker.max_stdout_bytes", KEY_SIZE, FIELD(max_stdout_bytes), KIB, GIB, NULL},
     {"worker.max_stderr_bytes", KEY_SIZE, FIELD(max_stderr_bytes), KIB, GIB, NULL},
@@ -176,6 +177,7 @@ void config_init_defaults(struct config *cfg)
     cfg->heartbeat_interval = 30;
     cfg->task_timeout = 300;
     cfg->kill_grace_seconds = 5;
+    cfg->cancel_grace_seconds = 10;
     cfg->shutdown_timeout = 30;
     cfg->max_stdout_bytes = 10 * MIB;
     cfg->max_stderr_bytes = 10 * MIB;

@@ -39,7 +39,8 @@ struct config {
     int max_concurrent_tasks;
     int heartbeat_interval; /* seconds */
     int task_timeout;       /* seconds */
-    int kill_grace_seconds; /* from SIGTERM to SIGKILL of an action's group */
+    int kill_grace_seconds;   /* from SIGTERM to SIGKILL of an action's group */
+    int cancel_grace_seconds; /* the same, for an execution cancelled by a user */
     int shutdown_timeout;   /* seconds */
     int64_t max_stdout_bytes;
     int64_t max_stderr_bytes;

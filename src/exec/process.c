@@ -152,11 +152,13 @@ pid_t proc_pid(const struct proc *proc)
     return proc->pid;
 }
 
-void proc_cancel(struct proc *proc)
+void proc_cancel(struct proc *proc, uint64_t grace_ms)
 {
     if (proc->finished)
         return;
     proc->result.cancelled = true;
+    if (grace_ms > 0 && proc->kill_stage == KILL_NONE)
+        proc->kill_grace_ms = grace_ms;
     proc_begin_termination(proc);
 }
 

@@ -71,8 +71,10 @@ int proc_start(sd_event *loop, const struct proc_spec *spec, proc_done_fn done, 
 const struct proc_result *proc_get_result(const struct proc *proc);
 pid_t proc_pid(const struct proc *proc);
 
-/* Stops the child's whole process group: SIGTERM now, SIGKILL after the grace. */
-void proc_cancel(struct proc *proc);
+/* Stops the child's whole process group: SIGTERM now, SIGKILL grace_ms
+ * later (0: the spec's kill_grace_ms). A termination already under way
+ * (a timeout) keeps its own grace. */
+void proc_cancel(struct proc *proc, uint64_t grace_ms);
 
 /* Releases everything; a child still running is killed with its group first. */
 void proc_free(struct proc *proc);

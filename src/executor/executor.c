@@ -303,10 +303,10 @@ pid_t execution_pid(const struct execution *ex)
     return ex->proc ? proc_pid(ex->proc) : -1;
 }
 
-void execution_cancel(struct execution *ex)
+void execution_cancel(struct execution *ex, uint64_t grace_ms)
 {
     if (ex->proc && !ex->result)
-        proc_cancel(ex->proc);
+        proc_cancel(ex->proc, grace_ms);
 }
 
 void execution_free(struct execution *ex)

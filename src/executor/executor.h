@@ -78,7 +78,9 @@ enum execution_status execution_get_status(const struct execution *ex);
 /* The result object (borrowed; valid until execution_free). */
 json_t *execution_get_result(const struct execution *ex);
 pid_t execution_pid(const struct execution *ex);
-void execution_cancel(struct execution *ex);
+/* Cancels the action: its process group gets SIGTERM, then SIGKILL grace_ms
+ * later (0: the settings' kill grace); it ends cancelled. */
+void execution_cancel(struct execution *ex, uint64_t grace_ms);
 void execution_free(struct execution *ex);
 
 /* Builds a result object for an execution that never started (bad

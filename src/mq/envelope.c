@@ -269,6 +269,37 @@ int envelope_parse_request(const void *body, size_t len, struct execution_reques
     return rc;
 }
 
+static int read_cancel(const json_t *root, int64_t *execution_id, char *err, size_t errlen)
+{
+    if (!json_is_object(root))
+        return reject(err, errlen, "envelope must be a JSON object");
+    const char *type = json_string_value(json_object_get(root, "message_type"));
+    if (!type || strcmp(type, "ExecutionCancelRequested") != 0)
+        return reject(err, errlen, "message_type must be \"ExecutionCancelRequested\"");
+    const json_t *payload = json_object_get(root, "payload");
+    if (!json_is_object(payload))
+        return reject(err, errlen, "payload must be an object");
+    struct execution_request_msg ids = {0};
+    int rc = read_ids(payload, &ids, err, errlen);
+    *execution_id = ids.execution_id;
+    return rc;
+}
+
+int envelope_parse_cancel(const void *body, size_t len, int64_t *execution_id, char *err,
+                          size_t errlen)
+{
+    *execution_id = 0;
+    if (!body || len > ENVELOPE_MAX_BYTES || too_deep(body, len))
+        return reject(err, errlen, "body is empty, too large or nests too deep");
+    json_error_t jerr;
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root)
+        return reject_load_error(body, len, &jerr, err, errlen);
+    int rc = read_cancel(root, execution_id, err, errlen);
+    json_decref(root);
+    return rc;
+}
+
 void envelope_request_free(struct execution_request_msg *msg)
 {
     if (!msg)

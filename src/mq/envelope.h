@@ -38,6 +38,14 @@ int envelope_parse_request(const void *body, size_t len, struct execution_reques
                            char *err, size_t errlen);
 void envelope_request_free(struct execution_request_msg *msg);
 
+/* Parses an ExecutionCancelRequested envelope (ATTUNE-TODAY 2.2): a JSON
+ * object whose message_type is "ExecutionCancelRequested" and whose payload
+ * holds execution_id (a positive integer) and worker_id (an integer). The
+ * worker_id is not checked against this worker's, as Attune's worker does
+ * not. Returns 0 or -EINVAL with a one-line reason in err. */
+int envelope_parse_cancel(const void *body, size_t len, int64_t *execution_id, char *err,
+                          size_t errlen);
+
 /* Builds an outbound envelope around payload (reference stolen): a fresh
  * message_id, the given correlation_id (a fresh one when NULL or ""), version
  * "1.0", the current time, headers {retry_count: 0, source_service:

@@ -1,7 +1,7 @@
 /* One execution request as one state machine (see job.h), written in
- * lifecycle order: start, claim, load, run, record, report. Each state has
- * one handler, on_<state>; job_step at the end hands every event to the
- * handler of the current state. */
+ * lifecycle order: start, claim, load, run here, then record and report in
+ * job_end.c. Each state has one handler, on_<state>; job_step at the end
+ * hands every event to the handler of the current state. */
 #include "worker/job.h"
 
 #include <assert.h>
@@ -17,49 +17,20 @@
 #include "worker/artifacts.h"
 #include "worker/job_action.h"
 #include "worker/job_inputs.h"
+#include "worker/job_private.h"
 #include "worker/secret_results.h"
 #include "worker/secrets.h"
 
-/* Why a job must stop before its end, whatever state it is in: a request
- * that arrives during a round trip takes effect when the round trip is over. */
-enum job_stop { JOB_STOP_NONE, JOB_STOP_SHUTDOWN };
-
-struct job {
-    enum job_state state;
-    enum job_stop stop;
-    bool settled; /* the broker message is acknowledged or rejected */
-    struct job_context ctx;
-    uint64_t connection, delivery_tag;
-    struct execution_request_msg msg;
-    char id_text[24];
-    struct job_execution ex; /* from the claim */
-    char *dir;
-    /* From the loads */
-    struct action *action;
-    json_t *params;                        /* the parameter document; holds secret values */
-    json_t *secrets;                       /* name -> text, for get_secret */
-    void *run;                             /* what ports->start returned */
-    struct secret_results *secret_results; /* the result's, sealed as it ends */
-    /* The end */
-    enum execution_status final_status;
-    json_t *result;
-};
-
-static void job_fail(struct job *job, const char *error);
 static void job_run(struct job *job);
-static void job_record(struct job *job, enum job_state state, enum execution_status status,
-                       json_t *result);
 
-#define PORT(job, fn, ...) (job)->ctx.ports->fn((job)->ctx.io, __VA_ARGS__)
-
-static void job_enter(struct job *job, enum job_state state)
+void job_enter(struct job *job, enum job_state state)
 {
     log_debug("execution %s: %s -> %s", job->id_text, job_state_name(job->state),
               job_state_name(state));
     job->state = state;
 }
 
-static void job_over(struct job *job)
+void job_over(struct job *job)
 {
     job_enter(job, JOB_DONE);
     PORT(job, done, job);
@@ -89,7 +60,7 @@ static void job_requeue(struct job *job, const char *why)
     job_over(job);
 }
 
-static struct report_subject job_subject(const struct job *job)
+struct report_subject job_subject(const struct job *job)
 {
     return (struct report_subject){
         .execution_id = job->msg.execution_id,
@@ -139,6 +110,10 @@ static void job_claimed(struct job *job, const struct execution_row *row)
     struct report_subject subject = job_subject(job);
     PORT(job, publish_status, &subject, row->previous_status, "running");
     char err[1024];
+    if (job->stop != JOB_STOP_NONE) {
+        job_stopped_before_start(job);
+        return;
+    }
     if (job_inputs_check_release(&job->ex, &job->msg, err, sizeof(err)) < 0 ||
         job_inputs_restore(&job->ex, row, job->ctx.cfg->encryption_key, err, sizeof(err)) < 0) {
         job_fail(job, err);
@@ -242,7 +217,9 @@ static void on_resuming(struct job *job, const struct job_event *ev)
 static void job_prepare(struct job *job, int64_t pack_id, int64_t action_id)
 {
     char err[1024];
-    if (job_inputs_parameters(&job->ex, job->action, &job->params, err, sizeof(err)) < 0) {
+    if (job->stop != JOB_STOP_NONE)
+        job_stopped_before_start(job);
+    else if (job_inputs_parameters(&job->ex, job->action, &job->params, err, sizeof(err)) < 0) {
         job_fail(job, err);
     } else if (job->ctx.cfg->secrets_keystore) {
         job_enter(job, JOB_LOADING_KEYS);
@@ -276,9 +253,8 @@ static void on_loading_action(struct job *job, const struct job_event *ev)
 
 static void job_run(struct job *job)
 {
-    if (job->stop == JOB_STOP_SHUTDOWN) {
-        json_t *result = execution_failure_result("cancelled before it started (worker stopping)");
-        job_record(job, JOB_RECORDING, EXECUTION_CANCELLED, result);
+    if (job->stop != JOB_STOP_NONE) {
+        job_stopped_before_start(job);
         return;
     }
     log_debug("execution %s: action and parameters ready; starting", job->id_text);
@@ -352,96 +328,13 @@ static void on_running(struct job *job, const struct job_event *ev)
     if (ev->kind == JOB_EVENT_EXITED) {
         log_debug("execution %s: process finished", job->id_text);
         job_record(job, JOB_RECORDING, ev->exit_status, json_incref(ev->result));
-    } else if (ev->kind == JOB_EVENT_SHUTDOWN) {
-        PORT(job, stop, job->run);
-    }
-}
-
-/* Record: the final UPDATE only applies while the row is running (or
- * canceling); an answer of "nothing changed" is checked before reporting,
- * because our own update may have gone through with its reply lost. The
- * result's secret values go with it (none with a refused result's stand-in). */
-
-static void job_record(struct job *job, enum job_state state, enum execution_status status,
-                       json_t *result)
-{
-    job_enter(job, state);
-    job->final_status = status;
-    json_decref(job->result);
-    job->result = result;
-    PORT(job, finish, job, job->msg.execution_id, execution_status_name(status), result,
-         state == JOB_RECORDING ? secret_results_rows(job->secret_results) : NULL);
-}
-
-static void job_fail(struct job *job, const char *error)
-{
-    log_warn("execution %s (%s) failed before it started: %s", job->id_text, job->ex.action_ref,
-             error);
-    json_t *result = execution_failure_result(error);
-    if (job->dir)
-        json_object_set_new(result, "artifacts_dir", json_string(job->dir));
-    job_record(job, JOB_RECORDING, EXECUTION_FAILED, result);
-}
-
-/* Report: the two last messages, once the database holds the end. */
-static void job_report(struct job *job)
-{
-    job_enter(job, JOB_REPORTING);
-    const char *status = execution_status_name(job->final_status);
-    log_info("execution %s (%s) %s", job->id_text, job->ex.action_ref, status);
-    struct report_subject subject = job_subject(job);
-    PORT(job, publish_status, &subject, "running", status);
-    PORT(job, publish_completed, &subject, status, job->result);
-    job_over(job);
-}
-
-static void job_verify(struct job *job)
-{
-    job_enter(job, JOB_VERIFYING);
-    PORT(job, check_finished, job, job->msg.execution_id, execution_status_name(job->final_status),
-         job->result);
-}
-
-static void on_recording(struct job *job, const struct job_event *ev)
-{
-    if (ev->kind == JOB_EVENT_ROW) {
-        job_report(job);
-    } else if (ev->kind == JOB_EVENT_NO_ROW) {
-        job_verify(job);
-    } else if (ev->kind == JOB_EVENT_DB_ERROR) {
-        /* The result itself was refused: record the failure instead, so the
-         * execution does not stay running and its messages still go out. */
-        log_error("execution %s: cannot record the result: %s", job->id_text, ev->error);
-        char *why = xasprintf("the result could not be stored: %s", ev->error);
-        job_record(job, JOB_RECORDING_REFUSAL, EXECUTION_FAILED, execution_failure_result(why));
-        free(why);
-    }
-}
-
-static void on_recording_refusal(struct job *job, const struct job_event *ev)
-{
-    if (ev->kind == JOB_EVENT_ROW) {
-        job_report(job);
-    } else if (ev->kind == JOB_EVENT_NO_ROW) {
-        job_verify(job);
-    } else if (ev->kind == JOB_EVENT_DB_ERROR) {
-        /* The row stays running; the next start of this worker abandons it. */
-        log_error("execution %s: cannot record the result: %s", job->id_text, ev->error);
-        job_over(job);
-    }
-}
-
-static void on_verifying(struct job *job, const struct job_event *ev)
-{
-    if (ev->kind == JOB_EVENT_ROW) {
-        job_report(job);
-    } else if (ev->kind == JOB_EVENT_NO_ROW) {
-        log_warn("execution %s was no longer running when its result came; not overwritten",
-                 job->id_text);
-        job_over(job);
-    } else if (ev->kind == JOB_EVENT_DB_ERROR) {
-        log_error("execution %s: cannot record the result: %s", job->id_text, ev->error);
-        job_over(job);
+    } else if (ev->kind == JOB_EVENT_SHUTDOWN || ev->kind == JOB_EVENT_CANCEL) {
+        const struct config *cfg = job->ctx.cfg;
+        int grace =
+            ev->kind == JOB_EVENT_CANCEL ? cfg->cancel_grace_seconds : cfg->kill_grace_seconds;
+        log_info("execution %s: %s; stopping its processes", job->id_text,
+                 ev->kind == JOB_EVENT_CANCEL ? "cancel requested" : "worker stopping");
+        PORT(job, stop, job->run, (uint64_t)grace * 1000u);
     }
 }
 
@@ -460,8 +353,10 @@ static const job_handler job_handlers[JOB_STATE_COUNT] = {
 void job_step(struct job *job, const struct job_event *ev)
 {
     assert((unsigned)job->state < JOB_STATE_COUNT && (unsigned)ev->kind < JOB_EVENT_COUNT);
-    if (ev->kind == JOB_EVENT_SHUTDOWN)
+    if (ev->kind == JOB_EVENT_SHUTDOWN && job->stop == JOB_STOP_NONE)
         job->stop = JOB_STOP_SHUTDOWN;
+    else if (ev->kind == JOB_EVENT_CANCEL && job_cancellable(job))
+        job->stop = JOB_STOP_CANCEL;
     if (job_handlers[job->state])
         job_handlers[job->state](job, ev);
 }
@@ -474,6 +369,11 @@ enum job_state job_state(const struct job *job)
 bool job_holds_execution(const struct job *job)
 {
     return job->state >= JOB_LOADING_ACTION && job->state <= JOB_VERIFYING;
+}
+
+bool job_cancellable(const struct job *job)
+{
+    return job->state <= JOB_RUNNING;
 }
 
 int64_t job_execution_id(const struct job *job)

@@ -46,8 +46,9 @@ enum job_event_kind {
     JOB_EVENT_DB_ERROR, /* the database refused the statement */
     JOB_EVENT_EXITED,   /* the action is over (exit, timeout or kill); its result is ready */
     JOB_EVENT_SHUTDOWN, /* the worker is stopping: cancel the action */
+    JOB_EVENT_CANCEL,   /* a user cancelled the execution (ExecutionCancelRequested) */
 };
-#define JOB_EVENT_COUNT (JOB_EVENT_SHUTDOWN + 1)
+#define JOB_EVENT_COUNT (JOB_EVENT_CANCEL + 1)
 
 const char *job_event_name(enum job_event_kind kind);
 
@@ -88,11 +89,12 @@ struct job_ports {
                            const char *to);
     void (*publish_completed)(void *io, const struct report_subject *subject, const char *status,
                               const json_t *result);
-    /* The action: start it (its end arrives as JOB_EVENT_EXITED), stop it,
-     * release what start returned. start fails with a message in err. */
+    /* The action: start it (its end arrives as JOB_EVENT_EXITED), stop it
+     * (SIGKILL grace_ms after SIGTERM), release what start returned. start
+     * fails with a message in err. */
     int (*start)(void *io, struct job *job, const struct execution_request *req, void **run,
                  char *err, size_t errlen);
-    void (*stop)(void *io, void *run);
+    void (*stop)(void *io, void *run, uint64_t grace_ms);
     void (*release)(void *io, void *run);
     /* Whether another job of this process is running the execution now. */
     bool (*held_here)(void *io, int64_t execution_id);
@@ -118,6 +120,9 @@ void job_step(struct job *job, const struct job_event *event);
 enum job_state job_state(const struct job *job);
 /* True from the claim until the final state is in the database. */
 bool job_holds_execution(const struct job *job);
+/* Whether a cancel request for the execution can still change what the job
+ * does: from the claim until the action's end is being recorded. */
+bool job_cancellable(const struct job *job);
 /* The execution id, 0 before the message parsed. */
 int64_t job_execution_id(const struct job *job);
 /* Whether the broker message has been acknowledged or rejected. */

@@ -125,10 +125,10 @@ static int io_start(void *io, struct job *job, const struct execution_request *r
     return rc;
 }
 
-static void io_stop(void *io, void *run)
+static void io_stop(void *io, void *run, uint64_t grace_ms)
 {
     (void)io;
-    execution_cancel(run);
+    execution_cancel(run, grace_ms);
 }
 
 static void io_release(void *io, void *run)

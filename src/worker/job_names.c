@@ -27,7 +27,7 @@ const char *job_event_name(enum job_event_kind kind)
     static const char *const names[JOB_EVENT_COUNT] = {
         [JOB_EVENT_ROW] = "row",           [JOB_EVENT_NO_ROW] = "no-row",
         [JOB_EVENT_DB_ERROR] = "db-error", [JOB_EVENT_EXITED] = "exited",
-        [JOB_EVENT_SHUTDOWN] = "shutdown",
+        [JOB_EVENT_SHUTDOWN] = "shutdown", [JOB_EVENT_CANCEL] = "cancel",
     };
     assert((unsigned)kind < JOB_EVENT_COUNT);
     return names[kind];

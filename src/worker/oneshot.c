@@ -107,7 +107,7 @@ static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si,
     (void)s;
     log_warn("received signal %u; stopping the action", si->ssi_signo);
     if (os->execution)
-        execution_cancel(os->execution);
+        execution_cancel(os->execution, 0);
     if (++os->signals_seen > 1)
         sd_event_exit(os->loop, 1);
     return 0;

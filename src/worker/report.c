@@ -47,3 +47,19 @@ void report_completed(struct mq *mq, const struct report_subject *s, const char 
                   variant, "result", result, "completed_at", now);
     report_publish(mq, s, "execution.completed", "ExecutionCompleted", payload);
 }
+
+void report_abandoned(struct mq *mq, const struct abandoned_row *rows, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        char correlation_id[37];
+        uuid_v4(correlation_id);
+        struct report_subject subject = {
+            .execution_id = rows[i].id,
+            .action_id = rows[i].action_id,
+            .action_ref = rows[i].action_ref,
+            .correlation_id = correlation_id,
+        };
+        report_status_changed(mq, &subject, "running", "abandoned");
+        report_completed(mq, &subject, "abandoned", rows[i].result);
+    }
+}

@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#include "db/executions.h"
 #include "mq/mq.h"
 
 /* What every message about one execution carries. correlation_id may be
@@ -26,5 +27,9 @@ void report_status_changed(struct mq *mq, const struct report_subject *s, const 
 /* status is the database label (lowercase); result is borrowed. */
 void report_completed(struct mq *mq, const struct report_subject *s, const char *status,
                       const json_t *result);
+
+/* The two messages for each execution an earlier run of this worker left
+ * running, now recorded abandoned (each its own conversation). */
+void report_abandoned(struct mq *mq, const struct abandoned_row *rows, size_t count);
 
 #endif

@@ -21,6 +21,7 @@
 #include "mq/mq.h"
 #include "runtime/registry.h"
 #include "worker/artifacts.h"
+#include "worker/cancel_requests.h"
 #include "worker/guardian.h"
 #include "worker/job.h"
 #include "worker/job_io.h"
@@ -49,7 +50,8 @@ struct service {
     bool paused;    /* flow control: too much waits for the broker or database */
     bool consuming; /* what was last asked of the broker */
     int64_t worker_id;
-    struct job **jobs; /* max_concurrent_tasks slots, the first n_jobs in use */
+    struct job **jobs;       /* max_concurrent_tasks slots, the first n_jobs in use */
+    struct cancels *cancels; /* cancel requests waiting for their dispatch */
     size_t n_jobs;
     enum service_state state;
     int signals_seen;
@@ -91,7 +93,7 @@ static void on_delivery(struct mq *mq, const struct mq_delivery *d, void *userda
 {
     struct service *svc = userdata;
     if (d->queue == MQ_QUEUE_CANCEL) {
-        mq_ack_tag(mq, d->connection, d->delivery_tag);
+        cancel_requests_take(svc->cancels, svc->jobs, svc->n_jobs, mq, d);
         return;
     }
     if (svc->state != SERVICE_READY || svc->n_jobs >= (size_t)svc->cfg->max_concurrent_tasks) {
@@ -100,7 +102,9 @@ static void on_delivery(struct mq *mq, const struct mq_delivery *d, void *userda
         mq_reject(mq, d, true);
         return;
     }
-    svc->jobs[svc->n_jobs++] = job_start(&svc->job_ctx, d);
+    struct job *job = job_start(&svc->job_ctx, d);
+    svc->jobs[svc->n_jobs++] = job;
+    cancel_requests_apply_pending(svc->cancels, job);
     service_update_consuming(svc);
 }
 
@@ -353,18 +357,7 @@ static void on_stale_abandoned(const struct abandoned_row *rows, size_t count, c
 {
     struct service *svc = userdata;
     (void)error;
-    for (size_t i = 0; i < count; i++) {
-        char correlation_id[37];
-        uuid_v4(correlation_id); /* one conversation per execution */
-        struct report_subject subject = {
-            .execution_id = rows[i].id,
-            .action_id = rows[i].action_id,
-            .action_ref = rows[i].action_ref,
-            .correlation_id = correlation_id,
-        };
-        report_status_changed(svc->mq, &subject, "running", "abandoned");
-        report_completed(svc->mq, &subject, "abandoned", rows[i].result);
-    }
+    report_abandoned(svc->mq, rows, count);
     if (count > 0)
         log_warn("%zu executions left running by an earlier run of this worker were marked "
                  "abandoned",
@@ -437,6 +430,7 @@ static void service_start_guardian(struct service *svc)
 static void service_setup_jobs(struct service *svc)
 {
     svc->jobs = xcalloc((size_t)svc->cfg->max_concurrent_tasks, sizeof(*svc->jobs));
+    svc->cancels = xcalloc(1, sizeof(*svc->cancels));
     sd_event_add_defer(svc->loop, &svc->reap_src, on_reap, svc);
     sd_event_source_set_enabled(svc->reap_src, SD_EVENT_OFF);
     svc->job_io = (struct job_io){
@@ -460,6 +454,7 @@ static void service_free(struct service *svc)
     for (size_t i = 0; i < svc->n_jobs; i++)
         job_free(svc->jobs[i]);
     free(svc->jobs);
+    free(svc->cancels);
     sd_event_source_disable_unref(svc->reap_src);
     sd_event_source_disable_unref(svc->heartbeat_src);
     sd_event_source_disable_unref(svc->retention_src);

@@ -39,6 +39,7 @@ struct effects {
     int64_t completed_action_id; /* its action_id */
     int start_timeout;           /* timeout_seconds the executor was given */
     int finished_secrets;        /* secret values the last finish wrote */
+    uint64_t stop_grace_ms;      /* the grace of the last stop */
 };
 
 /* What the executor was given at the last start (copies). */
@@ -226,10 +227,11 @@ static inline int fake_start(void *io, struct job *job, const struct execution_r
     return 0;
 }
 
-static inline void fake_stop(void *io, void *run)
+static inline void fake_stop(void *io, void *run, uint64_t grace_ms)
 {
     assert_ptr_equal(run, FAKE_RUN);
     ((struct fake_io *)io)->fx.stops++;
+    ((struct fake_io *)io)->fx.stop_grace_ms = grace_ms;
 }
 
 static inline void fake_release(void *io, void *run)

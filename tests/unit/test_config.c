@@ -131,6 +131,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.heartbeat_interval, 30);
     assert_int_equal(cfg.task_timeout, 300);
     assert_int_equal(cfg.kill_grace_seconds, 5);
+    assert_int_equal(cfg.cancel_grace_seconds, 10);
     assert_int_equal(cfg.shutdown_timeout, 30);
     assert_int_equal(cfg.max_stdout_bytes, 10485760);
     assert_int_equal(cfg.max_stderr_bytes, 10485760);
@@ -595,6 +596,7 @@ static void test_validate_each_key(void **state)
         {"worker.task_timeout", "604801", "worker.task_timeout: must be between 1 and 604800"},
         {"worker.kill_grace_seconds", "0", "worker.kill_grace_seconds: must be between 1 and 3600"},
         {"worker.kill_grace_seconds", "3601", "worker.kill_grace_seconds: must be between 1 and"},
+        {"worker.cancel_grace_seconds", "0", "worker.cancel_grace_seconds: must be between 1 and"},
         {"worker.shutdown_timeout", "-1", "worker.shutdown_timeout: must be between 0 and"},
         {"worker.max_stderr_bytes", "1023", "worker.max_stderr_bytes: must be between 1024"},
         {"worker.artifact_retention_days", "3651", "worker.artifact_retention_days: must be"},
@@ -696,7 +698,8 @@ static void test_print_masked(void **state)
     assert_string_equal(json_string_value(json_object_get(json_object_get(worker, "env"), "PROXY")),
                         "http://proxy:3128");
     assert_int_equal(json_integer_value(json_object_get(worker, "kill_grace_seconds")), 5);
-    assert_int_equal(json_object_size(worker), 14);
+    assert_int_equal(json_integer_value(json_object_get(worker, "cancel_grace_seconds")), 10);
+    assert_int_equal(json_object_size(worker), 15);
     assert_string_equal(json_string_value(json_object_get(worker, "api_url")),
                         "http://127.0.0.1:8080");
     assert_string_equal(json_string_value(json_object_get(root, "runtime_envs_dir")),

@@ -1,6 +1,7 @@
 /* Unit tests for worker/job: the execution state machine driven with fake
  * ports (no database, broker or process). Every state meets every event, and
- * the paths a lost database reply or a shutdown take are followed end to end;
+ * the paths a lost database reply, a shutdown or a cancel take are followed
+ * end to end;
  * each case checks the next state and what was acknowledged, recorded and
  * published. */
 #include "job_fakes.h"
@@ -31,12 +32,14 @@ static const struct expectation matrix[] = {
     {JOB_CLAIMING, JOB_EVENT_DB_ERROR, JOB_DONE, {.requeues = 1, .dones = 1}, NULL},
     {JOB_CLAIMING, JOB_EVENT_EXITED, JOB_CLAIMING, NOTHING, NULL},
     {JOB_CLAIMING, JOB_EVENT_SHUTDOWN, JOB_CLAIMING, NOTHING, NULL},
+    {JOB_CLAIMING, JOB_EVENT_CANCEL, JOB_CLAIMING, NOTHING, NULL},
     /* Checking: someone else's (here: completed) is acknowledged, not run. */
     {JOB_CHECKING, JOB_EVENT_ROW, JOB_DONE, {.acks = 1, .dones = 1}, NULL},
     {JOB_CHECKING, JOB_EVENT_NO_ROW, JOB_DONE, {.dead_letters = 1, .dones = 1}, NULL},
     {JOB_CHECKING, JOB_EVENT_DB_ERROR, JOB_DONE, {.requeues = 1, .dones = 1}, NULL},
     {JOB_CHECKING, JOB_EVENT_EXITED, JOB_CHECKING, NOTHING, NULL},
     {JOB_CHECKING, JOB_EVENT_SHUTDOWN, JOB_CHECKING, NOTHING, NULL},
+    {JOB_CHECKING, JOB_EVENT_CANCEL, JOB_CHECKING, NOTHING, NULL},
     /* Resuming: our own claim, read again. */
     {JOB_RESUMING,
      JOB_EVENT_ROW,
@@ -47,24 +50,28 @@ static const struct expectation matrix[] = {
     {JOB_RESUMING, JOB_EVENT_DB_ERROR, JOB_DONE, {.requeues = 1, .dones = 1}, NULL},
     {JOB_RESUMING, JOB_EVENT_EXITED, JOB_RESUMING, NOTHING, NULL},
     {JOB_RESUMING, JOB_EVENT_SHUTDOWN, JOB_RESUMING, NOTHING, NULL},
+    {JOB_RESUMING, JOB_EVENT_CANCEL, JOB_RESUMING, NOTHING, NULL},
     /* Loading the action: any failure is recorded as the execution's. */
     {JOB_LOADING_ACTION, JOB_EVENT_ROW, JOB_LOADING_KEYS, {.key_loads = 1}, NULL},
     {JOB_LOADING_ACTION, JOB_EVENT_NO_ROW, JOB_RECORDING, {.finishes = 1}, "failed"},
     {JOB_LOADING_ACTION, JOB_EVENT_DB_ERROR, JOB_RECORDING, {.finishes = 1}, "failed"},
     {JOB_LOADING_ACTION, JOB_EVENT_EXITED, JOB_LOADING_ACTION, NOTHING, NULL},
     {JOB_LOADING_ACTION, JOB_EVENT_SHUTDOWN, JOB_LOADING_ACTION, NOTHING, NULL},
+    {JOB_LOADING_ACTION, JOB_EVENT_CANCEL, JOB_LOADING_ACTION, NOTHING, NULL},
     /* Loading the keys: then the action starts. */
     {JOB_LOADING_KEYS, JOB_EVENT_ROW, JOB_RUNNING, {.starts = 1}, NULL},
     {JOB_LOADING_KEYS, JOB_EVENT_NO_ROW, JOB_RUNNING, {.starts = 1}, NULL},
     {JOB_LOADING_KEYS, JOB_EVENT_DB_ERROR, JOB_RECORDING, {.finishes = 1}, "failed"},
     {JOB_LOADING_KEYS, JOB_EVENT_EXITED, JOB_LOADING_KEYS, NOTHING, NULL},
     {JOB_LOADING_KEYS, JOB_EVENT_SHUTDOWN, JOB_LOADING_KEYS, NOTHING, NULL},
+    {JOB_LOADING_KEYS, JOB_EVENT_CANCEL, JOB_LOADING_KEYS, NOTHING, NULL},
     /* Running: only the process's end or a stop matter. */
     {JOB_RUNNING, JOB_EVENT_ROW, JOB_RUNNING, NOTHING, NULL},
     {JOB_RUNNING, JOB_EVENT_NO_ROW, JOB_RUNNING, NOTHING, NULL},
     {JOB_RUNNING, JOB_EVENT_DB_ERROR, JOB_RUNNING, NOTHING, NULL},
     {JOB_RUNNING, JOB_EVENT_EXITED, JOB_RECORDING, {.finishes = 1}, "completed"},
     {JOB_RUNNING, JOB_EVENT_SHUTDOWN, JOB_RUNNING, {.stops = 1}, NULL},
+    {JOB_RUNNING, JOB_EVENT_CANCEL, JOB_RUNNING, {.stops = 1}, NULL},
     /* Recording: stored means report; nothing changed means look; refused
      * means record a failure instead. */
     {JOB_RECORDING,
@@ -76,6 +83,7 @@ static const struct expectation matrix[] = {
     {JOB_RECORDING, JOB_EVENT_DB_ERROR, JOB_RECORDING_REFUSAL, {.finishes = 1}, "failed"},
     {JOB_RECORDING, JOB_EVENT_EXITED, JOB_RECORDING, NOTHING, NULL},
     {JOB_RECORDING, JOB_EVENT_SHUTDOWN, JOB_RECORDING, NOTHING, NULL},
+    {JOB_RECORDING, JOB_EVENT_CANCEL, JOB_RECORDING, NOTHING, NULL},
     {JOB_RECORDING_REFUSAL,
      JOB_EVENT_ROW,
      JOB_DONE,
@@ -85,6 +93,7 @@ static const struct expectation matrix[] = {
     {JOB_RECORDING_REFUSAL, JOB_EVENT_DB_ERROR, JOB_DONE, {.dones = 1}, NULL},
     {JOB_RECORDING_REFUSAL, JOB_EVENT_EXITED, JOB_RECORDING_REFUSAL, NOTHING, NULL},
     {JOB_RECORDING_REFUSAL, JOB_EVENT_SHUTDOWN, JOB_RECORDING_REFUSAL, NOTHING, NULL},
+    {JOB_RECORDING_REFUSAL, JOB_EVENT_CANCEL, JOB_RECORDING_REFUSAL, NOTHING, NULL},
     /* Verifying: there (our reply was lost) means report; not there means
      * someone else ended it, and nothing is published. */
     {JOB_VERIFYING,
@@ -96,6 +105,7 @@ static const struct expectation matrix[] = {
     {JOB_VERIFYING, JOB_EVENT_DB_ERROR, JOB_DONE, {.dones = 1}, NULL},
     {JOB_VERIFYING, JOB_EVENT_EXITED, JOB_VERIFYING, NOTHING, NULL},
     {JOB_VERIFYING, JOB_EVENT_SHUTDOWN, JOB_VERIFYING, NOTHING, NULL},
+    {JOB_VERIFYING, JOB_EVENT_CANCEL, JOB_VERIFYING, NOTHING, NULL},
 };
 
 static void check_effects(const struct expectation *e, const struct effects *before,
@@ -316,6 +326,68 @@ static void test_shutdown_while_running_stops_the_action(void **state)
     world_close(&w);
 }
 
+/* A cancel during any round trip before the start: the action never starts,
+ * and the execution is recorded cancelled as Attune's worker writes it. A
+ * cancel in the claim needs neither the action nor the keys. */
+static void test_cancel_before_start_cancels(void **state)
+{
+    (void)state;
+    static const struct {
+        enum job_state wait;
+        int loads;
+    } cases[] = {{JOB_CLAIMING, 0}, {JOB_LOADING_ACTION, 1}, {JOB_LOADING_KEYS, 2}};
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        struct world w;
+        world_reach(&w, cases[i].wait);
+        send(&w, JOB_EVENT_CANCEL);
+        while (job_state(w.job) != JOB_RECORDING)
+            send(&w, JOB_EVENT_ROW);
+        assert_int_equal(w.io.fx.starts, 0);
+        assert_int_equal(w.io.fx.action_loads + w.io.fx.key_loads, cases[i].loads);
+        assert_string_equal(w.io.fx.finished_status, "cancelled");
+        assert_string_equal(w.io.fx.finished_error, "Execution cancelled by user");
+        send(&w, JOB_EVENT_ROW);
+        assert_int_equal(job_state(w.job), JOB_DONE);
+        assert_string_equal(w.io.fx.completed_status, "cancelled");
+        assert_int_equal(w.io.fx.completed_msgs, 1);
+        world_close(&w);
+    }
+}
+
+/* A cancel while running stops the process group with the cancel grace, a
+ * shutdown with the kill grace. */
+static void test_cancel_while_running_uses_the_cancel_grace(void **state)
+{
+    (void)state;
+    struct world w;
+    world_reach(&w, JOB_RUNNING);
+    w.cfg.cancel_grace_seconds = 7;
+    send(&w, JOB_EVENT_CANCEL);
+    assert_int_equal(w.io.fx.stops, 1);
+    assert_int_equal(w.io.fx.stop_grace_ms, 7000);
+    world_close(&w);
+    world_reach(&w, JOB_RUNNING);
+    w.cfg.kill_grace_seconds = 3;
+    send(&w, JOB_EVENT_SHUTDOWN);
+    assert_int_equal(w.io.fx.stop_grace_ms, 3000);
+    world_close(&w);
+}
+
+/* Once the action is over, a cancel changes nothing: its real end is
+ * recorded and reported. */
+static void test_cancel_after_the_end_changes_nothing(void **state)
+{
+    (void)state;
+    struct world w;
+    world_reach(&w, JOB_RECORDING);
+    send(&w, JOB_EVENT_CANCEL);
+    send(&w, JOB_EVENT_ROW);
+    assert_int_equal(job_state(w.job), JOB_DONE);
+    assert_string_equal(w.io.fx.completed_status, w.io.fx.finished_status);
+    assert_string_not_equal(w.io.fx.completed_status, "cancelled");
+    world_close(&w);
+}
+
 /* The action cannot start: recorded failed with the reason, never running. */
 static void test_start_failure_is_recorded(void **state)
 {
@@ -345,6 +417,9 @@ int main(void)
         cmocka_unit_test(test_refused_result_records_a_failure),
         cmocka_unit_test(test_shutdown_before_start_cancels),
         cmocka_unit_test(test_shutdown_while_running_stops_the_action),
+        cmocka_unit_test(test_cancel_before_start_cancels),
+        cmocka_unit_test(test_cancel_while_running_uses_the_cancel_grace),
+        cmocka_unit_test(test_cancel_after_the_end_changes_nothing),
         cmocka_unit_test(test_start_failure_is_recorded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -73,7 +73,7 @@ static int on_cancel_timer(sd_event_source *s, uint64_t usec, void *userdata)
     (void)s;
     (void)usec;
     if (r->proc)
-        proc_cancel(r->proc);
+        proc_cancel(r->proc, 0);
     return 0;
 }
 
