@@ -47,9 +47,13 @@ const struct key_def config_keys[] = {
     {"worker.max_stderr_bytes", KEY_SIZE, FIELD(max_stderr_bytes), KIB, GIB, NULL},
     {"worker.artifacts_dir", KEY_STRING, FIELD(artifacts_dir), 0, 0, NULL},
     {"worker.artifact_retention_days", KEY_INT, FIELD(artifact_retention_days), 0, 3650, NULL},
+    {"worker.execution_log_retention_policy", KEY_STRING, FIELD(log_retention_policy), 0, 0,
+     config_check_log_retention_policy},
+    {"worker.execution_log_retention_limit", KEY_INT, FIELD(log_retention_limit), 1, INT_MAX, NULL},
     {"worker.api_url", KEY_URL, FIELD(api_url), 0, 0, config_check_api_url},
     {"worker.runtimes", KEY_RUNTIMES, FIELD(runtimes), 0, 0, config_check_runtimes},
     {"worker.env", KEY_ENV, 0, 0, 0, config_check_action_env},
+    {"artifacts.log_rows", KEY_BOOL, FIELD(log_rows), 0, 0, NULL},
     {"log.level", KEY_LOG_LEVEL, FIELD(log_level), 0, 0, NULL},
     {"log.format", KEY_LOG_FORMAT, FIELD(log_format), 0, 0, NULL},
 };
@@ -183,6 +187,9 @@ void config_init_defaults(struct config *cfg)
     cfg->max_stderr_bytes = 10 * MIB;
     cfg->artifacts_dir = xstrdup("/tmp/attune/artifacts");
     cfg->artifact_retention_days = 7;
+    cfg->log_retention_policy = xstrdup("days");
+    cfg->log_retention_limit = 7;
+    cfg->log_rows = true;
     cfg->api_url = xstrdup("http://127.0.0.1:8080");
     cfg->log_level = LOG_LEVEL_INFO;
     cfg->log_format = LOG_FORMAT_TEXT;

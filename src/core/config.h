@@ -46,6 +46,10 @@ struct config {
     int64_t max_stderr_bytes;
     char *artifacts_dir;
     int artifact_retention_days;
+    /* Attune's retention for the log rows of an action that sets none. */
+    char *log_retention_policy; /* versions, days, hours or minutes */
+    int log_retention_limit;
+    bool log_rows;   /* artifacts.log_rows: record stdout/stderr as Attune's artifact rows */
     char *api_url;   /* worker.api_url, or ATTUNE_API_URL: given to actions */
     char **runtimes; /* NULL-terminated; NULL means every runtime that validates */
     /* worker.env: extra variables given to every action */

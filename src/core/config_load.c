@@ -368,6 +368,18 @@ int config_check_worker_type(const struct config *cfg, const struct key_def *def
     return 0;
 }
 
+static const char *const retention_policies[] = {"versions", "days", "hours", "minutes"};
+
+int config_check_log_retention_policy(const struct config *cfg, const struct key_def *def,
+                                      char *err, size_t errlen)
+{
+    if (!in_list(cfg->log_retention_policy, retention_policies, ARRAY_SIZE(retention_policies)))
+        return set_error(err, errlen, EINVAL,
+                         "%s: must be one of versions, days, hours, minutes (got \"%.*s\")",
+                         def->name, ECHO_MAX, cfg->log_retention_policy);
+    return 0;
+}
+
 /* Which names are runtimes is the runtime registry's to say: the programs
  * check them once the configuration is loaded (registry_check_config). */
 int config_check_runtimes(const struct config *cfg, const struct key_def *def, char *err,

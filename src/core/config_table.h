@@ -78,6 +78,8 @@ int config_check_worker_type(const struct config *cfg, const struct key_def *def
                              size_t errlen);
 int config_check_runtimes(const struct config *cfg, const struct key_def *def, char *err,
                           size_t errlen);
+int config_check_log_retention_policy(const struct config *cfg, const struct key_def *def,
+                                      char *err, size_t errlen);
 int config_check_action_env(const struct config *cfg, const struct key_def *def, char *err,
                             size_t errlen);
 

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "core/util.h"
+#include "db/log_artifacts.h"
 #include "db/query.h"
 
 /* The caller's callback and its argument, carried through one query. */
@@ -169,32 +170,39 @@ static void on_changed(struct db *db, const PGresult *res, const char *error, vo
     free(c);
 }
 
-/* Runs a statement over (id, status, result[, secrets]) whose answer is a
- * count, or whether it holds. */
+/* Runs a statement over (id, status, result[, secrets, logs]) whose answer
+ * is a count, or whether it holds. */
 static void execution_status_query(struct db *db, const char *sql, int nparams, int64_t id,
                                    const char *status, const json_t *result, const json_t *secrets,
-                                   db_changed_fn done, void *userdata)
+                                   const json_t *logs, db_changed_fn done, void *userdata)
 {
     struct db_id_text exec = db_id(id);
     char *text = json_dumps(result, JSON_COMPACT);
     char *secrets_text = secrets ? json_dumps(secrets, JSON_COMPACT) : NULL;
-    const char *values[] = {exec.text, status, text, secrets_text};
+    char *logs_text = logs ? json_dumps(logs, JSON_COMPACT) : NULL;
+    const char *values[] = {exec.text, status, text, secrets_text, logs_text};
     struct execution_call *c = call_new(userdata);
     c->done.changed = done;
     db_query(db, sql, nparams, values, on_changed, c);
     free(text);
     free(secrets_text);
+    free(logs_text);
 }
 
+#define FINISH_UPDATE                                                                              \
+    "UPDATE attune.execution SET status = $2::attune.execution_status_enum, "                      \
+    "result = $3::jsonb WHERE id = $1 AND status IN ('running', 'canceling')"
+
 void db_execution_finish(struct db *db, int64_t id, const char *status, const json_t *result,
-                         const json_t *secrets, db_changed_fn done, void *userdata)
+                         const json_t *secrets, const json_t *logs, db_changed_fn done,
+                         void *userdata)
 {
     /* One statement, so that the secret values are written exactly when the
      * result that masks them is, and a repeat after a lost reply (the row is
-     * no longer running) writes neither. */
+     * no longer running) writes neither; the log rows are sealed by it too
+     * (log_artifacts.h). */
     static const char sql[] =
-        "WITH fin AS (UPDATE attune.execution SET status = $2::attune.execution_status_enum, "
-        "result = $3::jsonb WHERE id = $1 AND status IN ('running', 'canceling') RETURNING id), "
+        "WITH fin AS (" FINISH_UPDATE " RETURNING id), "
         "sec AS (INSERT INTO attune.execution_secret_value (entity_type, entity_id, json_path, "
         "source_kind, source_ref, encrypted_value, encryption_key_hash) "
         "SELECT 'execution_result', fin.id, s.json_path, s.source_kind, s.source_ref, "
@@ -204,9 +212,9 @@ void db_execution_finish(struct db *db, int64_t id, const char *status, const js
         "ON CONFLICT (entity_type, entity_id, json_path) DO UPDATE SET "
         "source_kind = EXCLUDED.source_kind, source_ref = EXCLUDED.source_ref, "
         "encrypted_value = EXCLUDED.encrypted_value, "
-        "encryption_key_hash = EXCLUDED.encryption_key_hash) "
+        "encryption_key_hash = EXCLUDED.encryption_key_hash), " DB_LOG_SEAL_CTES " "
         "SELECT EXISTS (SELECT 1 FROM fin)";
-    execution_status_query(db, sql, 4, id, status, result, secrets, done, userdata);
+    execution_status_query(db, sql, 5, id, status, result, secrets, logs, done, userdata);
 }
 
 void db_execution_check_finished(struct db *db, int64_t id, const char *status,
@@ -216,7 +224,7 @@ void db_execution_check_finished(struct db *db, int64_t id, const char *status,
      * statement as this result. */
     static const char sql[] =
         "SELECT status::text = $2 AND result = $3::jsonb FROM attune.execution WHERE id = $1";
-    execution_status_query(db, sql, 3, id, status, result, NULL, done, userdata);
+    execution_status_query(db, sql, 3, id, status, result, NULL, NULL, done, userdata);
 }
 
 static void on_abandoned(struct db *db, const PGresult *res, const char *error, void *userdata)

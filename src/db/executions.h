@@ -88,9 +88,12 @@ void db_execution_resume(struct db *db, int64_t id, int64_t worker_id, db_execut
  * secret values: secrets is NULL or an array of objects holding json_path,
  * source_kind, source_ref, encrypted_value and encryption_key_hash, each
  * upserted into execution_secret_value as entity_type execution_result of
- * this execution. */
+ * this execution. With logs (NULL: none), the same statement seals the
+ * execution's log rows (DB_LOG_SEAL_CTES in log_artifacts.h says what logs
+ * holds). */
 void db_execution_finish(struct db *db, int64_t id, const char *status, const json_t *result,
-                         const json_t *secrets, db_changed_fn done, void *userdata);
+                         const json_t *secrets, const json_t *logs, db_changed_fn done,
+                         void *userdata);
 /* 1 when the row holds exactly this status and result (a finish whose reply
  * was lost went through), else 0. */
 void db_execution_check_finished(struct db *db, int64_t id, const char *status,

@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <openssl/evp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,23 +19,57 @@ int output_sink_open(struct output_sink *sink, const char *path, int64_t cap)
     sink->kept = 0;
     sink->dropped = 0;
     sink->write_error = 0;
+    sink->md = NULL;
+    sink->file_bytes = 0;
+    sink->digested = false;
     if (sink->fd < 0)
         return -errno;
     /* An existing file keeps its mode through O_CREAT; logs are private. */
     return fchmod(sink->fd, 0600) < 0 ? -errno : 0;
 }
 
+/* Writes to the file and, when asked, into the digest; a digest that
+ * cannot follow the file is dropped. */
+static int output_sink_put(struct output_sink *sink, const void *data, size_t len)
+{
+    int rc = write_all(sink->fd, data, len);
+    if (rc == 0)
+        sink->file_bytes += (int64_t)len;
+    if (sink->md && (rc < 0 || EVP_DigestUpdate(sink->md, data, len) != 1)) {
+        EVP_MD_CTX_free(sink->md);
+        sink->md = NULL;
+    }
+    return rc;
+}
+
 void output_sink_write(struct output_sink *sink, const void *data, size_t len)
 {
     int64_t room = sink->cap - sink->kept;
     size_t keep = room <= 0 ? 0 : ((int64_t)len < room ? len : (size_t)room);
-    if (keep > 0 && sink->fd >= 0 && sink->write_error == 0) {
-        int rc = write_all(sink->fd, data, keep);
-        if (rc < 0)
-            sink->write_error = rc;
-    }
+    if (keep > 0 && sink->fd >= 0 && sink->write_error == 0)
+        sink->write_error = output_sink_put(sink, data, keep);
     sink->kept += (int64_t)keep;
     sink->dropped += (int64_t)(len - keep);
+}
+
+void output_sink_start_digest(struct output_sink *sink)
+{
+    sink->md = EVP_MD_CTX_new();
+    if (!sink->md || EVP_DigestInit_ex(sink->md, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(sink->md);
+        sink->md = NULL;
+    }
+}
+
+static void output_sink_end_digest(struct output_sink *sink)
+{
+    if (!sink->md)
+        return;
+    unsigned int len = 0;
+    sink->digested =
+        EVP_DigestFinal_ex(sink->md, sink->sha256, &len) == 1 && len == sizeof(sink->sha256);
+    EVP_MD_CTX_free(sink->md);
+    sink->md = NULL;
 }
 
 void output_sink_close(struct output_sink *sink)
@@ -46,8 +82,9 @@ void output_sink_close(struct output_sink *sink)
                          "\n[OUTPUT TRUNCATED: %" PRId64 " bytes over the limit of %" PRId64
                          " bytes were dropped]\n",
                          sink->dropped, sink->cap);
-        (void)write_all(sink->fd, notice, (size_t)n);
+        (void)output_sink_put(sink, notice, (size_t)n);
     }
+    output_sink_end_digest(sink);
     close(sink->fd);
     sink->fd = -1;
 }
@@ -55,4 +92,18 @@ void output_sink_close(struct output_sink *sink)
 bool output_sink_truncated(const struct output_sink *sink)
 {
     return sink->dropped > 0;
+}
+
+bool output_sink_digest(const struct output_sink *sink, int64_t *size, char hex[65])
+{
+    if (!sink->digested)
+        return false;
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < sizeof(sink->sha256); i++) {
+        hex[2 * i] = digits[sink->sha256[i] >> 4];
+        hex[2 * i + 1] = digits[sink->sha256[i] & 15];
+    }
+    hex[64] = '\0';
+    *size = sink->file_bytes;
+    return true;
 }

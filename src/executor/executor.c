@@ -127,6 +127,10 @@ static int execution_open_logs(struct execution *ex, const struct executor_setti
         rc = output_sink_open(&ex->err, errp, s->max_stderr_bytes);
     if (rc < 0)
         set_error(err, errlen, rc, "cannot create log files in %s: %s", ex->dir, strerror(-rc));
+    else if (s->log_digests) {
+        output_sink_start_digest(&ex->out);
+        output_sink_start_digest(&ex->err);
+    }
     free(out);
     free(errp);
     return rc;
@@ -301,6 +305,14 @@ json_t *execution_get_result(const struct execution *ex)
 pid_t execution_pid(const struct execution *ex)
 {
     return ex->proc ? proc_pid(ex->proc) : -1;
+}
+
+bool execution_log_digest(const struct execution *ex, bool is_stderr,
+                          struct execution_log_digest *out)
+{
+    const struct output_sink *sink = is_stderr ? &ex->err : &ex->out;
+    out->truncated = output_sink_truncated(sink);
+    return ex->result && output_sink_digest(sink, &out->size, out->sha256);
 }
 
 void execution_cancel(struct execution *ex, uint64_t grace_ms)

@@ -6,6 +6,7 @@
 #define ATTUNE_EXECUTOR_EXECUTOR_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
@@ -29,7 +30,8 @@ struct executor_settings {
     int64_t max_stdout_bytes;
     int64_t max_stderr_bytes;
     uint64_t kill_grace_ms;
-    char *api_url; /* ATTUNE_API_URL: where actions reach Attune's API */
+    char *api_url;    /* ATTUNE_API_URL: where actions reach Attune's API */
+    bool log_digests; /* keep each log's SHA-256 (execution_log_digest) */
     /* Told when an action's process group starts and when it is gone. */
     void (*on_spawn)(pid_t pgid, void *userdata);
     void (*on_reap)(pid_t pgid, void *userdata);
@@ -78,6 +80,17 @@ enum execution_status execution_get_status(const struct execution *ex);
 /* The result object (borrowed; valid until execution_free). */
 json_t *execution_get_result(const struct execution *ex);
 pid_t execution_pid(const struct execution *ex);
+
+/* What a finished execution's log file holds (stdout, or stderr when
+ * is_stderr): its size, SHA-256 (lowercase hex) and whether output was cut.
+ * False unless settings.log_digests was set and every write succeeded. */
+struct execution_log_digest {
+    int64_t size;
+    char sha256[65];
+    bool truncated;
+};
+bool execution_log_digest(const struct execution *ex, bool is_stderr,
+                          struct execution_log_digest *out);
 /* Cancels the action: its process group gets SIGTERM, then SIGKILL grace_ms
  * later (0: the settings' kill grace); it ends cancelled. */
 void execution_cancel(struct execution *ex, uint64_t grace_ms);

@@ -18,6 +18,11 @@ char *artifacts_execution_dir(const char *artifacts_dir, const char *worker_name
     return xasprintf("%s/%s/%s", artifacts_dir, worker_name, execution_id);
 }
 
+char *artifacts_relative_path(const char *worker_name, const char *execution_id, const char *file)
+{
+    return xasprintf("%s/%s/%s", worker_name, execution_id, file);
+}
+
 int artifacts_remove_expired(const char *artifacts_dir, const char *worker_name, int retention_days)
 {
     if (retention_days <= 0)

@@ -71,8 +71,10 @@ static void io_load_keys(void *io, struct job *job, int64_t pack_id, int64_t act
 static void io_finish(void *io, struct job *job, int64_t execution_id, const char *status,
                       const json_t *result, const json_t *secrets)
 {
-    db_execution_finish(((struct job_io *)io)->db, execution_id, status, result, secrets,
-                        on_changed, job);
+    struct job_io *j = io;
+    json_t *logs = log_rows_seal(j->log_rows, job);
+    db_execution_finish(j->db, execution_id, status, result, secrets, logs, on_changed, job);
+    json_decref(logs);
 }
 
 static void io_check_finished(void *io, struct job *job, int64_t execution_id, const char *status,
@@ -122,6 +124,9 @@ static int io_start(void *io, struct job *job, const struct execution_request *r
     struct execution *ex = NULL;
     int rc = execution_start(j->loop, j->settings, req, on_execution_done, job, &ex, err, errlen);
     *run = ex;
+    if (rc == 0)
+        log_rows_started(j->log_rows, job, job_execution_id(job), req->action->ref, req->exec_id,
+                         ex);
     return rc;
 }
 
@@ -133,7 +138,7 @@ static void io_stop(void *io, void *run, uint64_t grace_ms)
 
 static void io_release(void *io, void *run)
 {
-    (void)io;
+    log_rows_forget(((struct job_io *)io)->log_rows, run);
     execution_free(run);
 }
 

@@ -11,12 +11,14 @@
 #include "executor/executor.h"
 #include "mq/mq.h"
 #include "worker/job.h"
+#include "worker/log_rows.h"
 
 struct job_io {
     sd_event *loop;
     struct db *db;
     struct mq *mq;
     const struct executor_settings *settings;
+    struct log_rows *log_rows; /* NULL: no log rows (artifacts.log_rows off) */
     /* The owner of the jobs (the service) answers these two. */
     bool (*held_here)(int64_t execution_id, void *owner);
     void (*done)(struct job *job, void *owner);

@@ -437,10 +437,12 @@ static void service_setup_jobs(struct service *svc)
         .loop = svc->loop,
         .db = svc->db,
         .settings = &svc->settings,
+        .log_rows = log_rows_new(svc->db, svc->cfg),
         .held_here = service_holds,
         .done = on_job_done,
         .owner = svc,
     };
+    svc->settings.log_digests = svc->job_io.log_rows != NULL; /* for the log rows' seal */
     svc->job_ctx = (struct job_context){
         .cfg = svc->cfg,
         .registry = &svc->registry,
@@ -455,6 +457,7 @@ static void service_free(struct service *svc)
         job_free(svc->jobs[i]);
     free(svc->jobs);
     free(svc->cancels);
+    log_rows_free(svc->job_io.log_rows);
     sd_event_source_disable_unref(svc->reap_src);
     sd_event_source_disable_unref(svc->heartbeat_src);
     sd_event_source_disable_unref(svc->retention_src);
@@ -487,6 +490,7 @@ int service_run(const struct config *cfg)
                     cfg->database_connect_timeout, on_db_state, &svc);
     service_setup_jobs(&svc);
     registration_register(svc.db, cfg, &svc.registry, on_registered, &svc);
+    log_rows_probe(svc.job_io.log_rows);
     log_info("starting worker %s", cfg->worker_name);
     sd_event_loop(svc.loop);
     int status = svc.exit_status;

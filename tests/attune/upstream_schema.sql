@@ -1,7 +1,7 @@
 -- Today's Attune schema (GitHub attune-system/attune) for the tables a worker
 -- touches, written for the compatibility tests from upstream's migrations: the
 -- same names, types, enums, constraints, defaults and triggers, without the
--- tables the worker never reaches (rule, sensor, workflow, artifact, ...).
+-- tables the worker never reaches (rule, sensor, workflow, log_segment, ...).
 -- attune_support.py applies this file with psycopg2 to a fresh database; the
 -- worker must run against it unchanged, and `attunectl migrate` must see a
 -- database managed by Attune's own migration runner and leave it alone.
@@ -31,6 +31,17 @@
 --   PIN migrations/20260909000002_async_pack_release_pins.sql@03eeaa5b
 --   PRO migrations/20260909000005_pack_release_object_storage.sql@03eeaa5b
 --   CR  migrations/20260916000003_component_retirement.sql@126b167e
+--   ALC migrations/20250101000017_artifact_log_classification.sql@d87a1d6
+--   APC migrations/20250101000025_artifact_path_constraints.sql@457e0ae
+--   AOS migrations/20260909000003_artifact_object_storage.sql@03eeaa5b
+--   ILS migrations/20260909000004_immutable_log_segments.sql@03eeaa5b
+--   SMM migrations/20260909000006_storage_migration_maintenance.sql@03eeaa5b
+--   BOR migrations/20260909000007_bounded_object_retention.sql@03eeaa5b
+--   SFL migrations/20260912000001_shared_file_log_streams.sql@7ea0e94
+--   ACC migrations/20260912000002_artifact_cleanup_claims.sql@1b10964 and
+--       20260912000003_artifact_cleanup_claim_constraints.sql@1b10964
+--   LSN migrations/20260912000005_log_stream_notifications.sql@e20b607
+--   DAU migrations/20260915000001_direct_artifact_uploads.sql@4f7073b
 --   RT  docs QUICKREF-unified-runtime-detection.md (runtime columns) and
 --       crates/common/src/models.rs@a354b9c (Runtime, Pack, PackRelease)
 --
@@ -1021,3 +1032,462 @@ CREATE TRIGGER execution_created_notify
 CREATE TRIGGER execution_status_changed_notify
     AFTER UPDATE ON execution
     FOR EACH ROW EXECUTE FUNCTION notify_execution_status_changed();
+
+-- Runtime logs: artifact, artifact_version, log_stream (ATTUNE-TODAY 3.11, 5.8) ------
+-- The tables as the migrations named on each part leave them, with the triggers
+-- that fire on what a worker writes (the version's creation and its seal). Left
+-- out: log_segment and the object-store tables (object_maintenance_ledger,
+-- artifact_upload_grant) with their triggers, which a shared-file log never
+-- reaches, and the COMMENT ON statements.
+
+-- Enums: artifact_type_enum and artifact_visibility_enum from M1
+-- (AndroxxTraxxon@39d7ccc); ALC; AOS with the value ACC adds (created whole here,
+-- since a value added by ALTER TYPE cannot be used in the same transaction).
+CREATE TYPE artifact_type_enum AS ENUM (
+    'file_binary', 'file_datatable', 'file_image', 'file_text', 'other', 'progress', 'url');
+CREATE TYPE artifact_visibility_enum AS ENUM ('public', 'private');
+CREATE TYPE artifact_classification_enum AS ENUM ('general', 'runtime_log');
+CREATE TYPE artifact_body_state_enum AS ENUM ('pending', 'ready', 'deleting', 'cleanup_claimed');
+-- SFL
+CREATE TYPE log_stream_backend_enum AS ENUM ('object_segments', 'shared_file');
+
+-- artifact (M7; classification from ALC; the ref check from APC)
+CREATE TABLE artifact (
+    id BIGSERIAL PRIMARY KEY,
+    ref TEXT NOT NULL,
+    scope owner_type_enum NOT NULL DEFAULT 'system',
+    owner TEXT NOT NULL DEFAULT '',
+    type artifact_type_enum NOT NULL,
+    visibility artifact_visibility_enum NOT NULL DEFAULT 'private',
+    name TEXT,
+    description TEXT,
+    content_type TEXT,
+    size_bytes BIGINT,
+    data JSONB,
+    retention_policy artifact_retention_enum NOT NULL DEFAULT 'versions',
+    retention_limit INTEGER NOT NULL DEFAULT 1,
+    created TIMESTAMPTZ NOT NULL DEFAULT NOW(),
+    updated TIMESTAMPTZ NOT NULL DEFAULT NOW()
+);
+CREATE INDEX idx_artifact_ref ON artifact(ref);
+CREATE INDEX idx_artifact_scope ON artifact(scope);
+CREATE INDEX idx_artifact_owner ON artifact(owner);
+CREATE INDEX idx_artifact_type ON artifact(type);
+CREATE INDEX idx_artifact_created ON artifact(created DESC);
+CREATE INDEX idx_artifact_scope_owner ON artifact(scope, owner);
+CREATE INDEX idx_artifact_type_created ON artifact(type, created DESC);
+CREATE INDEX idx_artifact_visibility ON artifact(visibility);
+CREATE INDEX idx_artifact_visibility_scope ON artifact(visibility, scope, owner);
+CREATE TRIGGER update_artifact_updated
+    BEFORE UPDATE ON artifact FOR EACH ROW EXECUTE FUNCTION update_updated_column();
+-- ALC
+ALTER TABLE artifact
+    ADD COLUMN IF NOT EXISTS classification artifact_classification_enum NOT NULL DEFAULT 'general';
+CREATE INDEX IF NOT EXISTS idx_artifact_classification ON artifact(classification);
+CREATE INDEX IF NOT EXISTS idx_artifact_classification_created ON artifact(classification, created DESC);
+
+-- artifact_version (M7; the body columns of AOS and SMM; the check as ACC leaves it)
+CREATE TABLE artifact_version (
+    id BIGSERIAL PRIMARY KEY,
+    artifact BIGINT NOT NULL REFERENCES artifact(id) ON DELETE CASCADE,
+    version INTEGER NOT NULL,
+    execution BIGINT,
+    content_type TEXT,
+    size_bytes BIGINT,
+    content BYTEA,
+    content_json JSONB,
+    file_path TEXT,
+    meta JSONB,
+    created_by TEXT,
+    created TIMESTAMPTZ NOT NULL DEFAULT NOW()
+);
+ALTER TABLE artifact_version
+    ADD CONSTRAINT uq_artifact_version_artifact_version UNIQUE (artifact, version);
+CREATE INDEX idx_artifact_name ON artifact(name);
+CREATE INDEX idx_artifact_version_artifact ON artifact_version(artifact);
+CREATE INDEX idx_artifact_version_artifact_version ON artifact_version(artifact, version DESC);
+CREATE INDEX idx_artifact_version_created ON artifact_version(created DESC);
+CREATE INDEX idx_artifact_version_file_path ON artifact_version(file_path) WHERE file_path IS NOT NULL;
+CREATE INDEX idx_artifact_version_execution ON artifact_version(execution) WHERE execution IS NOT NULL;
+CREATE INDEX idx_artifact_version_artifact_execution ON artifact_version(artifact, execution) WHERE execution IS NOT NULL;
+-- AOS
+ALTER TABLE artifact_version
+    ADD COLUMN body_state artifact_body_state_enum,
+    ADD COLUMN object_key TEXT,
+    ADD COLUMN provider_version TEXT,
+    ADD COLUMN sha256 TEXT;
+CREATE UNIQUE INDEX uq_artifact_version_object_key
+    ON artifact_version(object_key)
+    WHERE object_key IS NOT NULL;
+-- SMM
+ALTER TABLE artifact_version
+    ADD COLUMN body_updated TIMESTAMPTZ NOT NULL DEFAULT NOW(),
+    ADD COLUMN legacy_snapshot_expires_at TIMESTAMPTZ;
+CREATE INDEX idx_artifact_version_body_maintenance
+    ON artifact_version(body_state, body_updated, id)
+    WHERE body_state IS NOT NULL;
+-- ACC (the check AOS added, as SFL and then ACC replaced it)
+ALTER TABLE artifact_version
+    ADD CONSTRAINT ck_artifact_version_object_metadata CHECK (
+        (body_state IS NULL AND object_key IS NULL AND provider_version IS NULL AND sha256 IS NULL)
+        OR (
+            body_state IN ('pending', 'cleanup_claimed')
+            AND provider_version IS NULL
+            AND sha256 IS NULL
+            AND size_bytes IS NULL
+        )
+        OR (
+            body_state IN ('ready', 'deleting')
+            AND size_bytes IS NOT NULL
+            AND size_bytes >= 0
+            AND sha256 ~ '^[0-9a-f]{64}$'
+            AND (
+                (object_key IS NOT NULL AND provider_version IS NOT NULL)
+                OR (object_key IS NULL AND provider_version IS NULL AND file_path IS NOT NULL)
+            )
+        )
+    );
+-- APC
+ALTER TABLE artifact
+    ADD CONSTRAINT artifact_ref_path_safe CHECK (
+        ref <> ''
+        AND ref = btrim(ref)
+        AND ref !~ '(^\.|\.{2}|[/:\\]|\.$)'
+    ) NOT VALID;
+ALTER TABLE artifact_version
+    ADD CONSTRAINT artifact_version_file_path_safe CHECK (
+        file_path IS NULL
+        OR (
+            file_path <> ''
+            AND file_path !~ '(^/|\\|(^|/)\.\.?(/|$)|//|/$|:)'
+        )
+    ) NOT VALID;
+
+-- log_stream (ILS; backend from SFL)
+CREATE TABLE log_stream (
+    id BIGSERIAL PRIMARY KEY,
+    artifact_version BIGINT NOT NULL UNIQUE REFERENCES artifact_version(id) ON DELETE CASCADE,
+    max_unflushed_bytes BIGINT NOT NULL CHECK (max_unflushed_bytes > 0),
+    max_unflushed_milliseconds BIGINT NOT NULL CHECK (max_unflushed_milliseconds > 0),
+    next_sequence BIGINT NOT NULL DEFAULT 0 CHECK (next_sequence >= 0),
+    total_bytes BIGINT NOT NULL DEFAULT 0 CHECK (total_bytes >= 0),
+    truncated BOOLEAN NOT NULL DEFAULT FALSE,
+    sealed BOOLEAN NOT NULL DEFAULT FALSE,
+    created TIMESTAMPTZ NOT NULL DEFAULT NOW(),
+    sealed_at TIMESTAMPTZ
+);
+ALTER TABLE log_stream
+    ADD COLUMN backend log_stream_backend_enum NOT NULL DEFAULT 'object_segments';
+
+-- The body lifecycle guard (AOS; the function as ACC last wrote it)
+CREATE OR REPLACE FUNCTION enforce_artifact_body_immutability()
+RETURNS TRIGGER AS $$
+BEGIN
+    IF OLD.object_key IS NOT NULL AND NEW.object_key IS DISTINCT FROM OLD.object_key THEN
+        RAISE EXCEPTION 'artifact object key is immutable';
+    END IF;
+    IF OLD.body_state IN ('ready', 'deleting') AND (
+        NEW.provider_version IS DISTINCT FROM OLD.provider_version
+        OR NEW.sha256 IS DISTINCT FROM OLD.sha256
+        OR NEW.size_bytes IS DISTINCT FROM OLD.size_bytes
+    ) THEN
+        RAISE EXCEPTION 'ready artifact body metadata is immutable';
+    END IF;
+    IF OLD.body_state = 'ready' AND NEW.body_state NOT IN ('ready', 'deleting') THEN
+        RAISE EXCEPTION 'ready artifact body can only transition to deleting';
+    END IF;
+    IF OLD.body_state IN ('deleting', 'cleanup_claimed') AND NEW.body_state <> OLD.body_state THEN
+        RAISE EXCEPTION 'claimed artifact body cannot transition';
+    END IF;
+    IF NEW.body_state IS DISTINCT FROM OLD.body_state THEN
+        NEW.body_updated = NOW();
+    END IF;
+    RETURN NEW;
+END;
+$$ LANGUAGE plpgsql;
+CREATE TRIGGER trg_artifact_body_immutability
+    BEFORE UPDATE ON artifact_version
+    FOR EACH ROW
+    EXECUTE FUNCTION enforce_artifact_body_immutability();
+
+-- Version retention and the artifact's size (M7 trigger; the function as DAU
+-- last wrote it; the ready trigger from BOR)
+CREATE OR REPLACE FUNCTION enforce_artifact_retention()
+RETURNS TRIGGER AS $$
+DECLARE
+    v_policy artifact_retention_enum;
+    v_limit INTEGER;
+BEGIN
+    IF NEW.body_state = 'pending' OR NEW.body_state = 'deleting' THEN
+        RETURN NEW;
+    END IF;
+
+    SELECT retention_policy, retention_limit INTO v_policy, v_limit
+    FROM artifact WHERE id = NEW.artifact;
+
+    IF v_policy = 'versions' AND v_limit > 0 THEN
+        DELETE FROM artifact_version
+        WHERE id IN (
+            SELECT stale.id FROM artifact_version stale
+            WHERE stale.artifact = NEW.artifact
+              AND (stale.body_state IS NULL OR stale.body_state = 'ready')
+              AND NOT EXISTS (
+                  SELECT 1 FROM log_stream stream
+                  WHERE stream.artifact_version = stale.id
+                    AND stream.backend = 'shared_file'
+              )
+              AND stale.id NOT IN (
+                  SELECT kept.id FROM artifact_version kept
+                  WHERE kept.artifact = NEW.artifact
+                    AND (kept.body_state IS NULL OR kept.body_state = 'ready')
+                  ORDER BY kept.version DESC LIMIT v_limit
+              )
+            ORDER BY stale.version ASC LIMIT 100
+        );
+    END IF;
+
+    UPDATE artifact
+    SET size_bytes = NEW.size_bytes,
+        content_type = COALESCE(NEW.content_type, content_type)
+    WHERE id = NEW.artifact
+      AND NEW.version = (
+          SELECT MAX(latest.version) FROM artifact_version latest
+          WHERE latest.artifact = NEW.artifact
+            AND (latest.body_state IS NULL OR latest.body_state = 'ready')
+      );
+    RETURN NEW;
+END;
+$$ LANGUAGE plpgsql;
+CREATE TRIGGER trg_enforce_artifact_retention
+    AFTER INSERT ON artifact_version
+    FOR EACH ROW
+    EXECUTE FUNCTION enforce_artifact_retention();
+CREATE TRIGGER trg_enforce_artifact_retention_ready
+    AFTER UPDATE OF body_state ON artifact_version
+    FOR EACH ROW
+    WHEN (OLD.body_state = 'pending' AND NEW.body_state = 'ready')
+    EXECUTE FUNCTION enforce_artifact_retention();
+
+-- Artifact notifications (M7 triggers; the functions as M20 last wrote them)
+CREATE OR REPLACE FUNCTION notify_artifact_created()
+RETURNS TRIGGER AS $$
+DECLARE
+    payload JSON;
+    compact JSON;
+BEGIN
+    payload := json_build_object(
+        'entity_type', 'artifact',
+        'entity_id', NEW.id,
+        'id', NEW.id,
+        'ref', NEW.ref,
+        'type', NEW.type,
+        'visibility', NEW.visibility,
+        'classification', NEW.classification,
+        'name', NEW.name,
+        'scope', NEW.scope,
+        'owner', NEW.owner,
+        'content_type', NEW.content_type,
+        'size_bytes', NEW.size_bytes,
+        'created', NEW.created,
+        'auth_mode', 'full'
+    );
+
+    compact := json_build_object(
+        'entity_type', 'artifact',
+        'entity_id', NEW.id,
+        'id', NEW.id,
+        'ref', NEW.ref,
+        'type', NEW.type,
+        'visibility', NEW.visibility,
+        'scope', NEW.scope,
+        'owner', NEW.owner,
+        'auth_mode', 'deferred'
+    );
+
+    PERFORM _notify_payload_guard('artifact_created', payload::text, compact::text);
+
+    RETURN NEW;
+END;
+$$ LANGUAGE plpgsql;
+
+CREATE OR REPLACE FUNCTION notify_artifact_updated()
+RETURNS TRIGGER AS $$
+DECLARE
+    payload JSON;
+    compact JSON;
+    latest_percent DOUBLE PRECISION;
+    latest_message TEXT;
+    entry_count INTEGER;
+    latest_execution BIGINT;
+BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        SELECT av.execution
+        INTO latest_execution
+        FROM artifact_version av
+        WHERE av.artifact = NEW.id
+        ORDER BY av.version DESC
+        LIMIT 1;
+
+        IF NEW.type = 'progress' AND NEW.data IS NOT NULL AND jsonb_typeof(NEW.data) = 'array' THEN
+            entry_count := jsonb_array_length(NEW.data);
+            IF entry_count > 0 THEN
+                latest_percent := (NEW.data -> (entry_count - 1) ->> 'percent')::DOUBLE PRECISION;
+                latest_message := NEW.data -> (entry_count - 1) ->> 'message';
+            END IF;
+        END IF;
+
+        payload := json_build_object(
+            'entity_type', 'artifact',
+            'entity_id', NEW.id,
+            'id', NEW.id,
+            'ref', NEW.ref,
+            'type', NEW.type,
+            'visibility', NEW.visibility,
+            'classification', NEW.classification,
+            'name', NEW.name,
+            'scope', NEW.scope,
+            'owner', NEW.owner,
+            'content_type', NEW.content_type,
+            'size_bytes', NEW.size_bytes,
+            'execution', latest_execution,
+            'progress_percent', latest_percent,
+            'progress_message', latest_message,
+            'progress_entries', entry_count,
+            'created', NEW.created,
+            'updated', NEW.updated,
+            'auth_mode', 'full'
+        );
+
+        compact := json_build_object(
+            'entity_type', 'artifact',
+            'entity_id', NEW.id,
+            'id', NEW.id,
+            'ref', NEW.ref,
+            'type', NEW.type,
+            'visibility', NEW.visibility,
+            'scope', NEW.scope,
+            'owner', NEW.owner,
+            'execution', latest_execution,
+            'progress_percent', latest_percent,
+            'progress_entries', entry_count,
+            'auth_mode', 'deferred'
+        );
+
+        PERFORM _notify_payload_guard('artifact_updated', payload::text, compact::text);
+    END IF;
+
+    RETURN NEW;
+END;
+$$ LANGUAGE plpgsql;
+
+CREATE OR REPLACE FUNCTION notify_artifact_version_changed()
+RETURNS TRIGGER AS $$
+DECLARE
+    artifact_row artifact%ROWTYPE;
+    payload JSON;
+    compact JSON;
+    latest_percent DOUBLE PRECISION;
+    latest_message TEXT;
+    entry_count INTEGER;
+BEGIN
+    SELECT *
+    INTO artifact_row
+    FROM artifact
+    WHERE id = NEW.artifact;
+
+    IF NOT FOUND THEN
+        RETURN NEW;
+    END IF;
+
+    IF artifact_row.type = 'progress'
+        AND artifact_row.data IS NOT NULL
+        AND jsonb_typeof(artifact_row.data) = 'array'
+    THEN
+        entry_count := jsonb_array_length(artifact_row.data);
+        IF entry_count > 0 THEN
+            latest_percent := (artifact_row.data -> (entry_count - 1) ->> 'percent')::DOUBLE PRECISION;
+            latest_message := artifact_row.data -> (entry_count - 1) ->> 'message';
+        END IF;
+    END IF;
+
+    payload := json_build_object(
+        'entity_type', 'artifact',
+        'entity_id', artifact_row.id,
+        'id', artifact_row.id,
+        'ref', artifact_row.ref,
+        'type', artifact_row.type,
+        'visibility', artifact_row.visibility,
+        'classification', artifact_row.classification,
+        'name', artifact_row.name,
+        'scope', artifact_row.scope,
+        'owner', artifact_row.owner,
+        'content_type', COALESCE(NEW.content_type, artifact_row.content_type),
+        'size_bytes', COALESCE(NEW.size_bytes, artifact_row.size_bytes),
+        'execution', NEW.execution,
+        'artifact_version_id', NEW.id,
+        'version', NEW.version,
+        'progress_percent', latest_percent,
+        'progress_message', latest_message,
+        'progress_entries', entry_count,
+        'created', artifact_row.created,
+        'updated', NOW(),
+        'auth_mode', 'full'
+    );
+
+    compact := json_build_object(
+        'entity_type', 'artifact',
+        'entity_id', artifact_row.id,
+        'id', artifact_row.id,
+        'ref', artifact_row.ref,
+        'type', artifact_row.type,
+        'visibility', artifact_row.visibility,
+        'scope', artifact_row.scope,
+        'owner', artifact_row.owner,
+        'execution', NEW.execution,
+        'artifact_version_id', NEW.id,
+        'version', NEW.version,
+        'progress_percent', latest_percent,
+        'progress_entries', entry_count,
+        'auth_mode', 'deferred'
+    );
+
+    PERFORM _notify_payload_guard('artifact_updated', payload::text, compact::text);
+
+    RETURN NEW;
+END;
+$$ LANGUAGE plpgsql;
+
+CREATE TRIGGER artifact_created_notify
+    AFTER INSERT ON artifact
+    FOR EACH ROW
+    EXECUTE FUNCTION notify_artifact_created();
+CREATE TRIGGER artifact_updated_notify
+    AFTER UPDATE ON artifact
+    FOR EACH ROW
+    EXECUTE FUNCTION notify_artifact_updated();
+CREATE TRIGGER artifact_version_notify
+    AFTER INSERT OR UPDATE OF size_bytes, file_path, content, content_json ON artifact_version
+    FOR EACH ROW
+    EXECUTE FUNCTION notify_artifact_version_changed();
+
+-- LSN
+CREATE OR REPLACE FUNCTION notify_log_stream_changed()
+RETURNS TRIGGER AS $$
+BEGIN
+    PERFORM pg_notify(
+        'log_stream_changed',
+        json_build_object(
+            'stream_id', NEW.id,
+            'artifact_version_id', NEW.artifact_version,
+            'total_bytes', NEW.total_bytes,
+            'sealed', NEW.sealed
+        )::text
+    );
+    RETURN NEW;
+END;
+$$ LANGUAGE plpgsql;
+CREATE TRIGGER log_stream_changed_notify
+    AFTER UPDATE OF total_bytes, sealed ON log_stream
+    FOR EACH ROW
+    WHEN (OLD.total_bytes IS DISTINCT FROM NEW.total_bytes OR OLD.sealed IS DISTINCT FROM NEW.sealed)
+    EXECUTE FUNCTION notify_log_stream_changed();

@@ -1,6 +1,7 @@
 """`attunectl migrate` against a real PostgreSQL: the schema (the original
 contract's tables, made a compatible subset of Attune's tables of today by
-0003_attune_today: enums, tables, columns, constraints, triggers), applied once,
+0003_attune_today: enums, tables, columns, constraints, triggers; Attune's log
+rows' tables from 0005_log_artifacts), applied once,
 safe to run twice and from two processes at once. Upgrades of older databases
 and databases Attune's own migrations manage: test_ctl_migrate_upgrade.py."""
 import os
@@ -21,6 +22,13 @@ ENUMS = {
     "worker_status_enum": ["active", "inactive", "busy", "error"],
     "owner_type_enum": ["system", "identity", "pack", "action", "sensor"],
     "runtime_type_enum": ["action", "sensor"],
+    "artifact_type_enum": ["file_binary", "file_datatable", "file_image", "file_text", "other",
+                           "progress", "url"],
+    "artifact_visibility_enum": ["public", "private"],
+    "artifact_retention_enum": ["versions", "days", "hours", "minutes"],
+    "artifact_classification_enum": ["general", "runtime_log"],
+    "artifact_body_state_enum": ["pending", "ready", "deleting", "cleanup_claimed"],
+    "log_stream_backend_enum": ["object_segments", "shared_file"],
 }
 
 TS = "timestamp with time zone"
@@ -57,6 +65,7 @@ COLUMNS = {
         "parameter_delivery": ("text", False), "parameter_format": ("text", False),
         "output_format": ("text", False), "is_adhoc": ("boolean", False),
         "timeout_seconds": ("integer", True), "enabled": ("boolean", False),
+        "log_retention_policy": ("USER-DEFINED", True), "log_retention_limit": ("integer", True),
     },
     "execution": {
         "id": ("bigint", False), "action": ("bigint", True), "action_ref": ("text", False),
@@ -112,9 +121,36 @@ COLUMNS = {
     },
     # This project's: the keys 0003 could not re-encrypt, until attunectl migrate does.
     "key_legacy_ciphertext": {"key": ("bigint", False), "created": (TS, False)},
+    # Attune's log rows (0005).
+    "artifact": {
+        "id": ("bigint", False), "ref": ("text", False), "scope": ("USER-DEFINED", False),
+        "owner": ("text", False), "type": ("USER-DEFINED", False),
+        "visibility": ("USER-DEFINED", False), "name": ("text", True),
+        "description": ("text", True), "content_type": ("text", True),
+        "size_bytes": ("bigint", True), "data": ("jsonb", True),
+        "retention_policy": ("USER-DEFINED", False), "retention_limit": ("integer", False),
+        "classification": ("USER-DEFINED", False),
+    },
+    "artifact_version": {
+        "id": ("bigint", False), "artifact": ("bigint", False), "version": ("integer", False),
+        "execution": ("bigint", True), "content_type": ("text", True),
+        "size_bytes": ("bigint", True), "content": ("bytea", True),
+        "content_json": ("jsonb", True), "file_path": ("text", True), "meta": ("jsonb", True),
+        "created_by": ("text", True), "body_state": ("USER-DEFINED", True),
+        "object_key": ("text", True), "provider_version": ("text", True),
+        "sha256": ("text", True), "body_updated": (TS, False),
+        "legacy_snapshot_expires_at": (TS, True),
+    },
+    "log_stream": {
+        "id": ("bigint", False), "artifact_version": ("bigint", False),
+        "max_unflushed_bytes": ("bigint", False), "max_unflushed_milliseconds": ("bigint", False),
+        "next_sequence": ("bigint", False), "total_bytes": ("bigint", False),
+        "truncated": ("boolean", False), "sealed": ("boolean", False),
+        "sealed_at": (TS, True), "backend": ("USER-DEFINED", False),
+    },
 }
 WITHOUT_UPDATED = {"enforcement", "pack_release", "execution_secret_value",
-                   "key_legacy_ciphertext"}
+                   "key_legacy_ciphertext", "artifact_version", "log_stream"}
 
 DIGEST = "ab" * 32
 
@@ -211,6 +247,12 @@ class MigrateTest(CtlTestCase):
                    "content_path, archive_size, manifest) VALUES ((SELECT id FROM attune.pack), "
                    "'p1', '%s', '%s', 'a.tar', 'c', %d, '%s')")
         self.execute(release % ("1.0.0", DIGEST, 10, "{}"))
+        self.execute("INSERT INTO attune.artifact (ref, type) VALUES ('p1.a.stdout.log', "
+                     "'file_text')")
+        version = ("INSERT INTO attune.artifact_version (artifact, version, file_path, body_state, "
+                   "size_bytes, sha256) VALUES ((SELECT id FROM attune.artifact), %d, '%s', %s, "
+                   "%s, %s)")
+        self.execute(version % (1, "w/1/stdout.log", "'pending'", "NULL", "NULL"))
         bad = [
             "INSERT INTO attune.pack (ref, label, version) VALUES ('Bad', 'x', '1.0.0')",
             "INSERT INTO attune.pack (ref, label, version) VALUES ('x', 'x', '1.0.0')",
@@ -254,6 +296,16 @@ class MigrateTest(CtlTestCase):
             "INSERT INTO attune.execution_secret_value (entity_type, entity_id, json_path, "
             "source_kind, encrypted_value) VALUES ('execution_config', 1, '/p', 'key', '1'), "
             "('execution_config', 1, '/p', 'key', '2')",
+            # log rows: refs and paths that could leave the artifacts root, a version
+            # number twice, a ready body with a bad digest, a stream without limits
+            "INSERT INTO attune.artifact (ref, type) VALUES ('p1/a', 'file_text')",
+            "INSERT INTO attune.artifact (ref, type) VALUES ('..p1', 'file_text')",
+            version % (2, "../w/stdout.log", "'pending'", "NULL", "NULL"),
+            version % (2, "/w/stdout.log", "'pending'", "NULL", "NULL"),
+            version % (1, "w/2/stdout.log", "'pending'", "NULL", "NULL"),
+            version % (2, "w/2/stdout.log", "'ready'", "5", "'not-a-digest'"),
+            "INSERT INTO attune.log_stream (artifact_version, max_unflushed_bytes, "
+            "max_unflushed_milliseconds) VALUES ((SELECT id FROM attune.artifact_version), 0, 1)",
         ]
         for sql in bad:
             with self.subTest(sql=sql):

@@ -86,7 +86,8 @@ class UpgradeTest(CtlTestCase):
         proc = self.assertExit(self.ctl("migrate", env=ENC_ENV), EXIT_OK)
         self.assertEqual(proc.stdout, "applied 0003_attune_today\n"
                          "re-encrypted 2 keys in Attune's JSON format (encrypt_json)\n"
-                         "applied 0004_execution_workflow_task\n")
+                         "applied 0004_execution_workflow_task\n"
+                         "applied 0005_log_artifacts\n")
         self.assertEqual(proc.stderr, "")
         for value in (PLAIN_VALUE, PACK_VALUE, ACTION_VALUE):
             self.assertNotIn(value.strip(), proc.stdout + proc.stderr)

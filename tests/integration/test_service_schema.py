@@ -61,6 +61,12 @@ class OtherSchemaTest(ServiceTestCase):
                               "ORDER BY status" % SCHEMA, (eid,))
         self.assertEqual([r["status"] for r in logged], ["completed", "running"],
                          "the unqualified trigger did not see both updates")
+        # The log rows, and their seal, land in the configured schema too.
+        sealed = ("SELECT count(*) FROM %s.artifact_version v JOIN %s.log_stream s "
+                  "ON s.artifact_version = v.id WHERE v.execution = %%s AND s.sealed"
+                  % (SCHEMA, SCHEMA))
+        self.assertTrue(wait_until_value(lambda: self.db.value(sealed, (eid,)) == 2, 5 * SLOW),
+                        w.describe())
         self.stop_worker(w)
         self.assertTrue(wait_until_value(lambda: self.db.value(
             "SELECT status::text FROM %s.worker WHERE id = %%s" % SCHEMA, (w.id,)) == "inactive",

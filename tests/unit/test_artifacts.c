@@ -84,6 +84,15 @@ static void test_execution_dir(void **state)
     (void)state;
     char *dir = artifacts_execution_dir("/var/lib/attune/artifacts", "worker-1", "42");
     assert_string_equal(dir, "/var/lib/attune/artifacts/worker-1/42");
+    /* The same file, relative to the artifacts root: what the log rows record. */
+    char *rel = artifacts_relative_path("worker-1", "42", "stderr.log");
+    assert_string_equal(rel, "worker-1/42/stderr.log");
+    char *abs = xasprintf("%s/%s", "/var/lib/attune/artifacts", rel);
+    char *file = xasprintf("%s/stderr.log", dir);
+    assert_string_equal(abs, file);
+    free(file);
+    free(abs);
+    free(rel);
     free(dir);
 }
 

@@ -137,6 +137,9 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.max_stderr_bytes, 10485760);
     assert_string_equal(cfg.artifacts_dir, "/tmp/attune/artifacts");
     assert_int_equal(cfg.artifact_retention_days, 7);
+    assert_string_equal(cfg.log_retention_policy, "days");
+    assert_int_equal(cfg.log_retention_limit, 7);
+    assert_true(cfg.log_rows);
     assert_string_equal(cfg.runtime_envs_dir, "/opt/attune/runtime_envs");
     assert_string_equal(cfg.api_url, "http://127.0.0.1:8080");
     assert_null(cfg.runtimes);
@@ -489,6 +492,11 @@ static void test_config_set(void **state)
     assert_false(cfg.secrets_keystore);
     assert_int_equal(config_set(&cfg, "secrets.keystore", "True", err, sizeof(err)), 0);
     assert_true(cfg.secrets_keystore);
+    assert_int_equal(config_set(&cfg, "artifacts.log_rows", "false", err, sizeof(err)), 0);
+    assert_false(cfg.log_rows);
+    assert_int_equal(
+        config_set(&cfg, "worker.execution_log_retention_policy", "hours", err, sizeof(err)), 0);
+    assert_string_equal(cfg.log_retention_policy, "hours");
 
     assert_int_equal(config_set(&cfg, "secrets.keystore", "no", err, sizeof(err)), -EINVAL);
     check_contains(err, "secrets.keystore: expected true or false");
@@ -600,6 +608,10 @@ static void test_validate_each_key(void **state)
         {"worker.shutdown_timeout", "-1", "worker.shutdown_timeout: must be between 0 and"},
         {"worker.max_stderr_bytes", "1023", "worker.max_stderr_bytes: must be between 1024"},
         {"worker.artifact_retention_days", "3651", "worker.artifact_retention_days: must be"},
+        {"worker.execution_log_retention_policy", "weeks",
+         "worker.execution_log_retention_policy: must be one of versions, days"},
+        {"worker.execution_log_retention_limit", "0",
+         "worker.execution_log_retention_limit: must be between 1 and"},
         {"worker.name", "", "worker.name: must not be empty"},
         {"worker.name", "bad name", "worker.name: may hold only"},
         {"worker.worker_type", "cloud", "worker.worker_type: must be one of local, remote"},
@@ -699,7 +711,10 @@ static void test_print_masked(void **state)
                         "http://proxy:3128");
     assert_int_equal(json_integer_value(json_object_get(worker, "kill_grace_seconds")), 5);
     assert_int_equal(json_integer_value(json_object_get(worker, "cancel_grace_seconds")), 10);
-    assert_int_equal(json_object_size(worker), 15);
+    assert_int_equal(json_object_size(worker), 17);
+    assert_string_equal(
+        json_string_value(json_object_get(worker, "execution_log_retention_policy")), "days");
+    assert_true(json_is_true(json_object_get(json_object_get(root, "artifacts"), "log_rows")));
     assert_string_equal(json_string_value(json_object_get(worker, "api_url")),
                         "http://127.0.0.1:8080");
     assert_string_equal(json_string_value(json_object_get(root, "runtime_envs_dir")),

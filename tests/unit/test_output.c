@@ -1,5 +1,6 @@
 /* Unit tests for exec/output: the cap on kept bytes, the count of dropped
- * bytes, the closing truncation notice and the log file's mode. */
+ * bytes, the closing truncation notice, the log file's mode, and the digest
+ * of what the file holds. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <openssl/sha.h>
 #include <unistd.h>
 
 #include "core/util.h"
@@ -190,6 +192,92 @@ static void test_open_errors(void **state)
     free(link);
 }
 
+/* The SHA-256 of a file's bytes, as lowercase hex, computed here apart. */
+static void file_sha256(const char *path, char hex[65], int64_t *size)
+{
+    struct strbuf got;
+    read_whole(path, &got);
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)(got.data ? got.data : ""), got.len, md);
+    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    *size = (int64_t)got.len;
+    strbuf_free(&got);
+}
+
+static void assert_digest_matches_file(const struct output_sink *sink, const char *path)
+{
+    char hex[65], want[65];
+    int64_t size = -1, want_size = -2;
+    assert_true(output_sink_digest(sink, &size, hex));
+    file_sha256(path, want, &want_size);
+    assert_string_equal(hex, want);
+    assert_int_equal(size, want_size);
+}
+
+static void test_digest_of_the_file(void **state)
+{
+    (void)state;
+    char *path = log_path("digest.log");
+    struct output_sink sink;
+    assert_int_equal(output_sink_open(&sink, path, 100), 0);
+    output_sink_start_digest(&sink);
+    output_sink_write(&sink, "line one\n", 9);
+    output_sink_write(&sink, "line two\n", 9);
+    output_sink_close(&sink);
+    assert_digest_matches_file(&sink, path);
+
+    /* Past the cap: the kept bytes and the notice, as the file holds them. */
+    assert_int_equal(output_sink_open(&sink, path, 4), 0);
+    output_sink_start_digest(&sink);
+    output_sink_write(&sink, "abcdefgh", 8);
+    output_sink_close(&sink);
+    assert_digest_matches_file(&sink, path);
+
+    /* Nothing written: the digest of the empty file. */
+    assert_int_equal(output_sink_open(&sink, path, 4), 0);
+    output_sink_start_digest(&sink);
+    output_sink_close(&sink);
+    assert_digest_matches_file(&sink, path);
+    free(path);
+}
+
+static void test_no_digest_unless_asked(void **state)
+{
+    (void)state;
+    char *path = log_path("nodigest.log");
+    struct output_sink sink;
+    char hex[65];
+    int64_t size;
+    assert_int_equal(output_sink_open(&sink, path, 100), 0);
+    output_sink_write(&sink, "x", 1);
+    assert_false(output_sink_digest(&sink, &size, hex));
+    output_sink_close(&sink);
+    assert_false(output_sink_digest(&sink, &size, hex));
+    free(path);
+}
+
+static void test_failed_write_has_no_digest(void **state)
+{
+    (void)state;
+    char *path = log_path("fails.log");
+    struct output_sink sink;
+    char hex[65];
+    int64_t size;
+    assert_int_equal(output_sink_open(&sink, path, 100), 0);
+    output_sink_start_digest(&sink);
+    /* A descriptor that refuses writes: the file's content is unknown. */
+    int ro = open(path, O_RDONLY | O_CLOEXEC);
+    assert_true(ro >= 0);
+    close(sink.fd);
+    sink.fd = ro;
+    output_sink_write(&sink, "lost", 4);
+    assert_true(sink.write_error < 0);
+    output_sink_close(&sink);
+    assert_false(output_sink_digest(&sink, &size, hex));
+    free(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -198,6 +286,9 @@ int main(void)
         cmocka_unit_test(test_zero_cap_keeps_nothing),
         cmocka_unit_test(test_file_mode_and_truncation),
         cmocka_unit_test(test_open_errors),
+        cmocka_unit_test(test_digest_of_the_file),
+        cmocka_unit_test(test_no_digest_unless_asked),
+        cmocka_unit_test(test_failed_write_has_no_digest),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
