@@ -210,6 +210,9 @@ class CancelTest(AttuneTestCase):
         ]
         for body in bodies:
             self.executor.publish(cancel_key(w.id), body, str(uuid.uuid4()), str(uuid.uuid4()))
+        # Each that does not parse is logged (the last one parses).
+        self.assertTrue(w.wait_log(r"cancel request ignored", 10 * SLOW, len(bodies) - 1),
+                        "not every malformed cancel request was logged\n" + w.describe())
 
         # The consumer is still there and still cancels.
         listener = self.event_listener()
