@@ -1,5 +1,5 @@
 /* attunectl: the admin tool (migrate, pack load, key set, run, execution get,
- * workers): argument parsing, configuration, and dispatch to src/ctl/. */
+ * cancel, workers): argument parsing, configuration, and dispatch to src/ctl/. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +26,8 @@ static const char usage_text[] =
     "                                release and hand it to a live worker;\n"
     "                                with --wait, print its result as JSON\n"
     "  execution get ID              print an execution as JSON\n"
+    "  cancel ID                     cancel an execution: at once if no worker has started\n"
+    "                                it, else mark it canceling and ask its worker to stop it\n"
     "  workers                       list the registered workers\n"
     "\n"
     "Options:\n"
@@ -91,6 +93,7 @@ static const struct command commands[] = {
     {"run", NULL, 1, ALLOW_RUN, ctl_run,
      "run ACTION_REF [-p NAME=VALUE]... [--params-json JSON] [--timeout S] [--wait]"},
     {"execution", "get", 1, 0, ctl_execution_get, "execution get ID"},
+    {"cancel", NULL, 1, 0, ctl_cancel, "cancel ID"},
     {"workers", NULL, 0, 0, ctl_workers, "workers"},
 };
 

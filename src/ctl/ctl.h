@@ -96,6 +96,7 @@ int ctl_pack_load(const struct config *cfg, const struct ctl_options *opts);
 int ctl_key_set(const struct config *cfg, const struct ctl_options *opts);
 int ctl_run(const struct config *cfg, const struct ctl_options *opts);
 int ctl_execution_get(const struct config *cfg, const struct ctl_options *opts);
+int ctl_cancel(const struct config *cfg, const struct ctl_options *opts);
 int ctl_workers(const struct config *cfg, const struct ctl_options *opts);
 
 #endif

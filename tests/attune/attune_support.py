@@ -53,6 +53,8 @@ DLX_QUEUE = "attune.dlx.queue"
 # 1.2: worker.{id}.executions as Attune's worker declares it. pika sends a str
 # as an AMQP long string and 300000 as a signed 32-bit int, as lapin does.
 WORKER_QUEUE_ARGUMENTS = {"x-dead-letter-exchange": DLX, "x-message-ttl": 300000}
+# 1.2: worker.{id}.cancel carries the dead-letter exchange only, no TTL.
+CANCEL_QUEUE_ARGUMENTS = {"x-dead-letter-exchange": DLX}
 
 PACK_REF = "attune_it"
 ENCRYPTION_KEY = "attune-compat-encryption-key-0123456789-abcdefgh"
@@ -372,6 +374,28 @@ def worker_queue(worker_id):
     return "worker.%d.executions" % worker_id
 
 
+def cancel_key(worker_id):
+    return "execution.cancel.worker.%d" % worker_id
+
+
+def cancel_queue(worker_id):
+    return "worker.%d.cancel" % worker_id
+
+
+def cancel_envelope(execution_id, worker_id, source="api-service"):
+    """2.2 and 6: ExecutionCancelRequested as the API's send_cancel_to_worker
+    builds it: a fresh correlation id, the source service in the headers."""
+    return {
+        "message_id": str(uuid.uuid4()),
+        "correlation_id": str(uuid.uuid4()),
+        "message_type": "ExecutionCancelRequested",
+        "version": "1.0",
+        "timestamp": now_rfc3339(),
+        "headers": {"retry_count": 0, "source_service": source},
+        "payload": {"execution_id": execution_id, "worker_id": worker_id},
+    }
+
+
 class Executor:
     """The executor's side of the broker: a confirmed publishing channel."""
 
@@ -411,6 +435,25 @@ class Executor:
         self.ch.basic_publish(EXECUTIONS, dispatch_key(worker_id),
                               json.dumps(envelope, separators=(",", ":")).encode("utf-8"),
                               props, mandatory=True)
+        return envelope
+
+    def publish(self, routing_key, body, message_id=None, correlation_id=None):
+        """Publishes raw bytes (or a dict, as compact JSON) on attune.executions,
+        mandatory and confirmed: a key no queue is bound to fails here at once."""
+        if isinstance(body, dict):
+            body = json.dumps(body, separators=(",", ":")).encode("utf-8")
+        props = pika.BasicProperties(content_type="application/json", delivery_mode=2,
+                                     message_id=message_id, correlation_id=correlation_id,
+                                     timestamp=int(time.time()))
+        self.ch.basic_publish(EXECUTIONS, routing_key, body, props, mandatory=True)
+
+    def request_cancel(self, worker_id, execution_id, source="api-service"):
+        """6: the cancel request the API (or the executor's workflow cascade)
+        sends to the worker that runs the execution, on
+        execution.cancel.worker.{id}."""
+        envelope = cancel_envelope(execution_id, worker_id, source)
+        self.publish(cancel_key(worker_id), envelope, envelope["message_id"],
+                     envelope["correlation_id"])
         return envelope
 
     def queue_state(self, queue):
