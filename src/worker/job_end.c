@@ -31,10 +31,11 @@ void job_stopped_before_start(struct job *job)
     bool by_user = job->stop == JOB_STOP_CANCEL;
     log_info("execution %s cancelled before it started (%s)", job->id_text,
              by_user ? "cancel requested" : "worker stopping");
-    json_t *result = execution_failure_result(
-        by_user ? "Execution cancelled by user" : "cancelled before it started (worker stopping)");
-    if (by_user)
-        json_object_set_new(result, "cancelled", json_true());
+    /* Nothing ran: no exit code, duration or output to tell, as in Attune. */
+    json_t *result =
+        by_user ? json_pack("{s:b, s:b, s:s}", "succeeded", 0, "cancelled", 1, "error",
+                            "Execution cancelled by user")
+                : execution_failure_result("cancelled before it started (worker stopping)");
     job_record(job, JOB_RECORDING, EXECUTION_CANCELLED, result);
 }
 
