@@ -69,13 +69,26 @@ static void add_percent(struct mask_set *set, const unsigned char *value, size_t
     free(out);
 }
 
-/* The text between the quotes of the value as a JSON string. */
+/* \uXXXX escapes with lower-case digits, as Python and JavaScript write them
+ * (jansson writes upper case). */
+static void lower_unicode_escapes(char *text)
+{
+    for (char *p = text; (p = strstr(p, "\\u")) != NULL; p += 2) {
+        for (int i = 2; i < 6 && p[i]; i++)
+            p[i] = (char)(p[i] >= 'A' && p[i] <= 'F' ? p[i] - 'A' + 'a' : p[i]);
+    }
+}
+
+/* The text between the quotes of the value as a JSON string: as is, and
+ * ASCII-only in either case of hex digit. */
 static void add_json_escaped(struct mask_set *set, const char *value, size_t len)
 {
     json_t *s = json_stringn(value, len);
-    for (int ascii = 0; s && ascii < 2; ascii++) {
-        char *text = json_dumps(s, JSON_ENCODE_ANY | (ascii ? JSON_ENSURE_ASCII : 0));
+    for (int pass = 0; s && pass < 3; pass++) {
+        char *text = json_dumps(s, JSON_ENCODE_ANY | (pass ? JSON_ENSURE_ASCII : 0));
         size_t n = text ? strlen(text) : 0;
+        if (pass == 2 && text)
+            lower_unicode_escapes(text);
         if (n >= 2)
             mask_set_add(set, text + 1, n - 2);
         if (text) {
