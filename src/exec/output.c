@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/util.h"
+#include "exec/mask.h"
 
 int output_sink_open(struct output_sink *sink, const char *path, int64_t cap)
 {
@@ -22,6 +23,7 @@ int output_sink_open(struct output_sink *sink, const char *path, int64_t cap)
     sink->md = NULL;
     sink->file_bytes = 0;
     sink->digested = false;
+    sink->mask = NULL;
     if (sink->fd < 0)
         return -errno;
     /* An existing file keeps its mode through O_CREAT; logs are private. */
@@ -42,14 +44,33 @@ static int output_sink_put(struct output_sink *sink, const void *data, size_t le
     return rc;
 }
 
-void output_sink_write(struct output_sink *sink, const void *data, size_t len)
+/* Keeps what fits under the cap, counts the rest. */
+static void output_sink_keep(void *userdata, const void *data, size_t len)
 {
+    struct output_sink *sink = userdata;
     int64_t room = sink->cap - sink->kept;
     size_t keep = room <= 0 ? 0 : ((int64_t)len < room ? len : (size_t)room);
     if (keep > 0 && sink->fd >= 0 && sink->write_error == 0)
         sink->write_error = output_sink_put(sink, data, keep);
     sink->kept += (int64_t)keep;
     sink->dropped += (int64_t)(len - keep);
+}
+
+void output_sink_mask(struct output_sink *sink, const struct mask_set *set, size_t keep_matches)
+{
+    if (!set || mask_set_count(set) == 0)
+        return;
+    sink->mask = mask_stream_new(set);
+    mask_stream_keep_matches(sink->mask, keep_matches);
+}
+
+void output_sink_write(struct output_sink *sink, const void *data, size_t len)
+{
+    /* Past the cap nothing is kept: no need to find the secrets in it. */
+    if (sink->mask && sink->kept < sink->cap)
+        mask_stream_write(sink->mask, data, len, output_sink_keep, sink);
+    else
+        output_sink_keep(sink, data, len);
 }
 
 void output_sink_start_digest(struct output_sink *sink)
@@ -76,6 +97,8 @@ void output_sink_close(struct output_sink *sink)
 {
     if (sink->fd < 0)
         return;
+    if (sink->mask)
+        mask_stream_flush(sink->mask, output_sink_keep, sink);
     if (sink->dropped > 0 && sink->write_error == 0) {
         char notice[160];
         int n = snprintf(notice, sizeof(notice),
@@ -106,4 +129,18 @@ bool output_sink_digest(const struct output_sink *sink, int64_t *size, char hex[
     hex[64] = '\0';
     *size = sink->file_bytes;
     return true;
+}
+
+bool output_sink_matches(const struct output_sink *sink, const struct mask_match **matches,
+                         size_t *count)
+{
+    *matches = NULL;
+    *count = 0;
+    return sink->mask && mask_stream_matches(sink->mask, matches, count);
+}
+
+void output_sink_release(struct output_sink *sink)
+{
+    mask_stream_free(sink->mask);
+    sink->mask = NULL;
 }

@@ -15,6 +15,7 @@
 #include "exec/process.h"
 #include "executor/env.h"
 #include "executor/result.h"
+#include "executor/secret_mask.h"
 
 struct execution {
     const struct executor_settings *settings;
@@ -24,6 +25,7 @@ struct execution {
     int timeout_seconds;
     launch_decode_fn decode_reply;
     struct output_sink out, err;
+    struct mask_set *mask; /* the secrets masked in the logs and the result */
     struct proc *proc;
     enum execution_status status;
     json_t *result;
@@ -47,6 +49,9 @@ static json_t *execution_build_result(struct execution *ex, const struct proc_re
     ex->status = execution_result_status(pr, reply);
     char *out = execution_read_log(ex->dir, "stdout.log");
     char *err = execution_read_log(ex->dir, "stderr.log");
+    char *plain = ex->output_format == OUTPUT_FORMAT_TEXT
+                      ? NULL
+                      : execution_unmask_log(ex->dir, "stdout.log", ex->mask, &ex->out);
     struct result_input in = {
         .dir = ex->dir,
         .output_format = ex->output_format,
@@ -55,6 +60,7 @@ static json_t *execution_build_result(struct execution *ex, const struct proc_re
         .reply = reply,
         .stdout_text = out,
         .stderr_text = err,
+        .stdout_parse_text = plain,
         .stdout_truncated = output_sink_truncated(&ex->out),
         .stderr_truncated = output_sink_truncated(&ex->err),
         .stdout_dropped = ex->out.dropped,
@@ -64,6 +70,9 @@ static json_t *execution_build_result(struct execution *ex, const struct proc_re
     json_t *r = execution_result_new(&in, ex->status);
     free(out);
     free(err);
+    if (plain)
+        secure_zero(plain, strlen(plain));
+    free(plain);
     json_decref(reply);
     return r;
 }
@@ -98,6 +107,8 @@ static void on_proc_done(struct proc *proc, void *userdata)
     ex->result = execution_build_result(ex, proc_get_result(proc));
     if (ex->result_filter)
         ex->result_filter(ex->result, &ex->status, ex->result_filter_userdata);
+    /* After the filter, which seals secret output fields from the real data. */
+    execution_mask_result(ex->mask, ex->result);
     execution_write_result_file(ex);
     ex->done(ex, ex->userdata);
 }
@@ -127,9 +138,14 @@ static int execution_open_logs(struct execution *ex, const struct executor_setti
         rc = output_sink_open(&ex->err, errp, s->max_stderr_bytes);
     if (rc < 0)
         set_error(err, errlen, rc, "cannot create log files in %s: %s", ex->dir, strerror(-rc));
-    else if (s->log_digests) {
+    if (rc == 0 && s->log_digests) {
         output_sink_start_digest(&ex->out);
         output_sink_start_digest(&ex->err);
+    }
+    if (rc == 0) {
+        bool parsed = ex->output_format != OUTPUT_FORMAT_TEXT;
+        output_sink_mask(&ex->out, ex->mask, parsed ? EXECUTION_MASK_MATCHES_MAX : 0);
+        output_sink_mask(&ex->err, ex->mask, 0);
     }
     free(out);
     free(errp);
@@ -273,6 +289,7 @@ int execution_start(sd_event *loop, const struct executor_settings *settings,
     ex->result_filter_userdata = req->result_filter_userdata;
     ex->done = done;
     ex->userdata = userdata;
+    ex->mask = execution_mask_set(req);
     struct strbuf params_text;
     strbuf_init(&params_text);
     params_format(req->params, req->action->parameter_format, &params_text);
@@ -328,6 +345,9 @@ void execution_free(struct execution *ex)
     proc_free(ex->proc);
     output_sink_close(&ex->out);
     output_sink_close(&ex->err);
+    output_sink_release(&ex->out);
+    output_sink_release(&ex->err);
+    mask_set_free(ex->mask);
     json_decref(ex->result);
     if (ex->param_fd >= 0)
         close(ex->param_fd);

@@ -210,7 +210,8 @@ static json_t *result_data(const struct result_input *in, enum execution_status 
         return json_incref(data);
     if (status != EXECUTION_COMPLETED || in->output_format == OUTPUT_FORMAT_TEXT)
         return NULL;
-    data = execution_parse_output(in->stdout_text, strlen(in->stdout_text), in->output_format);
+    const char *text = in->stdout_parse_text ? in->stdout_parse_text : in->stdout_text;
+    data = execution_parse_output(text, strlen(text), in->output_format);
     if (data)
         *from_stdout = true;
     else if (strspn(in->stdout_text, BLANKS) < strlen(in->stdout_text))

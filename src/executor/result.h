@@ -24,6 +24,9 @@ struct result_input {
     const json_t *reply;     /* the wrapper's answer; NULL if none */
     const char *stdout_text; /* the logs as kept, valid UTF-8 */
     const char *stderr_text;
+    /* stdout with the masked secrets put back, for parsing into data; NULL:
+     * stdout_text. The data is masked again after the result filter. */
+    const char *stdout_parse_text;
     bool stdout_truncated, stderr_truncated;
     int64_t stdout_dropped, stderr_dropped;
     bool logs_incomplete; /* some output was lost rather than capped */

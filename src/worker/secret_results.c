@@ -8,6 +8,7 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "exec/mask.h"
 #include "worker/secrets.h"
 
 /* The captured outputs that are masked whole once anything is secret:
@@ -342,11 +343,32 @@ struct secret_results *secret_results_new(const json_t *out_schema, int64_t exec
     return sr;
 }
 
+/* The values taken out of the data may also sit elsewhere in it (a message
+ * quoting a password): they are masked there like the execution's other
+ * secrets. The logs already on disk were written before these values were
+ * known. */
+static void mask_taken(json_t *result, const json_t *taken)
+{
+    struct mask_set *set = mask_set_new();
+    size_t i;
+    const json_t *item;
+    json_array_foreach(taken, i, item)
+    {
+        if (str_starts_with(text_of(item, "json_path"), "/data"))
+            mask_set_add_json(set, json_object_get(item, "value"));
+    }
+    mask_set_build(set);
+    mask_json(set, json_object_get(result, "data"));
+    mask_json(set, json_object_get(result, "queue_ack"));
+    mask_set_free(set);
+}
+
 void secret_results_filter(json_t *result, enum execution_status *status, void *userdata)
 {
     struct secret_results *sr = userdata;
     json_t *taken =
         secret_results_redact(result, sr->out_schema, sr->execution_id, sr->config_paths);
+    mask_taken(result, taken);
     char err[512];
     json_decref(sr->rows);
     if (secret_results_seal(taken, sr->key_string, &sr->rows, err, sizeof(err)) < 0) {

@@ -13,7 +13,8 @@ PYTHON3 = shutil.which("python3", path="/usr/bin:/bin")
 NODE = shutil.which("node", path="/usr/local/bin:/usr/bin:/bin")
 BASH = shutil.which("bash", path="/usr/bin:/bin")
 
-# Reports how it was started: interpreter, command line, environment, secrets.
+# Reports how it was started: interpreter, command line, environment, secrets
+# (each reversed: the worker masks a secret's own value in the result).
 PY_REPORT = """\
 import os, sys
 
@@ -21,7 +22,7 @@ def run(**params):
     with open("/proc/self/cmdline", "rb") as f:
         cmdline = [a.decode() for a in f.read().split(b"\\0")[:-1]]
     return {"executable": sys.executable, "cmdline": cmdline, "params": params,
-            "secret": get_secret("token"), "env": dict(os.environ)}
+            "secret": get_secret("token")[::-1], "env": dict(os.environ)}
 """
 
 
@@ -79,7 +80,7 @@ class PythonDefinitionTest(RuntimeConfigCase):
         self.assertEqual(data["cmdline"][-1], os.path.join(self.pack, "actions", "report.py"))
         # The wrapper still delivers parameters to run() and secrets to get_secret.
         self.assertEqual(data["params"], {"n": 3})
-        self.assertEqual(data["secret"], "t0k'en")
+        self.assertEqual(data["secret"], "ne'k0t")
 
     def test_interpreter_found_on_the_actions_path(self):
         bindir = os.path.dirname(self.link(PYTHON3, "py3-on-path"))
@@ -147,7 +148,7 @@ class NodeDefinitionTest(RuntimeConfigCase):
     def test_interpreter_and_args_from_the_definition(self):
         nd = self.link(NODE, "node-for-attune")
         code = ("exports.run = (p) => ({argv0: process.argv0, execArgv: process.execArgv,"
-                " secret: getSecret('token'), p});\n")
+                " secret: getSecret('token').split('').reverse().join(''), p});\n")
         ref = self.action("report", {"runner_type": "node", "entry_point": "report.js",
                                      "runtime_config": {"interpreter": {
                                          "binary": nd, "args": ["--no-warnings"]}}},
@@ -156,7 +157,7 @@ class NodeDefinitionTest(RuntimeConfigCase):
         self.assertRun(run, EXIT_COMPLETED, "completed")
         self.assertEqual(run.data["argv0"], nd)
         self.assertEqual(run.data["execArgv"][:2], ["--no-warnings", "-e"])
-        self.assertEqual(run.data["secret"], "t0k'en")
+        self.assertEqual(run.data["secret"], "ne'k0t")
         self.assertEqual(run.data["p"], {"x": 1})
 
 
@@ -164,14 +165,14 @@ class NodeDefinitionTest(RuntimeConfigCase):
 class ShellDefinitionTest(RuntimeConfigCase):
 
     def test_args_from_the_definition(self):
-        script = "echo \"$(get_secret token)\"\nfalse\necho after\n"
+        script = "echo \"$(get_secret token | rev)\"\nfalse\necho after\n"
         ref = self.action("strict", {"runner_type": "shell", "entry_point": "strict.sh",
                                      "runtime_config": {"interpreter": {
                                          "binary": BASH, "args": ["-e"]}}},
                           {"strict.sh": (script, 0o644)})
         run = self.run_demo(ref)
         self.assertRun(run, EXIT_FAILED, "failed")
-        self.assertEqual(run.result["stdout"], "t0k'en\n")  # -e stopped it at `false`
+        self.assertEqual(run.result["stdout"], "ne'k0t\n")  # -e stopped it at `false`
 
     def test_a_shell_that_is_not_bash(self):
         if os.path.basename(os.path.realpath("/bin/sh")).startswith("bash"):
@@ -188,7 +189,7 @@ class NativeTest(RuntimeConfigCase):
 
     def test_executable_runs_directly_whatever_its_name(self):
         # A .py name: a local action would go to python; native runs the file itself.
-        tool = "#!/bin/sh\nprintf '%s|' \"$0\" \"$(cat)\" \"$(cat <&3)\"\n"
+        tool = "#!/bin/sh\nprintf '%s|' \"$0\" \"$(cat)\" \"$(cat <&3 | rev)\"\n"
         ref = self.action("tool", {"runner_type": "native", "entry_point": "tool.py",
                                    "runtime_config": {}},
                           {"tool.py": (tool, 0o755)})
@@ -197,7 +198,7 @@ class NativeTest(RuntimeConfigCase):
         argv0, params, secrets, _ = run.result["stdout"].split("|")
         self.assertEqual(os.path.basename(argv0), "tool.py")
         self.assertEqual(json.loads(params), {"a": 1})
-        self.assertEqual(json.loads(secrets), {"token": "t0k'en"})
+        self.assertEqual(json.loads(secrets[::-1]), {"token": "t0k'en"})
 
     def test_not_executable(self):
         ref = self.action("plain", {"runner_type": "native", "entry_point": "plain"},
@@ -212,7 +213,7 @@ class InlineShellTest(RuntimeConfigCase):
 
     # The last line lists the shell's descriptors by a glob, whose own directory
     # descriptor is the 3 it shows: fd 3 of the wrapper is closed by then.
-    CODE = ("echo \"name=$PARAM_NAME secret=$(get_secret token) zero=$0\"\n"
+    CODE = ("echo \"name=$PARAM_NAME secret=$(get_secret token | rev) zero=$0\"\n"
             "read -r line; echo \"stdin=$line\"\n"
             "tr '\\0\\n' '  ' < /proc/$$/cmdline; echo\n"
             "for f in /proc/$$/fd/*; do printf '%s ' \"${f##*/}\"; done\n")
@@ -224,7 +225,7 @@ class InlineShellTest(RuntimeConfigCase):
         run = self.run_demo(ref, params={"name": "Ada"})
         self.assertRun(run, EXIT_COMPLETED, "completed")
         lines = run.result["stdout"].split("\n")
-        self.assertEqual(lines[0], "name=Ada secret=t0k'en zero=demo.adhoc")
+        self.assertEqual(lines[0], "name=Ada secret=ne'k0t zero=demo.adhoc")
         self.assertEqual(json.loads(lines[1][len("stdin="):]), {"name": "Ada"})
         # The code is not on the command line, and no file of it was written.
         self.assertIn("demo.adhoc", lines[2])

@@ -11,18 +11,44 @@ import unittest
 from keys_support import insert_key
 from service_support import ENCRYPTION_KEY, ServiceTestCase, write_action_file, write_pack
 
-SHOW_PY = '''"""Returns its parameters and what get_secret says of two names."""
+# Every string the actions return is reversed: the worker masks a secret's own
+# value in the result.
+SHOW_PY = '''"""Returns its parameters and what get_secret says of two names, strings
+reversed."""
+
+
+def rev(v):
+    if isinstance(v, str):
+        return v[::-1]
+    if isinstance(v, dict):
+        return {rev(k): rev(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [rev(x) for x in v]
+    return v
 
 
 def run(**params):
-    return {"params": params, "api": get_secret("api"), "user": get_secret("user")}  # noqa: F821
+    return rev({"params": params, "api": get_secret("api"),  # noqa: F821
+                "user": get_secret("user")})  # noqa: F821
 '''
 
 # Its parameter document (stdin) and its environment, as one JSON line.
 ENV_SH = """#!/bin/bash
 python3 -c 'import json, os, sys
-print(json.dumps({"stdin": sys.stdin.read(), "environ": dict(os.environ)}))'
+def rev(v):
+    return {k[::-1]: rev(x) for k, x in v.items()} if isinstance(v, dict) else v[::-1]
+print(json.dumps(rev({"stdin": sys.stdin.read(), "environ": dict(os.environ)})))'
 """
+
+
+def rev(v):
+    if isinstance(v, str):
+        return v[::-1]
+    if isinstance(v, dict):
+        return {rev(k): rev(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [rev(x) for x in v]
+    return v
 
 MARKER = {"$attune_secret": True, "redacted": True}
 SECRET = "s3cr3t-of-the-execution-4b9e1f"
@@ -60,7 +86,7 @@ class ServiceParamsTest(ServiceTestCase):
 
     def data(self, row, w):
         self.assertEqual(row["status"], "completed", "%r\n%s" % (row, w.describe()))
-        return row["result"]["data"]
+        return rev(row["result"]["data"])
 
     def test_flat_config_is_the_parameter_map(self):
         w = self.start_worker()

@@ -14,11 +14,13 @@ import psycopg2.extras
 from keys_support import insert_key
 from service_support import ENCRYPTION_KEY, ServiceTestCase, write_action_file, write_pack
 
-REVEAL_PY = '''"""Returns the secrets it is asked for (the keys also arrive as parameters)."""
+REVEAL_PY = '''"""Returns the secrets it is asked for, each reversed (the worker masks a secret's
+own value in the result; the keys also arrive as parameters)."""
 
 
 def run(names, **keys):
-    return {name: get_secret(name) for name in names}  # noqa: F821
+    values = {name: get_secret(name) for name in names}  # noqa: F821
+    return {name: None if v is None else v[::-1] for name, v in values.items()}
 '''
 
 OTHER_KEY = "a-completely-different-encryption-key-0123456789"
@@ -44,6 +46,10 @@ JSON_SECRETS = {"conf": {"user": "admin", "ports": [1, 2], "on": True, "none": N
 JSON_TEXTS = {"conf": '{"user":"admin","ports":[1,2],"on":true,"none":null}', "port": "5432"}
 BROKEN_VALUE = "plaintext-of-the-broken-key-5f2c9a"
 TAMPERED_VALUE = "plaintext-of-the-tampered-key-81d3e0"
+
+
+def reverse(value):
+    return None if value is None else value[::-1]
 
 
 class ServiceSecretsTest(ServiceTestCase):
@@ -116,7 +122,7 @@ class ServiceSecretsTest(ServiceTestCase):
         data = row["result"].get("data")
         self.assertIsInstance(data, dict, row["result"])
         for name in self.names:
-            self.assertEqual(data.get(name), expected[name], "secret %r" % name)
+            self.assertEqual(data.get(name), reverse(expected[name]), "secret %r" % name)
 
         other = self.run_reveal(w, self.other_reveal, self.names)
         self.assertEqual(other["status"], "completed", "%r\n%s" % (other, w.describe()))
@@ -124,7 +130,7 @@ class ServiceSecretsTest(ServiceTestCase):
         expected.update(OTHER_PACK_SECRETS)
         expected.update({"broken": None, "not_a_key": None, "conf": None, "port": None})
         for name in self.names:
-            self.assertEqual(other["result"]["data"].get(name), expected[name],
+            self.assertEqual(other["result"]["data"].get(name), reverse(expected[name]),
                              "secret %r as seen by other.reveal" % name)
 
         for value in list(SECRETS.values()) + list(PACK_SECRETS.values()):
