@@ -122,11 +122,13 @@ class ServiceShutdownTest(ServiceTestCase):
         self.assertTrue(wait_until_value(lambda: pid_gone(pid) and
                                          not live_members_of_group(pgid), 5),
                         "the action's processes outlived the worker")
-        # Whatever it left running is recorded as abandoned by the next start.
+        # Whatever it left running is recorded as abandoned by the next start
+        # (its UPDATE is sent at registration; "ready" does not wait for it).
         again = self.start_worker(w.name)
         self.assertEqual(again.id, w.id)
-        row = self.db.execution(eid)
-        self.assertIn(row["status"], ("abandoned", "cancelled"), row)
+        self.assertTrue(wait_until_value(
+            lambda: self.db.execution(eid)["status"] in ("abandoned", "cancelled"), 5 * SLOW),
+            "%r\n%s" % (self.db.execution(eid), again.describe()))
 
 
 if __name__ == "__main__":
