@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/config.h"
+#include "core/harden.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "ctl/ctl.h"
@@ -220,6 +221,7 @@ static int load_config(const struct ctl_options *o, struct config *cfg)
 {
     char err[1024];
     int rc = config_load(cfg, o->config_path, err, sizeof(err));
+    config_scrub_environment();
     if (rc == 0)
         rc = config_validate(cfg, err, sizeof(err));
     if (rc < 0) {
@@ -237,6 +239,8 @@ int main(int argc, char **argv)
     struct ctl_options opts = {0};
     const struct command *cmd = NULL;
     struct config cfg;
+    /* attunectl holds the encryption key and the values of keys it sets. */
+    harden_process("attunectl");
     strv_init(&opts.assignments);
     config_init_defaults(&cfg);
     int status = parse_cli(&opts, &cmd, argc, argv);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/config.h"
+#include "core/harden.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "runtime/registry.h"
@@ -209,6 +210,9 @@ int main(int argc, char **argv)
 {
     struct cli cli = {.command = CMD_SERVICE};
     struct config cfg;
+    /* Before anything secret is read (run-action's secrets file); the
+     * service program, which execve makes dumpable again, does it itself. */
+    harden_process("attune-worker");
     strv_init(&cli.assignments);
     int status = parse_cli(&cli, argc, argv);
     if (status >= 0)
