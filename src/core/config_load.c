@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/config_table.h"
+#include "core/env_policy.h"
 #include "core/json.h"
 #include "core/util.h"
 #include "core/yaml.h"
@@ -333,11 +334,19 @@ static bool is_env_name(const char *s)
 int config_check_action_env(const struct config *cfg, const struct key_def *def, char *err,
                             size_t errlen)
 {
-    for (size_t i = 0; i < cfg->n_action_env; i++)
-        if (!is_env_name(cfg->action_env[i].name))
+    for (size_t i = 0; i < cfg->n_action_env; i++) {
+        const char *name = cfg->action_env[i].name, *why;
+        if (!is_env_name(name))
             return set_error(err, errlen, EINVAL,
                              "%s: \"%.*s\" is not a valid environment variable name", def->name,
-                             ECHO_MAX, cfg->action_env[i].name);
+                             ECHO_MAX, name);
+        /* An operator who set it expects it to apply: refused, not dropped. */
+        if ((why = env_policy_denied(name)))
+            return set_error(err, errlen, EINVAL,
+                             "%s: %s is not allowed: %s (see docs/actions.md, \"Variables that "
+                             "are never passed\")",
+                             def->name, name, why);
+    }
     return 0;
 }
 
