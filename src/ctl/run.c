@@ -93,6 +93,9 @@ static int build_params(const struct ctl_options *opts, struct run_state *s)
             return ctl_usage_error("%s", err);
     if (params_validate(s->params, s->schema, err, sizeof(err)) < 0)
         return ctl_usage_error("%s", err);
+    /* The worker checks the dotenv keys too, knowing the action's format. */
+    if (params_check_names(s->params, s->schema, PARAM_FORMAT_JSON, err, sizeof(err)) < 0)
+        return ctl_usage_error("%s", err);
     return CTL_EXIT_OK;
 }
 

@@ -286,30 +286,12 @@ static void put_scalar_text(struct strbuf *out, const json_t *v)
     }
 }
 
-/* One '_' stands for a whole multi-byte character, not for each byte. */
-static bool is_utf8_continuation(unsigned char c)
-{
-    return (c & 0xC0) == 0x80;
-}
-
-/* Keys become part of a line that sh or a dotenv reader splits, so each
- * character but letters, digits, '_', '-' and '.' becomes '_'. */
-static void put_dotenv_key(struct strbuf *out, const char *key)
-{
-    for (const unsigned char *p = (const unsigned char *)key; *p; p++) {
-        bool ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                  (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' || *p == '.';
-        if (!is_utf8_continuation(*p))
-            strbuf_putc(out, ok ? (char)*p : '_');
-    }
-}
-
 static void dotenv_line(struct strbuf *out, const char *key, const json_t *v)
 {
     struct strbuf text;
     strbuf_init(&text);
     put_scalar_text(&text, v);
-    put_dotenv_key(out, key);
+    params_dotenv_key(out, key);
     strbuf_putc(out, '=');
     strbuf_put_sh_quoted(out, text.data ? text.data : "");
     strbuf_putc(out, '\n');
@@ -363,18 +345,6 @@ void params_format(const json_t *params, enum param_format format, struct strbuf
     json_decref(empty);
 }
 
-/* PARAM_ + the name in upper case, anything outside [A-Z0-9_] made '_'. */
-static void put_env_name(struct strbuf *out, const char *key)
-{
-    strbuf_puts(out, "PARAM_");
-    for (const unsigned char *p = (const unsigned char *)key; *p; p++) {
-        char c = (*p >= 'a' && *p <= 'z') ? (char)(*p - 'a' + 'A') : (char)*p;
-        bool ok = (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
-        if (!is_utf8_continuation(*p))
-            strbuf_putc(out, ok ? c : '_');
-    }
-}
-
 static bool name_listed(const json_t *names, const char *name)
 {
     size_t i;
@@ -401,7 +371,7 @@ void params_to_env(const json_t *params, const json_t *schema, const json_t *hid
         struct strbuf name, text;
         strbuf_init(&name);
         strbuf_init(&text);
-        put_env_name(&name, key);
+        params_env_name(&name, key);
         put_scalar_text(&text, v);
         strv_setenv(env, name.data, text.data ? text.data : "");
         strbuf_free(&name);

@@ -174,6 +174,8 @@ int job_inputs_parameters(const struct job_execution *ex, const struct action *a
     *params = json_is_object(ex->config) ? json_deep_copy(ex->config) : json_object();
     json_t *schema = schema_hiding(action->param_schema, ex->secret_names);
     int rc = params_validate(*params, schema, err, errlen);
+    if (rc == 0)
+        rc = params_check_names(*params, schema, action->parameter_format, err, errlen);
     json_decref(schema);
     return rc;
 }

@@ -42,6 +42,9 @@ static int oneshot_params(const struct oneshot_options *opts, const struct actio
         rc = params_assign(params, action->param_schema, *a, err, errlen);
     if (rc == 0)
         rc = params_validate(params, action->param_schema, err, errlen);
+    if (rc == 0)
+        rc =
+            params_check_names(params, action->param_schema, action->parameter_format, err, errlen);
     if (rc < 0) {
         json_decref(params);
         return rc;
