@@ -17,6 +17,16 @@
 int params_assign(json_t *params, const json_t *schema, const char *assignment, char *err,
                   size_t errlen);
 
+/* The largest --params-json file or standard input read. */
+#define PARAMS_JSON_MAX (16 << 20)
+
+/* The value of --params-json (run-action, attunectl run): the JSON text
+ * itself, "@FILE" for the text of FILE, or "-" for standard input, so that
+ * no secret value needs a command line. It must be a JSON object, at most
+ * PARAMS_JSON_MAX bytes. The text read is wiped. Returns 0, or a negative
+ * errno with a message starting "--params-json" in err. */
+int params_load_json_arg(const char *arg, json_t **out, char *err, size_t errlen);
+
 /* Fills in defaults, then checks that every required parameter is present
  * and that each value has its declared type (string, integer, number,
  * boolean, array, object) and is one of its enum values. Parameters that the
