@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/config.h"
+#include "core/harden.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "ctl/ctl.h"
@@ -38,7 +39,8 @@ static const char usage_text[] =
     "  --action REF          key set: the key belongs to this action\n"
     "  --encrypt             key set: store the value encrypted with security.encryption_key\n"
     "  -p, --param NAME=VALUE  run: a parameter, converted to the type the action declares\n"
-    "  --params-json JSON    run: parameters as one JSON object (-p values override it)\n"
+    "  --params-json JSON    run: parameters as one JSON object (-p values override it);\n"
+    "                        @FILE reads it from FILE, - from standard input\n"
     "  --timeout SECONDS     run: the execution's timeout\n"
     "  --wait                run: wait for the end and print the result\n"
     "\n"
@@ -223,6 +225,7 @@ static int load_config(const struct ctl_options *o, struct config *cfg)
 {
     char err[1024];
     int rc = config_load(cfg, o->config_path, err, sizeof(err));
+    config_scrub_environment();
     if (rc == 0)
         rc = config_validate(cfg, err, sizeof(err));
     if (rc < 0) {
@@ -240,6 +243,8 @@ int main(int argc, char **argv)
     struct ctl_options opts = {0};
     const struct command *cmd = NULL;
     struct config cfg;
+    /* attunectl holds the encryption key and the values of keys it sets. */
+    harden_process("attunectl");
     strv_init(&opts.assignments);
     config_init_defaults(&cfg);
     int status = parse_cli(&opts, &cmd, argc, argv);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/config.h"
+#include "core/harden.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "runtime/registry.h"
@@ -32,7 +33,9 @@ static const char usage_text[] =
     "  --packs-dir DIR       where packs live (default: packs_base_dir)\n"
     "  -p, --param NAME=VALUE  a parameter, converted to the type the action declares;\n"
     "                        may be repeated\n"
-    "  --params-json JSON    parameters as one JSON object (-p values override it)\n"
+    "  --params-json JSON    parameters as one JSON object (-p values override it);\n"
+    "                        @FILE reads it from FILE, - from standard input, so that\n"
+    "                        no secret needs the command line\n"
     "  --secrets-file FILE   JSON or YAML mapping of secret name to value\n"
     "  --timeout SECONDS     overrides the action's timeout\n"
     "  --artifacts-dir DIR   overrides worker.artifacts_dir\n"
@@ -209,6 +212,9 @@ int main(int argc, char **argv)
 {
     struct cli cli = {.command = CMD_SERVICE};
     struct config cfg;
+    /* Before anything secret is read (run-action's secrets file); the
+     * service program, which execve makes dumpable again, does it itself. */
+    harden_process("attune-worker");
     strv_init(&cli.assignments);
     int status = parse_cli(&cli, argc, argv);
     if (status >= 0)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/config.h"
+#include "core/harden.h"
 #include "core/log.h"
 #include "runtime/registry.h"
 #include "worker/service.h"
@@ -41,6 +42,8 @@ int main(int argc, char **argv)
     };
     const char *config_path = NULL, *name = NULL;
     int opt;
+    /* Before anything secret is read: the configuration, keys, secrets. */
+    harden_process("attune-worker");
     opterr = 0;
     while ((opt = getopt_long(argc, argv, ":c:n:hV", options, NULL)) != -1) {
         switch (opt) {

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/config_table.h"
+#include "core/secmem.h"
 #include "core/util.h"
 
 #define KIB INT64_C(1024)
@@ -146,7 +147,7 @@ void config_free(struct config *cfg)
         if (def->kind == KEY_STRING || def->kind == KEY_URL)
             free(*(char **)config_field(cfg, def));
         else if (def->kind == KEY_SECRET)
-            config_free_secret(*(char **)config_field(cfg, def));
+            secmem_free(*(char **)config_field(cfg, def));
     }
     free_runtimes(cfg->runtimes);
     free_action_env(cfg);
@@ -340,8 +341,8 @@ int config_set(struct config *cfg, const char *dotted_key, const char *value, ch
         *str = xstrdup(value);
         return 0;
     case KEY_SECRET:
-        config_free_secret(*str);
-        *str = value[0] ? xstrdup(value) : NULL;
+        secmem_free(*str);
+        *str = value[0] ? secmem_strdup(value) : NULL;
         return 0;
     case KEY_INT:
         return set_int(cfg, def, value, err, errlen);

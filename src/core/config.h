@@ -26,6 +26,7 @@ struct config {
     int database_connect_timeout; /* seconds */
     char *database_schema;        /* the schema of Attune's tables: letters, digits, '_' */
     char *message_queue_url;
+    /* The two secrets live in secmem (core/secmem.h): set them with config_set. */
     char *encryption_key;  /* security.encryption_key, NULL if unset */
     char *jwt_secret;      /* security.jwt_secret: signs execution tokens; NULL if unset */
     bool secrets_keystore; /* secrets.keystore: read the key table for each execution */
@@ -37,11 +38,11 @@ struct config {
     char *worker_name;
     char *worker_type;
     int max_concurrent_tasks;
-    int heartbeat_interval; /* seconds */
-    int task_timeout;       /* seconds */
+    int heartbeat_interval;   /* seconds */
+    int task_timeout;         /* seconds */
     int kill_grace_seconds;   /* from SIGTERM to SIGKILL of an action's group */
     int cancel_grace_seconds; /* the same, for an execution cancelled by a user */
-    int shutdown_timeout;   /* seconds */
+    int shutdown_timeout;     /* seconds */
     int64_t max_stdout_bytes;
     int64_t max_stderr_bytes;
     char *artifacts_dir;
@@ -71,6 +72,13 @@ void config_free(struct config *cfg);
  * problem in err. */
 int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
 
+/* Removes from the environment the ATTUNE__ variables of keys that may hold a
+ * secret (security.encryption_key, security.jwt_secret, the URLs, which may
+ * carry passwords), overwriting their values first, so that they no longer
+ * appear in /proc/PID/environ. Called once the configuration is loaded, by
+ * the program that uses it; config_load itself leaves the environment alone. */
+void config_scrub_environment(void);
+
 /* Sets one key by its dotted name ("worker.max_concurrent_tasks") from text,
  * as the environment and the command line do. */
 int config_set(struct config *cfg, const char *dotted_key, const char *value, char *err,
@@ -79,10 +87,11 @@ int config_set(struct config *cfg, const char *dotted_key, const char *value, ch
 /* Checks ranges and required values; the message names the key. */
 int config_validate(const struct config *cfg, char *err, size_t errlen);
 
-/* What every program does at start: defaults, config_load, the worker name
- * from the command line (NULL: none), config_validate, then log_setup. On a
- * bad configuration prints "PROGRAM: configuration error: ..." to stderr and
- * returns CONFIG_EXIT_STATUS; else 0. */
+/* What every program does at start: defaults, config_load,
+ * config_scrub_environment, the worker name from the command line (NULL:
+ * none), config_validate, then log_setup. On a bad configuration prints
+ * "PROGRAM: configuration error: ..." to stderr and returns
+ * CONFIG_EXIT_STATUS; else 0. */
 int config_load_for_program(struct config *cfg, const char *program, const char *path,
                             const char *worker_name);
 

@@ -2,23 +2,21 @@
  * overrides, validation of the result, and what every program does at start. */
 #include "core/config.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include "core/config_table.h"
+#include "core/env_policy.h"
 #include "core/json.h"
 #include "core/util.h"
 #include "core/yaml.h"
 
 #define CONFIG_FILE_MAX (1024 * 1024)
-#define CONFIG_ENV_PREFIX "ATTUNE__"
 #define WORKER_NAME_MAX 128
 /* Spelled out so that no locale widens the character classes. */
 #define ASCII_LETTERS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -199,70 +197,6 @@ static int load_file(struct config *cfg, const char *path, char *err, size_t err
     return 0;
 }
 
-/* The environment */
-
-/* "WORKER__MAX_CONCURRENT_TASKS" -> "worker.max_concurrent_tasks"; the name
- * after WORKER__ENV__ keeps its case since it is an environment name. */
-static char *env_name_to_key(const char *name)
-{
-    struct strbuf key;
-    strbuf_init(&key);
-    for (const char *p = name; *p;) {
-        if (p[0] == '_' && p[1] == '_') {
-            strbuf_putc(&key, '.');
-            p += 2;
-            if (strcmp(key.data, WORKER_ENV_PREFIX) == 0) {
-                strbuf_puts(&key, p);
-                break;
-            }
-            continue;
-        }
-        strbuf_putc(&key, (char)tolower((unsigned char)*p++));
-    }
-    return strbuf_detach(&key, NULL);
-}
-
-static int apply_env_var(struct config *cfg, const char *entry, char *err, size_t errlen)
-{
-    const char *eq = strchr(entry, '=');
-    if (!eq)
-        return 0;
-    char *var = xstrndup(entry, (size_t)(eq - entry));
-    char *key = env_name_to_key(var + strlen(CONFIG_ENV_PREFIX));
-    char msg[512];
-    int rc = 0;
-    if (!config_key_find(key) && !str_starts_with(key, WORKER_ENV_PREFIX)) {
-        /* Attune's other services read ATTUNE__ variables of their own from
-         * the same environment: not ours is not an error. */
-        log_warn("ignoring %s: not a setting of attune-worker", var);
-    } else if ((rc = config_set(cfg, key, eq + 1, msg, sizeof(msg))) < 0) {
-        set_error(err, errlen, rc, "%s: %s", var, msg);
-    }
-    free(key);
-    free(var);
-    return rc;
-}
-
-static int apply_environment(struct config *cfg, char *err, size_t errlen)
-{
-    for (char **e = environ; e && *e; e++) {
-        if (strncasecmp(*e, CONFIG_ENV_PREFIX, strlen(CONFIG_ENV_PREFIX)) != 0)
-            continue;
-        int rc = apply_env_var(cfg, *e, err, errlen);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
-}
-
-/* Attune's services take the API's URL from ATTUNE_API_URL; so does this
- * worker, over anything else. */
-static int apply_api_url(struct config *cfg, char *err, size_t errlen)
-{
-    const char *url = getenv("ATTUNE_API_URL");
-    return url && url[0] ? config_set(cfg, "worker.api_url", url, err, errlen) : 0;
-}
-
 int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 {
     const char *env_path = getenv("ATTUNE_CONFIG");
@@ -275,8 +209,7 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
         if (rc < 0)
             return rc;
     }
-    int rc = apply_environment(cfg, err, errlen);
-    return rc == 0 ? apply_api_url(cfg, err, errlen) : rc;
+    return config_apply_environment(cfg, err, errlen);
 }
 
 /* Validation */
@@ -401,11 +334,19 @@ static bool is_env_name(const char *s)
 int config_check_action_env(const struct config *cfg, const struct key_def *def, char *err,
                             size_t errlen)
 {
-    for (size_t i = 0; i < cfg->n_action_env; i++)
-        if (!is_env_name(cfg->action_env[i].name))
+    for (size_t i = 0; i < cfg->n_action_env; i++) {
+        const char *name = cfg->action_env[i].name, *why;
+        if (!is_env_name(name))
             return set_error(err, errlen, EINVAL,
                              "%s: \"%.*s\" is not a valid environment variable name", def->name,
-                             ECHO_MAX, cfg->action_env[i].name);
+                             ECHO_MAX, name);
+        /* An operator who set it expects it to apply: refused, not dropped. */
+        if ((why = env_policy_denied(name)))
+            return set_error(err, errlen, EINVAL,
+                             "%s: %s is not allowed: %s (see docs/actions.md, \"Variables that "
+                             "are never passed\")",
+                             def->name, name, why);
+    }
     return 0;
 }
 
@@ -455,6 +396,7 @@ int config_load_for_program(struct config *cfg, const char *program, const char 
     char err[1024];
     config_init_defaults(cfg);
     int rc = config_load(cfg, path, err, sizeof(err));
+    config_scrub_environment();
     if (rc == 0 && worker_name)
         rc = config_set(cfg, "worker.name", worker_name, err, sizeof(err));
     if (rc == 0)

@@ -63,6 +63,10 @@ void config_set_runtimes(struct config *cfg, char **items);
 /* Adds or replaces one worker.env variable. */
 void config_action_env_set(struct config *cfg, const char *name, const char *value);
 
+/* Applies the ATTUNE__ environment overrides, then ATTUNE_API_URL
+ * (config_env.c). */
+int config_apply_environment(struct config *cfg, char *err, size_t errlen);
+
 /* The checks beyond what a key's kind implies (config_load.c). */
 int config_check_database_schema(const struct config *cfg, const struct key_def *def, char *err,
                                  size_t errlen);

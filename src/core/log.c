@@ -71,6 +71,37 @@ static void log_write_json(const char *ts, enum log_level level, const char *fun
     strbuf_free(&clean);
 }
 
+void log_escape_text(const char *msg, struct strbuf *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    strbuf_append(out, "", 0);
+    for (const unsigned char *p = (const unsigned char *)msg; *p; p++) {
+        if (*p >= 0x20 && *p != 0x7f) {
+            strbuf_putc(out, (char)*p);
+        } else if (*p == '\n' || *p == '\t' || *p == '\r') {
+            strbuf_putc(out, '\\');
+            strbuf_putc(out, *p == '\n' ? 'n' : *p == '\t' ? 't' : 'r');
+        } else {
+            char esc[4] = {'\\', 'x', hex[*p >> 4], hex[*p & 0xf]};
+            strbuf_append(out, esc, sizeof(esc));
+        }
+    }
+}
+
+/* A text line holds no control character, so that a value quoted in a
+ * message (a parameter, a name from the database) cannot forge a line. */
+static void log_write_text(const char *ts, enum log_level level, const char *func, const char *msg)
+{
+    struct strbuf clean;
+    strbuf_init(&clean);
+    log_escape_text(msg, &clean);
+    if (current_level == LOG_LEVEL_DEBUG)
+        fprintf(stderr, "%s %-5s %s: %s\n", ts, level_names[level], func, clean.data);
+    else
+        fprintf(stderr, "%s %-5s %s\n", ts, level_names[level], clean.data);
+    strbuf_free(&clean);
+}
+
 void log_message(enum log_level level, const char *func, const char *fmt, ...)
 {
     if (!log_enabled(level))
@@ -82,11 +113,8 @@ void log_message(enum log_level level, const char *func, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (current_format == LOG_FORMAT_JSON) {
+    if (current_format == LOG_FORMAT_JSON)
         log_write_json(ts, level, func, msg);
-    } else if (current_level == LOG_LEVEL_DEBUG) {
-        fprintf(stderr, "%s %-5s %s: %s\n", ts, level_names[level], func, msg);
-    } else {
-        fprintf(stderr, "%s %-5s %s\n", ts, level_names[level], msg);
-    }
+    else
+        log_write_text(ts, level, func, msg);
 }

@@ -5,6 +5,8 @@
 
 #include <stdbool.h>
 
+struct strbuf;
+
 enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
 enum log_format { LOG_FORMAT_TEXT, LOG_FORMAT_JSON };
 
@@ -14,6 +16,11 @@ bool log_level_parse(const char *name, enum log_level *out);
 bool log_format_parse(const char *name, enum log_format *out);
 const char *log_level_name(enum log_level level);
 bool log_enabled(enum log_level level);
+
+/* Appends msg to out as the text format writes it: newline, tab and
+ * carriage return as \n, \t and \r, every other byte below 0x20 and 0x7f
+ * as \xNN, everything else as it is. */
+void log_escape_text(const char *msg, struct strbuf *out);
 
 void log_message(enum log_level level, const char *func, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -260,6 +260,13 @@ int read_file(const char *path, size_t max, struct strbuf *out)
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
+    int rc = read_fd(fd, max, out);
+    close(fd);
+    return rc;
+}
+
+int read_fd(int fd, size_t max, struct strbuf *out)
+{
     char buf[65536];
     int rc = 0;
     for (;;) {
@@ -281,7 +288,8 @@ int read_file(const char *path, size_t max, struct strbuf *out)
             break;
         strbuf_append(out, buf, (size_t)n);
     }
-    close(fd);
+    /* What was read may be a secret (a secrets or parameters file). */
+    secure_zero(buf, sizeof(buf));
     if (!out->data)
         strbuf_append(out, "", 0);
     return rc;

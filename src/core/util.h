@@ -70,6 +70,8 @@ void time_rfc3339_now(char *out, size_t outlen);
 int write_all(int fd, const void *buf, size_t len);
 /* Reads a whole file, at most max bytes (0: no limit). Returns 0 or -errno. */
 int read_file(const char *path, size_t max, struct strbuf *out);
+/* The same from an open descriptor (standard input), which stays open. */
+int read_fd(int fd, size_t max, struct strbuf *out);
 /* Creates a directory and its parents with the given mode. Returns 0 or -errno. */
 int mkdir_p(const char *path, mode_t mode);
 /* Removes a directory tree. Returns 0 or -errno of the first failure. */

@@ -80,11 +80,8 @@ static int build_params(const struct ctl_options *opts, struct run_state *s)
 {
     char err[1024];
     if (opts->params_json) {
-        json_error_t jerr;
-        s->params = json_loads(opts->params_json, 0, &jerr);
-        if (!json_is_object(s->params))
-            return ctl_usage_error("--params-json must be a JSON object%s%s", s->params ? "" : ": ",
-                                   s->params ? "" : jerr.text);
+        if (params_load_json_arg(opts->params_json, &s->params, err, sizeof(err)) < 0)
+            return ctl_usage_error("%s", err);
     } else {
         s->params = json_object();
     }
@@ -92,6 +89,9 @@ static int build_params(const struct ctl_options *opts, struct run_state *s)
         if (params_assign(s->params, s->schema, opts->assignments.items[i], err, sizeof(err)) < 0)
             return ctl_usage_error("%s", err);
     if (params_validate(s->params, s->schema, err, sizeof(err)) < 0)
+        return ctl_usage_error("%s", err);
+    /* The worker checks the dotenv keys too, knowing the action's format. */
+    if (params_check_names(s->params, s->schema, PARAM_FORMAT_JSON, err, sizeof(err)) < 0)
         return ctl_usage_error("%s", err);
     return CTL_EXIT_OK;
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "core/json.h"
 #include "core/yaml.h"
@@ -121,6 +122,52 @@ int params_assign(json_t *params, const json_t *schema, const char *assignment, 
     if (rc == 0 && json_object_set_new(params, name, value) < 0)
         rc = set_error(err, errlen, EINVAL, "parameter name '%s' is not valid UTF-8", name);
     free(name);
+    return rc;
+}
+
+/* --params-json: the text itself, @FILE or - */
+
+static int read_params_source(const char *arg, struct strbuf *text, char *err, size_t errlen)
+{
+    bool from_stdin = strcmp(arg, "-") == 0;
+    const char *what = from_stdin ? "standard input" : arg + 1;
+    /* One byte over the cap tells a file that is too large from one that fits. */
+    int rc = from_stdin ? read_fd(STDIN_FILENO, PARAMS_JSON_MAX + 1, text)
+                        : read_file(arg + 1, PARAMS_JSON_MAX + 1, text);
+    if (rc < 0)
+        return set_error(err, errlen, rc, "--params-json: cannot read %s: %s", what, strerror(-rc));
+    if (text->len > PARAMS_JSON_MAX)
+        return set_error(err, errlen, EFBIG, "--params-json: %s is larger than %d MiB", what,
+                         PARAMS_JSON_MAX >> 20);
+    return 0;
+}
+
+int params_load_json_arg(const char *arg, json_t **out, char *err, size_t errlen)
+{
+    struct strbuf text;
+    strbuf_init(&text);
+    bool indirect = arg[0] == '@' || strcmp(arg, "-") == 0;
+    int rc = indirect ? read_params_source(arg, &text, err, errlen) : 0;
+    json_error_t jerr;
+    *out = NULL;
+    if (rc == 0)
+        *out = indirect ? json_loadb(text.data, text.len, 0, &jerr) : json_loads(arg, 0, &jerr);
+    if (rc == 0 && !json_is_object(*out)) {
+        /* The parser's message quotes the text near the error: not for what
+         * came from a file or standard input, which may hold secrets. */
+        if (*out || !indirect)
+            rc = set_error(err, errlen, EINVAL, "--params-json must be a JSON object%s%s",
+                           *out ? "" : ": ", *out ? "" : jerr.text);
+        else
+            rc = set_error(err, errlen, EINVAL,
+                           "--params-json must be a JSON object: not JSON at line %d, column %d",
+                           jerr.line, jerr.column);
+        json_decref(*out);
+        *out = NULL;
+    }
+    if (text.data)
+        secure_zero(text.data, text.cap);
+    strbuf_free(&text);
     return rc;
 }
 
@@ -286,30 +333,12 @@ static void put_scalar_text(struct strbuf *out, const json_t *v)
     }
 }
 
-/* One '_' stands for a whole multi-byte character, not for each byte. */
-static bool is_utf8_continuation(unsigned char c)
-{
-    return (c & 0xC0) == 0x80;
-}
-
-/* Keys become part of a line that sh or a dotenv reader splits, so each
- * character but letters, digits, '_', '-' and '.' becomes '_'. */
-static void put_dotenv_key(struct strbuf *out, const char *key)
-{
-    for (const unsigned char *p = (const unsigned char *)key; *p; p++) {
-        bool ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                  (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' || *p == '.';
-        if (!is_utf8_continuation(*p))
-            strbuf_putc(out, ok ? (char)*p : '_');
-    }
-}
-
 static void dotenv_line(struct strbuf *out, const char *key, const json_t *v)
 {
     struct strbuf text;
     strbuf_init(&text);
     put_scalar_text(&text, v);
-    put_dotenv_key(out, key);
+    params_dotenv_key(out, key);
     strbuf_putc(out, '=');
     strbuf_put_sh_quoted(out, text.data ? text.data : "");
     strbuf_putc(out, '\n');
@@ -363,18 +392,6 @@ void params_format(const json_t *params, enum param_format format, struct strbuf
     json_decref(empty);
 }
 
-/* PARAM_ + the name in upper case, anything outside [A-Z0-9_] made '_'. */
-static void put_env_name(struct strbuf *out, const char *key)
-{
-    strbuf_puts(out, "PARAM_");
-    for (const unsigned char *p = (const unsigned char *)key; *p; p++) {
-        char c = (*p >= 'a' && *p <= 'z') ? (char)(*p - 'a' + 'A') : (char)*p;
-        bool ok = (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
-        if (!is_utf8_continuation(*p))
-            strbuf_putc(out, ok ? c : '_');
-    }
-}
-
 static bool name_listed(const json_t *names, const char *name)
 {
     size_t i;
@@ -401,7 +418,7 @@ void params_to_env(const json_t *params, const json_t *schema, const json_t *hid
         struct strbuf name, text;
         strbuf_init(&name);
         strbuf_init(&text);
-        put_env_name(&name, key);
+        params_env_name(&name, key);
         put_scalar_text(&text, v);
         strv_setenv(env, name.data, text.data ? text.data : "");
         strbuf_free(&name);

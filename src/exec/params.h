@@ -17,12 +17,40 @@
 int params_assign(json_t *params, const json_t *schema, const char *assignment, char *err,
                   size_t errlen);
 
+/* The largest --params-json file or standard input read. */
+#define PARAMS_JSON_MAX (16 << 20)
+
+/* The value of --params-json (run-action, attunectl run): the JSON text
+ * itself, "@FILE" for the text of FILE, or "-" for standard input, so that
+ * no secret value needs a command line. It must be a JSON object, at most
+ * PARAMS_JSON_MAX bytes. The text read is wiped. Returns 0, or a negative
+ * errno with a message starting "--params-json" in err. */
+int params_load_json_arg(const char *arg, json_t **out, char *err, size_t errlen);
+
 /* Fills in defaults, then checks that every required parameter is present
  * and that each value has its declared type (string, integer, number,
  * boolean, array, object) and is one of its enum values. Parameters that the
  * schema does not declare are kept. The message names the parameter:
  * "parameter 'count' must be an integer, got string". */
 int params_validate(json_t *params, const json_t *schema, char *err, size_t errlen);
+
+/* Appends PARAM_ and the name in upper case (ASCII letters), every character
+ * outside [A-Z0-9_] made '_' (one per multi-byte character). */
+void params_env_name(struct strbuf *out, const char *key);
+/* Appends a dotenv key: every character but ASCII letters, digits, '_', '-'
+ * and '.' made '_' (one per multi-byte character), case kept. */
+void params_dotenv_key(struct strbuf *out, const char *key);
+
+/* Refuses parameters that an action could not tell apart once their names
+ * are mapped: to PARAM_<NAME> (for every action, whatever its runtime) or,
+ * with the dotenv format, to dotenv keys (nested ones included). Two given
+ * parameters that map to the same name, or an undeclared one that maps to
+ * the name of a declared one (given or not: MODE or run_mode beside a
+ * declared mode or run-mode), fail with -EINVAL and a message naming both,
+ * never a value: "parameters 'mode' and 'MODE' map to the same name
+ * PARAM_MODE; ...". Call it after params_validate. */
+int params_check_names(const json_t *params, const json_t *schema, enum param_format format,
+                       char *err, size_t errlen);
 
 /* Serialises params in the given format, newline-terminated:
  * json: one compact line; yaml: a block document; dotenv: one key='value'

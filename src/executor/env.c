@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/env_policy.h"
 #include "core/log.h"
 
 #define CONTEXT_PREFIX "ATTUNE_CONTEXT_"
@@ -28,6 +29,26 @@ int execution_env_vars_check(const json_t *env_vars, char *err, size_t errlen)
     return 0;
 }
 
+json_t *execution_env_vars_allowed(const json_t *env_vars, struct strbuf *dropped)
+{
+    if (!json_is_object(env_vars))
+        return json_incref((json_t *)env_vars);
+    json_t *allowed = json_object();
+    const char *name;
+    json_t *value;
+    json_object_foreach((json_t *)env_vars, name, value)
+    {
+        /* A value that is not a string stays, for execution_env_vars_check
+         * to refuse as before. */
+        if (json_is_string(value) && env_policy_denied(name)) {
+            strbuf_printf(dropped, "%s%s", dropped->len ? ", " : "", name);
+            continue;
+        }
+        json_object_set(allowed, name, value);
+    }
+    return allowed;
+}
+
 void execution_env_set_vars(struct strv *env, const json_t *env_vars)
 {
     const char *name;
@@ -39,6 +60,9 @@ void execution_env_set_vars(struct strv *env, const json_t *env_vars)
             log_warn("ignoring execution environment variable %s: ATTUNE_ is reserved", name);
         else if (!name[0] || strchr(name, '='))
             log_warn("ignoring execution environment variable \"%s\": not a variable name", name);
+        else if (env_policy_denied(name))
+            log_warn("ignoring execution environment variable %s: %s", name,
+                     env_policy_denied(name));
         else if (text && strlen(text) == json_string_length(value))
             strv_setenv(env, name, text);
     }

@@ -18,8 +18,14 @@
  * else fails the execution: returns -EINVAL with Attune's message in err. */
 int execution_env_vars_check(const json_t *env_vars, char *err, size_t errlen);
 
-/* Sets each variable of a checked env_vars in env, except reserved names and
- * names no environment can hold (empty, or with '='). */
+/* A new reference to env_vars without the names core/env_policy.h denies
+ * (BASH_ENV, LD_PRELOAD...), each appended to dropped as "NAME, NAME". A
+ * value that is not a string is kept, so that execution_env_vars_check still
+ * fails the execution for it. */
+json_t *execution_env_vars_allowed(const json_t *env_vars, struct strbuf *dropped);
+
+/* Sets each variable of a checked env_vars in env, except reserved names,
+ * denied names and names no environment can hold (empty, or with '='). */
 void execution_env_set_vars(struct strv *env, const json_t *env_vars);
 
 /* ATTUNE_CONTEXT_ and the key in upper case (ASCII letters; '=' becomes '_'). */

@@ -7,7 +7,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/log.h"
 #include "core/util.h"
+#include "executor/env.h"
 #include "exec/params.h"
 #include "worker/api_token.h"
 #include "worker/secret_params.h"
@@ -19,6 +21,21 @@ static char *dup_or_null(const char *s)
     return s ? xstrdup(s) : NULL;
 }
 
+/* execution.env_vars without the variables no action may be given; the
+ * worker's log names what was dropped. */
+static json_t *job_inputs_env_vars(const struct execution_row *row)
+{
+    struct strbuf dropped;
+    strbuf_init(&dropped);
+    json_t *allowed = execution_env_vars_allowed(row->env_vars, &dropped);
+    if (dropped.len)
+        log_warn("execution %lld: dropped environment variables of execution.env_vars that no "
+                 "action may be given: %s (see docs/actions.md)",
+                 (long long)row->id, dropped.data);
+    strbuf_free(&dropped);
+    return allowed;
+}
+
 void job_execution_take(struct job_execution *ex, const struct execution_row *row)
 {
     job_execution_clear(ex);
@@ -28,7 +45,7 @@ void job_execution_take(struct job_execution *ex, const struct execution_row *ro
         ex->config_error = xasprintf("execution config cannot be read: %s", row->config_error);
     else if (row->secret_values_error)
         ex->config_error = xstrdup(row->secret_values_error);
-    ex->env_vars = json_incref(row->env_vars);
+    ex->env_vars = job_inputs_env_vars(row);
     ex->timeout_seconds = row->timeout_seconds;
     ex->action_id = row->action_id;
     ex->pack_release = row->pack_release;
@@ -157,6 +174,8 @@ int job_inputs_parameters(const struct job_execution *ex, const struct action *a
     *params = json_is_object(ex->config) ? json_deep_copy(ex->config) : json_object();
     json_t *schema = schema_hiding(action->param_schema, ex->secret_names);
     int rc = params_validate(*params, schema, err, errlen);
+    if (rc == 0)
+        rc = params_check_names(*params, schema, action->parameter_format, err, errlen);
     json_decref(schema);
     return rc;
 }

@@ -30,18 +30,19 @@ struct oneshot {
 static int oneshot_params(const struct oneshot_options *opts, const struct action *action,
                           json_t **out, char *err, size_t errlen)
 {
-    json_error_t jerr;
-    json_t *params = opts->params_json ? json_loads(opts->params_json, 0, &jerr) : json_object();
-    if (!json_is_object(params)) {
-        json_decref(params);
-        return set_error(err, errlen, EINVAL, "--params-json must be a JSON object%s%s",
-                         opts->params_json ? ": " : "", opts->params_json ? jerr.text : "");
-    }
-    int rc = 0;
+    json_t *params = NULL;
+    int rc = opts->params_json ? params_load_json_arg(opts->params_json, &params, err, errlen) : 0;
+    if (rc < 0)
+        return rc;
+    if (!params)
+        params = json_object();
     for (char **a = opts->assignments; rc == 0 && a && *a; a++)
         rc = params_assign(params, action->param_schema, *a, err, errlen);
     if (rc == 0)
         rc = params_validate(params, action->param_schema, err, errlen);
+    if (rc == 0)
+        rc =
+            params_check_names(params, action->param_schema, action->parameter_format, err, errlen);
     if (rc < 0) {
         json_decref(params);
         return rc;

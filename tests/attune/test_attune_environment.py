@@ -98,6 +98,25 @@ class EnvironmentTest(AttuneTestCase):
                          os.path.join(release, "lib"))
         self.assertEqual(env.get("ATTUNE_ACTION"), "%s.shell_report" % PACK_REF)
 
+    def test_execution_env_vars_cannot_run_code_in_the_action(self):
+        # Attune passes these on; this worker drops them and its log says so.
+        marker = os.path.join(self.tmp, "bash-env-ran-%d" % os.getpid())
+        denied = {"BASH_ENV": "$(touch %s)" % marker, "LD_PRELOAD": "/nonexistent/x.so",
+                  "PYTHONPATH": "/tmp", "NODE_OPTIONS": "--require=/tmp/x.js",
+                  "BASH_FUNC_cat%%": "() { echo pwned; }", "PARAM_WORD": "spoofed"}
+        env_vars = dict(denied, COMPAT_EXEC_MARK="kept")
+        run = self.run_action("shell_report", {"word": "x"}, env_vars=env_vars)
+        env = self.env_of(run)
+        self.assertEqual(env.get("COMPAT_EXEC_MARK"), "kept")
+        self.assertEqual(env.get("PARAM_WORD"), "x")
+        for name in denied:
+            if name != "PARAM_WORD":
+                self.assertNotIn(name, env, "execution.env_vars passed %s" % name)
+        self.assertFalse(os.path.exists(marker), "BASH_ENV ran in the action")
+        self.assertTrue(self.worker.wait_log(
+            r"execution %d: dropped environment variables of execution.env_vars that no action "
+            r"may be given: .*BASH_ENV" % run.id, 10), self.worker.describe())
+
     def test_worker_environment_does_not_leak(self):
         env = self.env_of(self.run_action("shell_report", {"word": "x"}))
         self.assertNotIn(LEAK_CANARY[0], env)

@@ -102,9 +102,10 @@ def write_action_file(packs_dir, pack_ref, filename, text, mode=0o755):
 # --- the worker process ------------------------------------------------------
 
 class WorkerProcess:
-    """One `attune-worker` in service mode; its stderr (the log) goes to a file."""
+    """One `attune-worker` in service mode; its stderr (the log) goes to a file.
+    `prefix` goes before the program (`setpriv ...` to run it as another user)."""
 
-    def __init__(self, name, env, workdir):
+    def __init__(self, name, env, workdir, prefix=()):
         self.name = name
         self.log_path = os.path.join(workdir, "%s.log" % name)
         self.out_path = os.path.join(workdir, "%s.out" % name)
@@ -113,8 +114,8 @@ class WorkerProcess:
         self.returncode = None
         self.started = time.monotonic()
         with open(self.log_path, "ab") as log, open(self.out_path, "ab") as out:
-            self.proc = subprocess.Popen([WORKER_BIN], stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=log, env=env, cwd=workdir)
+            self.proc = subprocess.Popen(list(prefix) + [WORKER_BIN], stdin=subprocess.DEVNULL,
+                                         stdout=out, stderr=log, env=env, cwd=workdir)
         self.pid = self.proc.pid
 
     def log(self):
@@ -244,11 +245,11 @@ class ServiceTestCase(unittest.TestCase):
         env.update(extra or {})
         return clean_env(env)
 
-    def start_worker(self, name=None, env=None, wait=True, packs_dir=None):
+    def start_worker(self, name=None, env=None, wait=True, packs_dir=None, prefix=()):
         """Starts a worker (unique name unless given), waits until it says it is
         ready and its queue has a consumer; checks the id against its row."""
         name = name or "w-%s-%s" % (self._testMethodName[5:25], uuid.uuid4().hex[:8])
-        w = WorkerProcess(name, self.worker_env(name, env, packs_dir), self.tmp)
+        w = WorkerProcess(name, self.worker_env(name, env, packs_dir), self.tmp, prefix)
         self.workers.append(w)
         if wait:
             w.wait_ready()

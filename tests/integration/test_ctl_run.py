@@ -6,6 +6,7 @@ snapshot), the choice of a live worker, the dispatch message as Attune's
 scheduler sends it, and --wait's output and exit statuses."""
 import datetime
 import json
+import os
 import re
 import threading
 import time
@@ -81,6 +82,25 @@ class RunTest(BrokerMixin, CtlTestCase):
         self.assertEqual(e["config"], {"name": "Ada"})
         self.assertPinned(e)
         self.assertIn("execution %d" % e["id"], proc.stderr)
+
+    def test_params_from_a_file_or_standard_input(self):
+        worker_id = self.insert_worker("w-live")
+        self.bind_worker_queue(worker_id)
+        secret = "file-only-greeting-7f3a9c"
+        path = os.path.join(self.tmp, "params.json")
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+            json.dump({"name": "Ada", "greeting": secret}, f)
+        self.assertExit(self.ctl("run", "examples.greet", "--params-json", "@" + path), EXIT_OK)
+        self.assertExit(self.ctl("run", "examples.greet", "-p", "name=Bo", "--params-json", "-",
+                                 stdin=json.dumps({"greeting": secret})), EXIT_OK)
+        configs = [e["config"] for e in self.executions()]
+        self.assertEqual(configs, [{"name": "Ada", "greeting": secret},
+                                   {"name": "Bo", "greeting": secret}])
+        proc = self.ctl("run", "examples.greet", "--params-json", "@" + path + ".missing")
+        self.assertOneLineError(proc, EXIT_USAGE, "--params-json", "params.json.missing")
+        proc = self.ctl("run", "examples.greet", "-p", "name=x", "-p", "NAME=y")
+        self.assertOneLineError(proc, EXIT_USAGE, "parameters 'name' and 'NAME' map to the same "
+                                                  "name PARAM_NAME")
 
     def test_scheduled_message(self):
         worker_id = self.insert_worker("w-live")

@@ -295,6 +295,14 @@ struct world {
 
 static const char valid_request[] = REQUEST_HEAD "\"config\":null}}";
 
+/* The configuration keeps its secrets in secmem: set them as the programs do. */
+static inline void set_encryption_key(struct config *cfg, const char *key)
+{
+    char err[256];
+    assert_int_equal(config_set(cfg, "security.encryption_key", key ? key : "", err, sizeof(err)),
+                     0);
+}
+
 /* Opens the world on body, with packs under packs_dir (NULL: the fixtures). */
 static inline void world_open_in(struct world *w, const char *body, const char *packs_dir)
 {

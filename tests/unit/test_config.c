@@ -618,6 +618,12 @@ static void test_validate_each_key(void **state)
         {"worker.runtimes", ",", "worker.runtimes: must name at least one runtime"},
         {"worker.env.1BAD", "x", "worker.env: \"1BAD\" is not a valid environment"},
         {"worker.env.A-B", "x", "worker.env: \"A-B\" is not a valid environment"},
+        {"worker.env.BASH_ENV", "/tmp/x", "worker.env: BASH_ENV is not allowed: bash runs the"},
+        {"worker.env.LD_PRELOAD", "/tmp/x.so",
+         "worker.env: LD_PRELOAD is not allowed: the dynamic"},
+        {"worker.env.PYTHONPATH", "/tmp", "worker.env: PYTHONPATH is not allowed: Python"},
+        {"worker.env.NODE_OPTIONS", "--require=/tmp/x", "worker.env: NODE_OPTIONS is not allowed"},
+        {"worker.env.PARAM_MODE", "fast", "worker.env: PARAM_MODE is not allowed"},
         {"packs_base_dir", "", "packs_base_dir: must not be empty"},
         {"runtime_envs_dir", "", "runtime_envs_dir: must not be empty"},
         {"worker.api_url", "", "worker.api_url: must not be empty"},
@@ -638,6 +644,14 @@ static void test_validate_each_key(void **state)
 
     struct config cfg;
     config_init_defaults(&cfg);
+    /* Harmless look-alikes of denied names are accepted. */
+    static const char *const fine[] = {"PYTHONUNBUFFERED", "LDFLAGS", "ENVIRONMENT", "MY_ENV"};
+    for (size_t i = 0; i < ARRAY_SIZE(fine); i++) {
+        char *key = xasprintf("worker.env.%s", fine[i]);
+        assert_int_equal(config_set(&cfg, key, "1", err, sizeof(err)), 0);
+        free(key);
+    }
+    assert_int_equal(config_validate(&cfg, err, sizeof(err)), 0);
     char *long_name = xmalloc(130);
     memset(long_name, 'a', 129);
     long_name[129] = '\0';

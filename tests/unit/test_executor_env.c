@@ -147,6 +147,47 @@ static void test_env_vars_set(void **state)
     strv_free(&env);
 }
 
+static void test_env_vars_denied(void **state)
+{
+    (void)state;
+    json_t *vars = load_json("{\"BASH_ENV\": \"$(id)\", \"LD_PRELOAD\": \"/tmp/x.so\","
+                             " \"GREETING\": \"hi\", \"PYTHONPATH\": \"/tmp\","
+                             " \"PYTHONUNBUFFERED\": \"1\", \"BASH_FUNC_ls%%\": \"() { id; }\","
+                             " \"PATH\": \"/opt/bin\", \"PARAM_MODE\": \"fast\", \"IFS\": \"x\"}");
+    struct strbuf dropped;
+    strbuf_init(&dropped);
+    json_t *allowed = execution_env_vars_allowed(vars, &dropped);
+    assert_string_equal(dropped.data,
+                        "BASH_ENV, LD_PRELOAD, PYTHONPATH, BASH_FUNC_ls%%, PARAM_MODE, IFS");
+    assert_int_equal(json_object_size(allowed), 3);
+    assert_non_null(json_object_get(allowed, "GREETING"));
+    assert_non_null(json_object_get(allowed, "PYTHONUNBUFFERED"));
+    assert_non_null(json_object_get(allowed, "PATH"));
+    /* execution_env_set_vars refuses them too, whoever calls it. */
+    struct strv env;
+    strv_init(&env);
+    execution_env_set_vars(&env, vars);
+    assert_null(strv_getenv(&env, "BASH_ENV"));
+    assert_null(strv_getenv(&env, "LD_PRELOAD"));
+    assert_string_equal(strv_getenv(&env, "GREETING"), "hi");
+    assert_int_equal(env.len, 3);
+    strv_free(&env);
+    json_decref(allowed);
+    json_decref(vars);
+    /* A value that is not a string stays for the check to refuse. */
+    vars = load_json("{\"LD_PRELOAD\": 1}");
+    strbuf_reset(&dropped);
+    allowed = execution_env_vars_allowed(vars, &dropped);
+    assert_int_equal(dropped.len, 0);
+    char err[256];
+    assert_int_equal(execution_env_vars_check(allowed, err, sizeof(err)), -EINVAL);
+    json_decref(allowed);
+    json_decref(vars);
+    allowed = execution_env_vars_allowed(NULL, &dropped);
+    assert_null(allowed);
+    strbuf_free(&dropped);
+}
+
 struct fixture {
     struct action action;
     struct executor_settings settings;
@@ -240,10 +281,10 @@ static void test_api_url(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_context_names),  cmocka_unit_test(test_context_values),
-        cmocka_unit_test(test_env_vars_check), cmocka_unit_test(test_env_vars_set),
-        cmocka_unit_test(test_attune_minimal), cmocka_unit_test(test_attune_full),
-        cmocka_unit_test(test_api_url),
+        cmocka_unit_test(test_context_names),   cmocka_unit_test(test_context_values),
+        cmocka_unit_test(test_env_vars_check),  cmocka_unit_test(test_env_vars_set),
+        cmocka_unit_test(test_env_vars_denied), cmocka_unit_test(test_attune_minimal),
+        cmocka_unit_test(test_attune_full),     cmocka_unit_test(test_api_url),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

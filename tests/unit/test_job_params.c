@@ -58,8 +58,7 @@ static void open_with_secret(struct world *w, struct sealed *s, const char *enc_
                              const char *hash_key)
 {
     world_open(w, valid_request);
-    free(w->cfg.encryption_key);
-    w->cfg.encryption_key = xstrdup(KEY);
+    set_encryption_key(&w->cfg, KEY);
     json_t *plain = json_string(SECRET);
     assert_int_equal(secrets_encrypt_json(enc_key, plain, &s->stored), 0);
     json_decref(plain);

@@ -148,8 +148,7 @@ static void test_snapshot_out_schema(void **state)
                         json_pack("{s:{s:{s:b}}}", "properties", "password", "secret", 1));
     struct world w;
     open_pinned(&w, pinned_request, packs, DIGEST, snap);
-    free(w.cfg.encryption_key);
-    w.cfg.encryption_key = xstrdup("unit-test-encryption-key-0123456789-abcdefgh");
+    set_encryption_key(&w.cfg, "unit-test-encryption-key-0123456789-abcdefgh");
     send(&w, JOB_EVENT_ROW);
     send(&w, JOB_EVENT_NO_ROW);
     send_result(&w, JOB_EVENT_EXITED,

@@ -15,8 +15,7 @@
 static void open_secret_output(struct world *w, const char *key)
 {
     world_open(w, valid_request);
-    free(w->cfg.encryption_key);
-    w->cfg.encryption_key = key ? xstrdup(key) : NULL;
+    set_encryption_key(&w->cfg, key);
     w->action.out_schema = json_pack("{s:{s:s, s:b}, s:{s:s}}", "password", "type", "string",
                                      "secret", 1, "user", "type", "string");
 }
@@ -130,8 +129,7 @@ static void test_secret_parameter_masks_outputs(void **state)
     (void)state;
     struct world w;
     world_open(&w, valid_request);
-    free(w.cfg.encryption_key);
-    w.cfg.encryption_key = xstrdup(KEY);
+    set_encryption_key(&w.cfg, KEY);
     json_t *plain = json_string(SECRET), *stored = NULL;
     assert_int_equal(secrets_encrypt_json(KEY, plain, &stored), 0);
     json_decref(plain);

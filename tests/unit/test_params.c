@@ -385,6 +385,70 @@ static void test_to_env(void **state)
     json_decref(params);
 }
 
+static const char names_schema[] = "{\"type\":\"object\",\"properties\":{"
+                                   "\"mode\":{\"type\":\"string\",\"enum\":[\"safe\"]},"
+                                   "\"run-mode\":{\"type\":\"string\"},"
+                                   "\"target\":{\"type\":\"object\"}}}";
+
+/* params_check_names on params (JSON text); message NULL: no conflict. */
+static void check_names(const char *params_text, enum param_format format, const char *message)
+{
+    json_t *schema = load_json(names_schema);
+    json_t *params = load_json(params_text);
+    char err[512] = "";
+    int rc = params_check_names(params, schema, format, err, sizeof(err));
+    if (!message && rc != 0)
+        fail_msg("%s: unexpected conflict: %s", params_text, err);
+    if (message && (rc != -EINVAL || strcmp(err, message) != 0))
+        fail_msg("%s: got %d '%s', expected '%s'", params_text, rc, err, message);
+    json_decref(params);
+    json_decref(schema);
+}
+
+static void test_name_collisions(void **state)
+{
+    (void)state;
+    check_names("{}", PARAM_FORMAT_JSON, NULL);
+    check_names("{\"mode\":\"safe\",\"run-mode\":\"x\",\"other\":1}", PARAM_FORMAT_JSON, NULL);
+    /* An undeclared parameter over a declared one, given or not. */
+    check_names("{\"MODE\":\"fast\"}", PARAM_FORMAT_JSON,
+                "parameters 'mode' and 'MODE' map to the same name PARAM_MODE; rename or "
+                "leave out one of them");
+    check_names("{\"mode\":\"safe\",\"MODE\":\"fast\"}", PARAM_FORMAT_YAML,
+                "parameters 'mode' and 'MODE' map to the same name PARAM_MODE; rename or "
+                "leave out one of them");
+    check_names("{\"run_mode\":\"x\"}", PARAM_FORMAT_JSON,
+                "parameters 'run-mode' and 'run_mode' map to the same name PARAM_RUN_MODE; "
+                "rename or leave out one of them");
+    check_names("{\"Run.Mode\":\"x\",\"run-mode\":\"y\"}", PARAM_FORMAT_JSON,
+                "parameters 'run-mode' and 'Run.Mode' map to the same name PARAM_RUN_MODE; "
+                "rename or leave out one of them");
+    /* Two undeclared parameters that meet; values are never quoted. */
+    check_names("{\"a b\":\"secret-1\",\"a_b\":\"secret-2\"}", PARAM_FORMAT_JSON,
+                "parameters 'a b' and 'a_b' map to the same name PARAM_A_B; rename or leave "
+                "out one of them");
+    /* One multi-byte character is one '_'. */
+    check_names("{\"caf\xc3\xa9\":1,\"caf_\":2}", PARAM_FORMAT_JSON,
+                "parameters 'caf\xc3\xa9' and 'caf_' map to the same name PARAM_CAF_; rename or "
+                "leave out one of them");
+    check_names("{\"cafe\":1,\"caf_\":2}", PARAM_FORMAT_JSON, NULL);
+    /* dotenv keys keep case, '-' and '.', and flatten nested objects. */
+    check_names("{\"target\":{\"host\":\"a\"},\"target.port\":1}", PARAM_FORMAT_JSON, NULL);
+    check_names("{\"target\":{\"host\":\"a\"},\"target.host\":\"b\"}", PARAM_FORMAT_DOTENV,
+                "parameters 'target.host' and 'target.host' map to the same dotenv key "
+                "target.host; rename or leave out one of them");
+    check_names("{\"target\":{\"a b\":1,\"a_b\":2}}", PARAM_FORMAT_DOTENV,
+                "parameters 'target.a b' and 'target.a_b' map to the same dotenv key "
+                "target.a_b; rename or leave out one of them");
+    check_names("{\"target\":{\"a\":1,\"A\":2}}", PARAM_FORMAT_DOTENV, NULL);
+    /* Without a schema every parameter is undeclared. */
+    json_t *params = load_json("{\"x\":1,\"X\":2}");
+    char err[256];
+    assert_int_equal(params_check_names(params, NULL, PARAM_FORMAT_JSON, err, sizeof(err)),
+                     -EINVAL);
+    json_decref(params);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -397,6 +461,7 @@ int main(void)
         cmocka_unit_test(test_format_dotenv),
         cmocka_unit_test(test_dotenv_sh_round_trip),
         cmocka_unit_test(test_to_env),
+        cmocka_unit_test(test_name_collisions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
