@@ -64,13 +64,15 @@ int artifacts_root_check(const char *root, char *err, size_t errlen)
     return rc;
 }
 
-/* Removes the expired execution directories of the worker directory open at fd. */
-static int artifacts_remove_old(int fd, time_t cutoff)
+/* Removes the expired execution directories of the worker directory open at
+ * fd (path: for the log). */
+static int artifacts_remove_old(int fd, const char *path, time_t cutoff)
 {
     DIR *dir = fdopendir(fd);
     if (!dir) {
+        int rc = -errno;
         close(fd);
-        return -errno;
+        return rc;
     }
     int removed = 0;
     struct dirent *de;
@@ -83,7 +85,7 @@ static int artifacts_remove_old(int fd, time_t cutoff)
         if (rc == 0)
             removed++;
         else
-            log_warn("cannot remove expired artifacts %s: %s", de->d_name, strerror(-rc));
+            log_warn("cannot remove expired artifacts %s/%s: %s", path, de->d_name, strerror(-rc));
     }
     closedir(dir);
     return removed;
@@ -101,5 +103,8 @@ int artifacts_remove_expired(const char *artifacts_dir, const char *worker_name,
         close(root);
     if (fd < 0)
         return rc;
-    return artifacts_remove_old(fd, time(NULL) - (time_t)retention_days * 86400);
+    char *path = xasprintf("%s/%s", artifacts_dir, worker_name);
+    rc = artifacts_remove_old(fd, path, time(NULL) - (time_t)retention_days * 86400);
+    free(path);
+    return rc;
 }
