@@ -9,6 +9,7 @@
 #include "core/harden.h"
 #include "core/log.h"
 #include "runtime/registry.h"
+#include "worker/artifacts.h"
 #include "worker/service.h"
 
 static const char usage_text[] =
@@ -74,6 +75,11 @@ int main(int argc, char **argv)
     int status = config_load_for_program(&cfg, "attune-worker", config_path, name);
     if (status == 0)
         status = registry_check_config(&cfg, "attune-worker");
+    char err[1024];
+    if (status == 0 && artifacts_root_check(cfg.artifacts_dir, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        status = CONFIG_EXIT_STATUS;
+    }
     if (status == 0 && !cfg.jwt_secret)
         log_warn("security.jwt_secret is not set: execution API tokens (ATTUNE_API_TOKEN) are "
                  "signed with Attune's insecure default secret");
