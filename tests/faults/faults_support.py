@@ -164,6 +164,7 @@ class CompletionCollector:
         self.key = key
         self.queue = "faults.completed." + uuid.uuid4().hex[:12]
         self.by_id = {}  # execution id -> [status, ...] in arrival order
+        self.seen = set()  # message ids heard
         self.received = 0
         self.reconnects = 0
         self.conn = self.ch = None
@@ -175,11 +176,23 @@ class CompletionCollector:
         self.ch.queue_declare(self.queue, durable=True, exclusive=False, auto_delete=False)
         self.ch.queue_bind(self.queue, EXCHANGE, routing_key=self.key)
 
+    def _first_time(self, env):
+        """False for a message heard before (same message_id): a message read
+        and not yet acknowledged when this client's connection dropped comes
+        again, and so does one the worker sent again after its own reconnect;
+        both are the same message, once."""
+        mid = env.get("message_id")
+        if mid in self.seen:
+            return False
+        self.seen.add(mid)
+        return True
+
     def _record(self, body):
         try:
             env = json.loads(body.decode("utf-8"))
             payload = env["payload"]
-            self.by_id.setdefault(payload["execution_id"], []).append(payload.get("status"))
+            if self._first_time(env):
+                self.by_id.setdefault(payload["execution_id"], []).append(payload.get("status"))
         except (ValueError, KeyError, TypeError):
             pass
         self.received += 1

@@ -49,8 +49,11 @@ class StatusCollector(CompletionCollector):
 
     def _record(self, body):
         try:
-            payload = json.loads(body.decode("utf-8"))["payload"]
-            self.by_id.setdefault(payload["execution_id"], []).append(payload.get("new_status"))
+            env = json.loads(body.decode("utf-8"))
+            payload = env["payload"]
+            if self._first_time(env):
+                self.by_id.setdefault(payload["execution_id"], []).append(
+                    payload.get("new_status"))
         except (ValueError, KeyError, TypeError):
             pass
         self.received += 1
