@@ -1,0 +1,176 @@
+/* The sandbox's uid mode (see sandbox.h): the mode decided at start, the
+ * uid handed to an execution and its folders, and the sweep of its uid. */
+#include "exec/sandbox.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "exec/spawn.h"
+
+int sandbox_resolve_mode(const struct config *cfg, enum sandbox_mode *mode, char *err,
+                         size_t errlen)
+{
+    bool root = geteuid() == 0;
+    *mode = config_sandbox_mode(cfg);
+    if (*mode == SANDBOX_MODE_USERNS)
+        return set_error(err, errlen, EINVAL,
+                         "sandbox.mode: userns is not supported yet; use uid (as root) or none");
+    if (*mode == SANDBOX_MODE_UID && !root)
+        return set_error(err, errlen, EINVAL,
+                         "sandbox.mode: uid needs the worker to run as root (it changes each "
+                         "action's uid); run it as root or set sandbox.mode: none");
+    if (*mode == SANDBOX_MODE_AUTO)
+        *mode = root ? SANDBOX_MODE_UID : SANDBOX_MODE_NONE;
+    return 0;
+}
+
+int sandbox_new(const struct config *cfg, struct sandbox **out, char *err, size_t errlen)
+{
+    enum sandbox_mode mode;
+    uint32_t first, count;
+    *out = NULL;
+    int rc = sandbox_resolve_mode(cfg, &mode, err, errlen);
+    if (rc == 0 && mode == SANDBOX_MODE_NONE && config_sandbox_mode(cfg) == SANDBOX_MODE_AUTO)
+        log_warn("sandbox.mode auto: not running as root, so actions run unsandboxed under "
+                 "the worker's own uid (userns is not supported yet)");
+    if (rc < 0 || mode != SANDBOX_MODE_UID)
+        return rc;
+    if (!config_parse_uid_range(cfg->sandbox_uid_range, &first, &count))
+        return set_error(err, errlen, EINVAL, "sandbox.uid_range: not a uid range");
+    /* Escapers (setsid, double fork) become our children, not init's. */
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+        return set_error(err, errlen, -errno, "cannot become a child subreaper: %s",
+                         strerror(errno));
+    struct sandbox *sb = xcalloc(1, sizeof(*sb));
+    uid_pool_init(&sb->uids, first, count);
+    *out = sb;
+    return 0;
+}
+
+void sandbox_free(struct sandbox *sb)
+{
+    if (!sb)
+        return;
+    uid_pool_free(&sb->uids);
+    free(sb);
+}
+
+/* The execution's folder is the worker's; the uid may only pass through it
+ * (and through its parent, the worker's folder) to reach files/ and home/. */
+static int sandbox_open_path(const char *dir)
+{
+    char *parent = xstrdup(dir);
+    char *slash = strrchr(parent, '/');
+    struct stat st;
+    int rc = chmod(dir, 0711) < 0 ? -errno : 0;
+    if (rc == 0 && slash && slash != parent) {
+        *slash = '\0';
+        if (stat(parent, &st) == 0 && st.st_uid == geteuid() && !(st.st_mode & S_IXOTH))
+            rc = chmod(parent, (st.st_mode & 07777) | S_IXOTH) < 0 ? -errno : 0;
+    }
+    free(parent);
+    return rc;
+}
+
+static int sandbox_give(const char *path, uid_t uid)
+{
+    if (mkdir(path, 0700) < 0 && errno != EEXIST)
+        return -errno;
+    if (lchown(path, uid, (gid_t)uid) < 0 || chmod(path, 0700) < 0)
+        return -errno;
+    return 0;
+}
+
+int sandbox_enter(struct sandbox *sb, const char *dir, struct sandbox_slot *slot, char *err,
+                  size_t errlen)
+{
+    memset(slot, 0, sizeof(*slot));
+    if (!sb)
+        return 0;
+    uid_t uid;
+    int rc = uid_pool_acquire(&sb->uids, &uid);
+    if (rc < 0)
+        return set_error(err, errlen, rc, "no free uid left in sandbox.uid_range");
+    slot->uid = uid;
+    slot->files_dir = xasprintf("%s/files", dir);
+    slot->home_dir = xasprintf("%s/home", dir);
+    rc = sandbox_open_path(dir);
+    if (rc == 0)
+        rc = sandbox_give(slot->files_dir, uid);
+    if (rc == 0)
+        rc = sandbox_give(slot->home_dir, uid);
+    if (rc < 0)
+        return set_error(err, errlen, rc, "cannot hand %s to uid %u: %s", dir, (unsigned)uid,
+                         strerror(-rc));
+    return 0;
+}
+
+void sandbox_env(const struct sandbox_slot *slot, struct strv *env)
+{
+    if (!slot->uid)
+        return;
+    strv_setenv(env, "HOME", slot->home_dir);
+    strv_setenv(env, "TMPDIR", slot->home_dir);
+}
+
+/* Reaps the zombies among our children that ran on uid: escapers the sweep
+ * killed, re-parented to us as the subreaper. Children still dying are
+ * reaped by a later sweep of the same uid. */
+static void sandbox_reap(uid_t uid)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    if (!d)
+        return;
+    pid_t self = getpid();
+    while ((e = readdir(d))) {
+        char path[64], buf[512];
+        struct stat st;
+        pid_t pid = (pid_t)strtol(e->d_name, NULL, 10);
+        if (pid <= 0)
+            continue;
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        if (stat(path, &st) < 0 || st.st_uid != uid)
+            continue;
+        FILE *f = fopen(path, "re");
+        size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+        if (f)
+            fclose(f);
+        buf[n] = '\0';
+        char *end = strrchr(buf, ')'), state;
+        int ppid;
+        if (end && sscanf(end + 1, " %c %d", &state, &ppid) == 2 && ppid == self && state == 'Z')
+            waitpid(pid, NULL, WNOHANG);
+    }
+    closedir(d);
+}
+
+void sandbox_leave(struct sandbox *sb, struct sandbox_slot *slot)
+{
+    if (sb && slot->uid) {
+        int rc = spawn_kill_uid(slot->uid);
+        if (rc < 0)
+            log_warn("cannot kill the processes left on uid %u: %s", (unsigned)slot->uid,
+                     strerror(-rc));
+        sandbox_reap(slot->uid);
+        /* A later execution on the same uid must not reach this one's files. */
+        const char *dirs[] = {slot->files_dir, slot->home_dir};
+        for (size_t i = 0; i < ARRAY_SIZE(dirs); i++)
+            if (lchown(dirs[i], geteuid(), getegid()) < 0 && errno != ENOENT)
+                log_warn("cannot take %s back from uid %u: %s", dirs[i], (unsigned)slot->uid,
+                         strerror(errno));
+        uid_pool_release(&sb->uids, slot->uid);
+    }
+    free(slot->files_dir);
+    free(slot->home_dir);
+    memset(slot, 0, sizeof(*slot));
+}
