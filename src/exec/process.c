@@ -40,8 +40,26 @@ static int child_fds_open(struct child_fds *c, enum proc_control control)
     return 0;
 }
 
+/* A child on a uid of its own re-opens its pipes and parameter file by path
+ * (/dev/stdout, /dev/fd/3, /proc/self/fd/4), which checks the inode's owner:
+ * they become the child's. */
+static int child_fds_give(const struct proc_spec *spec, const struct child_fds *c)
+{
+    const int fds[] = {c->in[0], c->out[1], c->err[1], c->ctl[0],
+                       spec->file_fd > 2 ? spec->file_fd : -1};
+    for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
+        if (fds[i] >= 0 && fchown(fds[i], spec->uid, spec->gid) < 0)
+            return -errno;
+    return 0;
+}
+
 static int spawn_child(const struct proc_spec *spec, const struct child_fds *c, pid_t *pid)
 {
+    if (spec->uid) {
+        int rc = child_fds_give(spec, c);
+        if (rc < 0)
+            return rc;
+    }
     int child_ctl = spec->control == PROC_CONTROL_NONE ? -1 : c->ctl[0];
     struct spawn_fd fds[5] = {{c->in[0], 0}, {c->out[1], 1}, {c->err[1], 2}};
     int n = 3;

@@ -10,11 +10,15 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
 #include "core/util.h"
 #include "exec/spawn.h"
+
+/* At 1 ms apart: what SIGKILL has not ended by then is stuck in the kernel. */
+#define SWEEP_ROUNDS 50
 
 int sandbox_resolve_mode(const struct config *cfg, enum sandbox_mode *mode, char *err,
                          size_t errlen)
@@ -122,19 +126,21 @@ void sandbox_env(const struct sandbox_slot *slot, struct strv *env)
     strv_setenv(env, "TMPDIR", slot->home_dir);
 }
 
-/* Reaps the zombies among our children that ran on uid: escapers the sweep
- * killed, re-parented to us as the subreaper. Children still dying are
- * reaped by a later sweep of the same uid. */
-static void sandbox_reap(uid_t uid)
+/* Reaps the zombies among our children that ran on uid (escapers the sweep
+ * killed, re-parented to us as the subreaper) and counts the processes of
+ * uid still alive. */
+static int sandbox_reap(uid_t uid)
 {
     DIR *d = opendir("/proc");
     struct dirent *e;
+    int alive = 0;
     if (!d)
-        return;
+        return 0;
     pid_t self = getpid();
     while ((e = readdir(d))) {
-        char path[64], buf[512];
+        char path[64], buf[512], state;
         struct stat st;
+        int ppid;
         pid_t pid = (pid_t)strtol(e->d_name, NULL, 10);
         if (pid <= 0)
             continue;
@@ -146,22 +152,43 @@ static void sandbox_reap(uid_t uid)
         if (f)
             fclose(f);
         buf[n] = '\0';
-        char *end = strrchr(buf, ')'), state;
-        int ppid;
-        if (end && sscanf(end + 1, " %c %d", &state, &ppid) == 2 && ppid == self && state == 'Z')
+        char *end = strrchr(buf, ')');
+        if (!end || sscanf(end + 1, " %c %d", &state, &ppid) != 2)
+            continue;
+        if (state != 'Z' && state != 'X')
+            alive++;
+        else if (ppid == self)
             waitpid(pid, NULL, WNOHANG);
     }
     closedir(d);
+    return alive;
+}
+
+/* Kills until nothing of uid is alive: a process forked during one round, or
+ * still dying, is seen by the next. */
+static void sandbox_sweep(uid_t uid)
+{
+    const struct timespec pause = {.tv_sec = 0, .tv_nsec = 1000 * 1000};
+    int alive = 0;
+    for (int round = 0; round < SWEEP_ROUNDS; round++) {
+        int rc = spawn_kill_uid(uid);
+        if (rc < 0) {
+            log_warn("cannot kill the processes left on uid %u: %s", (unsigned)uid, strerror(-rc));
+            return;
+        }
+        alive = sandbox_reap(uid);
+        if (alive == 0)
+            return;
+        nanosleep(&pause, NULL);
+    }
+    log_warn("%d processes of uid %u survived %d rounds of SIGKILL", alive, (unsigned)uid,
+             SWEEP_ROUNDS);
 }
 
 void sandbox_leave(struct sandbox *sb, struct sandbox_slot *slot)
 {
     if (sb && slot->uid) {
-        int rc = spawn_kill_uid(slot->uid);
-        if (rc < 0)
-            log_warn("cannot kill the processes left on uid %u: %s", (unsigned)slot->uid,
-                     strerror(-rc));
-        sandbox_reap(slot->uid);
+        sandbox_sweep(slot->uid);
         /* A later execution on the same uid must not reach this one's files. */
         const char *dirs[] = {slot->files_dir, slot->home_dir};
         for (size_t i = 0; i < ARRAY_SIZE(dirs); i++)

@@ -33,9 +33,10 @@ struct spawn_req {
  * then). */
 int spawn_process(const struct spawn_req *req, pid_t *pid);
 
-/* Kills every process of uid (not the caller's own): a short-lived helper
- * takes that uid and signals all it may signal until none is left. Returns 0
- * or a negative errno. */
+/* Sends SIGKILL to every process of uid (not the caller's): a short-lived
+ * helper takes that uid and signals all it may signal, twice. Whether any
+ * survived (forked meanwhile) is for the caller to check. Returns 0 or a
+ * negative errno. */
 int spawn_kill_uid(uid_t uid);
 
 #endif
