@@ -68,20 +68,23 @@ void sandbox_free(struct sandbox *sb)
     free(sb);
 }
 
-/* The execution's folder is the worker's; the uid may only pass through it
- * (and through its parent, the worker's folder) to reach files/ and home/. */
+/* The execution's folder is the worker's; the uid may only pass through it,
+ * the worker's folder above it and the artifacts root (where the worker owns
+ * them) to reach files/ and home/. */
 static int sandbox_open_path(const char *dir)
 {
-    char *parent = xstrdup(dir);
-    char *slash = strrchr(parent, '/');
-    struct stat st;
+    char *path = xstrdup(dir);
     int rc = chmod(dir, 0711) < 0 ? -errno : 0;
-    if (rc == 0 && slash && slash != parent) {
+    for (int up = 0; up < 2 && rc == 0; up++) {
+        char *slash = strrchr(path, '/');
+        struct stat st;
+        if (!slash || slash == path)
+            break;
         *slash = '\0';
-        if (stat(parent, &st) == 0 && st.st_uid == geteuid() && !(st.st_mode & S_IXOTH))
-            rc = chmod(parent, (st.st_mode & 07777) | S_IXOTH) < 0 ? -errno : 0;
+        if (stat(path, &st) == 0 && st.st_uid == geteuid() && !(st.st_mode & S_IXOTH))
+            rc = chmod(path, (st.st_mode & 07777) | S_IXOTH) < 0 ? -errno : 0;
     }
-    free(parent);
+    free(path);
     return rc;
 }
 
@@ -144,9 +147,11 @@ static int sandbox_reap(uid_t uid)
         pid_t pid = (pid_t)strtol(e->d_name, NULL, 10);
         if (pid <= 0)
             continue;
-        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        /* The folder, not a file in it: a zombie's files belong to root. */
+        snprintf(path, sizeof(path), "/proc/%d", (int)pid);
         if (stat(path, &st) < 0 || st.st_uid != uid)
             continue;
+        strcat(path, "/stat");
         FILE *f = fopen(path, "re");
         size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
         if (f)
