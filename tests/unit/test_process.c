@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/util.h"
@@ -727,6 +728,40 @@ static void test_spawn_failure(void **state)
     run_free(&r);
 }
 
+/* A worker killed outright frees nothing: its action dies anyway, from the
+ * parent-death signal the child armed before exec. */
+static void test_dies_with_its_parent(void **state)
+{
+    (void)state;
+    int p[2];
+    pid_t pid = -1;
+    assert_int_equal(pipe(p), 0);
+    pid_t parent = fork();
+    assert_true(parent >= 0);
+    if (parent == 0) {
+        sd_event *loop = NULL;
+        char *argv[4], err[256];
+        struct proc_spec spec = sh_spec(argv, "sleep 1000");
+        struct output_sink out = {.fd = -1}, errs = {.fd = -1};
+        struct run r;
+        struct proc *proc;
+        spec.stdout_sink = &out;
+        spec.stderr_sink = &errs;
+        as_test_uid(&spec);
+        if (sd_event_new(&loop) < 0 || proc_start(loop, &spec, on_done, &r, &proc, err, 256) < 0)
+            _exit(1);
+        pid = proc_pid(proc);
+        _exit(write(p[1], &pid, sizeof(pid)) == sizeof(pid) ? 0 : 1);
+    }
+    close(p[1]);
+    assert_int_equal(read(p[0], &pid, sizeof(pid)), sizeof(pid));
+    close(p[0]);
+    int status;
+    assert_int_equal(waitpid(parent, &status, 0), parent);
+    assert_int_equal(status, 0);
+    expect_gone(pid);
+}
+
 /* no_new_privs always; in uid mode the given uid and gid and no other group. */
 static void test_credentials(void **state)
 {
@@ -783,6 +818,7 @@ int main(void)
         cmocka_unit_test(test_output_held_outside_group_is_cut),
         cmocka_unit_test(test_spawn_failure),
         cmocka_unit_test(test_credentials),
+        cmocka_unit_test(test_dies_with_its_parent),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
