@@ -132,7 +132,7 @@ void sandbox_env(const struct sandbox_slot *slot, struct strv *env)
 /* Reaps the zombies among our children that ran on uid (escapers the sweep
  * killed, re-parented to us as the subreaper) and counts the processes of
  * uid still alive. */
-static int sandbox_reap(uid_t uid)
+static int sandbox_reap(uid_t uid, pid_t spare)
 {
     DIR *d = opendir("/proc");
     struct dirent *e;
@@ -140,6 +140,7 @@ static int sandbox_reap(uid_t uid)
     if (!d)
         return 0;
     pid_t self = getpid();
+    int dfd = dirfd(d);
     while ((e = readdir(d))) {
         char path[64], buf[512], state;
         struct stat st;
@@ -148,10 +149,9 @@ static int sandbox_reap(uid_t uid)
         if (pid <= 0)
             continue;
         /* The folder, not a file in it: a zombie's files belong to root. */
-        snprintf(path, sizeof(path), "/proc/%d", (int)pid);
-        if (stat(path, &st) < 0 || st.st_uid != uid)
+        if (pid == spare || fstatat(dfd, e->d_name, &st, 0) < 0 || st.st_uid != uid)
             continue;
-        strcat(path, "/stat");
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
         FILE *f = fopen(path, "re");
         size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
         if (f)
@@ -171,7 +171,7 @@ static int sandbox_reap(uid_t uid)
 
 /* Kills until nothing of uid is alive: a process forked during one round, or
  * still dying, is seen by the next. */
-static void sandbox_sweep(uid_t uid)
+static void sandbox_sweep(uid_t uid, pid_t spare)
 {
     const struct timespec pause = {.tv_sec = 0, .tv_nsec = 1000 * 1000};
     int alive = 0;
@@ -181,7 +181,7 @@ static void sandbox_sweep(uid_t uid)
             log_warn("cannot kill the processes left on uid %u: %s", (unsigned)uid, strerror(-rc));
             return;
         }
-        alive = sandbox_reap(uid);
+        alive = sandbox_reap(uid, spare);
         if (alive == 0)
             return;
         nanosleep(&pause, NULL);
@@ -190,10 +190,10 @@ static void sandbox_sweep(uid_t uid)
              SWEEP_ROUNDS);
 }
 
-void sandbox_leave(struct sandbox *sb, struct sandbox_slot *slot)
+void sandbox_leave(struct sandbox *sb, struct sandbox_slot *slot, pid_t main_pid)
 {
     if (sb && slot->uid) {
-        sandbox_sweep(slot->uid);
+        sandbox_sweep(slot->uid, main_pid);
         /* A later execution on the same uid must not reach this one's files. */
         const char *dirs[] = {slot->files_dir, slot->home_dir};
         for (size_t i = 0; i < ARRAY_SIZE(dirs); i++)

@@ -46,7 +46,9 @@ int sandbox_enter(struct sandbox *sb, const char *dir, struct sandbox_slot *slot
 void sandbox_env(const struct sandbox_slot *slot, struct strv *env);
 
 /* Once the execution's process is gone: kills whatever is left on its uid,
- * takes files/ and the home back and frees the uid. Safe on an empty slot. */
-void sandbox_leave(struct sandbox *sb, struct sandbox_slot *slot);
+ * takes files/ and the home back and frees the uid. main_pid (-1: none) is
+ * the action's own process, left for the event loop to reap. Safe on an
+ * empty slot. */
+void sandbox_leave(struct sandbox *sb, struct sandbox_slot *slot, pid_t main_pid);
 
 #endif

@@ -104,7 +104,7 @@ static void on_proc_done(struct proc *proc, void *userdata)
     struct execution *ex = userdata;
     if (ex->settings->on_reap)
         ex->settings->on_reap(proc_pid(proc), ex->settings->hook_userdata);
-    sandbox_leave(ex->settings->sandbox, &ex->sandbox);
+    sandbox_leave(ex->settings->sandbox, &ex->sandbox, proc_pid(proc));
     output_sink_close(&ex->out);
     output_sink_close(&ex->err);
     ex->result = execution_build_result(ex, proc_get_result(proc));
@@ -351,7 +351,7 @@ void execution_free(struct execution *ex)
     if (!ex)
         return;
     proc_free(ex->proc);
-    sandbox_leave(ex->settings->sandbox, &ex->sandbox);
+    sandbox_leave(ex->settings->sandbox, &ex->sandbox, -1);
     output_sink_close(&ex->out);
     output_sink_close(&ex->err);
     output_sink_release(&ex->out);
