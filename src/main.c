@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "runtime/registry.h"
+#include "worker/artifacts.h"
 #include "worker/oneshot.h"
 
 static const char usage_text[] =
@@ -208,6 +209,16 @@ static int exec_service(char **argv)
     return 1;
 }
 
+/* An artifacts root others could write to would let them redirect the logs. */
+static int root_ready(const char *root)
+{
+    char err[1024];
+    if (artifacts_root_check(root, err, sizeof(err)) == 0)
+        return 0;
+    fprintf(stderr, "attune-worker: %s\n", err);
+    return CONFIG_EXIT_STATUS;
+}
+
 int main(int argc, char **argv)
 {
     struct cli cli = {.command = CMD_SERVICE};
@@ -232,7 +243,9 @@ int main(int argc, char **argv)
             config_print_masked(&cfg, stdout);
             break;
         case CMD_RUN_ACTION:
-            status = oneshot_run(&cfg, &cli.run);
+            status = root_ready(cli.run.artifacts_dir ? cli.run.artifacts_dir : cfg.artifacts_dir);
+            if (status == 0)
+                status = oneshot_run(&cfg, &cli.run);
             break;
         case CMD_SERVICE:
             break;

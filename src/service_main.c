@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "exec/sandbox.h"
 #include "runtime/registry.h"
+#include "worker/artifacts.h"
 #include "worker/service.h"
 
 static const char usage_text[] =
@@ -88,6 +89,11 @@ int main(int argc, char **argv)
         status = service_check_sandbox(&cfg);
     if (status == 0)
         status = registry_check_config(&cfg, "attune-worker");
+    char err[1024];
+    if (status == 0 && artifacts_root_check(cfg.artifacts_dir, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        status = CONFIG_EXIT_STATUS;
+    }
     if (status == 0 && !cfg.jwt_secret)
         log_warn("security.jwt_secret is not set: execution API tokens (ATTUNE_API_TOKEN) are "
                  "signed with Attune's insecure default secret");

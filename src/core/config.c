@@ -188,7 +188,7 @@ void config_init_defaults(struct config *cfg)
     cfg->shutdown_timeout = 30;
     cfg->max_stdout_bytes = 10 * MIB;
     cfg->max_stderr_bytes = 10 * MIB;
-    cfg->artifacts_dir = xstrdup("/tmp/attune/artifacts");
+    cfg->artifacts_dir = xstrdup("/var/lib/attune/artifacts");
     cfg->artifact_retention_days = 7;
     cfg->log_retention_policy = xstrdup("days");
     cfg->log_retention_limit = 7;

@@ -13,9 +13,9 @@
 #include "core/util.h"
 #include "exec/mask.h"
 
-int output_sink_open(struct output_sink *sink, const char *path, int64_t cap)
+int output_sink_open_fd(struct output_sink *sink, int fd, int64_t cap)
 {
-    sink->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    sink->fd = fd;
     sink->cap = cap;
     sink->kept = 0;
     sink->dropped = 0;
@@ -24,10 +24,18 @@ int output_sink_open(struct output_sink *sink, const char *path, int64_t cap)
     sink->file_bytes = 0;
     sink->digested = false;
     sink->mask = NULL;
-    if (sink->fd < 0)
-        return -errno;
+    return fd < 0 ? -EBADF : 0;
+}
+
+int output_sink_open(struct output_sink *sink, const char *path, int64_t cap)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    int rc = fd < 0 ? -errno : 0;
+    (void)output_sink_open_fd(sink, fd, cap);
     /* An existing file keeps its mode through O_CREAT; logs are private. */
-    return fchmod(sink->fd, 0600) < 0 ? -errno : 0;
+    if (rc == 0 && fchmod(fd, 0600) < 0)
+        rc = -errno;
+    return rc;
 }
 
 /* Writes to the file and, when asked, into the digest; a digest that

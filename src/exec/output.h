@@ -33,6 +33,9 @@ struct output_sink {
 
 /* Opens (creates, truncates, mode 0600) the log file at path. */
 int output_sink_open(struct output_sink *sink, const char *path, int64_t cap);
+/* The same with a log file the caller opened: the sink takes fd (closed by
+ * output_sink_close) and writes from its current offset. */
+int output_sink_open_fd(struct output_sink *sink, int fd, int64_t cap);
 /* Masks with set (borrowed, built; it must outlive the sink) from now on;
  * with keep_matches, records where (output_sink_matches). Nothing is done
  * for an empty set. Call right after a successful open. */

@@ -15,13 +15,15 @@
 #include "exec/process.h"
 #include "exec/sandbox.h"
 #include "executor/env.h"
+#include "executor/exec_files.h"
 #include "executor/result.h"
 #include "executor/secret_mask.h"
 
 struct execution {
     const struct executor_settings *settings;
     char *dir;
-    int param_fd; /* the in-memory parameter file; -1 with stdin delivery */
+    struct exec_files files; /* the directory and logs, held open */
+    int param_fd;            /* the in-memory parameter file; -1 with stdin delivery */
     enum output_format output_format;
     int timeout_seconds;
     launch_decode_fn decode_reply;
@@ -49,11 +51,13 @@ static json_t *execution_build_result(struct execution *ex, const struct proc_re
 {
     json_t *reply = execution_reply_parse(ex->decode_reply, pr);
     ex->status = execution_result_status(pr, reply);
-    char *out = execution_read_log(ex->dir, "stdout.log");
-    char *err = execution_read_log(ex->dir, "stderr.log");
+    /* What the worker wrote, from its own descriptors: what the files hold
+     * by name now is not the worker's to trust. */
+    char *out = exec_files_read_log(&ex->files, EXEC_FILES_STDOUT, ex->out.file_bytes);
+    char *err = exec_files_read_log(&ex->files, EXEC_FILES_STDERR, ex->err.file_bytes);
     char *plain = ex->output_format == OUTPUT_FORMAT_TEXT
                       ? NULL
-                      : execution_unmask_log(ex->dir, "stdout.log", ex->mask, &ex->out);
+                      : execution_unmask_log(&ex->files, ex->mask, &ex->out);
     struct result_input in = {
         .dir = ex->dir,
         .output_format = ex->output_format,
@@ -81,22 +85,17 @@ static json_t *execution_build_result(struct execution *ex, const struct proc_re
 
 static void execution_write_result_file(const struct execution *ex)
 {
-    char *path = xasprintf("%s/result.json", ex->dir);
     /* The file holds what run-action prints: the result and its status. */
     json_t *copy = json_copy(ex->result);
     json_object_set_new(copy, "status", json_string(execution_status_name(ex->status)));
     char *text = json_dumps(copy, JSON_INDENT(2));
     json_decref(copy);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    int rc = fd < 0 ? -errno : write_all(fd, text, strlen(text));
-    if (rc == 0)
-        rc = write_all(fd, "\n", 1);
+    char *line = xasprintf("%s\n", text);
+    int rc = exec_files_write_result(&ex->files, line, strlen(line));
     if (rc < 0)
-        log_warn("cannot write %s: %s", path, strerror(-rc));
-    if (fd >= 0)
-        close(fd);
+        log_warn("cannot write %s/result.json: %s", ex->dir, strerror(-rc));
+    free(line);
     free(text);
-    free(path);
 }
 
 static void on_proc_done(struct proc *proc, void *userdata)
@@ -118,41 +117,31 @@ static void on_proc_done(struct proc *proc, void *userdata)
 
 /* Preparation */
 
-static int execution_make_dirs(struct execution *ex, char *err, size_t errlen)
+static int execution_open_log(struct execution *ex, int which, struct output_sink *sink,
+                              int64_t cap)
 {
-    int rc = mkdir_p(ex->dir, 0700);
-    char *files = xasprintf("%s/files", ex->dir);
-    if (rc == 0)
-        rc = mkdir_p(files, 0700);
-    free(files);
-    if (rc < 0)
-        return set_error(err, errlen, rc, "cannot create artifacts directory %s: %s", ex->dir,
-                         strerror(-rc));
-    return 0;
+    int fd = exec_files_open_log(&ex->files, which);
+    int rc = output_sink_open_fd(sink, fd, cap);
+    return fd < 0 ? fd : rc;
 }
 
 static int execution_open_logs(struct execution *ex, const struct executor_settings *s, char *err,
                                size_t errlen)
 {
-    char *out = xasprintf("%s/stdout.log", ex->dir);
-    char *errp = xasprintf("%s/stderr.log", ex->dir);
-    int rc = output_sink_open(&ex->out, out, s->max_stdout_bytes);
+    int rc = execution_open_log(ex, EXEC_FILES_STDOUT, &ex->out, s->max_stdout_bytes);
     if (rc == 0)
-        rc = output_sink_open(&ex->err, errp, s->max_stderr_bytes);
+        rc = execution_open_log(ex, EXEC_FILES_STDERR, &ex->err, s->max_stderr_bytes);
     if (rc < 0)
-        set_error(err, errlen, rc, "cannot create log files in %s: %s", ex->dir, strerror(-rc));
-    if (rc == 0 && s->log_digests) {
+        return set_error(err, errlen, -rc, "cannot create the log files in %s: %s", ex->dir,
+                         rc == -EEXIST ? "something is already there" : strerror(-rc));
+    if (s->log_digests) {
         output_sink_start_digest(&ex->out);
         output_sink_start_digest(&ex->err);
     }
-    if (rc == 0) {
-        bool parsed = ex->output_format != OUTPUT_FORMAT_TEXT;
-        output_sink_mask(&ex->out, ex->mask, parsed ? EXECUTION_MASK_MATCHES_MAX : 0);
-        output_sink_mask(&ex->err, ex->mask, 0);
-    }
-    free(out);
-    free(errp);
-    return rc;
+    bool parsed = ex->output_format != OUTPUT_FORMAT_TEXT;
+    output_sink_mask(&ex->out, ex->mask, parsed ? EXECUTION_MASK_MATCHES_MAX : 0);
+    output_sink_mask(&ex->err, ex->mask, 0);
+    return 0;
 }
 
 /* File delivery: the parameters live in a sealed memfd the child gets as
@@ -289,6 +278,7 @@ int execution_start(sd_event *loop, const struct executor_settings *settings,
     ex->settings = settings;
     ex->dir = xstrdup(req->artifacts_dir);
     ex->out.fd = ex->err.fd = ex->param_fd = -1;
+    exec_files_init(&ex->files);
     ex->output_format = req->action->output_format;
     ex->timeout_seconds = req->timeout_seconds;
     ex->result_filter = req->result_filter;
@@ -299,7 +289,8 @@ int execution_start(sd_event *loop, const struct executor_settings *settings,
     struct strbuf params_text;
     strbuf_init(&params_text);
     params_format(req->params, req->action->parameter_format, &params_text);
-    rc = execution_make_dirs(ex, err, errlen);
+    rc = exec_files_create(&ex->files, req->artifacts_root, req->artifacts_worker, req->exec_id,
+                           err, errlen);
     if (rc == 0)
         rc = sandbox_enter(settings->sandbox, ex->dir, &ex->sandbox, err, errlen);
     if (rc == 0)
@@ -356,6 +347,7 @@ void execution_free(struct execution *ex)
     output_sink_close(&ex->err);
     output_sink_release(&ex->out);
     output_sink_release(&ex->err);
+    exec_files_close(&ex->files);
     mask_set_free(ex->mask);
     json_decref(ex->result);
     if (ex->param_fd >= 0)

@@ -40,12 +40,17 @@ struct executor_settings {
 };
 
 struct execution_request {
-    const char *exec_id;         /* ATTUNE_EXEC_ID */
-    const char *artifacts_dir;   /* this execution's directory; created here */
-    const struct action *action; /* borrowed until done */
-    const json_t *params;        /* validated */
-    const json_t *secrets;       /* name -> string; may be NULL */
-    const json_t *env_vars;      /* execution.env_vars: NULL or an object of strings */
+    const char *exec_id; /* ATTUNE_EXEC_ID */
+    /* This execution's directory, {artifacts_root}/{artifacts_worker}/{exec_id},
+     * created here below a descriptor of the root, never through a symlink;
+     * it must not exist yet. */
+    const char *artifacts_dir;
+    const char *artifacts_root;   /* checked at start: artifacts_root_check */
+    const char *artifacts_worker; /* the worker's directory under the root */
+    const struct action *action;  /* borrowed until done */
+    const json_t *params;         /* validated */
+    const json_t *secrets;        /* name -> string; may be NULL */
+    const json_t *env_vars;       /* execution.env_vars: NULL or an object of strings */
     /* Names (a JSON array) of parameters whose values are secret: keys, restored
      * secret values, parameters the schema marks secret. Never put in the
      * environment. May be NULL. */

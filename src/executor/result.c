@@ -108,19 +108,6 @@ json_t *execution_failure_result(const char *error)
 
 /* An execution that ran */
 
-char *execution_read_log(const char *dir, const char *name)
-{
-    struct strbuf raw, clean;
-    strbuf_init(&raw);
-    strbuf_init(&clean);
-    char *path = xasprintf("%s/%s", dir, name);
-    (void)read_file(path, 0, &raw);
-    free(path);
-    utf8_sanitize(raw.data ? raw.data : "", raw.len, &clean);
-    strbuf_free(&raw);
-    return strbuf_detach(&clean, NULL);
-}
-
 json_t *execution_reply_parse(launch_decode_fn decode, const struct proc_result *pr)
 {
     char err[256] = "the wrapper's answer is not an object";

@@ -46,7 +46,4 @@ json_t *execution_result_new(const struct result_input *in, enum execution_statu
  * empty. */
 char *execution_exit_error(const char *stderr_text, int exit_code);
 
-/* A log file of the execution's directory as text (invalid UTF-8 replaced). */
-char *execution_read_log(const char *dir, const char *name);
-
 #endif

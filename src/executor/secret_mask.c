@@ -53,7 +53,7 @@ void execution_mask_result(const struct mask_set *set, json_t *result)
         mask_json(set, json_object_get(result, keys[i]));
 }
 
-char *execution_unmask_log(const char *dir, const char *name, const struct mask_set *set,
+char *execution_unmask_log(const struct exec_files *files, const struct mask_set *set,
                            const struct output_sink *sink)
 {
     const struct mask_match *matches;
@@ -64,9 +64,7 @@ char *execution_unmask_log(const char *dir, const char *name, const struct mask_
     strbuf_init(&raw);
     strbuf_init(&plain);
     strbuf_init(&clean);
-    char *path = xasprintf("%s/%s", dir, name);
-    (void)read_file(path, 0, &raw);
-    free(path);
+    (void)exec_files_read_log_raw(files, EXEC_FILES_STDOUT, sink->file_bytes, &raw);
     mask_unmask(set, raw.data ? raw.data : "", raw.len, matches, count, &plain);
     utf8_sanitize(plain.data ? plain.data : "", plain.len, &clean);
     strbuf_free(&raw);

@@ -9,6 +9,7 @@
 
 #include "exec/mask.h"
 #include "exec/output.h"
+#include "executor/exec_files.h"
 #include "executor/executor.h"
 
 /* A new, built set (possibly empty). */
@@ -21,11 +22,11 @@ void execution_mask_result(const struct mask_set *set, json_t *result);
 /* Most matches a stdout sink records for execution_unmask_log. */
 #define EXECUTION_MASK_MATCHES_MAX 65536
 
-/* The log file of sink (name in dir) with the secrets the masking replaced
+/* The stdout log of sink (read from files' descriptor) with the secrets the masking replaced
  * put back, as text (invalid UTF-8 replaced), for parsing stdout into data:
  * the result filter must see a secret output field's real value to seal it.
  * NULL when nothing was replaced, or not every replacement was recorded. */
-char *execution_unmask_log(const char *dir, const char *name, const struct mask_set *set,
+char *execution_unmask_log(const struct exec_files *files, const struct mask_set *set,
                            const struct output_sink *sink);
 
 #endif

@@ -4,6 +4,8 @@
 #ifndef ATTUNE_WORKER_ARTIFACTS_H
 #define ATTUNE_WORKER_ARTIFACTS_H
 
+#include <stddef.h>
+
 /* The execution's directory path (not created; the executor creates it).
  * execution_id must be a plain name (no '/', not "." or ".."). */
 char *artifacts_execution_dir(const char *artifacts_dir, const char *worker_name,
@@ -14,9 +16,16 @@ char *artifacts_execution_dir(const char *artifacts_dir, const char *worker_name
  * {worker_name}/{execution_id}/{file}. */
 char *artifacts_relative_path(const char *worker_name, const char *execution_id, const char *file);
 
+/* Makes sure the root can hold artifacts safely: created when missing (its
+ * parents 0755, itself 0700), then refused (-EPERM, the reason in err) unless
+ * it is a directory owned by the worker's user that neither group nor others
+ * can write. */
+int artifacts_root_check(const char *root, char *err, size_t errlen);
+
 /* Removes execution directories under {artifacts_dir}/{worker_name} whose
- * last change is older than retention_days (0 keeps everything). Returns the
- * number removed, or a negative errno. */
+ * last change is older than retention_days (0 keeps everything), through
+ * directory descriptors that never follow a symlink. Returns the number
+ * removed, or a negative errno. */
 int artifacts_remove_expired(const char *artifacts_dir, const char *worker_name,
                              int retention_days);
 

@@ -242,6 +242,8 @@ static void job_run(struct job *job)
     struct execution_request req = {
         .exec_id = job->id_text,
         .artifacts_dir = job->dir,
+        .artifacts_root = job->ctx.cfg->artifacts_dir,
+        .artifacts_worker = job->ctx.cfg->worker_name,
         .action = job->action,
         .params = job->params,
         .secrets = job->secrets,

@@ -211,6 +211,8 @@ int oneshot_run(const struct config *cfg, const struct oneshot_options *opts)
     struct execution_request req = {
         .exec_id = r.exec_id,
         .artifacts_dir = r.dir,
+        .artifacts_root = opts->artifacts_dir ? opts->artifacts_dir : cfg->artifacts_dir,
+        .artifacts_worker = cfg->worker_name,
         .action = r.action,
         .params = r.params,
         .secrets = r.secrets,

@@ -41,8 +41,10 @@ class ParamsSourceTest(WorkerTestCase):
         and in no environment variable."""
         self.assertRun(run, 0, "completed")
         report = run.data
-        self.assertEqual(json.loads(b64decode(report["input"]))["auth_token"], self.token)
-        self.assertEqual(json.loads(b64decode(report["input"]))["mode"], "fast")
+        # The action's report of its input is masked; its reversed copy is not.
+        document = json.loads(b64decode(report["input_rev"])[::-1])
+        self.assertEqual(document["auth_token"], self.token)
+        self.assertEqual(document["mode"], "fast")
         env = {k: b64decode(v) for k, v in report["env"].items()}
         self.assertNotIn("PARAM_AUTH_TOKEN", env)
         self.assertEqual(env.get("PARAM_MODE"), b"fast")

@@ -188,6 +188,39 @@ static void test_missing_root_is_fine(void **state)
     assert_int_equal(artifacts_remove_expired(tmpdir, "no-such-worker", 7), 0);
 }
 
+/* Removal goes through descriptors: a symlink inside an expired directory
+ * goes as itself, and a worker directory that is a symlink is not entered. */
+static void test_remove_expired_follows_no_symlink(void **state)
+{
+    (void)state;
+    char *base = xasprintf("%s/c", tmpdir);
+    char *root = xasprintf("%s/w", base);
+    assert_int_equal(mkdir_p(root, 0700), 0);
+    char *victim = make_execution(tmpdir, "victim", 0);
+    char *old = make_execution(root, "1", 0);
+    char *link = xasprintf("%s/files/escape", old);
+    assert_int_equal(symlink(victim, link), 0);
+    age(old, 10);
+    assert_int_equal(artifacts_remove_expired(base, "w", 7), 1);
+    assert_false(exists(old));
+    char *victim_log = xasprintf("%s/stdout.log", victim);
+    assert_true(exists(victim_log));
+
+    char *linked = xasprintf("%s/linked", base);
+    assert_int_equal(symlink(tmpdir, linked), 0);
+    char *target_old = make_execution(tmpdir, "7", 10);
+    assert_true(artifacts_remove_expired(base, "linked", 7) < 0);
+    assert_true(exists(target_old));
+    free(base);
+    free(root);
+    free(victim);
+    free(old);
+    free(link);
+    free(victim_log);
+    free(linked);
+    free(target_old);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -195,6 +228,7 @@ int main(void)
         cmocka_unit_test(test_remove_expired),
         cmocka_unit_test(test_retention_zero_keeps_all),
         cmocka_unit_test(test_missing_root_is_fine),
+        cmocka_unit_test(test_remove_expired_follows_no_symlink),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

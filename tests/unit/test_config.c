@@ -135,7 +135,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.shutdown_timeout, 30);
     assert_int_equal(cfg.max_stdout_bytes, 10485760);
     assert_int_equal(cfg.max_stderr_bytes, 10485760);
-    assert_string_equal(cfg.artifacts_dir, "/tmp/attune/artifacts");
+    assert_string_equal(cfg.artifacts_dir, "/var/lib/attune/artifacts");
     assert_int_equal(cfg.artifact_retention_days, 7);
     assert_string_equal(cfg.log_retention_policy, "days");
     assert_int_equal(cfg.log_retention_limit, 7);

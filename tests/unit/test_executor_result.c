@@ -12,7 +12,7 @@
 #include "core/util.h"
 #include "executor/result.h"
 
-#define DIR "/tmp/attune/artifacts/w/42"
+#define DIR "/var/lib/attune/artifacts/w/42"
 
 static json_t *load_json(const char *text)
 {

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Reports what the worker gave this Python action as one JSON document on
 stdout: the parameters (one JSON line on stdin, or the file named by
-ATTUNE_PARAMETER_FILE, with that file's mode), the whole environment, the
+ATTUNE_PARAMETER_FILE, with that file's mode; also as reversed JSON text,
+which the worker's secret masking leaves alone), the whole environment, the
 working directory and the script's own path.
 
 Parameters the tests use to steer it: started_file (created once the
@@ -43,6 +44,8 @@ print(json.dumps({
     "script": os.path.realpath(__file__),
     "cwd": os.getcwd(),
     "params": params,
+    # The same, reversed: secrets in params are masked in the output; here they are not.
+    "params_reversed": json.dumps(params)[::-1],
     "param_file": param_file,
     "env": dict(os.environ),
 }))
