@@ -4,6 +4,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,7 +75,7 @@ void sandbox_free(struct sandbox *sb)
 static int sandbox_open_path(const char *dir)
 {
     char *path = xstrdup(dir);
-    int rc = chmod(dir, 0711) < 0 ? -errno : 0;
+    int rc = 0;
     for (int up = 0; up < 2 && rc == 0; up++) {
         char *slash = strrchr(path, '/');
         struct stat st;
@@ -88,19 +89,30 @@ static int sandbox_open_path(const char *dir)
     return rc;
 }
 
-static int sandbox_give(const char *path, uid_t uid)
+/* files/ (held open by the caller) and a new home/ become the uid's, through
+ * descriptors: no path below the execution's folder is followed. */
+static int sandbox_give(struct sandbox_slot *slot, int dir_fd, int files_fd)
 {
-    if (mkdir(path, 0700) < 0 && errno != EEXIST)
+    slot->files_fd = fcntl(files_fd, F_DUPFD_CLOEXEC, 0);
+    if (slot->files_fd < 0)
         return -errno;
-    if (lchown(path, uid, (gid_t)uid) < 0 || chmod(path, 0700) < 0)
+    if (mkdirat(dir_fd, "home", 0700) < 0)
         return -errno;
-    return 0;
+    slot->home_fd = openat(dir_fd, "home", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (slot->home_fd < 0)
+        return -errno;
+    const int fds[] = {slot->files_fd, slot->home_fd};
+    for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
+        if (fchown(fds[i], slot->uid, (gid_t)slot->uid) < 0 || fchmod(fds[i], 0700) < 0)
+            return -errno;
+    return fchmod(dir_fd, 0711) < 0 ? -errno : 0;
 }
 
-int sandbox_enter(struct sandbox *sb, const char *dir, struct sandbox_slot *slot, char *err,
-                  size_t errlen)
+int sandbox_enter(struct sandbox *sb, const char *dir, int dir_fd, int files_fd,
+                  struct sandbox_slot *slot, char *err, size_t errlen)
 {
     memset(slot, 0, sizeof(*slot));
+    slot->files_fd = slot->home_fd = -1;
     if (!sb)
         return 0;
     uid_t uid;
@@ -108,13 +120,10 @@ int sandbox_enter(struct sandbox *sb, const char *dir, struct sandbox_slot *slot
     if (rc < 0)
         return set_error(err, errlen, rc, "no free uid left in sandbox.uid_range");
     slot->uid = uid;
-    slot->files_dir = xasprintf("%s/files", dir);
     slot->home_dir = xasprintf("%s/home", dir);
-    rc = sandbox_open_path(dir);
+    rc = sandbox_give(slot, dir_fd, files_fd);
     if (rc == 0)
-        rc = sandbox_give(slot->files_dir, uid);
-    if (rc == 0)
-        rc = sandbox_give(slot->home_dir, uid);
+        rc = sandbox_open_path(dir);
     if (rc < 0)
         return set_error(err, errlen, rc, "cannot hand %s to uid %u: %s", dir, (unsigned)uid,
                          strerror(-rc));
@@ -192,17 +201,20 @@ static void sandbox_sweep(uid_t uid, pid_t spare)
 
 void sandbox_leave(struct sandbox *sb, struct sandbox_slot *slot, pid_t main_pid)
 {
-    if (sb && slot->uid) {
-        sandbox_sweep(slot->uid, main_pid);
-        /* A later execution on the same uid must not reach this one's files. */
-        const char *dirs[] = {slot->files_dir, slot->home_dir};
-        for (size_t i = 0; i < ARRAY_SIZE(dirs); i++)
-            if (lchown(dirs[i], geteuid(), getegid()) < 0 && errno != ENOENT)
-                log_warn("cannot take %s back from uid %u: %s", dirs[i], (unsigned)slot->uid,
-                         strerror(errno));
-        uid_pool_release(&sb->uids, slot->uid);
-    }
-    free(slot->files_dir);
+    /* An execution that never took a uid holds nothing (its slot may be all zeros). */
+    if (!sb || !slot->uid)
+        return;
+    sandbox_sweep(slot->uid, main_pid);
+    /* A later execution on the same uid must not reach this one's files. */
+    const int fds[] = {slot->files_fd, slot->home_fd};
+    for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
+        if (fds[i] >= 0 && fchown(fds[i], geteuid(), getegid()) < 0)
+            log_warn("cannot take the folders of %s back from uid %u: %s", slot->home_dir,
+                     (unsigned)slot->uid, strerror(errno));
+    uid_pool_release(&sb->uids, slot->uid);
+    for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
     free(slot->home_dir);
     memset(slot, 0, sizeof(*slot));
 }

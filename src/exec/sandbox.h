@@ -20,8 +20,9 @@ struct sandbox {
 /* What one execution holds: uid 0 when it runs unsandboxed. */
 struct sandbox_slot {
     uid_t uid;
-    char *files_dir; /* handed to uid while it runs */
-    char *home_dir;  /* HOME and TMPDIR of the execution */
+    int files_fd;   /* files/, handed to uid while it runs */
+    int home_fd;    /* home/, the same */
+    char *home_dir; /* HOME and TMPDIR of the execution */
 };
 
 /* The mode this process will use for sandbox.mode: auto is uid as root and
@@ -35,11 +36,12 @@ int sandbox_resolve_mode(const struct config *cfg, enum sandbox_mode *mode, char
 int sandbox_new(const struct config *cfg, struct sandbox **out, char *err, size_t errlen);
 void sandbox_free(struct sandbox *sb);
 
-/* Takes a uid for the execution whose folder is dir (with files/ made) and
- * hands it files/ and a private home; slot says what to give back. A NULL
- * sandbox leaves slot empty. */
-int sandbox_enter(struct sandbox *sb, const char *dir, struct sandbox_slot *slot, char *err,
-                  size_t errlen);
+/* Takes a uid for the execution whose new folder dir is open at dir_fd, with
+ * its files/ open at files_fd: hands it files/ and a new private home/, and
+ * lets it pass through dir (0711) and the worker's folders above it. slot
+ * says what to give back. A NULL sandbox leaves slot empty. */
+int sandbox_enter(struct sandbox *sb, const char *dir, int dir_fd, int files_fd,
+                  struct sandbox_slot *slot, char *err, size_t errlen);
 
 /* HOME and TMPDIR of a sandboxed execution: its private home, so that
  * executions share no dotfiles, user site packages or temporary files. */
@@ -47,8 +49,8 @@ void sandbox_env(const struct sandbox_slot *slot, struct strv *env);
 
 /* Once the execution's process is gone: kills whatever is left on its uid,
  * takes files/ and the home back and frees the uid. main_pid (-1: none) is
- * the action's own process, left for the event loop to reap. Safe on an
- * empty slot. */
+ * the action's own process, left for the event loop to reap. Safe on a slot
+ * that never took a uid. */
 void sandbox_leave(struct sandbox *sb, struct sandbox_slot *slot, pid_t main_pid);
 
 #endif

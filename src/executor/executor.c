@@ -292,7 +292,8 @@ int execution_start(sd_event *loop, const struct executor_settings *settings,
     rc = exec_files_create(&ex->files, req->artifacts_root, req->artifacts_worker, req->exec_id,
                            err, errlen);
     if (rc == 0)
-        rc = sandbox_enter(settings->sandbox, ex->dir, &ex->sandbox, err, errlen);
+        rc = sandbox_enter(settings->sandbox, ex->dir, ex->files.dir_fd, ex->files.files_fd,
+                           &ex->sandbox, err, errlen);
     if (rc == 0)
         rc = execution_open_logs(ex, settings, err, errlen);
     if (rc == 0 && req->action->parameter_delivery == PARAM_DELIVERY_FILE)
