@@ -8,6 +8,7 @@
 #include "core/config.h"
 #include "core/harden.h"
 #include "core/log.h"
+#include "exec/sandbox.h"
 #include "runtime/registry.h"
 #include "worker/artifacts.h"
 #include "worker/service.h"
@@ -21,6 +22,17 @@ static const char usage_text[] =
     "  -n, --name NAME     worker name (worker.name)\n"
     "  -h, --help          show this help\n"
     "  -V, --version       show the version\n";
+
+/* A sandbox mode this worker cannot provide is a configuration error. */
+static int service_check_sandbox(const struct config *cfg)
+{
+    enum sandbox_mode mode;
+    char err[256];
+    if (sandbox_resolve_mode(cfg, &mode, err, sizeof(err)) == 0)
+        return 0;
+    fprintf(stderr, "attune-worker: configuration error: %s\n", err);
+    return CONFIG_EXIT_STATUS;
+}
 
 /* glibc raises its mmap threshold to the size of the largest block freed
  * (up to 32 MB) and its trim threshold to twice that, so after one 10 MB
@@ -73,6 +85,8 @@ int main(int argc, char **argv)
     }
     struct config cfg;
     int status = config_load_for_program(&cfg, "attune-worker", config_path, name);
+    if (status == 0)
+        status = service_check_sandbox(&cfg);
     if (status == 0)
         status = registry_check_config(&cfg, "attune-worker");
     char err[1024];

@@ -54,6 +54,8 @@ const struct key_def config_keys[] = {
     {"worker.api_url", KEY_URL, FIELD(api_url), 0, 0, config_check_api_url},
     {"worker.runtimes", KEY_RUNTIMES, FIELD(runtimes), 0, 0, config_check_runtimes},
     {"worker.env", KEY_ENV, 0, 0, 0, config_check_action_env},
+    {"sandbox.mode", KEY_STRING, FIELD(sandbox_mode), 0, 0, config_check_sandbox_mode},
+    {"sandbox.uid_range", KEY_STRING, FIELD(sandbox_uid_range), 0, 0, config_check_uid_range},
     {"artifacts.log_rows", KEY_BOOL, FIELD(log_rows), 0, 0, NULL},
     {"log.level", KEY_LOG_LEVEL, FIELD(log_level), 0, 0, NULL},
     {"log.format", KEY_LOG_FORMAT, FIELD(log_format), 0, 0, NULL},
@@ -192,6 +194,8 @@ void config_init_defaults(struct config *cfg)
     cfg->log_retention_limit = 7;
     cfg->log_rows = true;
     cfg->api_url = xstrdup("http://127.0.0.1:8080");
+    cfg->sandbox_mode = xstrdup("none");
+    cfg->sandbox_uid_range = xstrdup(CONFIG_DEFAULT_UID_RANGE);
     cfg->log_level = LOG_LEVEL_INFO;
     cfg->log_format = LOG_FORMAT_TEXT;
 }

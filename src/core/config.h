@@ -11,6 +11,9 @@
 
 #include "core/log.h"
 
+/* The uids handed to executions in sandbox uid mode unless configured. */
+#define CONFIG_DEFAULT_UID_RANGE "200000-200999"
+
 /* Exit status for a bad configuration (EX_CONFIG from sysexits.h). */
 #define CONFIG_EXIT_STATUS 78
 
@@ -57,6 +60,12 @@ struct config {
     struct config_env_var *action_env;
     size_t n_action_env;
 
+    /* sandbox.mode: auto, uid, userns or none (config_sandbox.c) */
+    char *sandbox_mode;
+    /* sandbox.uid_range: "FIRST-LAST" or "FIRST+COUNT", the uids (and gids)
+     * handed to executions in uid mode */
+    char *sandbox_uid_range;
+
     enum log_level log_level;
     enum log_format log_format;
 };
@@ -94,6 +103,21 @@ int config_validate(const struct config *cfg, char *err, size_t errlen);
  * CONFIG_EXIT_STATUS; else 0. */
 int config_load_for_program(struct config *cfg, const char *program, const char *path,
                             const char *worker_name);
+
+/* The sandbox an execution runs in (docs/configuration.md, "sandbox"). */
+enum sandbox_mode {
+    SANDBOX_MODE_NONE,
+    SANDBOX_MODE_AUTO,
+    SANDBOX_MODE_UID,
+    SANDBOX_MODE_USERNS,
+};
+
+/* sandbox.mode as an enum; the key was validated. */
+enum sandbox_mode config_sandbox_mode(const struct config *cfg);
+
+/* Parses a uid range ("200000-200999" or "200000+1000"); returns false when
+ * the text is not one, or the range is empty or reaches uid 0 or (uid_t)-1. */
+bool config_parse_uid_range(const char *text, uint32_t *first, uint32_t *count);
 
 /* Prints the effective configuration as YAML with secrets masked (the
  * encryption key, the JWT secret, passwords inside URLs). */

@@ -86,5 +86,9 @@ int config_check_log_retention_policy(const struct config *cfg, const struct key
                                       char *err, size_t errlen);
 int config_check_action_env(const struct config *cfg, const struct key_def *def, char *err,
                             size_t errlen);
+int config_check_sandbox_mode(const struct config *cfg, const struct key_def *def, char *err,
+                              size_t errlen);
+int config_check_uid_range(const struct config *cfg, const struct key_def *def, char *err,
+                           size_t errlen);
 
 #endif

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
@@ -14,6 +13,7 @@
 #include <unistd.h>
 
 #include "exec/process_supervise.h"
+#include "exec/spawn.h"
 
 struct child_fds {
     int in[2], out[2], err[2], ctl[2]; /* [0] read end, [1] write end */
@@ -40,39 +40,50 @@ static int child_fds_open(struct child_fds *c, enum proc_control control)
     return 0;
 }
 
+/* A child on a uid of its own re-opens its pipes and parameter file by path
+ * (/dev/stdout, /dev/fd/3, /proc/self/fd/4), which checks the inode's owner:
+ * they become the child's. */
+static int child_fds_give(const struct proc_spec *spec, const struct child_fds *c)
+{
+    const int fds[] = {c->in[0], c->out[1], c->err[1], c->ctl[0],
+                       spec->file_fd > 2 ? spec->file_fd : -1};
+    for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
+        if (fds[i] >= 0 && fchown(fds[i], spec->uid, spec->gid) < 0)
+            return -errno;
+    return 0;
+}
+
 static int spawn_child(const struct proc_spec *spec, const struct child_fds *c, pid_t *pid)
 {
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    sigset_t empty, all;
+    if (spec->uid) {
+        int rc = child_fds_give(spec, c);
+        if (rc < 0)
+            return rc;
+    }
     int child_ctl = spec->control == PROC_CONTROL_NONE ? -1 : c->ctl[0];
-    sigemptyset(&empty);
-    sigfillset(&all);
-    posix_spawn_file_actions_init(&fa);
-    posix_spawnattr_init(&attr);
-    posix_spawn_file_actions_adddup2(&fa, c->in[0], 0);
-    posix_spawn_file_actions_adddup2(&fa, c->out[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, c->err[1], 2);
+    struct spawn_fd fds[5] = {{c->in[0], 0}, {c->out[1], 1}, {c->err[1], 2}};
+    int n = 3;
     if (child_ctl >= 0)
-        posix_spawn_file_actions_adddup2(&fa, child_ctl, 3);
+        fds[n++] = (struct spawn_fd){child_ctl, 3};
     else if (spec->file_fd > 2)
-        posix_spawn_file_actions_addclose(&fa, 3);
+        fds[n++] = (struct spawn_fd){-1, 3};
     if (spec->file_fd > 2)
-        posix_spawn_file_actions_adddup2(&fa, spec->file_fd, PROC_FILE_FD);
-    /* Belt and braces: whatever a library opened without O_CLOEXEC stays out. */
-    posix_spawn_file_actions_addclosefrom_np(&fa, spec->file_fd > 2 ? PROC_FILE_FD + 1
-                                                  : child_ctl >= 0  ? 4
-                                                                    : 3);
-    if (spec->cwd)
-        posix_spawn_file_actions_addchdir_np(&fa, spec->cwd);
-    posix_spawnattr_setflags(&attr,
-                             POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    posix_spawnattr_setsigmask(&attr, &empty);
-    posix_spawnattr_setsigdefault(&attr, &all);
-    int rc = posix_spawn(pid, spec->path, &fa, &attr, spec->argv, spec->envp);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    return -rc;
+        fds[n++] = (struct spawn_fd){spec->file_fd, PROC_FILE_FD};
+    struct spawn_req req = {
+        .path = spec->path,
+        .argv = spec->argv,
+        .envp = spec->envp,
+        .cwd = spec->cwd,
+        .fds = fds,
+        .n_fds = n,
+        /* Belt and braces: whatever a library opened without O_CLOEXEC stays out. */
+        .close_from = spec->file_fd > 2 ? PROC_FILE_FD + 1
+                      : child_ctl >= 0  ? 4
+                                        : 3,
+        .uid = spec->uid,
+        .gid = spec->gid,
+    };
+    return spawn_process(&req, pid);
 }
 
 /* Moves the parent's ends into p, which closes them from now on. */

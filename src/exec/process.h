@@ -1,6 +1,7 @@
-/* A child process supervised on the event loop: spawned with posix_spawn into
+/* A child process supervised on the event loop: spawned (exec/spawn.h) into
  * its own session and process group with a clean environment, an empty signal
- * mask and only the intended fds; stdin and the control channel fed without
+ * mask, only the intended fds, no_new_privs, SIGKILL when the worker dies,
+ * and in the sandbox's uid mode a uid and gid of its own; stdin and the control channel fed without
  * blocking; stdout and stderr streamed to output sinks; exit watched through a
  * pidfd; a timeout terminates the whole group (SIGTERM, then SIGKILL). */
 #ifndef ATTUNE_EXEC_PROCESS_H
@@ -41,6 +42,8 @@ struct proc_spec {
     struct output_sink *stderr_sink;
     uint64_t timeout_ms;    /* 0: none */
     uint64_t kill_grace_ms; /* between SIGTERM and SIGKILL */
+    uid_t uid;              /* non-zero: the child runs as this uid and gid */
+    gid_t gid;
 };
 
 struct proc_result {

@@ -13,6 +13,7 @@
 #include "exec/output.h"
 #include "exec/params.h"
 #include "exec/process.h"
+#include "exec/sandbox.h"
 #include "executor/env.h"
 #include "executor/exec_files.h"
 #include "executor/result.h"
@@ -35,6 +36,7 @@ struct execution {
     void *result_filter_userdata;
     execution_done_fn done;
     void *userdata;
+    struct sandbox_slot sandbox;
 };
 
 const char *execution_status_name(enum execution_status status)
@@ -101,6 +103,7 @@ static void on_proc_done(struct proc *proc, void *userdata)
     struct execution *ex = userdata;
     if (ex->settings->on_reap)
         ex->settings->on_reap(proc_pid(proc), ex->settings->hook_userdata);
+    sandbox_leave(ex->settings->sandbox, &ex->sandbox, proc_pid(proc));
     output_sink_close(&ex->out);
     output_sink_close(&ex->err);
     ex->result = execution_build_result(ex, proc_get_result(proc));
@@ -195,6 +198,7 @@ static void execution_env(const struct execution *ex, const struct executor_sett
     char *files = xasprintf("%s/files", ex->dir);
     strv_setenv(env, "ATTUNE_ARTIFACTS_DIR", files);
     free(files);
+    sandbox_env(&ex->sandbox, env);
 }
 
 /* The environment may hold the execution's API token: wiped before it is freed. */
@@ -242,6 +246,8 @@ static int execution_spawn(struct execution *ex, sd_event *loop, const struct ex
             .stderr_sink = &ex->err,
             .timeout_ms = (uint64_t)req->timeout_seconds * 1000u,
             .kill_grace_ms = s->kill_grace_ms,
+            .uid = ex->sandbox.uid,
+            .gid = (gid_t)ex->sandbox.uid,
         };
         ex->decode_reply = l.decode_reply;
         rc = proc_start(loop, &spec, on_proc_done, ex, &ex->proc, err, errlen);
@@ -285,6 +291,9 @@ int execution_start(sd_event *loop, const struct executor_settings *settings,
     params_format(req->params, req->action->parameter_format, &params_text);
     rc = exec_files_create(&ex->files, req->artifacts_root, req->artifacts_worker, req->exec_id,
                            err, errlen);
+    if (rc == 0)
+        rc = sandbox_enter(settings->sandbox, ex->dir, ex->files.dir_fd, ex->files.files_fd,
+                           &ex->sandbox, err, errlen);
     if (rc == 0)
         rc = execution_open_logs(ex, settings, err, errlen);
     if (rc == 0 && req->action->parameter_delivery == PARAM_DELIVERY_FILE)
@@ -334,6 +343,7 @@ void execution_free(struct execution *ex)
     if (!ex)
         return;
     proc_free(ex->proc);
+    sandbox_leave(ex->settings->sandbox, &ex->sandbox, -1);
     output_sink_close(&ex->out);
     output_sink_close(&ex->err);
     output_sink_release(&ex->out);

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "exec/sandbox.h"
+
 /* What every action starts from: a known PATH, HOME and LANG rather than the
  * worker's own environment, then the variables worker.env adds. */
 static void settings_base_env(const struct config *cfg, struct strv *env)
@@ -48,6 +50,9 @@ int executor_settings_init(struct executor_settings *s, struct registry *reg,
     s->max_stderr_bytes = cfg->max_stderr_bytes;
     s->kill_grace_ms = (uint64_t)cfg->kill_grace_seconds * 1000u;
     s->api_url = executor_api_url(cfg->api_url);
+    int rc = sandbox_new(cfg, &s->sandbox, err, errlen);
+    if (rc < 0)
+        return rc;
     /* worker.env may set PATH: the interpreters are found where actions look. */
     return registry_init(reg, wanted_runtimes, strv_getenv(&s->base_env, "PATH"), err, errlen);
 }
@@ -55,6 +60,8 @@ int executor_settings_init(struct executor_settings *s, struct registry *reg,
 void executor_settings_free(struct executor_settings *s)
 {
     strv_free(&s->base_env);
+    sandbox_free(s->sandbox);
+    s->sandbox = NULL;
     free(s->runtime_envs_dir);
     s->runtime_envs_dir = NULL;
     free(s->api_url);

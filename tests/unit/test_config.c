@@ -628,6 +628,15 @@ static void test_validate_each_key(void **state)
         {"runtime_envs_dir", "", "runtime_envs_dir: must not be empty"},
         {"worker.api_url", "", "worker.api_url: must not be empty"},
         {"worker.api_url", "ftp://files", "worker.api_url (or ATTUNE_API_URL): must start with"},
+        {"sandbox.mode", "chroot", "sandbox.mode: must be one of auto, uid, userns, none"},
+        {"sandbox.mode", "", "sandbox.mode: must not be empty"},
+        {"sandbox.uid_range", "0-100", "sandbox.uid_range: expected FIRST-LAST or FIRST+COUNT"},
+        {"sandbox.uid_range", "5000", "sandbox.uid_range: expected FIRST-LAST"},
+        {"sandbox.uid_range", "5000-4999", "sandbox.uid_range: expected FIRST-LAST"},
+        {"sandbox.uid_range", "5000-5004",
+         "sandbox.uid_range: holds 5 uids, fewer than "
+         "worker.max_concurrent_tasks (10)"},
+        {"sandbox.uid_range", "4294967290+10", "sandbox.uid_range: expected FIRST-LAST"},
     };
     char err[512];
     for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
@@ -661,6 +670,37 @@ static void test_validate_each_key(void **state)
     assert_int_equal(config_validate(&cfg, err, sizeof(err)), -EINVAL);
     check_contains(err, "worker.name: must be at most 128 characters (got 129)");
     free(long_name);
+    config_free(&cfg);
+}
+
+static void test_sandbox_keys(void **state)
+{
+    (void)state;
+    struct config cfg;
+    char err[256];
+    uint32_t first, count;
+    config_init_defaults(&cfg);
+    assert_string_equal(cfg.sandbox_mode, "none");
+    assert_int_equal(config_sandbox_mode(&cfg), SANDBOX_MODE_NONE);
+    assert_true(config_parse_uid_range(cfg.sandbox_uid_range, &first, &count));
+    assert_int_equal(first, 200000);
+    assert_int_equal(count, 1000);
+    assert_true(config_parse_uid_range("70000+16", &first, &count));
+    assert_int_equal(first, 70000);
+    assert_int_equal(count, 16);
+    assert_true(config_parse_uid_range("4294967293-4294967294", &first, &count));
+    assert_int_equal(count, 2);
+    static const char *const bad[] = {"",    "-5-9", "5 - 9", "5-",           "+5",
+                                      "5+0", "1-x",  "0+4",   "1-4294967295", "99999999999-1"};
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+        if (config_parse_uid_range(bad[i], &first, &count))
+            fail_msg("\"%s\" parsed as a uid range", bad[i]);
+    static const char *const modes[] = {"none", "auto", "uid", "userns"};
+    for (size_t i = 0; i < ARRAY_SIZE(modes); i++) {
+        assert_int_equal(config_set(&cfg, "sandbox.mode", modes[i], err, sizeof(err)), 0);
+        assert_int_equal(config_validate(&cfg, err, sizeof(err)), 0);
+        assert_int_equal((int)config_sandbox_mode(&cfg), (int)i);
+    }
     config_free(&cfg);
 }
 
@@ -804,6 +844,7 @@ int main(void)
         cmocka_unit_test_setup(test_encryption_key_too_short, test_setup),
         cmocka_unit_test_setup(test_jwt_secret_any_length, test_setup),
         cmocka_unit_test_setup(test_validate_each_key, test_setup),
+        cmocka_unit_test_setup(test_sandbox_keys, test_setup),
         cmocka_unit_test_setup(test_print_masked, test_setup),
         cmocka_unit_test_setup(test_print_names_file, test_setup),
         cmocka_unit_test_setup(test_free_is_null_safe, test_setup),

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/util.h"
@@ -38,10 +39,25 @@ struct run {
     sd_event_source *cancel_src;
 };
 
+/* ATTUNE_TEST_PROC_UID (as root): every child runs as that uid, as in the
+ * sandbox's uid mode; the folder the children write to is theirs. */
+static uid_t test_uid;
+
+static void as_test_uid(struct proc_spec *spec)
+{
+    spec->uid = test_uid;
+    spec->gid = (gid_t)test_uid;
+}
+
 static int setup(void **state)
 {
     (void)state;
-    return mkdtemp(tmpdir) ? 0 : -1;
+    const char *uid = getenv("ATTUNE_TEST_PROC_UID");
+    if (uid && geteuid() == 0)
+        test_uid = (uid_t)strtoul(uid, NULL, 10);
+    if (!mkdtemp(tmpdir))
+        return -1;
+    return test_uid && chown(tmpdir, test_uid, (gid_t)test_uid) < 0 ? -1 : 0;
 }
 
 static int teardown(void **state)
@@ -105,6 +121,7 @@ static void run_spec_capped(struct proc_spec *spec, struct run *r, int64_t out_c
     spec->stdout_sink = &r->out;
     spec->stderr_sink = &r->err;
     char err[256] = "";
+    as_test_uid(spec);
     int rc = proc_start(loop, spec, on_done, r, &r->proc, err, sizeof(err));
     if (rc != 0)
         fail_msg("proc_start failed: %s", err);
@@ -422,6 +439,7 @@ static void test_free_running_kills_group(void **state)
     run_init(&r);
     struct proc *p = NULL;
     char err[256] = "";
+    as_test_uid(&spec);
     assert_int_equal(proc_start(loop, &spec, on_done, &r, &p, err, sizeof(err)), 0);
     pid_t pid = proc_pid(p);
     uint64_t start = time_monotonic_ms();
@@ -698,6 +716,7 @@ static void test_spawn_failure(void **state)
     run_init(&r);
     struct proc *p = (struct proc *)1;
     char err[256] = "";
+    as_test_uid(&spec);
     int rc = proc_start(loop, &spec, on_done, &r, &p, err, sizeof(err));
     assert_int_equal(rc, -ENOENT);
     assert_non_null(strstr(err, "/nonexistent/attune-no-such-program"));
@@ -706,6 +725,68 @@ static void test_spawn_failure(void **state)
     assert_true(sd_event_run(loop, 10 * 1000) >= 0);
     assert_int_equal(r.done_calls, 0);
     sd_event_unref(loop);
+    run_free(&r);
+}
+
+/* A worker killed outright frees nothing: its action dies anyway, from the
+ * parent-death signal the child armed before exec. */
+static void test_dies_with_its_parent(void **state)
+{
+    (void)state;
+    int p[2];
+    pid_t pid = -1;
+    assert_int_equal(pipe(p), 0);
+    pid_t parent = fork();
+    assert_true(parent >= 0);
+    if (parent == 0) {
+        sd_event *loop = NULL;
+        char *argv[4], err[256];
+        struct proc_spec spec = sh_spec(argv, "sleep 1000");
+        struct output_sink out = {.fd = -1}, errs = {.fd = -1};
+        struct run r;
+        struct proc *proc;
+        spec.stdout_sink = &out;
+        spec.stderr_sink = &errs;
+        as_test_uid(&spec);
+        if (sd_event_new(&loop) < 0 || proc_start(loop, &spec, on_done, &r, &proc, err, 256) < 0)
+            _exit(1);
+        pid = proc_pid(proc);
+        _exit(write(p[1], &pid, sizeof(pid)) == sizeof(pid) ? 0 : 1);
+    }
+    close(p[1]);
+    assert_int_equal(read(p[0], &pid, sizeof(pid)), sizeof(pid));
+    close(p[0]);
+    int status;
+    assert_int_equal(waitpid(parent, &status, 0), parent);
+    assert_int_equal(status, 0);
+    expect_gone(pid);
+}
+
+/* no_new_privs always; in uid mode the given uid and gid and no other group. */
+static void test_credentials(void **state)
+{
+    (void)state;
+    char *argv[4];
+    struct proc_spec spec =
+        sh_spec(argv, "id -u; id -g; id -G; grep -E '^(NoNewPrivs|CapEff)' /proc/self/status");
+    struct run r;
+    run_init(&r);
+    run_spec(&spec, &r);
+    assert_true(r.result.exited);
+    assert_int_equal(r.result.exit_code, 0);
+    uid_t uid = test_uid ? test_uid : geteuid();
+    gid_t gid = test_uid ? (gid_t)test_uid : getegid();
+    char *want = xasprintf("%u\n%u\n", (unsigned)uid, (unsigned)gid);
+    if (strncmp(r.out_text.data, want, strlen(want)) != 0)
+        fail_msg("expected ids %s, got %s", want, r.out_text.data);
+    assert_non_null(strstr(r.out_text.data, "NoNewPrivs:\t1"));
+    if (test_uid) {
+        char *groups = xasprintf("%s%u\n", want, (unsigned)gid);
+        assert_int_equal(strncmp(r.out_text.data, groups, strlen(groups)), 0);
+        assert_non_null(strstr(r.out_text.data, "CapEff:\t0000000000000000"));
+        free(groups);
+    }
+    free(want);
     run_free(&r);
 }
 
@@ -736,6 +817,8 @@ int main(void)
         cmocka_unit_test(test_waits_for_exit_after_output_closed),
         cmocka_unit_test(test_output_held_outside_group_is_cut),
         cmocka_unit_test(test_spawn_failure),
+        cmocka_unit_test(test_credentials),
+        cmocka_unit_test(test_dies_with_its_parent),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

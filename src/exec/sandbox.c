@@ -1,0 +1,220 @@
+/* The sandbox's uid mode (see sandbox.h): the mode decided at start, the
+ * uid handed to an execution and its folders, and the sweep of its uid. */
+#include "exec/sandbox.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "exec/spawn.h"
+
+/* At 1 ms apart: what SIGKILL has not ended by then is stuck in the kernel. */
+#define SWEEP_ROUNDS 50
+
+int sandbox_resolve_mode(const struct config *cfg, enum sandbox_mode *mode, char *err,
+                         size_t errlen)
+{
+    bool root = geteuid() == 0;
+    *mode = config_sandbox_mode(cfg);
+    if (*mode == SANDBOX_MODE_USERNS)
+        return set_error(err, errlen, EINVAL,
+                         "sandbox.mode: userns is not supported yet; use uid (as root) or none");
+    if (*mode == SANDBOX_MODE_UID && !root)
+        return set_error(err, errlen, EINVAL,
+                         "sandbox.mode: uid needs the worker to run as root (it changes each "
+                         "action's uid); run it as root or set sandbox.mode: none");
+    if (*mode == SANDBOX_MODE_AUTO)
+        *mode = root ? SANDBOX_MODE_UID : SANDBOX_MODE_NONE;
+    return 0;
+}
+
+int sandbox_new(const struct config *cfg, struct sandbox **out, char *err, size_t errlen)
+{
+    enum sandbox_mode mode;
+    uint32_t first, count;
+    *out = NULL;
+    int rc = sandbox_resolve_mode(cfg, &mode, err, errlen);
+    if (rc == 0 && mode == SANDBOX_MODE_NONE && config_sandbox_mode(cfg) == SANDBOX_MODE_AUTO)
+        log_warn("sandbox.mode auto: not running as root, so actions run unsandboxed under "
+                 "the worker's own uid (userns is not supported yet)");
+    if (rc < 0 || mode != SANDBOX_MODE_UID)
+        return rc;
+    if (!config_parse_uid_range(cfg->sandbox_uid_range, &first, &count))
+        return set_error(err, errlen, EINVAL, "sandbox.uid_range: not a uid range");
+    /* Escapers (setsid, double fork) become our children, not init's. */
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+        return set_error(err, errlen, -errno, "cannot become a child subreaper: %s",
+                         strerror(errno));
+    struct sandbox *sb = xcalloc(1, sizeof(*sb));
+    uid_pool_init(&sb->uids, first, count);
+    *out = sb;
+    return 0;
+}
+
+void sandbox_free(struct sandbox *sb)
+{
+    if (!sb)
+        return;
+    uid_pool_free(&sb->uids);
+    free(sb);
+}
+
+/* The execution's folder is the worker's; the uid may only pass through it,
+ * the worker's folder above it and the artifacts root (where the worker owns
+ * them) to reach files/ and home/. */
+static int sandbox_open_path(const char *dir)
+{
+    char *path = xstrdup(dir);
+    int rc = 0;
+    for (int up = 0; up < 2 && rc == 0; up++) {
+        char *slash = strrchr(path, '/');
+        struct stat st;
+        if (!slash || slash == path)
+            break;
+        *slash = '\0';
+        if (stat(path, &st) == 0 && st.st_uid == geteuid() && !(st.st_mode & S_IXOTH))
+            rc = chmod(path, (st.st_mode & 07777) | S_IXOTH) < 0 ? -errno : 0;
+    }
+    free(path);
+    return rc;
+}
+
+/* files/ (held open by the caller) and a new home/ become the uid's, through
+ * descriptors: no path below the execution's folder is followed. */
+static int sandbox_give(struct sandbox_slot *slot, int dir_fd, int files_fd)
+{
+    slot->files_fd = fcntl(files_fd, F_DUPFD_CLOEXEC, 0);
+    if (slot->files_fd < 0)
+        return -errno;
+    if (mkdirat(dir_fd, "home", 0700) < 0)
+        return -errno;
+    slot->home_fd = openat(dir_fd, "home", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (slot->home_fd < 0)
+        return -errno;
+    const int fds[] = {slot->files_fd, slot->home_fd};
+    for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
+        if (fchown(fds[i], slot->uid, (gid_t)slot->uid) < 0 || fchmod(fds[i], 0700) < 0)
+            return -errno;
+    return fchmod(dir_fd, 0711) < 0 ? -errno : 0;
+}
+
+int sandbox_enter(struct sandbox *sb, const char *dir, int dir_fd, int files_fd,
+                  struct sandbox_slot *slot, char *err, size_t errlen)
+{
+    memset(slot, 0, sizeof(*slot));
+    slot->files_fd = slot->home_fd = -1;
+    if (!sb)
+        return 0;
+    uid_t uid;
+    int rc = uid_pool_acquire(&sb->uids, &uid);
+    if (rc < 0)
+        return set_error(err, errlen, rc, "no free uid left in sandbox.uid_range");
+    slot->uid = uid;
+    slot->home_dir = xasprintf("%s/home", dir);
+    rc = sandbox_give(slot, dir_fd, files_fd);
+    if (rc == 0)
+        rc = sandbox_open_path(dir);
+    if (rc < 0)
+        return set_error(err, errlen, rc, "cannot hand %s to uid %u: %s", dir, (unsigned)uid,
+                         strerror(-rc));
+    return 0;
+}
+
+void sandbox_env(const struct sandbox_slot *slot, struct strv *env)
+{
+    if (!slot->uid)
+        return;
+    strv_setenv(env, "HOME", slot->home_dir);
+    strv_setenv(env, "TMPDIR", slot->home_dir);
+}
+
+/* Reaps the zombies among our children that ran on uid (escapers the sweep
+ * killed, re-parented to us as the subreaper) and counts the processes of
+ * uid still alive. */
+static int sandbox_reap(uid_t uid, pid_t spare)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    int alive = 0;
+    if (!d)
+        return 0;
+    pid_t self = getpid();
+    int dfd = dirfd(d);
+    while ((e = readdir(d))) {
+        char path[64], buf[512], state;
+        struct stat st;
+        int ppid;
+        pid_t pid = (pid_t)strtol(e->d_name, NULL, 10);
+        if (pid <= 0)
+            continue;
+        /* The folder, not a file in it: a zombie's files belong to root. */
+        if (pid == spare || fstatat(dfd, e->d_name, &st, 0) < 0 || st.st_uid != uid)
+            continue;
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        FILE *f = fopen(path, "re");
+        size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+        if (f)
+            fclose(f);
+        buf[n] = '\0';
+        char *end = strrchr(buf, ')');
+        if (!end || sscanf(end + 1, " %c %d", &state, &ppid) != 2)
+            continue;
+        if (state != 'Z' && state != 'X')
+            alive++;
+        else if (ppid == self)
+            waitpid(pid, NULL, WNOHANG);
+    }
+    closedir(d);
+    return alive;
+}
+
+/* Kills until nothing of uid is alive: a process forked during one round, or
+ * still dying, is seen by the next. */
+static void sandbox_sweep(uid_t uid, pid_t spare)
+{
+    const struct timespec pause = {.tv_sec = 0, .tv_nsec = 1000 * 1000};
+    int alive = 0;
+    for (int round = 0; round < SWEEP_ROUNDS; round++) {
+        int rc = spawn_kill_uid(uid);
+        if (rc < 0) {
+            log_warn("cannot kill the processes left on uid %u: %s", (unsigned)uid, strerror(-rc));
+            return;
+        }
+        alive = sandbox_reap(uid, spare);
+        if (alive == 0)
+            return;
+        nanosleep(&pause, NULL);
+    }
+    log_warn("%d processes of uid %u survived %d rounds of SIGKILL", alive, (unsigned)uid,
+             SWEEP_ROUNDS);
+}
+
+void sandbox_leave(struct sandbox *sb, struct sandbox_slot *slot, pid_t main_pid)
+{
+    /* An execution that never took a uid holds nothing (its slot may be all zeros). */
+    if (!sb || !slot->uid)
+        return;
+    sandbox_sweep(slot->uid, main_pid);
+    /* A later execution on the same uid must not reach this one's files. */
+    const int fds[] = {slot->files_fd, slot->home_fd};
+    for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
+        if (fds[i] >= 0 && fchown(fds[i], geteuid(), getegid()) < 0)
+            log_warn("cannot take the folders of %s back from uid %u: %s", slot->home_dir,
+                     (unsigned)slot->uid, strerror(errno));
+    uid_pool_release(&sb->uids, slot->uid);
+    for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    free(slot->home_dir);
+    memset(slot, 0, sizeof(*slot));
+}

@@ -1,0 +1,81 @@
+/* Unit tests for exec/uid_pool: distinct uids from the range only, handed out
+ * in turn, none when the range is used up, a released uid reused last. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+
+#include "exec/uid_pool.h"
+
+static void test_distinct_within_range(void **state)
+{
+    (void)state;
+    struct uid_pool pool;
+    uid_t got[40];
+    uid_pool_init(&pool, 300000, 40);
+    for (int i = 0; i < 40; i++) {
+        assert_int_equal(uid_pool_acquire(&pool, &got[i]), 0);
+        assert_true(got[i] >= 300000 && got[i] < 300040);
+        assert_true(uid_pool_taken(&pool, got[i]));
+        for (int j = 0; j < i; j++)
+            assert_int_not_equal(got[i], got[j]);
+    }
+    uid_t extra = 0;
+    assert_int_equal(uid_pool_acquire(&pool, &extra), -EAGAIN);
+    assert_int_equal(extra, 0);
+    uid_pool_free(&pool);
+}
+
+static void test_release_reuses_last(void **state)
+{
+    (void)state;
+    struct uid_pool pool;
+    uid_t a, b, c, d;
+    uid_pool_init(&pool, 500, 3);
+    assert_int_equal(uid_pool_acquire(&pool, &a), 0);
+    assert_int_equal(uid_pool_acquire(&pool, &b), 0);
+    uid_pool_release(&pool, a);
+    assert_false(uid_pool_taken(&pool, a));
+    /* The untouched uid comes before the one just given back. */
+    assert_int_equal(uid_pool_acquire(&pool, &c), 0);
+    assert_int_equal(c, 502);
+    assert_int_equal(uid_pool_acquire(&pool, &d), 0);
+    assert_int_equal(d, a);
+    assert_int_equal(uid_pool_acquire(&pool, &d), -EAGAIN);
+    uid_pool_release(&pool, b);
+    assert_int_equal(uid_pool_acquire(&pool, &d), 0);
+    assert_int_equal(d, b);
+    uid_pool_free(&pool);
+}
+
+static void test_release_unknown_is_ignored(void **state)
+{
+    (void)state;
+    struct uid_pool pool;
+    uid_t a;
+    uid_pool_init(&pool, 1000, 1);
+    assert_true(uid_pool_contains(&pool, 1000));
+    assert_false(uid_pool_contains(&pool, 999));
+    assert_false(uid_pool_contains(&pool, 1001));
+    uid_pool_release(&pool, 1000);
+    uid_pool_release(&pool, 7);
+    assert_int_equal(uid_pool_acquire(&pool, &a), 0);
+    assert_int_equal(a, 1000);
+    uid_pool_release(&pool, 7);
+    assert_true(uid_pool_taken(&pool, 1000));
+    uid_pool_free(&pool);
+    uid_pool_free(&pool);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_distinct_within_range),
+        cmocka_unit_test(test_release_reuses_last),
+        cmocka_unit_test(test_release_unknown_is_ignored),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
