@@ -19,6 +19,24 @@ WORKER_BIN = os.path.abspath(
 FIXTURE_PACKS = os.path.join(SOURCE_DIR, "tests", "fixtures", "packs")
 TESTPACK_DIR = os.path.join(FIXTURE_PACKS, "testpack")
 EXAMPLE_PACKS = os.path.join(SOURCE_DIR, "packs")
+
+
+def skip_unless_reachable_by_others(*paths):
+    """Skips the calling test when a user other than root cannot reach one of
+    `paths` (a folder above it without o+x, or itself without o+r): tests that
+    run the worker or an action under another uid need the build and the
+    packs where that uid can open them (a checkout under /root is not)."""
+    import stat as stat_mod
+    import unittest as unittest_mod
+    for path in paths:
+        folder = os.path.dirname(os.path.abspath(path))
+        while folder != os.path.dirname(folder):
+            if not os.stat(folder).st_mode & stat_mod.S_IXOTH:
+                raise unittest_mod.SkipTest(
+                    "%s is not reachable by other users (%s lacks o+x)" % (path, folder))
+            folder = os.path.dirname(folder)
+        if not os.stat(path).st_mode & stat_mod.S_IROTH:
+            raise unittest_mod.SkipTest("%s is not readable by other users" % path)
 WORKER_NAME = "wtest"
 
 EXIT_COMPLETED, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT = 0, 1, 2, 124

@@ -10,7 +10,8 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 
-from support import Run, WorkerTestCase, action_argv, worker_env  # noqa: E402
+from support import (FIXTURE_PACKS, WORKER_BIN, Run, WorkerTestCase, action_argv,  # noqa: E402
+                     skip_unless_reachable_by_others, worker_env)
 
 NOBODY = 65534
 
@@ -33,6 +34,7 @@ class RunActionHardeningTest(WorkerTestCase):
     def test_action_of_the_same_user_cannot_read_run_action(self):
         if os.geteuid() != 0:
             raise unittest.SkipTest("needs root to run as another user")
+        skip_unless_reachable_by_others(WORKER_BIN, FIXTURE_PACKS)
         setpriv = shutil.which("setpriv")
         if not setpriv:
             raise unittest.SkipTest("setpriv not found")

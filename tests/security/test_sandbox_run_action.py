@@ -9,7 +9,8 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 
-from support import SOURCE_DIR, WorkerTestCase  # noqa: E402
+from support import (EXAMPLE_PACKS, SOURCE_DIR, WORKER_BIN, WorkerTestCase,  # noqa: E402
+                     skip_unless_reachable_by_others)
 
 EXAMPLES = os.path.join(SOURCE_DIR, "packs")
 UID_FIRST, UID_COUNT = 232000, 16
@@ -59,6 +60,7 @@ class RunActionSandboxTest(WorkerTestCase):
             self.fail("the setsid daemon outlived its execution by 5 s")
 
     def test_examples_of_every_runtime(self):
+        skip_unless_reachable_by_others(WORKER_BIN, EXAMPLE_PACKS)
         secrets = self.secrets_file({"api_token": "tok-0123456789"})
         cases = [("examples.hello", {"name": "Ada"}, None),
                  ("examples.greet", {"name": "Ada"}, None),

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 
 from service_support import ServiceTestCase, write_action_file, write_pack  # noqa: E402
+from support import WORKER_BIN, skip_unless_reachable_by_others  # noqa: E402
 
 # Tries what an attacker's action would: the worker is its parent.
 PROBE_SH = r"""#!/usr/bin/env bash
@@ -93,6 +94,7 @@ class ServiceHardeningTest(ServiceTestCase):
     def test_action_cannot_read_the_worker(self):
         if os.geteuid() != 0:
             raise unittest.SkipTest("needs root to run the worker as another user")
+        skip_unless_reachable_by_others(WORKER_BIN)
         setpriv = shutil.which("setpriv")
         if not setpriv:
             raise unittest.SkipTest("setpriv not found")
