@@ -357,11 +357,11 @@ static void on_stale_abandoned(const struct abandoned_row *rows, size_t count, c
 {
     struct service *svc = userdata;
     (void)error;
-    report_abandoned(svc->mq, rows, count);
     if (count > 0)
         log_warn("%zu executions left running by an earlier run of this worker were marked "
                  "abandoned",
                  count);
+    report_abandoned(svc->mq, rows, count);
 }
 
 static void on_registered(int64_t worker_id, const char *error, void *userdata)

@@ -196,7 +196,7 @@ class ServiceLifecycleTest(ServiceTestCase):
         self.assertEqual(self.db.execution(elsewhere)["status"], "running",
                          "a row of another worker was touched")
         self.assertEqual(self.db.execution(waiting)["status"], "scheduled")
-        self.assertRegex(w.log(), r"2 executions .*abandoned")
+        self.assertTrue(w.wait_log(r"2 executions .*abandoned", 5 * SLOW), w.describe())
 
 
 if __name__ == "__main__":
