@@ -19,6 +19,9 @@ static int python_prepare(const struct runtime *rt, const struct launch_input *i
     int rc = runtime_launch_interpreter(rt, in, out, err, errlen);
     if (rc < 0)
         return rc;
+    /* -s: no user site packages, so a usercustomize.py or .pth file dropped
+     * into a home the action can write never runs inside later actions. */
+    strv_push(&out->argv, "-s");
     strv_push(&out->argv, "-c");
     strv_push(&out->argv, wrapper_python_py);
     strv_push(&out->argv, in->action->entry_path);
