@@ -74,9 +74,9 @@ class PythonDefinitionTest(RuntimeConfigCase):
         run = self.run_demo(ref, params={"n": 3})
         self.assertRun(run, EXIT_COMPLETED, "completed")
         data = run.data
-        # Started as the definition says, the wrapper and the file after its args.
+        # Started as the definition says, then -s (no user site), the wrapper and the file.
         self.assertEqual(data["executable"], py)
-        self.assertEqual(data["cmdline"][:3], [py, "-u", "-c"], data["cmdline"])
+        self.assertEqual(data["cmdline"][:4], [py, "-u", "-s", "-c"], data["cmdline"])
         self.assertEqual(data["cmdline"][-1], os.path.join(self.pack, "actions", "report.py"))
         # The wrapper still delivers parameters to run() and secrets to get_secret.
         self.assertEqual(data["params"], {"n": 3})
