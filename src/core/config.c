@@ -194,7 +194,7 @@ void config_init_defaults(struct config *cfg)
     cfg->log_retention_limit = 7;
     cfg->log_rows = true;
     cfg->api_url = xstrdup("http://127.0.0.1:8080");
-    cfg->sandbox_mode = xstrdup("none");
+    cfg->sandbox_mode = xstrdup("auto");
     cfg->sandbox_uid_range = xstrdup(CONFIG_DEFAULT_UID_RANGE);
     cfg->log_level = LOG_LEVEL_INFO;
     cfg->log_format = LOG_FORMAT_TEXT;

@@ -643,6 +643,7 @@ class AttuneTestCase(unittest.TestCase):
             "ATTUNE__RUNTIME_ENVS_DIR": cls.runtime_envs_dir,
             "ATTUNE__WORKER__NAME": name,
             "ATTUNE__WORKER__ARTIFACTS_DIR": cls.artifacts_dir,
+            "ATTUNE__SANDBOX__MODE": "none",
             "ATTUNE__SECURITY__ENCRYPTION_KEY": ENCRYPTION_KEY,
             "ATTUNE_API_URL": API_URL,
             LEAK_CANARY[0]: LEAK_CANARY[1],

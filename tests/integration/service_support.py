@@ -241,6 +241,8 @@ class ServiceTestCase(unittest.TestCase):
             "ATTUNE__WORKER__NAME": name,
             "ATTUNE__WORKER__ARTIFACTS_DIR": self.artifacts_dir,
             "ATTUNE__SECURITY__ENCRYPTION_KEY": self.encryption_key,
+            # Unsandboxed unless a test asks (see support.worker_env).
+            "ATTUNE__SANDBOX__MODE": "none",
         }
         env.update(extra or {})
         return clean_env(env)

@@ -55,6 +55,9 @@ def worker_env(extra=None):
     change its behaviour (a developer's ATTUNE_CONFIG, say), plus `extra`."""
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith("ATTUNE_")}
     env["ATTUNE__WORKER__NAME"] = WORKER_NAME
+    # Unsandboxed unless a test asks (the security tests do): the suite's
+    # temporary folders are private to root, out of a sandbox user's reach.
+    env["ATTUNE__SANDBOX__MODE"] = "none"
     for key, value in (extra or {}).items():
         if value is None:
             env.pop(key, None)  # None removes a variable

@@ -680,8 +680,8 @@ static void test_sandbox_keys(void **state)
     char err[256];
     uint32_t first, count;
     config_init_defaults(&cfg);
-    assert_string_equal(cfg.sandbox_mode, "none");
-    assert_int_equal(config_sandbox_mode(&cfg), SANDBOX_MODE_NONE);
+    assert_string_equal(cfg.sandbox_mode, "auto");
+    assert_int_equal(config_sandbox_mode(&cfg), SANDBOX_MODE_AUTO);
     assert_true(config_parse_uid_range(cfg.sandbox_uid_range, &first, &count));
     assert_int_equal(first, 200000);
     assert_int_equal(count, 1000);
