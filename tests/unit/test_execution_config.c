@@ -308,11 +308,12 @@ static void test_runtimes_follow_definition(void **state)
     struct fixture f;
     fixture_init(&f, "{\"interpreter\": {\"binary\": \"py3\", \"args\": [\"-u\"]}}");
     assert_int_equal(prepare(&f, &runtime_python), 0);
-    assert_int_equal(f.out.argv.len, 5);
+    assert_int_equal(f.out.argv.len, 6);
     assert_string_equal(f.out.argv.items[0], py);
     assert_string_equal(f.out.argv.items[1], "-u");
-    assert_string_equal(f.out.argv.items[2], "-c");
-    assert_string_equal(f.out.argv.items[4], f.action.entry_path);
+    assert_string_equal(f.out.argv.items[2], "-s"); /* no user site packages */
+    assert_string_equal(f.out.argv.items[3], "-c");
+    assert_string_equal(f.out.argv.items[5], f.action.entry_path);
     fixture_free(&f);
 
     fixture_init(&f, "{\"interpreter\": {\"binary\": \"nd\", \"args\": [\"--no-warnings\"]}}");
@@ -346,7 +347,8 @@ static void test_builtin_unchanged(void **state)
         assert_int_equal(rc, 0);
         assert_string_equal(f.out.path, "/usr/bin/python3");
         assert_string_equal(f.out.argv.items[0], "python3");
-        assert_string_equal(f.out.argv.items[1], "-c");
+        assert_string_equal(f.out.argv.items[1], "-s");
+        assert_string_equal(f.out.argv.items[2], "-c");
         assert_int_equal(f.out.config_env.len, 0);
         fixture_free(&f);
     }
