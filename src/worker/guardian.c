@@ -162,8 +162,9 @@ bool guardian_orders_apply(struct guardian_orders *o, const char *line)
     if (line[0] != '+' && line[0] != '-')
         return false;
     bool is_uid = line[1] == 'u';
+    const char *digits = line + 1 + is_uid;
     int64_t v;
-    if (!parse_int64(line + 1 + is_uid, &v))
+    if (*digits < '0' || *digits > '9' || !parse_int64(digits, &v))
         return false;
     /* kill(-1) and kill(-0) would reach far more than a group; uid 0 is root. */
     if (is_uid ? v < 1 || v > (int64_t)UINT32_MAX - 1 : v <= 1 || v > INT32_MAX)
