@@ -21,9 +21,9 @@ static void settings_base_env(const struct config *cfg, struct strv *env)
         strv_setenv(env, cfg->action_env[i].name, cfg->action_env[i].value);
 }
 
-/* A worker killed earlier (SIGKILL, a crash, a reboot of its guardian) may
- * have left processes on the range: they must not meet the executions that
- * get their uids now. One /proc scan when nothing is left. */
+/* A worker killed earlier (with its guardian, say, or a run-action, which has
+ * none) may have left processes on the range: they must not meet the
+ * executions that get their uids now. One /proc scan when nothing is left. */
 static void settings_sweep_leftovers(const struct sandbox *sb)
 {
     if (!sb)
