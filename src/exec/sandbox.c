@@ -69,6 +69,18 @@ void sandbox_free(struct sandbox *sb)
     free(sb);
 }
 
+void sandbox_set_uid_hook(struct sandbox *sb, sandbox_uid_hook fn, void *userdata)
+{
+    sb->on_uid = fn;
+    sb->on_uid_userdata = userdata;
+}
+
+static void sandbox_tell(const struct sandbox *sb, uid_t uid, bool taken)
+{
+    if (sb->on_uid)
+        sb->on_uid(uid, taken, sb->on_uid_userdata);
+}
+
 /* The execution's folder is the worker's; the uid may only pass through it,
  * the worker's folder above it and the artifacts root (where the worker owns
  * them) to reach files/ and home/. */
@@ -120,6 +132,7 @@ int sandbox_enter(struct sandbox *sb, const char *dir, int dir_fd, int files_fd,
     if (rc < 0)
         return set_error(err, errlen, rc, "no free uid left in sandbox.uid_range");
     slot->uid = uid;
+    sandbox_tell(sb, uid, true);
     slot->home_dir = xasprintf("%s/home", dir);
     rc = sandbox_give(slot, dir_fd, files_fd);
     if (rc == 0)
@@ -212,6 +225,7 @@ void sandbox_leave(struct sandbox *sb, struct sandbox_slot *slot, pid_t main_pid
             log_warn("cannot take the folders of %s back from uid %u: %s", slot->home_dir,
                      (unsigned)slot->uid, strerror(errno));
     uid_pool_release(&sb->uids, slot->uid);
+    sandbox_tell(sb, slot->uid, false);
     for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
         if (fds[i] >= 0)
             close(fds[i]);

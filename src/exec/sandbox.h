@@ -6,6 +6,7 @@
 #ifndef ATTUNE_EXEC_SANDBOX_H
 #define ATTUNE_EXEC_SANDBOX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -13,8 +14,14 @@
 #include "core/util.h"
 #include "exec/uid_pool.h"
 
+/* Told, when set, that an execution took uid (taken), before anything runs
+ * on it, and that the uid was given back, after its sweep. */
+typedef void (*sandbox_uid_hook)(uid_t uid, bool taken, void *userdata);
+
 struct sandbox {
     struct uid_pool uids;
+    sandbox_uid_hook on_uid;
+    void *on_uid_userdata;
 };
 
 /* What one execution holds: uid 0 when it runs unsandboxed. */
@@ -35,6 +42,9 @@ int sandbox_resolve_mode(const struct config *cfg, enum sandbox_mode *mode, char
  * On failure returns a negative errno with the reason in err. */
 int sandbox_new(const struct config *cfg, struct sandbox **out, char *err, size_t errlen);
 void sandbox_free(struct sandbox *sb);
+
+/* Sets the hook told of every uid taken and given back (NULL: none). */
+void sandbox_set_uid_hook(struct sandbox *sb, sandbox_uid_hook fn, void *userdata);
 
 /* Takes a uid for the execution whose new folder dir is open at dir_fd, with
  * its files/ open at files_fd: hands it files/ and a new private home/, and

@@ -4,7 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "exec/sandbox.h"
+#include "exec/uid_reaper.h"
 
 /* What every action starts from: a known PATH, HOME and LANG rather than the
  * worker's own environment, then the variables worker.env adds. */
@@ -17,6 +19,26 @@ static void settings_base_env(const struct config *cfg, struct strv *env)
     strv_setenv(env, "LANG", lang && *lang ? lang : "C.UTF-8");
     for (size_t i = 0; i < cfg->n_action_env; i++)
         strv_setenv(env, cfg->action_env[i].name, cfg->action_env[i].value);
+}
+
+/* A worker killed earlier (with its guardian, say, or a run-action, which has
+ * none) may have left processes on the range: they must not meet the
+ * executions that get their uids now. One /proc scan when nothing is left. */
+static void settings_sweep_leftovers(const struct sandbox *sb)
+{
+    if (!sb)
+        return;
+    struct uid_reaper_range range = {.first = sb->uids.first, .count = sb->uids.count};
+    struct uid_reaper_report rep;
+    int rc = uid_reaper_kill(uid_reaper_in_range, &range, &rep);
+    if (rc < 0)
+        log_warn("cannot sweep sandbox.uid_range at start: %s", strerror(-rc));
+    if (rep.found > 0)
+        log_warn("killed %d processes left on %d uids of sandbox.uid_range by an earlier "
+                 "worker (%d still alive)",
+                 rep.found, rep.uids, rep.left);
+    else
+        log_debug("no process left on sandbox.uid_range");
 }
 
 char *executor_api_url(const char *url)
@@ -53,6 +75,7 @@ int executor_settings_init(struct executor_settings *s, struct registry *reg,
     int rc = sandbox_new(cfg, &s->sandbox, err, errlen);
     if (rc < 0)
         return rc;
+    settings_sweep_leftovers(s->sandbox);
     /* worker.env may set PATH: the interpreters are found where actions look. */
     return registry_init(reg, wanted_runtimes, strv_getenv(&s->base_env, "PATH"), err, errlen);
 }

@@ -13,6 +13,8 @@
  * runtime_envs_dir, the API URL (executor_api_url), the output caps, the kill
  * grace, and reg with the runtimes named in wanted_runtimes (NULL-terminated;
  * NULL for every one that validates) looked up on the base environment's PATH.
+ * In the sandbox's uid mode, first kills whatever still runs on a uid of
+ * sandbox.uid_range (left by a worker killed earlier) and logs how much.
  * The spawn hooks are left as they are. On failure returns a negative errno
  * with the reason in err. Either way s is released with executor_settings_free
  * and reg with registry_free. */

@@ -1,5 +1,5 @@
-/* The guardian (see guardian.h). Orders are lines on a pipe: "+PGID", "-PGID"
- * and "bye". End of file without "bye" means the worker died. */
+/* The guardian (see guardian.h). Orders are lines on a pipe: "+PGID", "-PGID",
+ * "+uUID", "-uUID" and "bye". End of file without "bye" means the worker died. */
 #include "worker/guardian.h"
 
 #include <errno.h>
@@ -13,6 +13,9 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "exec/sandbox.h"
+#include "exec/uid_reaper.h"
+#include "executor/executor.h"
 
 struct guardian {
     int fd; /* write end of the order pipe */
@@ -64,18 +67,58 @@ struct guardian *guardian_start(void)
     return g;
 }
 
+static void guardian_order(struct guardian *g, char sign, const char *kind, long long id)
+{
+    char line[40];
+    snprintf(line, sizeof(line), "%c%s%lld\n", sign, kind, id);
+    guardian_send(g, line);
+}
+
 void guardian_watch(struct guardian *g, pid_t pgid)
 {
-    char line[32];
-    snprintf(line, sizeof(line), "+%d\n", (int)pgid);
-    guardian_send(g, line);
+    guardian_order(g, '+', "", pgid);
 }
 
 void guardian_forget(struct guardian *g, pid_t pgid)
 {
-    char line[32];
-    snprintf(line, sizeof(line), "-%d\n", (int)pgid);
-    guardian_send(g, line);
+    guardian_order(g, '-', "", pgid);
+}
+
+void guardian_watch_uid(struct guardian *g, uid_t uid)
+{
+    guardian_order(g, '+', "u", (long long)uid);
+}
+
+void guardian_forget_uid(struct guardian *g, uid_t uid)
+{
+    guardian_order(g, '-', "u", (long long)uid);
+}
+
+static void on_spawn(pid_t pgid, void *userdata)
+{
+    guardian_watch(userdata, pgid);
+}
+
+static void on_reap(pid_t pgid, void *userdata)
+{
+    guardian_forget(userdata, pgid);
+}
+
+static void on_uid(uid_t uid, bool taken, void *userdata)
+{
+    if (taken)
+        guardian_watch_uid(userdata, uid);
+    else
+        guardian_forget_uid(userdata, uid);
+}
+
+void guardian_attach(struct guardian *g, struct executor_settings *s)
+{
+    s->on_spawn = on_spawn;
+    s->on_reap = on_reap;
+    s->hook_userdata = g;
+    if (s->sandbox)
+        sandbox_set_uid_hook(s->sandbox, on_uid, g);
 }
 
 void guardian_stop(struct guardian *g)
@@ -91,30 +134,85 @@ void guardian_stop(struct guardian *g)
 
 /* The guardian process */
 
-struct pgid_set {
-    pid_t *items;
-    size_t len, cap;
-};
-
-static void pgid_set_apply(struct pgid_set *s, const char *line)
+static void ids_add(struct guardian_ids *s, int64_t v)
 {
-    int64_t v;
-    if (!parse_int64(line + 1, &v) || v <= 1)
-        return;
-    if (line[0] == '+') {
-        if (s->len == s->cap) {
-            s->cap = s->cap ? s->cap * 2 : 64;
-            s->items = xrealloc(s->items, s->cap * sizeof(pid_t));
-        }
-        s->items[s->len++] = (pid_t)v;
-        return;
+    if (s->len == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 64;
+        s->items = xrealloc(s->items, s->cap * sizeof(*s->items));
     }
+    s->items[s->len++] = v;
+}
+
+static void ids_remove(struct guardian_ids *s, int64_t v)
+{
     for (size_t i = 0; i < s->len; i++) {
-        if (s->items[i] == (pid_t)v) {
+        if (s->items[i] == v) {
             s->items[i] = s->items[--s->len];
             return;
         }
     }
+}
+
+bool guardian_orders_apply(struct guardian_orders *o, const char *line)
+{
+    if (strcmp(line, "bye") == 0) {
+        o->bye = true;
+        return true;
+    }
+    if (line[0] != '+' && line[0] != '-')
+        return false;
+    bool is_uid = line[1] == 'u';
+    const char *digits = line + 1 + is_uid;
+    int64_t v;
+    if (*digits < '0' || *digits > '9' || !parse_int64(digits, &v))
+        return false;
+    /* kill(-1) and kill(-0) would reach far more than a group; uid 0 is root. */
+    if (is_uid ? v < 1 || v > (int64_t)UINT32_MAX - 1 : v <= 1 || v > INT32_MAX)
+        return false;
+    struct guardian_ids *set = is_uid ? &o->uids : &o->groups;
+    if (line[0] == '+')
+        ids_add(set, v);
+    else
+        ids_remove(set, v);
+    return true;
+}
+
+void guardian_orders_free(struct guardian_orders *o)
+{
+    free(o->groups.items);
+    free(o->uids.items);
+    memset(o, 0, sizeof(*o));
+}
+
+static bool held_uid(uid_t uid, const void *set)
+{
+    const struct guardian_ids *uids = set;
+    for (size_t i = 0; i < uids->len; i++)
+        if (uids->items[i] == (int64_t)uid)
+            return true;
+    return false;
+}
+
+/* The worker died: its groups first (one signal each), then whatever is left
+ * on its uids, escapers that left their group included. */
+static void guardian_kill_all(const struct guardian_orders *o)
+{
+    for (size_t i = 0; i < o->groups.len; i++)
+        kill(-(pid_t)o->groups.items[i], SIGKILL);
+    if (o->groups.len > 0)
+        fprintf(stderr,
+                "attune-worker guardian: the worker died; killed %zu action process "
+                "groups\n",
+                o->groups.len);
+    if (o->uids.len == 0)
+        return;
+    struct uid_reaper_report rep;
+    int rc = uid_reaper_kill(held_uid, &o->uids, &rep);
+    fprintf(stderr,
+            "attune-worker guardian: the worker died; swept %zu sandbox uids: %d processes "
+            "found on %d of them, %d left after %d rounds%s%s\n",
+            o->uids.len, rep.found, rep.uids, rep.left, rep.rounds, rc < 0 ? ": " : "",
+            rc < 0 ? strerror(-rc) : "");
 }
 
 int guardian_main(int fd)
@@ -125,25 +223,15 @@ int guardian_main(int fd)
     FILE *in = fdopen(fd, "r");
     if (!in)
         return 1;
-    struct pgid_set set = {0};
+    struct guardian_orders orders = {0};
     char line[64];
-    bool bye = false;
     while (fgets(line, sizeof(line), in)) {
         line[strcspn(line, "\n")] = '\0';
-        if (strcmp(line, "bye") == 0)
-            bye = true;
-        else
-            pgid_set_apply(&set, line);
+        guardian_orders_apply(&orders, line);
     }
-    if (!bye && set.len > 0) {
-        for (size_t i = 0; i < set.len; i++)
-            kill(-set.items[i], SIGKILL);
-        fprintf(stderr,
-                "attune-worker guardian: the worker died; killed %zu action process "
-                "groups\n",
-                set.len);
-    }
-    free(set.items);
+    if (!orders.bye)
+        guardian_kill_all(&orders);
+    guardian_orders_free(&orders);
     fclose(in);
     return 0;
 }

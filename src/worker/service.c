@@ -401,30 +401,14 @@ static int service_setup_runtimes(struct service *svc)
         fprintf(stderr, "attune-worker: configuration error: worker.runtimes: %s\n", err);
         return -EINVAL;
     }
+    /* Before any execution: each one's group and uid reach the guardian. */
+    guardian_attach(svc->guardian, &svc->settings);
     struct strbuf names;
     strbuf_init(&names);
     registry_describe(&svc->registry, &names);
     log_info("runtimes available: %s", names.len ? names.data : "none");
     strbuf_free(&names);
     return 0;
-}
-
-static void on_action_spawned(pid_t pgid, void *userdata)
-{
-    guardian_watch(((struct service *)userdata)->guardian, pgid);
-}
-
-static void on_action_reaped(pid_t pgid, void *userdata)
-{
-    guardian_forget(((struct service *)userdata)->guardian, pgid);
-}
-
-static void service_start_guardian(struct service *svc)
-{
-    svc->guardian = guardian_start();
-    svc->settings.on_spawn = on_action_spawned;
-    svc->settings.on_reap = on_action_reaped;
-    svc->settings.hook_userdata = svc;
 }
 
 static void service_setup_jobs(struct service *svc)
@@ -476,7 +460,7 @@ static void service_free(struct service *svc)
 int service_run(const struct config *cfg)
 {
     struct service svc = {.cfg = cfg, .started_ms = time_monotonic_ms(), .exit_status = 1};
-    service_start_guardian(&svc);
+    svc.guardian = guardian_start();
     if (service_setup_loop(&svc) < 0) {
         service_free(&svc);
         return 1;
