@@ -5,8 +5,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/util.h"
+#include "exec/uid_lock.h"
 
 void uid_pool_init(struct uid_pool *pool, uint32_t first, uint32_t count)
 {
@@ -17,6 +19,9 @@ void uid_pool_init(struct uid_pool *pool, uint32_t first, uint32_t count)
 
 void uid_pool_free(struct uid_pool *pool)
 {
+    for (size_t i = 0; i < pool->n_in_use; i++)
+        if (pool->in_use[i].lock_fd >= 0)
+            close(pool->in_use[i].lock_fd);
     free(pool->in_use);
     memset(pool, 0, sizeof(*pool));
 }
@@ -29,7 +34,7 @@ bool uid_pool_contains(const struct uid_pool *pool, uid_t uid)
 bool uid_pool_taken(const struct uid_pool *pool, uid_t uid)
 {
     for (size_t i = 0; i < pool->n_in_use; i++)
-        if (pool->in_use[i] == uid)
+        if (pool->in_use[i].uid == uid)
             return true;
     return false;
 }
@@ -43,11 +48,17 @@ int uid_pool_acquire(struct uid_pool *pool, uid_t *uid)
         pool->next = pool->next + 1 < pool->count ? pool->next + 1 : 0;
         if (uid_pool_taken(pool, candidate))
             continue;
+        int lock_fd = uid_lock_take(candidate);
+        if (lock_fd == -EADDRINUSE)
+            continue; /* another worker's execution runs on it */
         if (pool->n_in_use == pool->cap) {
             pool->cap = pool->cap ? pool->cap * 2 : 16;
             pool->in_use = xrealloc(pool->in_use, pool->cap * sizeof(*pool->in_use));
         }
-        pool->in_use[pool->n_in_use++] = candidate;
+        /* Without a claim (no descriptor left, say) the uid is still ours
+         * within this process, as before claims existed. */
+        pool->in_use[pool->n_in_use++] =
+            (struct uid_pool_entry){.uid = candidate, .lock_fd = lock_fd < 0 ? -1 : lock_fd};
         *uid = candidate;
         return 0;
     }
@@ -57,7 +68,9 @@ int uid_pool_acquire(struct uid_pool *pool, uid_t *uid)
 void uid_pool_release(struct uid_pool *pool, uid_t uid)
 {
     for (size_t i = 0; i < pool->n_in_use; i++) {
-        if (pool->in_use[i] == uid) {
+        if (pool->in_use[i].uid == uid) {
+            if (pool->in_use[i].lock_fd >= 0)
+                close(pool->in_use[i].lock_fd);
             pool->in_use[i] = pool->in_use[--pool->n_in_use];
             return;
         }

@@ -6,6 +6,7 @@
 
 #include "core/log.h"
 #include "exec/sandbox.h"
+#include "exec/uid_lock.h"
 #include "exec/uid_reaper.h"
 
 /* What every action starts from: a known PATH, HOME and LANG rather than the
@@ -21,16 +22,24 @@ static void settings_base_env(const struct config *cfg, struct strv *env)
         strv_setenv(env, cfg->action_env[i].name, cfg->action_env[i].value);
 }
 
+/* A uid of the range no live worker or run-action has claimed. */
+static bool unclaimed_in_range(uid_t uid, const void *range)
+{
+    return uid_reaper_in_range(uid, range) && !uid_lock_held(uid);
+}
+
 /* A worker killed earlier (with its guardian, say, or a run-action, which has
  * none) may have left processes on the range: they must not meet the
- * executions that get their uids now. One /proc scan when nothing is left. */
-static void settings_sweep_leftovers(const struct sandbox *sb)
+ * executions that get their uids now. The uids other workers and run-actions
+ * of the host hold are theirs. One /proc scan when nothing is left. */
+void executor_settings_sweep_leftovers(const struct executor_settings *s)
 {
+    const struct sandbox *sb = s->sandbox;
     if (!sb)
         return;
     struct uid_reaper_range range = {.first = sb->uids.first, .count = sb->uids.count};
     struct uid_reaper_report rep;
-    int rc = uid_reaper_kill(uid_reaper_in_range, &range, &rep);
+    int rc = uid_reaper_kill(unclaimed_in_range, &range, &rep);
     if (rc < 0)
         log_warn("cannot sweep sandbox.uid_range at start: %s", strerror(-rc));
     if (rep.found > 0)
@@ -75,7 +84,6 @@ int executor_settings_init(struct executor_settings *s, struct registry *reg,
     int rc = sandbox_new(cfg, &s->sandbox, err, errlen);
     if (rc < 0)
         return rc;
-    settings_sweep_leftovers(s->sandbox);
     /* worker.env may set PATH: the interpreters are found where actions look. */
     return registry_init(reg, wanted_runtimes, strv_getenv(&s->base_env, "PATH"), err, errlen);
 }

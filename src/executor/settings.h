@@ -13,8 +13,6 @@
  * runtime_envs_dir, the API URL (executor_api_url), the output caps, the kill
  * grace, and reg with the runtimes named in wanted_runtimes (NULL-terminated;
  * NULL for every one that validates) looked up on the base environment's PATH.
- * In the sandbox's uid mode, first kills whatever still runs on a uid of
- * sandbox.uid_range (left by a worker killed earlier) and logs how much.
  * The spawn hooks are left as they are. On failure returns a negative errno
  * with the reason in err. Either way s is released with executor_settings_free
  * and reg with registry_free. */
@@ -22,6 +20,11 @@ int executor_settings_init(struct executor_settings *s, struct registry *reg,
                            const struct config *cfg, char *const *wanted_runtimes, char *err,
                            size_t errlen);
 void executor_settings_free(struct executor_settings *s);
+
+/* In the sandbox's uid mode: kills whatever still runs on a uid of
+ * sandbox.uid_range that no live worker holds (left by a worker killed
+ * earlier) and logs how much. The service calls it once at start. */
+void executor_settings_sweep_leftovers(const struct executor_settings *s);
 
 /* The URL actions reach Attune's API by: url with a listening address
  * (0.0.0.0, [::]) made 127.0.0.1, as Attune does. */

@@ -401,6 +401,7 @@ static int service_setup_runtimes(struct service *svc)
         fprintf(stderr, "attune-worker: configuration error: worker.runtimes: %s\n", err);
         return -EINVAL;
     }
+    executor_settings_sweep_leftovers(&svc->settings);
     /* Before any execution: each one's group and uid reach the guardian. */
     guardian_attach(svc->guardian, &svc->settings);
     struct strbuf names;
