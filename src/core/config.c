@@ -56,6 +56,9 @@ const struct key_def config_keys[] = {
     {"worker.env", KEY_ENV, 0, 0, 0, config_check_action_env},
     {"sandbox.mode", KEY_STRING, FIELD(sandbox_mode), 0, 0, config_check_sandbox_mode},
     {"sandbox.uid_range", KEY_STRING, FIELD(sandbox_uid_range), 0, 0, config_check_uid_range},
+    {"sandbox.memory_max", KEY_STRING, FIELD(sandbox_memory_max), 0, 0, config_check_memory_max},
+    {"sandbox.tasks_max", KEY_STRING, FIELD(sandbox_tasks_max), 0, 0, config_check_tasks_max},
+    {"sandbox.cpu_max", KEY_STRING, FIELD(sandbox_cpu_max), 0, 0, config_check_cpu_max},
     {"artifacts.log_rows", KEY_BOOL, FIELD(log_rows), 0, 0, NULL},
     {"log.level", KEY_LOG_LEVEL, FIELD(log_level), 0, 0, NULL},
     {"log.format", KEY_LOG_FORMAT, FIELD(log_format), 0, 0, NULL},
@@ -196,6 +199,9 @@ void config_init_defaults(struct config *cfg)
     cfg->api_url = xstrdup("http://127.0.0.1:8080");
     cfg->sandbox_mode = xstrdup("auto");
     cfg->sandbox_uid_range = xstrdup(CONFIG_DEFAULT_UID_RANGE);
+    cfg->sandbox_memory_max = xstrdup("unlimited");
+    cfg->sandbox_tasks_max = xstrdup("unlimited");
+    cfg->sandbox_cpu_max = xstrdup("unlimited");
     cfg->log_level = LOG_LEVEL_INFO;
     cfg->log_format = LOG_FORMAT_TEXT;
 }

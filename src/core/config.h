@@ -65,6 +65,12 @@ struct config {
     /* sandbox.uid_range: "FIRST-LAST" or "FIRST+COUNT", the uids (and gids)
      * handed to executions in uid mode */
     char *sandbox_uid_range;
+    /* sandbox.memory_max, tasks_max, cpu_max: per-execution limits, as
+     * text ("unlimited", "256M", "20", "0.5" or "50%"); parsed by the
+     * config_parse_* calls below */
+    char *sandbox_memory_max;
+    char *sandbox_tasks_max;
+    char *sandbox_cpu_max;
 
     enum log_level log_level;
     enum log_format log_format;
@@ -118,6 +124,19 @@ enum sandbox_mode config_sandbox_mode(const struct config *cfg);
 /* Parses a uid range ("200000-200999" or "200000+1000"); returns false when
  * the text is not one, or the range is empty or reaches uid 0 or (uid_t)-1. */
 bool config_parse_uid_range(const char *text, uint32_t *first, uint32_t *count);
+
+/* The per-execution limits (config_sandbox.c); 0 means unlimited. Each
+ * returns false when the text is not a valid value of its key. */
+struct config_limits {
+    int64_t memory_max;   /* bytes */
+    int64_t tasks_max;    /* processes and threads */
+    int cpu_max_permille; /* thousandths of one CPU */
+};
+bool config_parse_memory_max(const char *text, int64_t *bytes);
+bool config_parse_tasks_max(const char *text, int64_t *tasks);
+bool config_parse_cpu_max(const char *text, int *permille);
+/* All three from a validated configuration. */
+void config_sandbox_limits(const struct config *cfg, struct config_limits *out);
 
 /* Prints the effective configuration as YAML with secrets masked (the
  * encryption key, the JWT secret, passwords inside URLs). */

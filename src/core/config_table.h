@@ -90,5 +90,11 @@ int config_check_sandbox_mode(const struct config *cfg, const struct key_def *de
                               size_t errlen);
 int config_check_uid_range(const struct config *cfg, const struct key_def *def, char *err,
                            size_t errlen);
+int config_check_memory_max(const struct config *cfg, const struct key_def *def, char *err,
+                            size_t errlen);
+int config_check_tasks_max(const struct config *cfg, const struct key_def *def, char *err,
+                           size_t errlen);
+int config_check_cpu_max(const struct config *cfg, const struct key_def *def, char *err,
+                         size_t errlen);
 
 #endif

@@ -82,6 +82,7 @@ static int spawn_child(const struct proc_spec *spec, const struct child_fds *c, 
                                         : 3,
         .uid = spec->uid,
         .gid = spec->gid,
+        .limits = spec->limits,
     };
     return spawn_process(&req, pid);
 }

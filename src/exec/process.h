@@ -15,6 +15,8 @@
 #include "core/util.h"
 #include "exec/output.h"
 
+struct spawn_limits;
+
 /* The child's fd 3, when there is one. */
 enum proc_control {
     PROC_CONTROL_NONE,   /* nothing at fd 3 */
@@ -44,6 +46,7 @@ struct proc_spec {
     uint64_t kill_grace_ms; /* between SIGTERM and SIGKILL */
     uid_t uid;              /* non-zero: the child runs as this uid and gid */
     gid_t gid;
+    const struct spawn_limits *limits; /* NULL: none (exec/sandbox_limits.h) */
 };
 
 struct proc_result {

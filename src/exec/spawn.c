@@ -14,6 +14,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "exec/sandbox_limits.h"
+
 #define SPAWN_STACK_SIZE (64 * 1024)
 
 struct spawn_child {
@@ -58,7 +60,8 @@ static int child_main(void *arg)
     const struct spawn_req *r = c->req;
     sigset_t empty;
     reset_signals();
-    if (setsid() < 0 || move_fds(r) < 0 || (r->cwd && chdir(r->cwd) < 0))
+    if (setsid() < 0 || (r->limits && spawn_limits_apply(r->limits) < 0) || move_fds(r) < 0 ||
+        (r->cwd && chdir(r->cwd) < 0))
         goto fail;
     if (r->uid && drop_credentials(r->uid, r->gid) < 0)
         goto fail;

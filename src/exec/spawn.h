@@ -8,6 +8,8 @@
 
 #include <sys/types.h>
 
+struct spawn_limits; /* exec/sandbox_limits.h */
+
 /* One descriptor the child gets: src becomes dst (close when src < 0). */
 struct spawn_fd {
     int src, dst;
@@ -24,6 +26,8 @@ struct spawn_req {
     /* Non-zero: the child drops to this uid and gid, with no other group. */
     uid_t uid;
     gid_t gid;
+    /* NULL: none. Applied first (cgroup, rlimits), while still privileged. */
+    const struct spawn_limits *limits;
 };
 
 /* Starts the child in a new session (it leads its own process group), with

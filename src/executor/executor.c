@@ -14,9 +14,11 @@
 #include "exec/params.h"
 #include "exec/process.h"
 #include "exec/sandbox.h"
+#include "exec/sandbox_limits.h"
 #include "executor/env.h"
 #include "executor/exec_files.h"
 #include "executor/result.h"
+#include "executor/result_limits.h"
 #include "executor/secret_mask.h"
 
 struct execution {
@@ -37,6 +39,7 @@ struct execution {
     execution_done_fn done;
     void *userdata;
     struct sandbox_slot sandbox;
+    struct limits_slot limits;
 };
 
 const char *execution_status_name(enum execution_status status)
@@ -103,10 +106,13 @@ static void on_proc_done(struct proc *proc, void *userdata)
     struct execution *ex = userdata;
     if (ex->settings->on_reap)
         ex->settings->on_reap(proc_pid(proc), ex->settings->hook_userdata);
+    struct limits_outcome over;
+    sandbox_limits_leave(ex->settings->limits, &ex->limits, &over);
     sandbox_leave(ex->settings->sandbox, &ex->sandbox, proc_pid(proc));
     output_sink_close(&ex->out);
     output_sink_close(&ex->err);
     ex->result = execution_build_result(ex, proc_get_result(proc));
+    execution_result_note_limits(ex->result, ex->status, ex->settings->limits, &over);
     if (ex->result_filter)
         ex->result_filter(ex->result, &ex->status, ex->result_filter_userdata);
     /* After the filter, which seals secret output fields from the real data. */
@@ -248,6 +254,7 @@ static int execution_spawn(struct execution *ex, sd_event *loop, const struct ex
             .kill_grace_ms = s->kill_grace_ms,
             .uid = ex->sandbox.uid,
             .gid = (gid_t)ex->sandbox.uid,
+            .limits = &ex->limits.spawn,
         };
         ex->decode_reply = l.decode_reply;
         rc = proc_start(loop, &spec, on_proc_done, ex, &ex->proc, err, errlen);
@@ -278,6 +285,7 @@ int execution_start(sd_event *loop, const struct executor_settings *settings,
     ex->settings = settings;
     ex->dir = xstrdup(req->artifacts_dir);
     ex->out.fd = ex->err.fd = ex->param_fd = -1;
+    ex->limits.cgroup_fd = ex->limits.spawn.cgroup_procs_fd = -1;
     exec_files_init(&ex->files);
     ex->output_format = req->action->output_format;
     ex->timeout_seconds = req->timeout_seconds;
@@ -294,6 +302,8 @@ int execution_start(sd_event *loop, const struct executor_settings *settings,
     if (rc == 0)
         rc = sandbox_enter(settings->sandbox, ex->dir, ex->files.dir_fd, ex->files.files_fd,
                            &ex->sandbox, err, errlen);
+    if (rc == 0)
+        rc = sandbox_limits_enter(settings->limits, &ex->limits, err, errlen);
     if (rc == 0)
         rc = execution_open_logs(ex, settings, err, errlen);
     if (rc == 0 && req->action->parameter_delivery == PARAM_DELIVERY_FILE)
@@ -343,6 +353,7 @@ void execution_free(struct execution *ex)
     if (!ex)
         return;
     proc_free(ex->proc);
+    sandbox_limits_leave(ex->settings->limits, &ex->limits, NULL);
     sandbox_leave(ex->settings->sandbox, &ex->sandbox, -1);
     output_sink_close(&ex->out);
     output_sink_close(&ex->err);

@@ -30,9 +30,10 @@ struct executor_settings {
     int64_t max_stdout_bytes;
     int64_t max_stderr_bytes;
     uint64_t kill_grace_ms;
-    char *api_url;           /* ATTUNE_API_URL: where actions reach Attune's API */
-    bool log_digests;        /* keep each log's SHA-256 (execution_log_digest) */
-    struct sandbox *sandbox; /* NULL: actions run as the worker (sandbox.mode none) */
+    char *api_url;                 /* ATTUNE_API_URL: where actions reach Attune's API */
+    bool log_digests;              /* keep each log's SHA-256 (execution_log_digest) */
+    struct sandbox *sandbox;       /* NULL: actions run as the worker (sandbox.mode none) */
+    struct sandbox_limits *limits; /* NULL: no limit set */
     /* Told when an action's process group starts and when it is gone. */
     void (*on_spawn)(pid_t pgid, void *userdata);
     void (*on_reap)(pid_t pgid, void *userdata);

@@ -6,6 +6,7 @@
 
 #include "core/log.h"
 #include "exec/sandbox.h"
+#include "exec/sandbox_limits.h"
 #include "exec/uid_lock.h"
 #include "exec/uid_reaper.h"
 
@@ -82,6 +83,8 @@ int executor_settings_init(struct executor_settings *s, struct registry *reg,
     s->kill_grace_ms = (uint64_t)cfg->kill_grace_seconds * 1000u;
     s->api_url = executor_api_url(cfg->api_url);
     int rc = sandbox_new(cfg, &s->sandbox, err, errlen);
+    if (rc == 0)
+        rc = sandbox_limits_new(cfg, &s->limits, err, errlen);
     if (rc < 0)
         return rc;
     /* worker.env may set PATH: the interpreters are found where actions look. */
@@ -93,6 +96,8 @@ void executor_settings_free(struct executor_settings *s)
     strv_free(&s->base_env);
     sandbox_free(s->sandbox);
     s->sandbox = NULL;
+    sandbox_limits_free(s->limits);
+    s->limits = NULL;
     free(s->runtime_envs_dir);
     s->runtime_envs_dir = NULL;
     free(s->api_url);
