@@ -47,7 +47,11 @@ static void result_set_error(json_t *r, char *text)
 static void prefix_error(json_t *r, const char *why)
 {
     const char *old = json_string_value(json_object_get(r, "error"));
-    result_set_error(r, old && *old ? xasprintf("%s: %s", why, old) : xstrdup(why));
+    size_t len = old ? strlen(old) : 0;
+    /* Python's "MemoryError: " has an empty message. */
+    while (len && strchr(": \n", old[len - 1]))
+        len--;
+    result_set_error(r, len ? xasprintf("%s: %.*s", why, (int)len, old) : xstrdup(why));
 }
 
 static void note_failed(json_t *r, const struct sandbox_limits *l, const struct limits_outcome *o)
