@@ -1,0 +1,194 @@
+"""Per-execution limits and planted files against the real service, in the
+sandbox's uid mode (the worker runs as root): a shell fork bomb is bounded by
+sandbox.tasks_max and ends by its timeout with nothing of it left 5 s later, a
+Python action allocating 2 GiB against a 256 MiB sandbox.memory_max fails with an
+error naming the limit, and a FIFO or symlink an action plants in its execution's
+folder neither blocks nor misleads the worker; after each the worker still runs
+other executions."""
+import json
+import os
+import platform
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+
+from service_support import ServiceTestCase, write_action_file, write_pack  # noqa: E402
+
+UID_FIRST, UID_COUNT = 234000, 32
+TASKS_MAX = 20
+LIMITS_ENV = {"ATTUNE__SANDBOX__MODE": "uid",
+              "ATTUNE__SANDBOX__UID_RANGE": "%d+%d" % (UID_FIRST, UID_COUNT),
+              "ATTUNE__SANDBOX__MEMORY_MAX": "256M",
+              "ATTUNE__SANDBOX__TASKS_MAX": str(TASKS_MAX),
+              "ATTUNE__WORKER__KILL_GRACE_SECONDS": "1"}
+
+BOMB_SH = r"""#!/usr/bin/env bash
+b() { b | b & }
+b 2>/dev/null
+exec sleep 60
+"""
+
+HOG_PY = r"""
+def run():
+    block = bytearray(2 << 30)
+    for i in range(0, len(block), 4096):
+        block[i] = 1
+    return {"size": len(block)}
+"""
+
+# Tries to swap the worker's own files for a FIFO and a symlink (its folder is
+# not the action's), then plants both where it may: files/ and its home.
+PLANT_SH = r"""#!/usr/bin/env bash
+dir=$(dirname "$ATTUNE_ARTIFACTS_DIR")
+try() { if "$@" 2>/dev/null; then echo allowed; else echo denied; fi; }
+fifo=$(try mkfifo "$dir/stdout.log.x")
+swap=$(try mv -f "$dir/stdout.log.x" "$dir/stdout.log")
+link=$(try ln -sf /etc/shadow "$dir/result.json")
+mkfifo "$ATTUNE_ARTIFACTS_DIR/fifo" "$ATTUNE_ARTIFACTS_DIR/result.json" "$HOME/stdout.log"
+ln -s /etc/shadow "$ATTUNE_ARTIFACTS_DIR/shadow"
+ln -s ../stdout.log "$ATTUNE_ARTIFACTS_DIR/stdout.log"
+ln -s /proc/1/fd/0 "$ATTUNE_ARTIFACTS_DIR/stdin"
+printf '{"fifo":"%s","swap":"%s","link":"%s","marker":"plant-7d1c"}\n' "$fifo" "$swap" "$link"
+"""
+
+OK_SH = r"""#!/usr/bin/env bash
+printf '{"ok":true,"uid":%d}\n' "$(id -u)"
+"""
+
+
+def sandbox_pids():
+    """{uid: [pid...]} of the processes on the test's uids, zombies included."""
+    found = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            uid = os.stat("/proc/" + name).st_uid
+        except OSError:
+            continue
+        if UID_FIRST <= uid < UID_FIRST + UID_COUNT:
+            found.setdefault(uid, []).append(int(name))
+    return found
+
+
+def kernel_at_least(major, minor):
+    try:
+        got = tuple(int(x) for x in platform.release().split("-")[0].split(".")[:2])
+    except ValueError:
+        return False
+    return got >= (major, minor)
+
+
+@unittest.skipUnless(os.geteuid() == 0, "the uid sandbox needs the worker to run as root")
+class SandboxLimitsTest(ServiceTestCase):
+
+    @classmethod
+    def setUpData(cls):
+        db = cls.db
+        write_pack(cls.packs_dir, "lim")
+        write_action_file(cls.packs_dir, "lim", "bomb.sh", BOMB_SH)
+        write_action_file(cls.packs_dir, "lim", "hog.py", HOG_PY, 0o644)
+        write_action_file(cls.packs_dir, "lim", "plant.sh", PLANT_SH)
+        write_action_file(cls.packs_dir, "lim", "ok.sh", OK_SH)
+        pack = db.insert_pack("lim")
+        cls.bomb = db.insert_action(pack, "lim", "bomb", "bomb.sh", timeout=5)
+        cls.hog = db.insert_action(pack, "lim", "hog", "hog.py", timeout=60)
+        cls.plant = db.insert_action(pack, "lim", "plant", "plant.sh", output="json")
+        cls.ok = db.insert_action(pack, "lim", "ok", "ok.sh", output="json")
+
+    def dispatch(self, w, ref, action_id):
+        eid = self.db.insert_execution(ref, action_id=action_id)
+        self.broker.dispatch(w.id, eid, ref, None)
+        return eid
+
+    def start_limited(self):
+        w = self.start_worker(env=LIMITS_ENV)
+        log = w.log()
+        if "sandbox limits: rlimits" not in log and "sandbox limits: cgroup v2" not in log:
+            self.skipTest("the worker enforces no limit on this host:\n" + w.log_tail())
+        return w
+
+    def assert_serving(self, w):
+        """Another execution still runs to completion, on a uid of the range."""
+        row = self.wait_final(self.dispatch(w, "lim.ok", self.ok), worker=w)
+        self.assertEqual(row["status"], "completed", "%r\n%s" % (row, w.describe()))
+        uid = row["result"]["data"]["uid"]
+        self.assertTrue(UID_FIRST <= uid < UID_FIRST + UID_COUNT, row["result"])
+
+    def assert_nothing_left(self, w, seconds=5):
+        deadline = time.monotonic() + seconds
+        while sandbox_pids() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = sandbox_pids()
+        self.assertEqual(left, {}, "processes of executions left %ds after they ended\n%s"
+                         % (seconds, w.describe()))
+
+    def test_fork_bomb_bounded_by_tasks_max(self):
+        w = self.start_limited()
+        eid = self.dispatch(w, "lim.bomb", self.bomb)
+        # While the bomb runs: no uid ever holds more than tasks_max processes,
+        # and the worker still starts and finishes another execution.
+        peak, stop = [0], threading.Event()
+
+        def watch():
+            while not stop.is_set():
+                counts = [len(p) for p in sandbox_pids().values()]
+                peak[0] = max([peak[0]] + counts)
+                time.sleep(0.05)
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            time.sleep(1.5)
+            self.assert_serving(w)
+            row = self.wait_final(eid, timeout=40, worker=w)
+        finally:
+            stop.set()
+            watcher.join()
+        self.assertEqual(row["status"], "timeout", "%r\n%s" % (row, w.describe()))
+        self.assertGreater(peak[0], 2, "the bomb never forked: the test saw nothing")
+        self.assertLessEqual(peak[0], TASKS_MAX, "one execution held more than tasks_max")
+        self.assert_nothing_left(w)
+        self.assert_serving(w)
+
+    def test_memory_hog_fails_with_clear_error(self):
+        if not kernel_at_least(4, 7):
+            self.skipTest("RLIMIT_DATA counts anonymous memory from Linux 4.7 only")
+        w = self.start_limited()
+        row = self.wait_final(self.dispatch(w, "lim.hog", self.hog), timeout=90, worker=w)
+        result = row["result"]
+        self.assertEqual(row["status"], "failed", "%r\n%s" % (row, w.describe()))
+        self.assertIn("the action exceeded sandbox.memory_max (256 MiB", result["error"],
+                      json.dumps(result))
+        self.assertNotIn("size", result.get("data") or {})
+        self.assert_nothing_left(w)
+        self.assert_serving(w)
+
+    def test_planted_fifo_and_symlinks(self):
+        w = self.start_limited()
+        row = self.wait_final(self.dispatch(w, "lim.plant", self.plant), worker=w)
+        self.assertEqual(row["status"], "completed", "%r\n%s" % (row, w.describe()))
+        result = row["result"]
+        self.assertEqual(result["data"], {"fifo": "denied", "swap": "denied", "link": "denied",
+                                          "marker": "plant-7d1c"})
+        # What the worker stored is its own: regular files, the action's output.
+        folder = result["artifacts_dir"]
+        for name in ("stdout.log", "result.json"):
+            st = os.lstat(os.path.join(folder, name))
+            self.assertTrue(os.path.isfile(os.path.join(folder, name)) and st.st_nlink == 1,
+                            name)
+            self.assertFalse(os.path.islink(os.path.join(folder, name)), name)
+        with open(os.path.join(folder, "stdout.log")) as f:
+            self.assertIn("plant-7d1c", f.read())
+        with open(os.path.join(folder, "result.json")) as f:
+            self.assertEqual(json.load(f)["data"]["marker"], "plant-7d1c")
+        self.assertNotIn("root:", json.dumps(result))
+        self.assert_serving(w)
+        self.assert_serving(w)
+        self.assert_nothing_left(w)
+
+
+if __name__ == "__main__":
+    unittest.main()
