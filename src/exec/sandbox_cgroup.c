@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -241,8 +242,31 @@ static void cgroup_remove_leftovers(int dir_fd)
     closedir(d);
 }
 
+/* Delegated to the worker: systemd (from v251) marks a cgroup it delegates
+ * with the xattr trusted.delegate (user.delegate for a user manager), and
+ * chowns it to the unit's User=. Else it belongs to whoever runs the session
+ * or service around the worker, which must not have it rearranged. */
+static bool cgroup_delegated(int dir_fd)
+{
+    static const char *const names[] = {"trusted.delegate", "user.delegate"};
+    char path[64], value[8];
+    struct stat st;
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", dir_fd);
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+        ssize_t n = getxattr(path, names[i], value, sizeof(value) - 1);
+        if (n > 0 && value[0] == '1')
+            return true;
+    }
+    return geteuid() != 0 && fstat(dir_fd, &st) == 0 && st.st_uid == geteuid();
+}
+
 static int cgroup_tree_check(struct cgroup_tree *t, const char *want, char *err, size_t errlen)
 {
+    if (!cgroup_delegated(t->dir_fd))
+        return set_error(err, errlen, EPERM,
+                         "%s is not delegated to the worker (no trusted.delegate mark; systemd "
+                         "sets it with Delegate=yes)",
+                         t->dir);
     struct strbuf sb;
     strbuf_init(&sb);
     int rc = cg_read(t->dir_fd, "cgroup.controllers", &sb);

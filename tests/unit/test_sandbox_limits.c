@@ -13,8 +13,13 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
+
+#include <linux/magic.h>
 
 #include "core/config.h"
 #include "core/util.h"
@@ -234,6 +239,119 @@ static void test_result_error_names_the_limit(void **state)
     sandbox_limits_free(l);
 }
 
+/* The cgroup v2 life cycle, on a cgroup2 mount without controllers (as on a
+ * hybrid host): a test cgroup stands for the delegated one. Runs in a child
+ * process, which moves itself; exit status N says step N failed. */
+#define UNIFIED "/sys/fs/cgroup/unified"
+
+static bool in_cgroup(pid_t pid, const char *suffix)
+{
+    char path[64];
+    struct strbuf sb;
+    strbuf_init(&sb);
+    snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+    bool ok = read_file(path, 4096, &sb) >= 0 && sb.data && strstr(sb.data, suffix);
+    strbuf_free(&sb);
+    return ok;
+}
+
+static pid_t spawn_sleeper(int procs_fd)
+{
+    char sleep[] = "/bin/sleep", secs[] = "30";
+    char *const argv[] = {sleep, secs, NULL};
+    char *const envp[] = {NULL};
+    struct spawn_limits lim = {.cgroup_procs_fd = procs_fd};
+    struct spawn_req req = {
+        .path = "/bin/sleep", .argv = argv, .envp = envp, .close_from = 3, .limits = &lim};
+    pid_t pid;
+    return spawn_process(&req, &pid) == 0 ? pid : -1;
+}
+
+static int cgroup_steps(const char *base)
+{
+    char err[512], path[256];
+    struct cgroup_tree t;
+    struct config_limits none = {0};
+    char *name;
+    int fd, status;
+    /* A cgroup nobody delegated is left alone. */
+    snprintf(path, sizeof(path), "%s/plain", base);
+    int plain = mkdir(path, 0755) < 0 ? -1 : open(path, O_RDONLY | O_DIRECTORY);
+    int plain_procs = plain < 0 ? -1 : openat(plain, "cgroup.procs", O_WRONLY);
+    if (plain_procs < 0 || write(plain_procs, "0", 1) != 1 ||
+        cgroup_tree_open("", &t, err, sizeof(err)) != -EPERM ||
+        faccessat(plain, CGROUP_WORKER_LEAF, F_OK, 0) == 0)
+        return 10;
+    snprintf(path, sizeof(path), "%s/cgroup.procs", base);
+    int self = open(path, O_WRONLY);
+    if (self < 0 || write(self, "0", 1) != 1)
+        return 1;
+    snprintf(path, sizeof(path), "%s/plain", base);
+    rmdir(path);
+    /* What a worker killed earlier left: a cgroup with a process in it. */
+    snprintf(path, sizeof(path), "%s/" CGROUP_EXEC_PREFIX "7", base);
+    if (mkdir(path, 0755) < 0)
+        return 2;
+    int old_dir = open(path, O_RDONLY | O_DIRECTORY);
+    int old_procs = openat(old_dir, "cgroup.procs", O_WRONLY);
+    pid_t old = spawn_sleeper(old_procs);
+    if (old < 0 || !in_cgroup(old, "/" CGROUP_EXEC_PREFIX "7\n"))
+        return 3;
+    if (cgroup_tree_open("", &t, err, sizeof(err)) < 0) {
+        fprintf(stderr, "cgroup_tree_open: %s\n", err);
+        return 4;
+    }
+    if (!in_cgroup(getpid(), "/" CGROUP_WORKER_LEAF "\n"))
+        return 5;
+    if (waitpid(old, &status, 0) != old || !WIFSIGNALED(status) || access(path, F_OK) == 0)
+        return 6;
+    if (cgroup_exec_create(&t, &none, &name, &fd, err, sizeof(err)) < 0)
+        return 7;
+    pid_t pid = spawn_sleeper(openat(fd, "cgroup.procs", O_WRONLY | O_CLOEXEC));
+    snprintf(path, sizeof(path), "/%s\n", name);
+    if (pid < 0 || !in_cgroup(pid, path))
+        return 8;
+    struct cgroup_outcome out;
+    cgroup_exec_remove(&t, name, fd, &out);
+    snprintf(path, sizeof(path), "%s/%s", base, name);
+    if (waitpid(pid, &status, 0) != pid || !WIFSIGNALED(status) || access(path, F_OK) == 0 ||
+        out.oom_killed || out.tasks_denied)
+        return 9;
+    free(name);
+    cgroup_tree_close(&t);
+    return 0;
+}
+
+static void test_cgroup_life_cycle(void **state)
+{
+    (void)state;
+    struct statfs fs;
+    char base[128], leaf[160];
+    if (geteuid() != 0 || statfs(UNIFIED, &fs) < 0 || fs.f_type != CGROUP2_SUPER_MAGIC ||
+        access(UNIFIED "/cgroup.procs", W_OK) < 0) {
+        fprintf(stderr, "skipped: needs root and a writable cgroup2 mount at " UNIFIED "\n");
+        skip();
+    }
+    snprintf(base, sizeof(base), UNIFIED "/attune-unit-%d", (int)getpid());
+    assert_int_equal(mkdir(base, 0755), 0);
+    /* What systemd marks a cgroup it delegates with. */
+    assert_int_equal(setxattr(base, "trusted.delegate", "1", 1, 0), 0);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0)
+        _exit(cgroup_steps(base));
+    int status;
+    assert_int_equal(waitpid(child, &status, 0), child);
+    snprintf(leaf, sizeof(leaf), "%s/" CGROUP_WORKER_LEAF, base);
+    rmdir(leaf);
+    snprintf(leaf, sizeof(leaf), "%s/" CGROUP_EXEC_PREFIX "7", base);
+    rmdir(leaf);
+    int removed = rmdir(base);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fail_msg("cgroup step %d failed", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    assert_int_equal(removed, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -243,6 +361,7 @@ int main(void)
         cmocka_unit_test(test_cgroup_texts),
         cmocka_unit_test(test_spawned_child_rlimits),
         cmocka_unit_test(test_result_error_names_the_limit),
+        cmocka_unit_test(test_cgroup_life_cycle),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
