@@ -54,6 +54,19 @@ ln -s /proc/1/fd/0 "$ATTUNE_ARTIFACTS_DIR/stdin"
 printf '{"fifo":"%s","swap":"%s","link":"%s","marker":"plant-7d1c"}\n' "$fifo" "$swap" "$link"
 """
 
+# Interpreters start under the limits: V8 reserves far more address space than
+# 256 MiB, which RLIMIT_DATA (unlike RLIMIT_AS) does not count.
+SMALL = {
+    "python": ("small.py", r"""
+import os
+def run():
+    return {"uid": os.getuid(), "list": len(list(range(100000)))}
+"""),
+    "node": ("small.js", r"""
+module.exports.run = async () => ({ uid: process.getuid(), list: new Array(100000).fill(1).length });
+"""),
+}
+
 OK_SH = r"""#!/usr/bin/env bash
 printf '{"ok":true,"uid":%d}\n' "$(id -u)"
 """
@@ -98,6 +111,10 @@ class SandboxLimitsTest(ServiceTestCase):
         cls.hog = db.insert_action(pack, "lim", "hog", "hog.py", timeout=60)
         cls.plant = db.insert_action(pack, "lim", "plant", "plant.sh", output="json")
         cls.ok = db.insert_action(pack, "lim", "ok", "ok.sh", output="json")
+        cls.small = {}
+        for runtime, (entry, code) in SMALL.items():
+            write_action_file(cls.packs_dir, "lim", entry, code, 0o644)
+            cls.small[runtime] = db.insert_action(pack, "lim", "small_" + runtime, entry)
 
     def dispatch(self, w, ref, action_id):
         eid = self.db.insert_execution(ref, action_id=action_id)
@@ -165,6 +182,17 @@ class SandboxLimitsTest(ServiceTestCase):
         self.assertNotIn("size", result.get("data") or {})
         self.assert_nothing_left(w)
         self.assert_serving(w)
+
+    def test_python_and_node_start_under_limits(self):
+        w = self.start_limited()
+        for runtime, action_id in self.small.items():
+            with self.subTest(runtime=runtime):
+                row = self.wait_final(self.dispatch(w, "lim.small_" + runtime, action_id),
+                                      worker=w)
+                self.assertEqual(row["status"], "completed", "%r\n%s" % (row, w.describe()))
+                data = row["result"]["data"]
+                self.assertEqual(data["list"], 100000)
+                self.assertTrue(UID_FIRST <= data["uid"] < UID_FIRST + UID_COUNT, data)
 
     def test_planted_fifo_and_symlinks(self):
         w = self.start_limited()
