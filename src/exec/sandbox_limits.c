@@ -88,7 +88,7 @@ int sandbox_limits_new(const struct config *cfg, struct sandbox_limits **out, ch
     *out = NULL;
     config_sandbox_limits(cfg, &lim);
     if (!lim.memory_max && !lim.tasks_max && !lim.cpu_max_permille) {
-        log_info("sandbox limits: none (sandbox.memory_max, tasks_max and cpu_max are unlimited)");
+        log_debug("sandbox limits: none (sandbox.memory_max, tasks_max and cpu_max are unlimited)");
         return 0;
     }
     struct sandbox_limits *l = xcalloc(1, sizeof(*l));
