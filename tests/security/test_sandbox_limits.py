@@ -39,6 +39,14 @@ def run():
     return {"size": len(block)}
 """
 
+# More processes than tasks_max: the fork that goes over fails (EAGAIN).
+SPAWN_PY = r"""
+import subprocess
+def run():
+    children = [subprocess.Popen(["sleep", "30"]) for _ in range(40)]
+    return {"started": len(children)}
+"""
+
 # Tries to swap the worker's own files for a FIFO and a symlink (its folder is
 # not the action's), then plants both where it may: files/ and its home.
 PLANT_SH = r"""#!/usr/bin/env bash
@@ -106,11 +114,13 @@ class SandboxLimitsTest(ServiceTestCase):
         write_action_file(cls.packs_dir, "lim", "hog.py", HOG_PY, 0o644)
         write_action_file(cls.packs_dir, "lim", "plant.sh", PLANT_SH)
         write_action_file(cls.packs_dir, "lim", "ok.sh", OK_SH)
+        write_action_file(cls.packs_dir, "lim", "spawn.py", SPAWN_PY, 0o644)
         pack = db.insert_pack("lim")
         cls.bomb = db.insert_action(pack, "lim", "bomb", "bomb.sh", timeout=5)
         cls.hog = db.insert_action(pack, "lim", "hog", "hog.py", timeout=60)
         cls.plant = db.insert_action(pack, "lim", "plant", "plant.sh", output="json")
         cls.ok = db.insert_action(pack, "lim", "ok", "ok.sh", output="json")
+        cls.spawn = db.insert_action(pack, "lim", "spawn", "spawn.py", timeout=60)
         cls.small = {}
         for runtime, (entry, code) in SMALL.items():
             write_action_file(cls.packs_dir, "lim", entry, code, 0o644)
@@ -167,6 +177,16 @@ class SandboxLimitsTest(ServiceTestCase):
         self.assertEqual(row["status"], "timeout", "%r\n%s" % (row, w.describe()))
         self.assertGreater(peak[0], 2, "the bomb never forked: the test saw nothing")
         self.assertLessEqual(peak[0], TASKS_MAX, "one execution held more than tasks_max")
+        self.assert_nothing_left(w)
+        self.assert_serving(w)
+
+    def test_too_many_processes_fail_with_clear_error(self):
+        w = self.start_limited()
+        row = self.wait_final(self.dispatch(w, "lim.spawn", self.spawn), timeout=90, worker=w)
+        result = row["result"]
+        self.assertEqual(row["status"], "failed", "%r\n%s" % (row, w.describe()))
+        self.assertIn("the action reached sandbox.tasks_max (%d)" % TASKS_MAX, result["error"],
+                      json.dumps(result))
         self.assert_nothing_left(w)
         self.assert_serving(w)
 
