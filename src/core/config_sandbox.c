@@ -180,7 +180,8 @@ bool config_parse_cpu_max(const char *text, int *permille)
         v /= 100.0;
         end++;
     }
-    if (errno || *end || !isfinite(v) || v <= 0 || v > CPU_MAX_MAX / 1000.0)
+    /* Decimal only: strtod would also take hexadecimal. */
+    if (strpbrk(text, "xX") || errno || *end || !isfinite(v) || v <= 0 || v > CPU_MAX_MAX / 1000.0)
         return false;
     long pm = (long)(v * 1000.0 + 0.5); /* no libm for lround */
     if (pm < 1)
@@ -215,8 +216,7 @@ int config_check_memory_max(const struct config *cfg, const struct key_def *def,
                          "powers of 1024; got \"%.*s\")",
                          def->name, ECHO_MAX, shown(cfg->sandbox_memory_max));
     if (v != 0 && v < MEMORY_MAX_MIN)
-        return set_error(err, errlen, EINVAL,
-                         "%s: at least 16M, or no interpreter can start (got \"%.*s\")", def->name,
+        return set_error(err, errlen, EINVAL, "%s: must be at least 16M (got \"%.*s\")", def->name,
                          ECHO_MAX, shown(cfg->sandbox_memory_max));
     return 0;
 }

@@ -72,7 +72,8 @@ static void test_tasks_and_cpu_values(void **state)
     for (size_t i = 0; i < ARRAY_SIZE(good); i++)
         if (!config_parse_cpu_max(good[i].text, &cpu) || cpu != good[i].permille)
             fail_msg("\"%s\": got %d", good[i].text, cpu);
-    static const char *const bad[] = {"", "0", "-0.5", "half", "50%%", "nan", "inf", "1e400"};
+    static const char *const bad[] = {"",    "0",   "-0.5",  "half", "50%%",
+                                      "nan", "inf", "1e400", "0x10"};
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
         if (config_parse_cpu_max(bad[i], &cpu))
             fail_msg("\"%s\" parsed as a cpu limit", bad[i]);
@@ -86,7 +87,7 @@ static void test_check_config_messages(void **state)
         const char *key, *value, *message;
     } rows[] = {
         {"sandbox.memory_max", "lots", "sandbox.memory_max: expected unlimited or a size"},
-        {"sandbox.memory_max", "1M", "sandbox.memory_max: at least 16M"},
+        {"sandbox.memory_max", "1M", "sandbox.memory_max: must be at least 16M"},
         {"sandbox.tasks_max", "0", "sandbox.tasks_max: expected unlimited or a number"},
         {"sandbox.tasks_max", "5000000", "sandbox.tasks_max: expected unlimited or a number"},
         {"sandbox.cpu_max", "0.001", "sandbox.cpu_max: expected unlimited, a number of CPUs"},
