@@ -242,10 +242,48 @@ static void cgroup_remove_leftovers(int dir_fd)
     closedir(d);
 }
 
+static pid_t parent_of(long pid)
+{
+    char path[64], buf[512];
+    int ppid = 0;
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "re");
+    size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = '\0';
+    char *end = strrchr(buf, ')');
+    char state;
+    if (!end || sscanf(end + 1, " %c %d", &state, &ppid) != 2)
+        return 0;
+    return (pid_t)ppid;
+}
+
+/* Nothing but the worker and its children (its guardian) in the cgroup: no
+ * login shell or other program whose cgroup the worker would rearrange. */
+static bool cgroup_only_ours(int dir_fd)
+{
+    struct strbuf sb;
+    strbuf_init(&sb);
+    bool ours = cg_read(dir_fd, "cgroup.procs", &sb) == 0;
+    pid_t self = getpid();
+    for (char *p = sb.data, *end; ours && p && *p; p = end) {
+        long pid = strtol(p, &end, 10);
+        if (end == p)
+            break;
+        ours = pid == self || parent_of(pid) == self;
+    }
+    strbuf_free(&sb);
+    return ours;
+}
+
 /* Delegated to the worker: systemd (from v251) marks a cgroup it delegates
  * with the xattr trusted.delegate (user.delegate for a user manager), and
- * chowns it to the unit's User=. Else it belongs to whoever runs the session
- * or service around the worker, which must not have it rearranged. */
+ * chowns it to the unit's User=. trusted.* is hidden from a root worker
+ * without CAP_SYS_ADMIN (the unit's bounding set), so a cgroup holding only
+ * the worker and its children counts too: under a service manager that is
+ * the unit's own. Else it belongs to whoever runs the session around the
+ * worker, which must not have it rearranged. */
 static bool cgroup_delegated(int dir_fd)
 {
     static const char *const names[] = {"trusted.delegate", "user.delegate"};
@@ -257,15 +295,17 @@ static bool cgroup_delegated(int dir_fd)
         if (n > 0 && value[0] == '1')
             return true;
     }
-    return geteuid() != 0 && fstat(dir_fd, &st) == 0 && st.st_uid == geteuid();
+    if (geteuid() != 0 && fstat(dir_fd, &st) == 0 && st.st_uid == geteuid())
+        return true;
+    return cgroup_only_ours(dir_fd);
 }
 
 static int cgroup_tree_check(struct cgroup_tree *t, const char *want, char *err, size_t errlen)
 {
     if (!cgroup_delegated(t->dir_fd))
         return set_error(err, errlen, EPERM,
-                         "%s is not delegated to the worker (no trusted.delegate mark; systemd "
-                         "sets it with Delegate=yes)",
+                         "%s is not delegated to the worker (no trusted.delegate mark, which "
+                         "systemd sets with Delegate=yes, and other programs in it)",
                          t->dir);
     struct strbuf sb;
     strbuf_init(&sb);

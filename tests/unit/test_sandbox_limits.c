@@ -268,6 +268,29 @@ static pid_t spawn_sleeper(int procs_fd)
     return spawn_process(&req, &pid) == 0 ? pid : -1;
 }
 
+static char *parent_cgroup(void)
+{
+    char path[64];
+    struct strbuf sb;
+    strbuf_init(&sb);
+    snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)getppid());
+    char *cg = read_file(path, 4096, &sb) >= 0 && sb.data ? cgroup_parse_self(sb.data) : NULL;
+    strbuf_free(&sb);
+    return cg;
+}
+
+static int move_pid(const char *dir, pid_t pid)
+{
+    char path[256], num[32];
+    snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+    snprintf(num, sizeof(num), "%d", (int)pid);
+    int fd = open(path, O_WRONLY);
+    int rc = fd >= 0 && write(fd, num, strlen(num)) == (ssize_t)strlen(num) ? 0 : -1;
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
 static int cgroup_steps(const char *base)
 {
     char err[512], path[256];
@@ -275,18 +298,33 @@ static int cgroup_steps(const char *base)
     struct config_limits none = {0};
     char *name;
     int fd, status;
-    /* A cgroup nobody delegated is left alone. */
+    /* A cgroup nobody marked delegated, where another program (here the
+     * test runner, our parent) also lives, is left alone. */
+    char *home = parent_cgroup();
     snprintf(path, sizeof(path), "%s/plain", base);
     int plain = mkdir(path, 0755) < 0 ? -1 : open(path, O_RDONLY | O_DIRECTORY);
     int plain_procs = plain < 0 ? -1 : openat(plain, "cgroup.procs", O_WRONLY);
-    if (plain_procs < 0 || write(plain_procs, "0", 1) != 1 ||
-        cgroup_tree_open("", &t, err, sizeof(err)) != -EPERM ||
-        faccessat(plain, CGROUP_WORKER_LEAF, F_OK, 0) == 0)
+    int refused = home && plain_procs >= 0 && write(plain_procs, "0", 1) == 1 &&
+                  move_pid(path, getppid()) == 0 &&
+                  cgroup_tree_open("", &t, err, sizeof(err)) == -EPERM &&
+                  faccessat(plain, CGROUP_WORKER_LEAF, F_OK, 0) < 0;
+    snprintf(path, sizeof(path), UNIFIED "%s", home ? home : "/");
+    if (home && move_pid(path, getppid()) < 0)
+        return 11;
+    free(home);
+    if (!refused)
         return 10;
+    /* The same cgroup with the worker alone in it is the worker's own. */
+    if (cgroup_tree_open("", &t, err, sizeof(err)) < 0 ||
+        faccessat(plain, CGROUP_WORKER_LEAF, F_OK, 0) < 0)
+        return 12;
+    cgroup_tree_close(&t);
     snprintf(path, sizeof(path), "%s/cgroup.procs", base);
     int self = open(path, O_WRONLY);
     if (self < 0 || write(self, "0", 1) != 1)
         return 1;
+    snprintf(path, sizeof(path), "%s/plain/" CGROUP_WORKER_LEAF, base);
+    rmdir(path);
     snprintf(path, sizeof(path), "%s/plain", base);
     rmdir(path);
     /* What a worker killed earlier left: a cgroup with a process in it. */
