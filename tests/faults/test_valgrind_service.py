@@ -149,6 +149,9 @@ class ValgrindServiceTest(FaultTestCase):
                     "worker:\n  name: %s\n  artifacts_dir: %s\n  max_concurrent_tasks: 4\n"
                     "  heartbeat_interval: 1\n  max_stdout_bytes: 100000\n"
                     "  shutdown_timeout: 60\n"
+                    # Unsandboxed: valgrind runs the sandbox's CLONE_VM helpers
+                    # as forks, each reporting the worker's descriptors as its own.
+                    "sandbox:\n  mode: none\n"
                     "log:\n  level: debug\n" % (
                         self.db.url, self.mq_url, self.encryption_key, self.packs_dir, name,
                         self.artifacts_dir))
