@@ -58,6 +58,13 @@ static bool is_final(const char *status)
     return false;
 }
 
+/* Before a worker claims it: no folder yet. */
+static bool is_pending(const char *status)
+{
+    return strcmp(status, "requested") == 0 || strcmp(status, "scheduling") == 0 ||
+           strcmp(status, "scheduled") == 0;
+}
+
 static void copy_column(const PGresult *res, int col, char *buf, size_t buflen)
 {
     snprintf(buf, buflen, "%s", PQgetisnull(res, 0, col) ? "" : PQgetvalue(res, 0, col));
@@ -116,7 +123,7 @@ static int missing_folder(const struct tail *t, const struct tail_look *look, co
  * status after printing why. */
 static int tail_open_dir(struct tail *t, const struct tail_look *look, bool follow)
 {
-    if (!look->worker[0]) {
+    if (!look->worker[0] || is_pending(look->status)) {
         if (follow && !look->final)
             return TAIL_WAIT;
         return ctl_error("execution %s has no output: no worker has started it (status %s)", t->id,

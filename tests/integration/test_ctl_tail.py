@@ -226,10 +226,27 @@ class CtlTailTest(ServiceTestCase):
                 self.assertEqual(proc.returncode, 2, self.describe(proc, proc.stdout,
                                                                    proc.stderr))
 
+    def test_another_user_cannot_read_the_logs(self):
+        if os.geteuid() != 0:
+            raise unittest.SkipTest("needs root to run attunectl as nobody")
+        w = self.start_worker()
+        eid, _ = self.run_to_end(w, self.logs)
+        proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                               CTL_BIN, "execution", "tail", str(eid)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, env=self.ctl_env(), cwd="/", timeout=60)
+        self.assertOneLineError(proc, 1, "Permission denied",
+                                os.path.join(self.artifacts_dir, w.name))
+
     def test_not_started(self):
-        eid = self.db.insert_execution(self.ticks[1], {}, action_id=self.ticks[0])
-        proc = self.ctl("execution", "tail", str(eid))
-        self.assertOneLineError(proc, 1, "execution %d" % eid, "no worker has started it")
+        # Scheduled to a worker that has not claimed it yet: no folder, not an error of one.
+        worker = self.insert_worker("w-later", os.uname().nodename)
+        for status, assigned in (("requested", None), ("scheduled", worker)):
+            with self.subTest(status=status):
+                eid = self.db.insert_execution(self.ticks[1], {}, action_id=self.ticks[0],
+                                               status=status, worker=assigned)
+                proc = self.ctl("execution", "tail", str(eid))
+                self.assertOneLineError(proc, 1, "execution %d" % eid,
+                                        "no worker has started it (status %s)" % status)
 
     def insert_worker(self, name, host):
         return self.db.value(
