@@ -17,7 +17,10 @@
 #include "ctl/ctl.h"
 
 #define TAIL_STATUS_POLL_MS 500u /* how often -f reads the row */
-#define TAIL_FILE_POLL_MS 50u    /* how often -f reads the files without inotify */
+/* Until the folder is there: the row more often, and the folder at each poll,
+ * so that the first lines show as soon as the others. */
+#define TAIL_START_POLL_MS 100u
+#define TAIL_FILE_POLL_MS 20u /* how often -f looks at the files without inotify */
 #define TAIL_DB_LOST_LIMIT_MS 30000u
 #define TAIL_CHUNK 65536
 
@@ -277,8 +280,11 @@ static int tail_follow(struct tail *t)
             if (rc >= 0)
                 return rc;
             seen = seen || rc == TAIL_GO_ON;
-            next_look = now + TAIL_STATUS_POLL_MS;
-            if (seen && t->dir_fd < 0 && (rc = tail_follow_dir(t, &look)) >= 0)
+            next_look = now + (t->dir_fd >= 0 ? TAIL_STATUS_POLL_MS : TAIL_START_POLL_MS);
+        }
+        if (seen && t->dir_fd < 0) {
+            int rc = tail_follow_dir(t, &look);
+            if (rc >= 0)
                 return rc;
         }
         if (t->dir_fd >= 0) {
