@@ -116,10 +116,20 @@ static int missing_folder(const struct tail *t, const struct tail_look *look, co
         return ctl_error("execution %s ran on host %s (worker %s): its output is in %s there, "
                          "not on this host",
                          t->id, look->host, look->worker, dir);
-    return ctl_error("execution %s (%s, worker %s): no folder %s (is worker.artifacts_dir the "
-                     "worker's, and the folder not yet removed by "
-                     "worker.artifact_retention_days?)",
+    return ctl_error("execution %s (%s, worker %s): no folder %s on this host: "
+                     "worker.artifacts_dir differs from the worker's, or "
+                     "worker.artifact_retention_days removed it",
                      t->id, look->status, look->worker, dir);
+}
+
+/* worker.name allows letters, digits, '.', '_' and '-': a row naming anything
+ * else (a '/', "..") names no folder of the artifacts root. */
+static bool is_folder_name(const char *name)
+{
+    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+        return false;
+    return strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") ==
+           strlen(name);
 }
 
 /* Opens the execution's folder. Returns TAIL_GO_ON, TAIL_WAIT, or the exit
@@ -132,6 +142,9 @@ static int tail_open_dir(struct tail *t, const struct tail_look *look, bool foll
         return ctl_error("execution %s has no output: no worker has started it (status %s)", t->id,
                          look->status);
     }
+    if (!is_folder_name(look->worker))
+        return ctl_error("execution %s: its worker's name '%s' is not a folder name", t->id,
+                         look->worker);
     char *dir = xasprintf("%s/%s/%s", t->cfg->artifacts_dir, look->worker, t->id);
     t->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (t->dir_fd >= 0) {
@@ -158,12 +171,11 @@ static int tail_open_logs(struct tail *t)
         struct stat st;
         if (fd < 0 && errno == ENOENT)
             continue;
-        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-            int err = fd < 0 || errno == 0 ? errno : EINVAL;
-            if (fd >= 0)
-                close(fd);
-            return ctl_error("cannot read %s/%s: %s", t->dir, log_names[i],
-                             err ? strerror(err) : "not a regular file");
+        if (fd < 0)
+            return ctl_error("cannot read %s/%s: %s", t->dir, log_names[i], strerror(errno));
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+            close(fd);
+            return ctl_error("cannot read %s/%s: not a regular file", t->dir, log_names[i]);
         }
         t->fd[i] = fd;
     }

@@ -266,6 +266,23 @@ class CtlTailTest(ServiceTestCase):
                 self.assertOneLineError(proc, 1, "execution %d" % eid, "elsewhere.example",
                                         "not on this host")
 
+    def test_worker_name_is_not_a_path(self):
+        worker = self.insert_worker("..", os.uname().nodename)
+        eid = self.db.insert_execution(self.ticks[1], {}, action_id=self.ticks[0],
+                                       status="completed", worker=worker)
+        proc = self.ctl("execution", "tail", str(eid))
+        self.assertOneLineError(proc, 1, "execution %d" % eid, "not a folder name")
+
+    def test_a_log_that_is_a_symlink_is_not_followed(self):
+        worker = self.insert_worker("w-planted", os.uname().nodename)
+        eid = self.db.insert_execution(self.ticks[1], {}, action_id=self.ticks[0],
+                                       status="completed", worker=worker)
+        folder = os.path.join(self.artifacts_dir, "w-planted", str(eid))
+        os.makedirs(folder, mode=0o700)
+        os.symlink("/etc/passwd", os.path.join(folder, "stdout.log"))
+        proc = self.ctl("execution", "tail", str(eid), "--stream", "stdout")
+        self.assertOneLineError(proc, 1, os.path.join(folder, "stdout.log"))
+
     def test_folder_missing_on_this_host(self):
         worker = self.insert_worker("w-gone", os.uname().nodename)
         eid = self.db.insert_execution(self.ticks[1], {}, action_id=self.ticks[0],
