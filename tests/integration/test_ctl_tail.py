@@ -219,6 +219,18 @@ class CtlTailTest(ServiceTestCase):
                 proc = self.ctl("execution", "tail", "987654321987", *extra, timeout=30)
                 self.assertOneLineError(proc, 1, "execution 987654321987 not found")
 
+    def test_help_lists_it(self):
+        for args in (("--help",), ("execution", "--help")):
+            with self.subTest(args=args):
+                proc = self.ctl(*args)
+                self.assertEqual(proc.returncode, 0, self.describe(proc, proc.stdout,
+                                                                   proc.stderr))
+                self.assertIn(b"execution tail ID [-f]", proc.stdout)
+                self.assertIn(b"--stream", proc.stdout)
+        proc = self.ctl("execution")
+        self.assertEqual(proc.returncode, 2)
+        self.assertIn(b"execution get ID | attunectl execution tail ID", proc.stderr)
+
     def test_bad_usage(self):
         for args in (("execution", "tail", "abc"), ("execution", "tail"),
                      ("execution", "tail", "1", "--stream", "all"),
