@@ -295,6 +295,22 @@ class CtlTailTest(ServiceTestCase):
         proc = self.ctl("execution", "tail", str(eid), "--stream", "stdout")
         self.assertOneLineError(proc, 1, os.path.join(folder, "stdout.log"))
 
+    def test_follow_gives_up_when_the_worker_stops_heartbeating(self):
+        worker = self.insert_worker("w-silent", os.uname().nodename)
+        self.db.execute("UPDATE attune.worker SET last_heartbeat = NOW() - interval '1 hour' "
+                        "WHERE id = %s", (worker,))
+        eid = self.db.insert_execution(self.ticks[1], {}, action_id=self.ticks[0],
+                                       status="running", worker=worker)
+        folder = os.path.join(self.artifacts_dir, "w-silent", str(eid))
+        os.makedirs(folder, mode=0o700)
+        with open(os.path.join(folder, "stdout.log"), "w") as f:
+            f.write("written before the worker went silent\n")
+        proc = self.ctl("execution", "tail", str(eid), "-f", timeout=30)
+        self.assertEqual(proc.returncode, 1, self.describe(proc, proc.stdout, proc.stderr))
+        self.assertEqual(proc.stdout, b"written before the worker went silent\n")
+        self.assertIn(b"worker w-silent stopped sending heartbeats", proc.stderr)
+        self.assertIn(b"still running", proc.stderr)
+
     def test_folder_missing_on_this_host(self):
         worker = self.insert_worker("w-gone", os.uname().nodename)
         eid = self.db.insert_execution(self.ticks[1], {}, action_id=self.ticks[0],
