@@ -1,5 +1,5 @@
 /* attunectl: the admin tool (migrate, pack load, key set, run, execution get,
- * cancel, workers): argument parsing, configuration, and dispatch to src/ctl/. */
+ * execution tail, cancel, workers): argument parsing, configuration, and dispatch to src/ctl/. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +27,10 @@ static const char usage_text[] =
     "                                release and hand it to a live worker;\n"
     "                                with --wait, print its result as JSON\n"
     "  execution get ID              print an execution as JSON\n"
+    "  execution tail ID [-f] [--stream stdout|stderr|both]\n"
+    "                                print the execution's output (stdout.log, stderr.log,\n"
+    "                                masked by the worker); -f follows it until the\n"
+    "                                execution ends\n"
     "  cancel ID                     cancel an execution: at once if no worker has started\n"
     "                                it, else mark it canceling and ask its worker to stop it\n"
     "  workers                       list the registered workers\n"
@@ -43,6 +47,11 @@ static const char usage_text[] =
     "                        @FILE reads it from FILE, - from standard input\n"
     "  --timeout SECONDS     run: the execution's timeout\n"
     "  --wait                run: wait for the end and print the result\n"
+    "  -f, --follow          execution tail: print output as it is written, until the\n"
+    "                        execution reaches a final status\n"
+    "  --stream WHICH        execution tail: both (default: stdout.log on standard\n"
+    "                        output, stderr.log on standard error), stdout or stderr\n"
+    "                        (that log alone, on standard output)\n"
     "\n"
     "Exit status: 0 success, 1 failure, 2 bad usage or invalid input, 78 bad\n"
     "configuration; run --wait: 0 completed, 1 failed, 124 timed out.\n"
@@ -56,11 +65,13 @@ enum option_id {
     OPT_PARAMS_JSON,
     OPT_TIMEOUT,
     OPT_WAIT,
+    OPT_STREAM,
 };
 
 /* Which command-specific options a command accepts. */
 #define ALLOW_KEY (1u << 0)
 #define ALLOW_RUN (1u << 1)
+#define ALLOW_TAIL (1u << 2)
 
 static const struct option long_options[] = {
     {"config", required_argument, NULL, 'c'},
@@ -73,6 +84,8 @@ static const struct option long_options[] = {
     {"params-json", required_argument, NULL, OPT_PARAMS_JSON},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"wait", no_argument, NULL, OPT_WAIT},
+    {"follow", no_argument, NULL, 'f'},
+    {"stream", required_argument, NULL, OPT_STREAM},
     {NULL, 0, NULL, 0},
 };
 
@@ -95,6 +108,8 @@ static const struct command commands[] = {
     {"run", NULL, 1, ALLOW_RUN, ctl_run,
      "run ACTION_REF [-p NAME=VALUE]... [--params-json JSON] [--timeout S] [--wait]"},
     {"execution", "get", 1, 0, ctl_execution_get, "execution get ID"},
+    {"execution", "tail", 1, ALLOW_TAIL, ctl_execution_tail,
+     "execution tail ID [-f] [--stream stdout|stderr|both]"},
     {"cancel", NULL, 1, 0, ctl_cancel, "cancel ID"},
     {"workers", NULL, 0, 0, ctl_workers, "workers"},
 };
@@ -155,6 +170,14 @@ static int parse_option(struct ctl_options *o, int opt, unsigned *used)
         o->wait = true;
         *used |= ALLOW_RUN;
         return -1;
+    case 'f':
+        o->follow = true;
+        *used |= ALLOW_TAIL;
+        return -1;
+    case OPT_STREAM:
+        o->stream = optarg;
+        *used |= ALLOW_TAIL;
+        return -1;
     default:
         return usage_error("invalid option", "");
     }
@@ -178,14 +201,21 @@ static const struct command *find_command(char **words, int nwords, int *consume
     return NULL;
 }
 
+/* A word with subcommands (execution get, execution tail): names them all. */
 static int unknown_command(char **words, int nwords)
 {
+    struct strbuf synopses;
+    strbuf_init(&synopses);
     for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
         if (commands[i].subword && strcmp(words[0], commands[i].word) == 0)
-            return usage_error(nwords < 2 ? "missing subcommand; usage: attunectl "
-                                          : "unknown subcommand; usage: attunectl ",
-                               commands[i].synopsis);
-    return usage_error("unknown command: ", words[0]);
+            strbuf_printf(&synopses, "%s%s", synopses.len ? " | attunectl " : "",
+                          commands[i].synopsis);
+    int rc = synopses.len ? usage_error(nwords < 2 ? "missing subcommand; usage: attunectl "
+                                                   : "unknown subcommand; usage: attunectl ",
+                                        synopses.data)
+                          : usage_error("unknown command: ", words[0]);
+    strbuf_free(&synopses);
+    return rc;
 }
 
 static int check_words(const struct command *cmd, const struct ctl_options *o, unsigned used)
@@ -206,7 +236,7 @@ static int parse_cli(struct ctl_options *o, const struct command **cmd, int argc
     int opt, rc, consumed = 0;
     unsigned used = 0;
     /* GNU getopt moves the options in front, so they may come anywhere. */
-    while ((opt = getopt_long(argc, argv, "c:hVp:", long_options, NULL)) != -1)
+    while ((opt = getopt_long(argc, argv, "c:hVp:f", long_options, NULL)) != -1)
         if ((rc = parse_option(o, opt, &used)) >= 0)
             return rc;
     char **words = argv + optind;

@@ -25,6 +25,8 @@ struct ctl_options {
     const char *params_json; /* run --params-json */
     int timeout_seconds;     /* run --timeout, 0 if not given */
     bool wait;               /* run --wait */
+    bool follow;             /* execution tail -f */
+    const char *stream;      /* execution tail --stream, NULL if not given */
     char **args;             /* the words after the command ("pack load": after "load") */
     int nargs;
 };
@@ -96,6 +98,7 @@ int ctl_pack_load(const struct config *cfg, const struct ctl_options *opts);
 int ctl_key_set(const struct config *cfg, const struct ctl_options *opts);
 int ctl_run(const struct config *cfg, const struct ctl_options *opts);
 int ctl_execution_get(const struct config *cfg, const struct ctl_options *opts);
+int ctl_execution_tail(const struct config *cfg, const struct ctl_options *opts);
 int ctl_cancel(const struct config *cfg, const struct ctl_options *opts);
 int ctl_workers(const struct config *cfg, const struct ctl_options *opts);
 
