@@ -37,6 +37,8 @@ bench: build
 	@bench/run-action
 	@echo
 	@bench/e2e
+	@echo
+	@bench/tail
 
 # libFuzzer targets (tests/fuzz) in their own clang build; each runs
 # FUZZ_SECONDS over its seed corpus and the inputs it found before.
