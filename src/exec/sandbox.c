@@ -119,6 +119,13 @@ void sandbox_free(struct sandbox *sb)
     free(sb);
 }
 
+void sandbox_hide(struct sandbox *sb, const char *path)
+{
+    char *real = sb && sb->mode == SANDBOX_MODE_USERNS ? realpath(path, NULL) : NULL;
+    if (real)
+        strv_push_owned(&sb->ns.hidden, real);
+}
+
 /* The execution's folder is the worker's; the uid may only pass through it,
  * the worker's folder above it and the artifacts root (where the worker owns
  * them) to reach files/ and home/. */

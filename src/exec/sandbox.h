@@ -46,6 +46,11 @@ const char *sandbox_none_warning(enum sandbox_mode mode);
 int sandbox_new(const struct config *cfg, struct sandbox **out, char *err, size_t errlen);
 void sandbox_free(struct sandbox *sb);
 
+/* A file of the worker's that actions must not read (run-action's secrets
+ * file): covered in userns mode. uid mode needs nothing (the file is not the
+ * execution's uid's); a NULL sandbox ignores it. */
+void sandbox_hide(struct sandbox *sb, const char *path);
+
 /* userns mode: makes the execution's private home/ and its namespaces' plan
  * (slot->ns). uid mode: takes a uid for the execution whose new folder dir is open at dir_fd, with
  * its files/ open at files_fd: hands it files/ and a new private home/, and

@@ -70,6 +70,7 @@ int sandbox_ns_conf_init(struct sandbox_ns_conf *c, const struct config *cfg, ch
     c->config_path = resolved_or_null(cfg->source_path);
     c->packs_base_dir = resolved_or_null(cfg->packs_base_dir);
     c->runtime_envs_dir = resolved_or_null(cfg->runtime_envs_dir);
+    strv_init(&c->hidden);
     snprintf(c->uid_map, sizeof(c->uid_map), "%u %u 1", (unsigned)geteuid(), (unsigned)geteuid());
     snprintf(c->gid_map, sizeof(c->gid_map), "%u %u 1", (unsigned)getegid(), (unsigned)getegid());
     return 0;
@@ -82,6 +83,7 @@ void sandbox_ns_conf_free(struct sandbox_ns_conf *c)
     free(c->config_path);
     free(c->packs_base_dir);
     free(c->runtime_envs_dir);
+    strv_free(&c->hidden);
     memset(c, 0, sizeof(*c));
 }
 
@@ -182,6 +184,12 @@ static void add_tmpfs(struct sandbox_ns *ns, const char *target, unsigned long f
                                   .optional = optional});
 }
 
+static void add_empty_file_over(struct sandbox_ns *ns, const char *path)
+{
+    add(ns, &(struct spawn_mount){
+                .source = "/dev/null", .target = path, .flags = MS_BIND, .optional = true});
+}
+
 /* The configuration's whole folder goes under an empty read-only tmpfs when
  * nothing the action needs is in it; else an empty file covers the file. */
 static void add_config_cover(struct sandbox_ns *ns, const char *pack_dir, const char *program)
@@ -234,6 +242,8 @@ const struct spawn_ns *sandbox_ns_prepare(struct sandbox_ns *ns, const char *pac
     ns_attach_trees(ns);
     /* Last: a folder kept above may hold it. */
     add_config_cover(ns, pack, program);
+    for (size_t i = 0; i < ns->conf->hidden.len; i++)
+        add_empty_file_over(ns, ns->conf->hidden.items[i]);
     /* The root's tmpfs holds only the way down to files/ and home/. */
     add(ns, &(struct spawn_mount){.target = ns->root,
                                   .flags = MS_REMOUNT | MS_RDONLY | TMPFS_FLAGS,

@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include "core/config.h"
+#include "core/util.h"
 #include "exec/spawn.h"
 
 /* Where the sandbox's init finds the pipe of the action's wait status. */
@@ -23,6 +24,7 @@ struct sandbox_ns_conf {
     char *config_path; /* absolute; NULL without a file */
     char *packs_base_dir, *runtime_envs_dir;
     char uid_map[32], gid_map[32];
+    struct strv hidden; /* files covered by an empty one (sandbox_hide) */
 };
 
 /* Finds the init beside the running program, else where it is installed.

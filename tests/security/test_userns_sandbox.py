@@ -32,6 +32,7 @@ PACK_YAML = "ref: nsbx\nlabel: nsbx\ndescription: test pack\nversion: 1.0.0\n"
 PROBE_SH = r"""#!/usr/bin/env bash
 try_read() { if cat "$1" >/dev/null 2>&1; then echo read; else echo denied; fi; }
 config=$(cat "$PARAM_CONFIG" 2>/dev/null | tr -d '\n"\\' | head -c 300)
+secrets=$(cat "$PARAM_SECRETS" 2>/dev/null | tr -d '\n"\\' | head -c 300)
 pids=$(ls /proc | grep -E '^[0-9]+$' | tr '\n' ' ')
 worker_seen=no
 for p in $pids; do
@@ -46,13 +47,14 @@ other_result=$(try_read "$PARAM_OTHER/result.json")
 other_log=$(try_read "$PARAM_OTHER/stdout.log")
 other_files=$(ls "$PARAM_OTHER/files" >/dev/null 2>&1 && echo listed || echo denied)
 setsid sleep "$PARAM_SLEEP" < /dev/null > /dev/null 2>&1 &
-printf '{"config":"%s","pids":"%s","worker_seen":"%s","init":"%s","host_tmp":"%s",' \
-  "$config" "$pids" "$worker_seen" "$init" "$host_tmp"
+printf '{"config":"%s","secrets":"%s","pids":"%s","worker_seen":"%s","init":"%s",' \
+  "$config" "$secrets" "$pids" "$worker_seen" "$init"
+printf '"host_tmp":"%s",' "$host_tmp"
 printf '"pack_write":"%s","files":"%s","other_result":"%s","other_log":"%s",' \
   "$pack_write" "$files" "$other_result" "$other_log"
 printf '"other_files":"%s","home":"%s","uid":%d}\n' "$other_files" "$HOME" "$(id -u)"
 """
-PROBE_PARAMS = ("config", "host_tmp", "token", "other", "sleep")
+PROBE_PARAMS = ("config", "secrets", "host_tmp", "token", "other", "sleep")
 
 # Ends the way it is told: an exit code, its own signal, or never (SIGTERM not trapped).
 STATUS_SH = r"""#!/usr/bin/env bash
@@ -158,9 +160,16 @@ class UsernsRunActionTest(unittest.TestCase):
 
     def probe(self, other, sleep_arg, host_tmp):
         token = uuid.uuid4().hex
-        params = {"config": self.config, "host_tmp": host_tmp, "token": token,
-                  "other": other, "sleep": sleep_arg}
-        run = self.run_action("nsbx.probe", params=params)
+        # In the pack's folder, which the action sees: only the cover hides it.
+        secrets = os.path.join(self.packs, "nsbx", "secrets.json")
+        with open(secrets, "w") as f:
+            # The name, not the value: values are masked in the output anyway.
+            json.dump({"userns_secrets_file_marker": "x" * 12}, f)
+        os.chown(secrets, NOBODY, NOBODY)
+        os.chmod(secrets, 0o600)
+        params = {"config": self.config, "secrets": secrets, "host_tmp": host_tmp,
+                  "token": token, "other": other, "sleep": sleep_arg}
+        run = self.run_action("nsbx.probe", params=params, secrets_file=secrets)
         return token, self.assertRun(run, 0, "completed")
 
     def test_isolation_seen_from_outside(self):
@@ -174,6 +183,7 @@ class UsernsRunActionTest(unittest.TestCase):
         token, result = self.probe(first["artifacts_dir"], sleep_arg, host_tmp.name)
         data = result["data"]
         self.assertNotIn(MARKER, data["config"], data)
+        self.assertNotIn("userns_secrets_file_marker", data["secrets"], data)
         self.assertEqual(data["worker_seen"], "no", data)
         self.assertEqual(data["init"].rsplit("/", 1)[-1], "attune-sandbox-init", data)
         self.assertLess(len(data["pids"].split()), 12, data)
