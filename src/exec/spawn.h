@@ -1,8 +1,8 @@
 /* Starting a child in-process without fork's copy of the parent: a clone
  * sharing memory (CLONE_VM | CLONE_VFORK) that sets up its descriptors,
  * session, credentials and signals with async-signal-safe calls only, then
- * executes the program. What posix_spawn does, plus the uid change it cannot
- * make. */
+ * executes the program. What posix_spawn does, plus the uid change and the
+ * new namespaces (with their mounts) it cannot make. */
 #ifndef ATTUNE_EXEC_SPAWN_H
 #define ATTUNE_EXEC_SPAWN_H
 

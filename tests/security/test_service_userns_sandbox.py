@@ -3,11 +3,12 @@
 not there, PID 1 is attune-sandbox-init), an earlier execution's result and the
 artifacts root are out of sight, files/ is writable and the pack read-only;
 shell, Python and Node.js actions still get their parameters and secrets; a
-`setsid` daemon is gone 5 s after its execution ended; and when the worker is
-killed with SIGKILL, everything its running execution started is gone 2 s
-later."""
+`setsid` daemon is gone 5 s after its execution ended; a cancel ends an
+action that does not trap SIGTERM at once; and when the worker is killed with
+SIGKILL, everything its running execution started is gone 2 s later."""
 import os
 import shutil
+import signal
 import sys
 import time
 import unittest
@@ -95,11 +96,12 @@ class SandboxUsernsServiceTest(ServiceTestCase):
         if shutil.which("setpriv") is None:
             raise unittest.SkipTest("setpriv (util-linux) is not installed")
 
-    def start_nobody(self):
+    def start_nobody(self, extra=None):
         self.artifacts = os.path.join(self.tmp, "artifacts-" + uuid.uuid4().hex[:8])
         os.mkdir(self.artifacts, 0o700)
         os.chown(self.artifacts, NOBODY, NOBODY)
         env = {"ATTUNE__SANDBOX__MODE": "userns", "ATTUNE__WORKER__ARTIFACTS_DIR": self.artifacts}
+        env.update(extra or {})
         prefix = ["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups"]
         try:
             return self.start_worker(env=env, prefix=prefix)
@@ -185,6 +187,28 @@ class SandboxUsernsServiceTest(ServiceTestCase):
         _, tag = self.start_linger(w, "yes")
         w.kill()
         self.assertGoneWithin(tag, 2, "processes of an execution outlived the worker by 2 s")
+
+    def test_cancel_ends_an_action_that_does_not_trap_sigterm_at_once(self):
+        # The worker cancels what still runs 1 s after SIGTERM; SIGKILL would
+        # follow 10 s after the cancel's SIGTERM.
+        w = self.start_nobody({"ATTUNE__WORKER__SHUTDOWN_TIMEOUT": "1",
+                               "ATTUNE__WORKER__CANCEL_GRACE_SECONDS": "10",
+                               "ATTUNE__WORKER__KILL_GRACE_SECONDS": "10"})
+        eid, tag = self.start_linger(w, "yes")
+        sent = time.monotonic()
+        w.signal(signal.SIGTERM)
+        rc = w.wait(30)
+        elapsed = time.monotonic() - sent
+        if rc is None:
+            w.kill()
+            self.fail("worker still running 30 s after SIGTERM\n" + w.describe())
+        self.assertEqual(rc, 0, w.describe())
+        row = self.db.execution(eid)
+        self.assertEqual(row["status"], "cancelled", "%r\n%s" % (row, w.describe()))
+        self.assertEqual(row["result"].get("signal"), 15, row["result"])
+        self.assertLess(elapsed, 6, "took %.1f s to stop: SIGTERM did not end the action" %
+                        elapsed)
+        self.assertGoneWithin(tag, 1, "processes of the cancelled execution are left")
 
 
 if __name__ == "__main__":
