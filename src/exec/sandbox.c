@@ -31,15 +31,16 @@ static int sandbox_userns_works(void)
     return probed;
 }
 
-static int sandbox_refuse_userns(int probe, char *err, size_t errlen)
+static int sandbox_refuse_userns(bool automatic, int probe, char *err, size_t errlen)
 {
     return set_error(err, errlen, EINVAL,
-                     "sandbox.mode: userns needs user namespaces, which this host refuses (%s): "
+                     "sandbox.mode: %s needs user namespaces, which this host refuses (%s): "
                      "allow them (sysctl user.max_user_namespaces > 0, and "
                      "kernel.unprivileged_userns_clone=1 or "
                      "kernel.apparmor_restrict_unprivileged_userns=0 where those exist), run the "
                      "worker as root for sandbox.mode: uid, or set sandbox.mode: none to run "
                      "actions unsandboxed",
+                     automatic ? "auto (the worker is not root, so userns)" : "userns",
                      strerror(-probe));
 }
 
@@ -56,11 +57,12 @@ int sandbox_resolve_mode(const struct config *cfg, enum sandbox_mode *mode, char
         return set_error(err, errlen, EINVAL,
                          "sandbox.mode: uid needs the worker to run as root (it changes each "
                          "action's uid); run it as root, or use userns or auto");
-    if (*mode == SANDBOX_MODE_AUTO)
+    bool automatic = *mode == SANDBOX_MODE_AUTO;
+    if (automatic)
         *mode = root ? SANDBOX_MODE_UID : SANDBOX_MODE_USERNS;
     int probe = *mode == SANDBOX_MODE_USERNS ? sandbox_userns_works() : 0;
     if (probe < 0)
-        return sandbox_refuse_userns(probe, err, errlen);
+        return sandbox_refuse_userns(automatic, probe, err, errlen);
     return 0;
 }
 

@@ -250,5 +250,51 @@ class UsernsRunActionTest(unittest.TestCase):
         self.assertIn(b"SANDBOX OFF", proc.stderr)
 
 
+@unittest.skipUnless(os.geteuid() == 0, "needs root to make a user namespace with a limit")
+class UsernsRefusedTest(unittest.TestCase):
+    """Where user namespaces are refused (here: a user namespace whose
+    user.max_user_namespaces allows none below the one the worker runs in, as
+    an ordinary user), auto and userns refuse to start with exit 78 and say what
+    to configure; only an explicit none runs, loudly."""
+
+    def setUp(self):
+        if shutil.which("unshare") is None:
+            raise unittest.SkipTest("unshare (util-linux) is not installed")
+        skip_unless_reachable_by_others(WORKER_BIN, EXAMPLE_PACKS)
+        self.tmp = tempfile.mkdtemp(prefix="attune-userns-refused-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        os.chmod(self.tmp, 0o777)
+
+    def run_limited(self, mode, extra):
+        config = os.path.join(self.tmp, "config-%s.yaml" % mode)
+        with open(config, "w") as f:
+            f.write("sandbox:\n  mode: %s\n" % mode)
+        os.chmod(config, 0o644)
+        inner = " ".join([WORKER_BIN, "-c", config] + extra)
+        script = ("echo 1 > /proc/sys/user/max_user_namespaces && "
+                  "exec unshare -U --map-user=%d --map-group=%d %s" % (NOBODY, NOBODY, inner))
+        return subprocess.run(["unshare", "-U", "-r", "--fork", "sh", "-c", script],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env=worker_env(), cwd=self.tmp, timeout=60)
+
+    def test_auto_and_userns_refuse_none_warns(self):
+        artifacts = os.path.join(self.tmp, "artifacts")
+        os.mkdir(artifacts, 0o777)
+        run = ["run-action", "--packs-dir", EXAMPLES, "--artifacts-dir", artifacts,
+               "examples.hello"]
+        for mode in ("auto", "userns"):
+            for extra in (["check-config"], run):
+                with self.subTest(mode=mode, command=extra[0]):
+                    proc = self.run_limited(mode, extra)
+                    self.assertEqual(proc.returncode, 78, proc.stderr)
+                    self.assertIn(b"needs user namespaces, which this host refuses",
+                                  proc.stderr)
+                    self.assertIn(b"sandbox.mode: none", proc.stderr)
+        proc = self.run_limited("none", run)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertIn(b"SANDBOX OFF", proc.stderr)
+        self.assertIn(b"Hello", proc.stdout)
+
+
 if __name__ == "__main__":
     unittest.main()
