@@ -68,6 +68,7 @@ int sandbox_ns_conf_init(struct sandbox_ns_conf *c, const struct config *cfg, ch
     c->init_dir = xstrdup(c->init_path);
     *strrchr(c->init_dir, '/') = '\0';
     c->config_path = resolved_or_null(cfg->source_path);
+    c->artifacts_dir = resolved_or_null(cfg->artifacts_dir);
     c->packs_base_dir = resolved_or_null(cfg->packs_base_dir);
     c->runtime_envs_dir = resolved_or_null(cfg->runtime_envs_dir);
     strv_init(&c->hidden);
@@ -82,6 +83,7 @@ void sandbox_ns_conf_free(struct sandbox_ns_conf *c)
     free(c->init_dir);
     free(c->config_path);
     free(c->packs_base_dir);
+    free(c->artifacts_dir);
     free(c->runtime_envs_dir);
     strv_free(&c->hidden);
     memset(c, 0, sizeof(*c));
@@ -144,7 +146,7 @@ static void add(struct sandbox_ns *ns, const struct spawn_mount *m)
 }
 
 /* A folder kept where it is, whatever covers its parents: taken now,
- * attached after the covers (ns_attach_trees). */
+ * attached after the covers (ns_attach_trees_range). */
 static void add_keep(struct sandbox_ns *ns, const char *path, bool readonly, bool optional)
 {
     if (!path || ns->n_trees >= SPAWN_TREES_MAX)
@@ -160,9 +162,9 @@ static void add_keep(struct sandbox_ns *ns, const char *path, bool readonly, boo
                 .op = SPAWN_TREE_OPEN, .source = path, .tree = tree, .optional = optional});
 }
 
-static void ns_attach_trees(struct sandbox_ns *ns)
+static void ns_attach_trees_range(struct sandbox_ns *ns, int first, int end)
 {
-    for (int i = 0; i < ns->n_trees; i++)
+    for (int i = first; i < end; i++)
         add(ns, &ns->trees[i]);
 }
 
@@ -209,9 +211,7 @@ static void add_config_cover(struct sandbox_ns *ns, const char *pack_dir, const 
         return;
     }
     free(dir);
-    add(ns,
-        &(struct spawn_mount){
-            .source = "/dev/null", .target = c->config_path, .flags = MS_BIND, .optional = true});
+    add_empty_file_over(ns, c->config_path);
 }
 
 const struct spawn_ns *sandbox_ns_prepare(struct sandbox_ns *ns, const char *pack_dir,
@@ -227,20 +227,26 @@ const struct spawn_ns *sandbox_ns_prepare(struct sandbox_ns *ns, const char *pac
     if (pack_dir && !pack)
         return NULL;
     add(ns, &(struct spawn_mount){.target = "/", .flags = MS_REC | MS_PRIVATE});
+    /* What the action runs: the pack, its environments and the init (a build
+     * tree under /tmp, say), put back before the artifacts are covered. */
     add_keep(ns, ns->conf->packs_base_dir, true, true);
     add_keep(ns, ns->conf->runtime_envs_dir, true, true);
     add_keep(ns, pack, true, false);
+    add_keep(ns, ns->conf->init_dir, true, false);
+    int programs = ns->n_trees;
     add_keep(ns, ns->files_dst, false, false);
     add_keep(ns, ns->home_dst, false, false);
-    /* The init is executed after the covers: its folder stays (a build tree
-     * under /tmp, say). */
-    add_keep(ns, ns->conf->init_dir, true, false);
     add_tmpfs(ns, "/tmp", 0, "mode=1777", false);
+    add_tmpfs(ns, "/var/tmp", 0, "mode=1777", true);
     add_tmpfs(ns, "/dev/shm", 0, "mode=1777", true);
-    /* Every execution's folder, the worker's logs and results: out of sight. */
+    ns_attach_trees_range(ns, 0, programs);
+    /* Every execution's folder, the worker's logs and results: out of sight,
+     * in the configured root too when run-action was given another. */
+    if (ns->conf->artifacts_dir && strcmp(ns->conf->artifacts_dir, ns->root) != 0)
+        add_tmpfs(ns, ns->conf->artifacts_dir, 0, "mode=0755", true);
     add_tmpfs(ns, ns->root, 0, "mode=0755", false);
-    ns_attach_trees(ns);
-    /* Last: a folder kept above may hold it. */
+    ns_attach_trees_range(ns, programs, ns->n_trees);
+    /* Last: a folder kept above may hold them. */
     add_config_cover(ns, pack, program);
     for (size_t i = 0; i < ns->conf->hidden.len; i++)
         add_empty_file_over(ns, ns->conf->hidden.items[i]);

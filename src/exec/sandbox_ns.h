@@ -23,6 +23,7 @@ struct sandbox_ns_conf {
     char *init_path, *init_dir;
     char *config_path; /* absolute; NULL without a file */
     char *packs_base_dir, *runtime_envs_dir;
+    char *artifacts_dir; /* worker.artifacts_dir, resolved; NULL if not there */
     char uid_map[32], gid_map[32];
     struct strv hidden; /* files covered by an empty one (sandbox_hide) */
 };

@@ -44,17 +44,18 @@ echo leak > "/tmp/$PARAM_TOKEN"
 pack_write=$(touch "$PWD/w-$PARAM_TOKEN" 2>/dev/null && echo written || echo refused)
 files=$(echo from-action > "$ATTUNE_ARTIFACTS_DIR/out.txt" 2>/dev/null && echo written || echo refused)
 other_result=$(try_read "$PARAM_OTHER/result.json")
+configured_root=$(try_read "$PARAM_CFGROOT/old/result.json")
 other_log=$(try_read "$PARAM_OTHER/stdout.log")
 other_files=$(ls "$PARAM_OTHER/files" >/dev/null 2>&1 && echo listed || echo denied)
 setsid sleep "$PARAM_SLEEP" < /dev/null > /dev/null 2>&1 &
 printf '{"config":"%s","secrets":"%s","pids":"%s","worker_seen":"%s","init":"%s",' \
   "$config" "$secrets" "$pids" "$worker_seen" "$init"
-printf '"host_tmp":"%s",' "$host_tmp"
+printf '"host_tmp":"%s","configured_root":"%s",' "$host_tmp" "$configured_root"
 printf '"pack_write":"%s","files":"%s","other_result":"%s","other_log":"%s",' \
   "$pack_write" "$files" "$other_result" "$other_log"
 printf '"other_files":"%s","home":"%s","uid":%d}\n' "$other_files" "$HOME" "$(id -u)"
 """
-PROBE_PARAMS = ("config", "secrets", "host_tmp", "token", "other", "sleep")
+PROBE_PARAMS = ("config", "secrets", "host_tmp", "token", "other", "sleep", "cfgroot")
 
 # Ends the way it is told: an exit code, its own signal, or never (SIGTERM not trapped).
 STATUS_SH = r"""#!/usr/bin/env bash
@@ -115,8 +116,20 @@ class UsernsRunActionTest(unittest.TestCase):
         os.mkdir(conf_dir, 0o700)
         os.chown(conf_dir, NOBODY, NOBODY)
         self.config = os.path.join(conf_dir, "config.yaml")
+        # The configured artifacts root, with an earlier result: run-action is
+        # given another root, and this one must be out of sight as well.
+        # Outside /tmp, which the action has its own of.
+        self.cfgroot = tempfile.mkdtemp(prefix="attune-userns-root-", dir=self.outside_tmp())
+        self.addCleanup(shutil.rmtree, self.cfgroot, True)
+        os.chmod(self.cfgroot, 0o700)
+        os.makedirs(os.path.join(self.cfgroot, "old"))
+        with open(os.path.join(self.cfgroot, "old", "result.json"), "w") as f:
+            f.write("{}\n")
+        for path in (self.cfgroot, os.path.join(self.cfgroot, "old")):
+            os.chown(path, NOBODY, NOBODY)
         with open(self.config, "w") as f:
-            f.write("# %s\nsandbox:\n  mode: userns\n" % MARKER)
+            f.write("# %s\nsandbox:\n  mode: userns\nworker:\n  artifacts_dir: %s\n"
+                    % (MARKER, self.cfgroot))
         os.chown(self.config, NOBODY, NOBODY)
         os.chmod(self.config, 0o600)
         self.packs = os.path.join(self.tmp, "packs")
@@ -130,6 +143,15 @@ class UsernsRunActionTest(unittest.TestCase):
         for folder in (os.path.join(self.packs, "nsbx"), actions):
             os.chown(folder, NOBODY, NOBODY)
         self.run_as_nobody(["check-config"], expect_ok=False)
+
+    def outside_tmp(self):
+        """A folder others can reach that is neither /tmp nor /var/tmp (both
+        private to the action): the build tree's."""
+        folder = os.path.join(os.path.dirname(os.path.abspath(WORKER_BIN)), "userns-test")
+        os.makedirs(folder, exist_ok=True)
+        os.chmod(folder, 0o755)
+        skip_unless_reachable_by_others(folder)
+        return folder
 
     def run_as_nobody(self, extra, expect_ok=True):
         argv = AS_NOBODY + [WORKER_BIN, "-c", self.config] + extra
@@ -168,7 +190,7 @@ class UsernsRunActionTest(unittest.TestCase):
         os.chown(secrets, NOBODY, NOBODY)
         os.chmod(secrets, 0o600)
         params = {"config": self.config, "secrets": secrets, "host_tmp": host_tmp,
-                  "token": token, "other": other, "sleep": sleep_arg}
+                  "token": token, "other": other, "sleep": sleep_arg, "cfgroot": self.cfgroot}
         run = self.run_action("nsbx.probe", params=params, secrets_file=secrets)
         return token, self.assertRun(run, 0, "completed")
 
@@ -195,6 +217,7 @@ class UsernsRunActionTest(unittest.TestCase):
         with open(os.path.join(result["artifacts_dir"], "files", "out.txt")) as f:
             self.assertEqual(f.read(), "from-action\n")
         self.assertEqual(data["other_result"], "denied", data)
+        self.assertEqual(data["configured_root"], "denied", data)
         self.assertEqual(data["other_log"], "denied", data)
         self.assertEqual(data["other_files"], "denied", data)
         self.assertEqual(data["uid"], NOBODY, data)
