@@ -236,6 +236,9 @@ const struct spawn_ns *sandbox_ns_prepare(struct sandbox_ns *ns, const char *pac
     int programs = ns->n_trees;
     add_keep(ns, ns->files_dst, false, false);
     add_keep(ns, ns->home_dst, false, false);
+    /* Nothing the worker's user may write is the action's to write, but
+     * for what is mounted over it below. */
+    add(ns, &(struct spawn_mount){.op = SPAWN_READONLY, .target = "/"});
     add_tmpfs(ns, "/tmp", 0, "mode=1777", false);
     add_tmpfs(ns, "/var/tmp", 0, "mode=1777", true);
     add_tmpfs(ns, "/dev/shm", 0, "mode=1777", true);

@@ -97,6 +97,12 @@ static int make_dirs(const char *target)
     return 0;
 }
 
+static int ns_readonly(int fd, const char *path)
+{
+    struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY};
+    return mount_setattr(fd, path, AT_RECURSIVE | (*path ? 0 : AT_EMPTY_PATH), &ro, sizeof(ro));
+}
+
 static int ns_tree_attach(const struct spawn_mount *m, int fd)
 {
     /* An optional source that was not there; else the target was there as
@@ -105,8 +111,7 @@ static int ns_tree_attach(const struct spawn_mount *m, int fd)
         return 0;
     if (m->mkdir && make_dirs(m->target) < 0)
         return -1;
-    struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY};
-    if (m->readonly && mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &ro, sizeof(ro)) < 0)
+    if (m->readonly && ns_readonly(fd, "") < 0)
         return -1;
     return move_mount(fd, "", AT_FDCWD, m->target, MOVE_MOUNT_F_EMPTY_PATH);
 }
@@ -122,6 +127,8 @@ static int ns_mount_step(const struct spawn_mount *m, int *trees)
         return trees[m->tree] < 0 ? -1 : 0;
     case SPAWN_TREE_ATTACH:
         return ns_tree_attach(m, trees[m->tree]);
+    case SPAWN_READONLY:
+        return ns_readonly(AT_FDCWD, m->target);
     case SPAWN_MOUNT:
         break;
     }

@@ -19,6 +19,7 @@ enum spawn_mount_op {
     SPAWN_MOUNT,       /* mount(source, target, fstype, flags, data) */
     SPAWN_TREE_OPEN,   /* detached copy of the tree at source, as tree number `tree` */
     SPAWN_TREE_ATTACH, /* tree number `tree` at target; read-only (all of it) if readonly */
+    SPAWN_READONLY,    /* every mount from target down made read-only */
 };
 
 #define SPAWN_TREES_MAX 8

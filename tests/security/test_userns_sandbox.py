@@ -42,6 +42,7 @@ init=$(tr '\0' '\n' < /proc/1/cmdline | head -n 1)
 host_tmp=$([ -e "$PARAM_HOST_TMP" ] && echo visible || echo hidden)
 echo leak > "/tmp/$PARAM_TOKEN"
 pack_write=$(touch "$PWD/w-$PARAM_TOKEN" 2>/dev/null && echo written || echo refused)
+shared_write=$(touch "/run/lock/attune-$PARAM_TOKEN" 2>/dev/null && echo written || echo refused)
 files=$(echo from-action > "$ATTUNE_ARTIFACTS_DIR/out.txt" 2>/dev/null && echo written || echo refused)
 other_result=$(try_read "$PARAM_OTHER/result.json")
 configured_root=$(try_read "$PARAM_CFGROOT/old/result.json")
@@ -50,7 +51,8 @@ other_files=$(ls "$PARAM_OTHER/files" >/dev/null 2>&1 && echo listed || echo den
 setsid sleep "$PARAM_SLEEP" < /dev/null > /dev/null 2>&1 &
 printf '{"config":"%s","secrets":"%s","pids":"%s","worker_seen":"%s","init":"%s",' \
   "$config" "$secrets" "$pids" "$worker_seen" "$init"
-printf '"host_tmp":"%s","configured_root":"%s",' "$host_tmp" "$configured_root"
+printf '"host_tmp":"%s","configured_root":"%s","shared_write":"%s",' "$host_tmp" \
+  "$configured_root" "$shared_write"
 printf '"pack_write":"%s","files":"%s","other_result":"%s","other_log":"%s",' \
   "$pack_write" "$files" "$other_result" "$other_log"
 printf '"other_files":"%s","home":"%s","uid":%d}\n' "$other_files" "$HOME" "$(id -u)"
@@ -203,6 +205,8 @@ class UsernsRunActionTest(unittest.TestCase):
         os.chmod(host_tmp.name, 0o644)
         sleep_arg = "%d.%d" % (4000 + os.getpid() % 1000, time.monotonic_ns() % 100000)
         token, result = self.probe(first["artifacts_dir"], sleep_arg, host_tmp.name)
+        leak = "/run/lock/attune-" + token
+        self.addCleanup(lambda: os.path.exists(leak) and os.unlink(leak))
         data = result["data"]
         self.assertNotIn(MARKER, data["config"], data)
         self.assertNotIn("userns_secrets_file_marker", data["secrets"], data)
@@ -213,6 +217,9 @@ class UsernsRunActionTest(unittest.TestCase):
         self.assertFalse(os.path.exists("/tmp/" + token), "the action's /tmp is the host's")
         self.assertEqual(data["pack_write"], "refused", data)
         self.assertFalse(os.path.exists(os.path.join(self.packs, "nsbx", "w-" + token)))
+        # A folder anyone may write to on the host (where there is one) is read-only.
+        if os.path.isdir("/run/lock"):
+            self.assertEqual(data["shared_write"], "refused", data)
         self.assertEqual(data["files"], "written", data)
         with open(os.path.join(result["artifacts_dir"], "files", "out.txt")) as f:
             self.assertEqual(f.read(), "from-action\n")
