@@ -172,6 +172,8 @@ static int sandbox_give(struct sandbox_slot *slot, int dir_fd, int files_fd)
 static int sandbox_enter_ns(struct sandbox *sb, const char *dir, int dir_fd, int files_fd,
                             struct sandbox_slot *slot, char *err, size_t errlen)
 {
+    /* First: sandbox_leave knows the slot by it, whatever fails below. */
+    slot->ns = sandbox_ns_new(&sb->ns, dir);
     slot->home_dir = xasprintf("%s/home", dir);
     slot->files_fd = fcntl(files_fd, F_DUPFD_CLOEXEC, 0);
     int rc = slot->files_fd < 0 || mkdirat(dir_fd, "home", 0700) < 0 ? -errno : 0;
@@ -182,7 +184,6 @@ static int sandbox_enter_ns(struct sandbox *sb, const char *dir, int dir_fd, int
     if (rc < 0)
         return set_error(err, errlen, rc, "cannot make the private home of %s: %s", dir,
                          strerror(-rc));
-    slot->ns = sandbox_ns_new(&sb->ns, dir);
     return 0;
 }
 

@@ -223,9 +223,10 @@ const struct spawn_ns *sandbox_ns_prepare(struct sandbox_ns *ns, const char *pac
                                   .mounts = ns->mounts,
                                   .exec_check = program};
     ns->n_trees = 0;
-    const char *pack = pack_dir ? own(ns, resolved_or_null(pack_dir)) : NULL;
-    if (pack_dir && !pack)
+    char *resolved = resolved_or_null(pack_dir);
+    if (pack_dir && !resolved)
         return NULL;
+    const char *pack = resolved ? own(ns, resolved) : NULL;
     add(ns, &(struct spawn_mount){.target = "/", .flags = MS_REC | MS_PRIVATE});
     /* What the action runs: the pack, its environments and the init (a build
      * tree under /tmp, say), put back before the artifacts are covered. */
