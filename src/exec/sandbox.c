@@ -63,6 +63,13 @@ int sandbox_resolve_mode(const struct config *cfg, enum sandbox_mode *mode, char
     int probe = *mode == SANDBOX_MODE_USERNS ? sandbox_userns_works() : 0;
     if (probe < 0)
         return sandbox_refuse_userns(automatic, probe, err, errlen);
+    char *init = *mode == SANDBOX_MODE_USERNS ? sandbox_ns_find_init() : NULL;
+    if (*mode == SANDBOX_MODE_USERNS && !init)
+        return set_error(err, errlen, ENOENT,
+                         "sandbox.mode: userns needs attune-sandbox-init, which is neither "
+                         "beside the worker's program nor where it is installed (reinstall the "
+                         "worker)");
+    free(init);
     return 0;
 }
 

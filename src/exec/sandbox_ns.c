@@ -38,7 +38,7 @@ static char *resolved_or_null(const char *path)
     return path && *path ? realpath(path, NULL) : NULL;
 }
 
-static char *find_init(void)
+char *sandbox_ns_find_init(void)
 {
     char self[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -59,7 +59,7 @@ int sandbox_ns_conf_init(struct sandbox_ns_conf *c, const struct config *cfg, ch
                          size_t errlen)
 {
     memset(c, 0, sizeof(*c));
-    c->init_path = find_init();
+    c->init_path = sandbox_ns_find_init();
     if (!c->init_path)
         return set_error(err, errlen, ENOENT,
                          "sandbox.mode userns: attune-sandbox-init is neither beside the worker's "

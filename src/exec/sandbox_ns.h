@@ -28,8 +28,12 @@ struct sandbox_ns_conf {
     struct strv hidden; /* files covered by an empty one (sandbox_hide) */
 };
 
-/* Finds the init beside the running program, else where it is installed.
- * On failure returns a negative errno with the reason in err. */
+/* The init's path (to free): beside the running program, else where it is
+ * installed; NULL when it is in neither place. */
+char *sandbox_ns_find_init(void);
+
+/* Finds the init and what the plans need from the configuration. On failure
+ * returns a negative errno with the reason in err. */
 int sandbox_ns_conf_init(struct sandbox_ns_conf *c, const struct config *cfg, char *err,
                          size_t errlen);
 void sandbox_ns_conf_free(struct sandbox_ns_conf *c);

@@ -271,6 +271,22 @@ class UsernsRunActionTest(unittest.TestCase):
                 self.assertEqual(result["stderr"], "", json.dumps(result))
                 self.assertIn(needle, json.dumps(result), json.dumps(result))
 
+    def test_refused_without_the_init(self):
+        # A copy of the program alone: no attune-sandbox-init beside it, and
+        # none installed (a build tree's test run).
+        for prefix in ("/usr", "/usr/local"):
+            if os.path.exists(prefix + "/libexec/attune-worker/attune-sandbox-init"):
+                raise unittest.SkipTest("an installed attune-sandbox-init would be found")
+        lone = os.path.join(self.tmp, "lone")
+        os.mkdir(lone, 0o755)
+        shutil.copy2(WORKER_BIN, lone)
+        argv = AS_NOBODY + [os.path.join(lone, os.path.basename(WORKER_BIN)), "-c", self.config,
+                            "check-config"]
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env=worker_env(), cwd=self.tmp, timeout=60)
+        self.assertEqual(proc.returncode, 78, proc.stderr)
+        self.assertIn(b"needs attune-sandbox-init", proc.stderr)
+
     def test_check_config_and_none_warn(self):
         proc = self.run_as_nobody(["check-config"])
         self.assertNotIn(b"SANDBOX OFF", proc.stderr)
