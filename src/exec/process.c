@@ -58,6 +58,8 @@ static int child_fds_give(const struct proc_spec *spec, const struct child_fds *
     return 0;
 }
 
+_Static_assert(SANDBOX_NS_STATUS_FD > PROC_FILE_FD, "the init's status pipe is above the rest");
+
 /* Under the sandbox's init: it is the program, with the status pipe's
  * number, the action's program and argv as its arguments. */
 static int spawn_in_ns(const struct proc_spec *spec, const struct child_fds *c,
