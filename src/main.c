@@ -13,6 +13,7 @@
 #include "core/harden.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "exec/sandbox.h"
 #include "runtime/registry.h"
 #include "worker/artifacts.h"
 #include "worker/oneshot.h"
@@ -209,6 +210,21 @@ static int exec_service(char **argv)
     return 1;
 }
 
+/* A sandbox mode this worker cannot provide is a configuration error; none
+ * is said loudly. */
+static int sandbox_ready(const struct config *cfg, bool warn)
+{
+    enum sandbox_mode mode;
+    char err[1024];
+    if (sandbox_resolve_mode(cfg, &mode, err, sizeof(err)) < 0) {
+        fprintf(stderr, "attune-worker: configuration error: %s\n", err);
+        return CONFIG_EXIT_STATUS;
+    }
+    if (warn && sandbox_none_warning(mode))
+        fprintf(stderr, "attune-worker: WARNING: %s\n", sandbox_none_warning(mode));
+    return 0;
+}
+
 /* An artifacts root others could write to would let them redirect the logs. */
 static int root_ready(const char *root)
 {
@@ -240,10 +256,14 @@ int main(int argc, char **argv)
     if (status == 0) {
         switch (cli.command) {
         case CMD_CHECK_CONFIG:
-            config_print_masked(&cfg, stdout);
+            status = sandbox_ready(&cfg, true);
+            if (status == 0)
+                config_print_masked(&cfg, stdout);
             break;
         case CMD_RUN_ACTION:
             status = root_ready(cli.run.artifacts_dir ? cli.run.artifacts_dir : cfg.artifacts_dir);
+            if (status == 0)
+                status = sandbox_ready(&cfg, false); /* run-action's start warns */
             if (status == 0)
                 status = oneshot_run(&cfg, &cli.run);
             break;

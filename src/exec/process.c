@@ -13,23 +13,28 @@
 #include <unistd.h>
 
 #include "exec/process_supervise.h"
+#include "exec/sandbox_ns.h"
 #include "exec/spawn.h"
 
 struct child_fds {
     int in[2], out[2], err[2], ctl[2]; /* [0] read end, [1] write end */
+    int status[2];                     /* the sandbox's init reports here */
 };
 
 static void child_fds_close(struct child_fds *c)
 {
-    int *all[] = {&c->in[0],  &c->in[1],  &c->out[0], &c->out[1],
-                  &c->err[0], &c->err[1], &c->ctl[0], &c->ctl[1]};
+    int *all[] = {&c->in[0],  &c->in[1],  &c->out[0], &c->out[1],    &c->err[0],
+                  &c->err[1], &c->ctl[0], &c->ctl[1], &c->status[0], &c->status[1]};
     for (size_t i = 0; i < ARRAY_SIZE(all); i++)
         close_fd(all[i]);
 }
 
-static int child_fds_open(struct child_fds *c, enum proc_control control)
+static int child_fds_open(struct child_fds *c, const struct proc_spec *spec)
 {
+    enum proc_control control = spec->control;
     if (pipe2(c->in, O_CLOEXEC) < 0 || pipe2(c->out, O_CLOEXEC) < 0 || pipe2(c->err, O_CLOEXEC) < 0)
+        return -errno;
+    if (spec->ns && pipe2(c->status, O_CLOEXEC | O_NONBLOCK) < 0)
         return -errno;
     if (control == PROC_CONTROL_PIPE && pipe2(c->ctl, O_CLOEXEC) < 0)
         return -errno;
@@ -51,6 +56,37 @@ static int child_fds_give(const struct proc_spec *spec, const struct child_fds *
         if (fds[i] >= 0 && fchown(fds[i], spec->uid, spec->gid) < 0)
             return -errno;
     return 0;
+}
+
+_Static_assert(SANDBOX_NS_STATUS_FD > PROC_FILE_FD, "the init's status pipe is above the rest");
+
+/* Under the sandbox's init: it is the program, with the status pipe's
+ * number, the action's program and argv as its arguments. */
+static int spawn_in_ns(const struct proc_spec *spec, const struct child_fds *c,
+                       struct spawn_req *req, pid_t *pid)
+{
+    struct spawn_fd fds[6];
+    memcpy(fds, req->fds, sizeof(*fds) * (size_t)req->n_fds);
+    fds[req->n_fds] = (struct spawn_fd){c->status[1], SANDBOX_NS_STATUS_FD};
+    const char *init = sandbox_ns_init_path(spec->ns);
+    struct strv argv;
+    strv_init(&argv);
+    strv_push(&argv, init);
+    strv_push(&argv, STRINGIFY(SANDBOX_NS_STATUS_FD));
+    strv_push(&argv, spec->path);
+    for (char *const *a = spec->argv; *a; a++)
+        strv_push(&argv, *a);
+    req->ns = sandbox_ns_prepare(spec->ns, spec->cwd, spec->path);
+    int rc = req->ns ? 0 : -errno;
+    req->path = init;
+    req->argv = argv.items;
+    req->fds = fds;
+    req->n_fds++;
+    req->close_from = SANDBOX_NS_STATUS_FD + 1;
+    if (rc == 0)
+        rc = spawn_process(req, pid);
+    strv_free(&argv);
+    return rc;
 }
 
 static int spawn_child(const struct proc_spec *spec, const struct child_fds *c, pid_t *pid)
@@ -84,7 +120,23 @@ static int spawn_child(const struct proc_spec *spec, const struct child_fds *c, 
         .gid = spec->gid,
         .limits = spec->limits,
     };
+    if (spec->ns)
+        return spawn_in_ns(spec, c, &req, pid);
     return spawn_process(&req, pid);
+}
+
+void proc_take_init_status(struct proc *p)
+{
+    int status;
+    if (p->status_fd < 0)
+        return;
+    /* Nothing there: the init itself was killed (SIGKILL), which is the result. */
+    if (read(p->status_fd, &status, sizeof(status)) == (ssize_t)sizeof(status)) {
+        p->result.exited = WIFEXITED(status);
+        p->result.exit_code = p->result.exited ? WEXITSTATUS(status) : 0;
+        p->result.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    }
+    close_fd(&p->status_fd);
 }
 
 /* Moves the parent's ends into p, which closes them from now on. */
@@ -94,7 +146,8 @@ static void proc_take_fds(struct proc *p, struct child_fds *c)
     p->err_fd = c->err[0];
     p->stdin_feed.fd = c->in[1];
     p->control_fd = c->ctl[1]; /* -1 without a control channel */
-    c->out[0] = c->err[0] = c->in[1] = c->ctl[1] = -1;
+    p->status_fd = c->status[0];
+    c->out[0] = c->err[0] = c->in[1] = c->ctl[1] = c->status[0] = -1;
 }
 
 static struct proc *proc_alloc(sd_event *loop, const struct proc_spec *spec, proc_done_fn done,
@@ -103,7 +156,7 @@ static struct proc *proc_alloc(sd_event *loop, const struct proc_spec *spec, pro
     struct proc *p = xcalloc(1, sizeof(*p));
     p->loop = sd_event_ref(loop);
     p->pid = -1;
-    p->pidfd = p->out_fd = p->err_fd = p->control_fd = -1;
+    p->pidfd = p->out_fd = p->err_fd = p->control_fd = p->status_fd = -1;
     p->stdin_feed.fd = p->control_feed.fd = -1;
     p->control = spec->control;
     p->reply_max = spec->reply_max;
@@ -122,7 +175,7 @@ int proc_start(sd_event *loop, const struct proc_spec *spec, proc_done_fn done, 
     struct child_fds c;
     memset(&c, -1, sizeof(c));
     struct proc *p = proc_alloc(loop, spec, done, userdata);
-    int rc = child_fds_open(&c, spec->control);
+    int rc = child_fds_open(&c, spec);
     if (rc < 0) {
         set_error(err, errlen, rc, "cannot create pipes: %s", strerror(-rc));
         goto fail;
@@ -188,6 +241,7 @@ void proc_free(struct proc *p)
     }
     proc_unwatch(p);
     close_fd(&p->pidfd);
+    close_fd(&p->status_fd);
     strbuf_free(&p->result.reply);
     sd_event_unref(p->loop);
     free(p);

@@ -1,7 +1,8 @@
 /* A child process supervised on the event loop: spawned (exec/spawn.h) into
  * its own session and process group with a clean environment, an empty signal
  * mask, only the intended fds, no_new_privs, SIGKILL when the worker dies,
- * and in the sandbox's uid mode a uid and gid of its own; stdin and the control channel fed without
+ * in the sandbox's uid mode a uid and gid of its own, in its userns mode
+ * namespaces of its own; stdin and the control channel fed without
  * blocking; stdout and stderr streamed to output sinks; exit watched through a
  * pidfd; a timeout terminates the whole group (SIGTERM, then SIGKILL). */
 #ifndef ATTUNE_EXEC_PROCESS_H
@@ -28,6 +29,8 @@ enum proc_control {
 /* Where the child finds an in-memory file it was given (proc_spec.file_fd). */
 #define PROC_FILE_FD 4
 
+struct sandbox_ns;
+
 struct proc_spec {
     const char *path; /* absolute path of the program */
     char *const *argv;
@@ -47,6 +50,9 @@ struct proc_spec {
     uid_t uid;              /* non-zero: the child runs as this uid and gid */
     gid_t gid;
     const struct spawn_limits *limits; /* NULL: none (exec/sandbox_limits.h) */
+    /* Non-NULL: the child runs in these namespaces (exec/sandbox_ns.h), under
+     * the sandbox's init, which reports the child's own exit or signal. */
+    struct sandbox_ns *ns;
 };
 
 struct proc_result {

@@ -198,6 +198,7 @@ static int proc_on_child_exit(sd_event_source *s, const siginfo_t *si, void *use
     } else {
         p->result.signal = si->si_status;
     }
+    proc_take_init_status(p);
     drop_source(&p->timeout_src);
     /* Whatever the action left behind in its group goes with it. */
     if (proc_group_alive(p))

@@ -40,6 +40,10 @@ struct proc {
     sd_event_source *timeout_src;
     sd_event_source *kill_src;
 
+    /* Under the sandbox's init: the pipe it writes the action's wait status
+     * to, read once the init is gone (-1: none). */
+    int status_fd;
+
     struct proc_result result;
     proc_done_fn done;
     void *userdata;
@@ -64,5 +68,9 @@ void proc_unwatch(struct proc *p);
 /* SIGTERM to the group now, SIGKILL after the grace; once only. */
 void proc_begin_termination(struct proc *p);
 void proc_signal_group(struct proc *p, int sig);
+
+/* Under the sandbox's init: the action's own exit or signal, as the init
+ * reported it, over the init's (process.c). */
+void proc_take_init_status(struct proc *p);
 
 #endif

@@ -1,5 +1,6 @@
-/* The sandbox's uid mode (see sandbox.h): the mode decided at start, the
- * uid handed to an execution and its folders, and the sweep of its uid. */
+/* The sandbox (see sandbox.h): the mode decided at start; in uid mode the
+ * uid handed to an execution and its folders, and the sweep of its uid; in
+ * userns mode the execution's home and namespaces (sandbox_ns.c). */
 #include "exec/sandbox.h"
 
 #include <dirent.h>
@@ -21,42 +22,97 @@
 /* At 1 ms apart: what SIGKILL has not ended by then is stuck in the kernel. */
 #define SWEEP_ROUNDS 50
 
+/* Whether user namespaces work here: probed once, by a trivial child. */
+static int sandbox_userns_works(void)
+{
+    static int probed = 1;
+    if (probed > 0)
+        probed = spawn_probe_namespaces();
+    return probed;
+}
+
+static int sandbox_refuse_userns(bool automatic, int probe, char *err, size_t errlen)
+{
+    return set_error(err, errlen, EINVAL,
+                     "sandbox.mode: %s needs user namespaces, which this host refuses (%s): "
+                     "allow them (sysctl user.max_user_namespaces > 0, and "
+                     "kernel.unprivileged_userns_clone=1 or "
+                     "kernel.apparmor_restrict_unprivileged_userns=0 where those exist), run the "
+                     "worker as root for sandbox.mode: uid, or set sandbox.mode: none to run "
+                     "actions unsandboxed",
+                     automatic ? "auto (the worker is not root, so userns)" : "userns",
+                     strerror(-probe));
+}
+
 int sandbox_resolve_mode(const struct config *cfg, enum sandbox_mode *mode, char *err,
                          size_t errlen)
 {
     bool root = geteuid() == 0;
     *mode = config_sandbox_mode(cfg);
-    if (*mode == SANDBOX_MODE_USERNS)
+    if (*mode == SANDBOX_MODE_USERNS && root)
         return set_error(err, errlen, EINVAL,
-                         "sandbox.mode: userns is not supported yet; use uid (as root) or none");
+                         "sandbox.mode: userns is for a worker that is not root (inside, the "
+                         "action would keep root's capabilities); as root use uid or auto");
     if (*mode == SANDBOX_MODE_UID && !root)
         return set_error(err, errlen, EINVAL,
                          "sandbox.mode: uid needs the worker to run as root (it changes each "
-                         "action's uid); run it as root or set sandbox.mode: none");
-    if (*mode == SANDBOX_MODE_AUTO)
-        *mode = root ? SANDBOX_MODE_UID : SANDBOX_MODE_NONE;
+                         "action's uid); run it as root, or use userns or auto");
+    bool automatic = *mode == SANDBOX_MODE_AUTO;
+    if (automatic)
+        *mode = root ? SANDBOX_MODE_UID : SANDBOX_MODE_USERNS;
+    int probe = *mode == SANDBOX_MODE_USERNS ? sandbox_userns_works() : 0;
+    if (probe < 0)
+        return sandbox_refuse_userns(automatic, probe, err, errlen);
+    char *init = *mode == SANDBOX_MODE_USERNS ? sandbox_ns_find_init() : NULL;
+    if (*mode == SANDBOX_MODE_USERNS && !init)
+        return set_error(err, errlen, ENOENT,
+                         "sandbox.mode: userns needs attune-sandbox-init, which is neither "
+                         "beside the worker's program nor where it is installed (reinstall the "
+                         "worker)");
+    free(init);
+    return 0;
+}
+
+const char *sandbox_none_warning(enum sandbox_mode mode)
+{
+    if (mode != SANDBOX_MODE_NONE)
+        return NULL;
+    return "SANDBOX OFF (sandbox.mode: none): every action runs as the worker's own user in "
+           "its view of the system; an action can read the worker's memory and environment, "
+           "the configuration, other executions' secrets and results. Set sandbox.mode: auto";
+}
+
+static int sandbox_mode_new(const struct config *cfg, struct sandbox *sb, char *err, size_t errlen)
+{
+    uint32_t first, count;
+    if (sb->mode == SANDBOX_MODE_USERNS)
+        return sandbox_ns_conf_init(&sb->ns, cfg, err, errlen);
+    if (!config_parse_uid_range(cfg->sandbox_uid_range, &first, &count))
+        return set_error(err, errlen, EINVAL, "sandbox.uid_range: not a uid range");
+    uid_pool_init(&sb->uids, first, count);
     return 0;
 }
 
 int sandbox_new(const struct config *cfg, struct sandbox **out, char *err, size_t errlen)
 {
     enum sandbox_mode mode;
-    uint32_t first, count;
     *out = NULL;
     int rc = sandbox_resolve_mode(cfg, &mode, err, errlen);
-    if (rc == 0 && mode == SANDBOX_MODE_NONE && config_sandbox_mode(cfg) == SANDBOX_MODE_AUTO)
-        log_warn("sandbox.mode auto: not running as root, so actions run unsandboxed under "
-                 "the worker's own uid (userns is not supported yet)");
-    if (rc < 0 || mode != SANDBOX_MODE_UID)
+    if (rc == 0 && mode == SANDBOX_MODE_NONE)
+        log_warn("%s", sandbox_none_warning(mode));
+    if (rc < 0 || mode == SANDBOX_MODE_NONE)
         return rc;
-    if (!config_parse_uid_range(cfg->sandbox_uid_range, &first, &count))
-        return set_error(err, errlen, EINVAL, "sandbox.uid_range: not a uid range");
     /* Escapers (setsid, double fork) become our children, not init's. */
     if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
         return set_error(err, errlen, -errno, "cannot become a child subreaper: %s",
                          strerror(errno));
     struct sandbox *sb = xcalloc(1, sizeof(*sb));
-    uid_pool_init(&sb->uids, first, count);
+    sb->mode = mode;
+    rc = sandbox_mode_new(cfg, sb, err, errlen);
+    if (rc < 0) {
+        free(sb);
+        return rc;
+    }
     *out = sb;
     return 0;
 }
@@ -65,7 +121,10 @@ void sandbox_free(struct sandbox *sb)
 {
     if (!sb)
         return;
-    uid_pool_free(&sb->uids);
+    if (sb->mode == SANDBOX_MODE_UID)
+        uid_pool_free(&sb->uids);
+    else
+        sandbox_ns_conf_free(&sb->ns);
     free(sb);
 }
 
@@ -79,6 +138,13 @@ static void sandbox_tell(const struct sandbox *sb, uid_t uid, bool taken)
 {
     if (sb->on_uid)
         sb->on_uid(uid, taken, sb->on_uid_userdata);
+}
+
+void sandbox_hide(struct sandbox *sb, const char *path)
+{
+    char *real = sb && sb->mode == SANDBOX_MODE_USERNS ? realpath(path, NULL) : NULL;
+    if (real)
+        strv_push_owned(&sb->ns.hidden, real);
 }
 
 /* The execution's folder is the worker's; the uid may only pass through it,
@@ -120,6 +186,38 @@ static int sandbox_give(struct sandbox_slot *slot, int dir_fd, int files_fd)
     return fchmod(dir_fd, 0711) < 0 ? -errno : 0;
 }
 
+/* The execution's own uid is the worker's: files/ and home/ stay as they are,
+ * and the namespaces hide the rest. */
+static int sandbox_enter_ns(struct sandbox *sb, const char *dir, int dir_fd, int files_fd,
+                            struct sandbox_slot *slot, char *err, size_t errlen)
+{
+    /* First: sandbox_leave knows the slot by it, whatever fails below. */
+    slot->ns = sandbox_ns_new(&sb->ns, dir);
+    slot->home_dir = xasprintf("%s/home", dir);
+    slot->files_fd = fcntl(files_fd, F_DUPFD_CLOEXEC, 0);
+    int rc = slot->files_fd < 0 || mkdirat(dir_fd, "home", 0700) < 0 ? -errno : 0;
+    if (rc == 0) {
+        slot->home_fd = openat(dir_fd, "home", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        rc = slot->home_fd < 0 ? -errno : 0;
+    }
+    if (rc < 0)
+        return set_error(err, errlen, rc, "cannot make the private home of %s: %s", dir,
+                         strerror(-rc));
+    return 0;
+}
+
+static void sandbox_leave_ns(struct sandbox_slot *slot)
+{
+    /* The namespace's init is gone: the kernel killed what was left in it. */
+    sandbox_ns_free(slot->ns);
+    if (slot->files_fd >= 0)
+        close(slot->files_fd);
+    if (slot->home_fd >= 0)
+        close(slot->home_fd);
+    free(slot->home_dir);
+    memset(slot, 0, sizeof(*slot));
+}
+
 int sandbox_enter(struct sandbox *sb, const char *dir, int dir_fd, int files_fd,
                   struct sandbox_slot *slot, char *err, size_t errlen)
 {
@@ -127,6 +225,8 @@ int sandbox_enter(struct sandbox *sb, const char *dir, int dir_fd, int files_fd,
     slot->files_fd = slot->home_fd = -1;
     if (!sb)
         return 0;
+    if (sb->mode == SANDBOX_MODE_USERNS)
+        return sandbox_enter_ns(sb, dir, dir_fd, files_fd, slot, err, errlen);
     uid_t uid;
     int rc = uid_pool_acquire(&sb->uids, &uid);
     if (rc < 0)
@@ -145,7 +245,7 @@ int sandbox_enter(struct sandbox *sb, const char *dir, int dir_fd, int files_fd,
 
 void sandbox_env(const struct sandbox_slot *slot, struct strv *env)
 {
-    if (!slot->uid)
+    if (!slot->uid && !slot->ns)
         return;
     strv_setenv(env, "HOME", slot->home_dir);
     strv_setenv(env, "TMPDIR", slot->home_dir);
@@ -214,6 +314,10 @@ static void sandbox_sweep(uid_t uid, pid_t spare)
 
 void sandbox_leave(struct sandbox *sb, struct sandbox_slot *slot, pid_t main_pid)
 {
+    if (sb && slot->ns) {
+        sandbox_leave_ns(slot);
+        return;
+    }
     /* An execution that never took a uid holds nothing (its slot may be all zeros). */
     if (!sb || !slot->uid)
         return;

@@ -12,6 +12,7 @@
 
 #include "core/config.h"
 #include "core/util.h"
+#include "exec/sandbox_ns.h"
 #include "exec/uid_pool.h"
 
 /* Told, when set, that an execution took uid (taken), before anything runs
@@ -19,26 +20,35 @@
 typedef void (*sandbox_uid_hook)(uid_t uid, bool taken, void *userdata);
 
 struct sandbox {
+    enum sandbox_mode mode; /* uid or userns */
     struct uid_pool uids;
     sandbox_uid_hook on_uid;
     void *on_uid_userdata;
+    struct sandbox_ns_conf ns;
 };
 
 /* What one execution holds: uid 0 when it runs unsandboxed. */
 struct sandbox_slot {
     uid_t uid;
-    int files_fd;   /* files/, handed to uid while it runs */
-    int home_fd;    /* home/, the same */
-    char *home_dir; /* HOME and TMPDIR of the execution */
+    int files_fd;          /* files/, handed to uid while it runs */
+    int home_fd;           /* home/, the same */
+    char *home_dir;        /* HOME and TMPDIR of the execution */
+    struct sandbox_ns *ns; /* userns mode: the execution's namespaces */
 };
 
 /* The mode this process will use for sandbox.mode: auto is uid as root and
- * none otherwise (sandbox_new warns then), uid needs root, userns is refused. On a
- * refusal returns -EINVAL with a message naming the key. */
+ * userns otherwise when user namespaces work here (probed once), uid needs
+ * root, userns needs a worker that is not root and namespaces that work. On a
+ * refusal (auto where neither can work, too) returns -EINVAL with a message
+ * saying what to configure. */
 int sandbox_resolve_mode(const struct config *cfg, enum sandbox_mode *mode, char *err,
                          size_t errlen);
 
-/* NULL unless the resolved mode is uid. Makes the process a child subreaper.
+/* The warning every start with sandbox.mode none gives, NULL in other modes. */
+const char *sandbox_none_warning(enum sandbox_mode mode);
+
+/* NULL when the resolved mode is none (with a warning logged). Makes the
+ * process a child subreaper.
  * On failure returns a negative errno with the reason in err. */
 int sandbox_new(const struct config *cfg, struct sandbox **out, char *err, size_t errlen);
 void sandbox_free(struct sandbox *sb);
@@ -46,7 +56,14 @@ void sandbox_free(struct sandbox *sb);
 /* Sets the hook told of every uid taken and given back (NULL: none). */
 void sandbox_set_uid_hook(struct sandbox *sb, sandbox_uid_hook fn, void *userdata);
 
-/* Takes a uid for the execution whose new folder dir is open at dir_fd, with
+/* A file of the worker's that actions must not read (run-action's secrets
+ * file): covered in userns mode. uid mode needs nothing (the file is not the
+ * execution's uid's); a NULL sandbox ignores it. */
+void sandbox_hide(struct sandbox *sb, const char *path);
+
+/* userns mode: makes the execution's private home/ and its namespaces' plan
+ * (slot->ns). uid mode: takes a uid for the execution whose new folder dir is
+ * open at dir_fd, with
  * its files/ open at files_fd: hands it files/ and a new private home/, and
  * lets it pass through dir (0711) and the worker's folders above it. slot
  * says what to give back. A NULL sandbox leaves slot empty. */

@@ -5,11 +5,18 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/pidfd.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,6 +28,7 @@
 struct spawn_child {
     const struct spawn_req *req;
     pid_t parent;
+    int parent_pidfd; /* namespaces: getppid() is 0 there, whoever the parent */
     volatile int err; /* set by the child when it cannot go on */
 };
 
@@ -54,14 +62,163 @@ static int move_fds(const struct spawn_req *r)
     return close_range((unsigned)r->close_from, ~0U, 0) < 0 && errno != ENOSYS ? -1 : 0;
 }
 
+/* Namespaces (req->ns): the child's side, raw system calls only. */
+
+static int write_proc_file(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    size_t len = strlen(text);
+    ssize_t n = write(fd, text, len);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return n == (ssize_t)len ? 0 : -1;
+}
+
+/* mkdir -p, on the child's stack. */
+static int make_dirs(const char *target)
+{
+    char path[PATH_MAX];
+    size_t len = strlen(target);
+    if (len >= sizeof(path)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(path, target, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (path[i] != '/' && path[i] != '\0')
+            continue;
+        char saved = path[i];
+        path[i] = '\0';
+        if (mkdir(path, 0755) < 0 && errno != EEXIST)
+            return -1;
+        path[i] = saved;
+    }
+    return 0;
+}
+
+static int ns_readonly(int fd, const char *path)
+{
+    struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY};
+    return mount_setattr(fd, path, AT_RECURSIVE | (*path ? 0 : AT_EMPTY_PATH), &ro, sizeof(ro));
+}
+
+static int ns_tree_attach(const struct spawn_mount *m, int fd)
+{
+    /* An optional source that was not there; else the target was there as
+     * well, unless a tmpfs of ours covers it now. */
+    if (fd < 0)
+        return 0;
+    if (m->mkdir && make_dirs(m->target) < 0)
+        return -1;
+    if (m->readonly && ns_readonly(fd, "") < 0)
+        return -1;
+    return move_mount(fd, "", AT_FDCWD, m->target, MOVE_MOUNT_F_EMPTY_PATH);
+}
+
+static int ns_mount_step(const struct spawn_mount *m, int *trees)
+{
+    if (m->op == SPAWN_MOUNT && m->mkdir && make_dirs(m->target) < 0)
+        return -1;
+    switch (m->op) {
+    case SPAWN_TREE_OPEN:
+        trees[m->tree] =
+            open_tree(AT_FDCWD, m->source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+        return trees[m->tree] < 0 ? -1 : 0;
+    case SPAWN_TREE_ATTACH:
+        return ns_tree_attach(m, trees[m->tree]);
+    case SPAWN_READONLY:
+        return ns_readonly(AT_FDCWD, m->target);
+    case SPAWN_MOUNT:
+        break;
+    }
+    return mount(m->source, m->target, m->fstype, m->flags, m->data);
+}
+
+static int ns_mounts(const struct spawn_ns *ns)
+{
+    int trees[SPAWN_TREES_MAX];
+    for (int i = 0; i < SPAWN_TREES_MAX; i++)
+        trees[i] = -1;
+    for (int i = 0; i < ns->n_mounts; i++) {
+        const struct spawn_mount *m = &ns->mounts[i];
+        if (ns_mount_step(m, trees) < 0 && !(m->optional && errno == ENOENT))
+            return -1;
+    }
+    /* Closed by the exec, but the copies are the namespace's now. */
+    for (int i = 0; i < SPAWN_TREES_MAX; i++)
+        if (trees[i] >= 0)
+            close(trees[i]);
+    return 0;
+}
+
+/* The worker is not dumpable, which makes its /proc/self files root's, out
+ * of reach of its own uid; the flag belongs to the memory the child shares
+ * with the suspended worker, so it is lifted only while the maps are written.
+ * Nothing outside the worker's uid may use the moment, and an action, in a
+ * PID namespace of its own, cannot name the worker. */
+static int ns_write_maps(const struct spawn_ns *ns)
+{
+    if (prctl(PR_SET_DUMPABLE, 1) < 0)
+        return -1;
+    int rc = write_proc_file("/proc/self/setgroups", "deny") < 0 ||
+                     write_proc_file("/proc/self/uid_map", ns->uid_map) < 0 ||
+                     write_proc_file("/proc/self/gid_map", ns->gid_map) < 0
+                 ? -1
+                 : 0;
+    int saved = errno;
+    prctl(PR_SET_DUMPABLE, 0);
+    errno = saved;
+    return rc;
+}
+
+static int ns_setup(const struct spawn_ns *ns)
+{
+    if (ns_write_maps(ns) < 0)
+        return -1;
+    if (ns_mounts(ns) < 0)
+        return -1;
+    return ns->exec_check ? access(ns->exec_check, X_OK) : 0;
+}
+
+/* In a new PID namespace getppid() is 0 whoever the parent: whether the
+ * worker died before the parent-death signal was armed is asked of its pidfd
+ * (before the descriptors are closed). No credential change follows that
+ * would clear the signal. */
+static int ns_arm_parent_death(const struct spawn_child *c)
+{
+    struct pollfd p = {.fd = c->parent_pidfd, .events = POLLIN};
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+        return -1;
+    if (poll(&p, 1, 0) != 0) {
+        errno = ESRCH;
+        return -1;
+    }
+    return 0;
+}
+
+/* The init takes these once its handlers are in place (spawn.h). */
+static void ns_signal_mask(sigset_t *set)
+{
+    static const int held[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
+    for (size_t i = 0; i < sizeof(held) / sizeof(held[0]); i++)
+        sigaddset(set, held[i]);
+}
+
 static int child_main(void *arg)
 {
     struct spawn_child *c = arg;
     const struct spawn_req *r = c->req;
     sigset_t empty;
     reset_signals();
-    if (setsid() < 0 || (r->limits && spawn_limits_apply(r->limits) < 0) || move_fds(r) < 0 ||
-        (r->cwd && chdir(r->cwd) < 0))
+    /* Limits first (the cgroup.procs write needs the worker's credentials),
+     * then the namespaces. */
+    if (setsid() < 0 || (r->limits && spawn_limits_apply(r->limits) < 0) ||
+        (r->ns && (ns_arm_parent_death(c) < 0 || ns_setup(r->ns) < 0)))
+        goto fail;
+    if (move_fds(r) < 0 || (r->cwd && chdir(r->cwd) < 0))
         goto fail;
     if (r->uid && drop_credentials(r->uid, r->gid) < 0)
         goto fail;
@@ -69,11 +226,13 @@ static int child_main(void *arg)
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
         goto fail;
     /* The parent died before the signal was armed: nobody supervises us. */
-    if (getppid() != c->parent) {
+    if (!r->ns && getppid() != c->parent) {
         errno = ESRCH;
         goto fail;
     }
     sigemptyset(&empty);
+    if (r->ns)
+        ns_signal_mask(&empty);
     sigprocmask(SIG_SETMASK, &empty, NULL);
     execve(r->path, r->argv, r->envp);
 fail:
@@ -84,7 +243,7 @@ fail:
 /* Runs fn in a child sharing our memory and waits until it has executed a
  * program or exited; all signals stay blocked here meanwhile, so no handler
  * of ours runs on the child's stack. */
-static pid_t clone_vfork(int (*fn)(void *), void *arg)
+static pid_t clone_vfork(int (*fn)(void *), void *arg, int flags)
 {
     void *stack = mmap(NULL, SPAWN_STACK_SIZE, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
@@ -93,7 +252,8 @@ static pid_t clone_vfork(int (*fn)(void *), void *arg)
     sigset_t all, old;
     sigfillset(&all);
     sigprocmask(SIG_BLOCK, &all, &old);
-    pid_t pid = clone(fn, (char *)stack + SPAWN_STACK_SIZE, CLONE_VM | CLONE_VFORK | SIGCHLD, arg);
+    pid_t pid =
+        clone(fn, (char *)stack + SPAWN_STACK_SIZE, CLONE_VM | CLONE_VFORK | SIGCHLD | flags, arg);
     int saved = errno;
     sigprocmask(SIG_SETMASK, &old, NULL);
     munmap(stack, SPAWN_STACK_SIZE);
@@ -103,10 +263,15 @@ static pid_t clone_vfork(int (*fn)(void *), void *arg)
 
 int spawn_process(const struct spawn_req *req, pid_t *pid)
 {
-    struct spawn_child c = {.req = req, .parent = getpid(), .err = 0};
-    pid_t child = clone_vfork(child_main, &c);
-    if (child < 0)
+    struct spawn_child c = {.req = req, .parent = getpid(), .parent_pidfd = -1, .err = 0};
+    if (req->ns && (c.parent_pidfd = pidfd_open(c.parent, 0)) < 0)
         return -errno;
+    pid_t child = clone_vfork(child_main, &c, req->ns ? req->ns->clone_flags : 0);
+    int saved = errno;
+    if (c.parent_pidfd >= 0)
+        close(c.parent_pidfd);
+    if (child < 0)
+        return -saved;
     if (c.err) {
         int err = c.err;
         waitpid(child, NULL, 0);
@@ -140,9 +305,46 @@ int spawn_kill_uid(uid_t uid)
     struct kill_child k = {.uid = uid, .err = 0};
     if (uid == 0)
         return -EINVAL;
-    pid_t child = clone_vfork(kill_main, &k);
+    pid_t child = clone_vfork(kill_main, &k, 0);
     if (child < 0)
         return -errno;
     waitpid(child, NULL, 0);
     return -k.err;
+}
+
+struct probe_child {
+    char uid_map[32], gid_map[32];
+    volatile int err;
+};
+
+/* The probe's child: what a sandboxed child does first, then nothing. */
+static int probe_main(void *arg)
+{
+    struct probe_child *p = arg;
+    static const struct spawn_mount mounts[] = {
+        {.target = "/", .flags = MS_REC | MS_PRIVATE},
+        {.source = "proc",
+         .target = "/proc",
+         .fstype = "proc",
+         .flags = MS_NOSUID | MS_NODEV | MS_NOEXEC},
+    };
+    const struct spawn_ns ns = {
+        .uid_map = p->uid_map, .gid_map = p->gid_map, .mounts = mounts, .n_mounts = 2};
+    if (ns_setup(&ns) < 0) {
+        p->err = errno ? errno : EPERM;
+        _exit(1);
+    }
+    _exit(0);
+}
+
+int spawn_probe_namespaces(void)
+{
+    struct probe_child p = {.err = 0};
+    snprintf(p.uid_map, sizeof(p.uid_map), "%u %u 1", (unsigned)geteuid(), (unsigned)geteuid());
+    snprintf(p.gid_map, sizeof(p.gid_map), "%u %u 1", (unsigned)getegid(), (unsigned)getegid());
+    pid_t child = clone_vfork(probe_main, &p, SPAWN_NS_FLAGS);
+    if (child < 0)
+        return -errno;
+    waitpid(child, NULL, 0);
+    return -p.err;
 }

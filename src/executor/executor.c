@@ -255,6 +255,7 @@ static int execution_spawn(struct execution *ex, sd_event *loop, const struct ex
             .uid = ex->sandbox.uid,
             .gid = (gid_t)ex->sandbox.uid,
             .limits = &ex->limits.spawn,
+            .ns = ex->sandbox.ns,
         };
         ex->decode_reply = l.decode_reply;
         rc = proc_start(loop, &spec, on_proc_done, ex, &ex->proc, err, errlen);

@@ -13,6 +13,7 @@
 #include "core/loop.h"
 #include "core/yaml.h"
 #include "exec/action.h"
+#include "exec/sandbox.h"
 #include "executor/executor.h"
 #include "executor/settings.h"
 #include "exec/params.h"
@@ -192,6 +193,8 @@ static int oneshot_prepare(const struct config *cfg, const struct oneshot_option
              ? executor_settings_init(&r->settings, &r->registry, cfg, needed, err, errlen)
              : set_error(err, errlen, ENOEXEC,
                          "runtime '%s' is not enabled on this worker (worker.runtimes)", needed[0]);
+    if (rc == 0 && opts->secrets_file)
+        sandbox_hide(r->settings.sandbox, opts->secrets_file);
     r->exec_id = oneshot_exec_id();
     r->dir = artifacts_execution_dir(opts->artifacts_dir ? opts->artifacts_dir : cfg->artifacts_dir,
                                      cfg->worker_name, r->exec_id);

@@ -73,11 +73,11 @@ class RunActionSandboxTest(WorkerTestCase):
                 result = self.assertRun(run, 0, "completed")
                 self.assertEqual(result["stderr"], "", json.dumps(result))
 
-    def test_userns_refused(self):
+    def test_userns_refused_as_root(self):
         run = self.run_action("sbxra.probe", packs_dir=self.packs,
                               env={"ATTUNE__SANDBOX__MODE": "userns"})
         self.assertNotEqual(run.rc, 0, run.describe())
-        self.assertIn(b"userns is not supported yet", run.stderr)
+        self.assertIn(b"userns is for a worker that is not root", run.stderr)
 
 
 if __name__ == "__main__":

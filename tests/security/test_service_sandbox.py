@@ -232,7 +232,7 @@ class SandboxUidTest(ServiceTestCase):
     def test_userns_is_refused_at_start(self):
         w = self.start_worker(env={"ATTUNE__SANDBOX__MODE": "userns"}, wait=False)
         self.assertEqual(w.wait(30), 78, w.describe())
-        self.assertIn("sandbox.mode: userns is not supported yet", w.log())
+        self.assertIn("sandbox.mode: userns is for a worker that is not root", w.log())
 
 
 if __name__ == "__main__":
