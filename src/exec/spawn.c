@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -115,8 +116,32 @@ int spawn_process(const struct spawn_req *req, pid_t *pid)
 
 struct kill_child {
     uid_t uid;
+    int known; /* -1: kill without counting */
     volatile int err;
+    volatile int busy; /* set when uid held more than known processes */
 };
+
+static int probe_main(void *arg)
+{
+    (void)arg;
+    _exit(0);
+}
+
+/* Whether uid holds more than known processes besides the caller, which runs
+ * on uid with no capability: the kernel counts every task of a uid, zombies
+ * included, against RLIMIT_NPROC and refuses a fork over it. */
+static bool uid_busy(int known)
+{
+    char stack[4096] __attribute__((aligned(16)));
+    const struct rlimit lim = {(rlim_t)known + 2, (rlim_t)known + 2};
+    if (setrlimit(RLIMIT_NPROC, &lim) < 0)
+        return true;
+    pid_t probe = clone(probe_main, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | SIGCHLD, NULL);
+    if (probe < 0)
+        return true; /* EAGAIN: over the limit; anything else: do not trust the count */
+    waitpid(probe, NULL, 0);
+    return false;
+}
 
 static int kill_main(void *arg)
 {
@@ -125,6 +150,9 @@ static int kill_main(void *arg)
         k->err = errno;
         _exit(1);
     }
+    if (k->known >= 0 && !uid_busy(k->known))
+        _exit(0);
+    k->busy = 1;
     /* kill(-1) succeeds even when it signalled nothing, so the caller looks
      * for survivors; a second round catches what forked during the first. */
     for (int round = 0; round < 2; round++)
@@ -132,14 +160,25 @@ static int kill_main(void *arg)
     _exit(0);
 }
 
-int spawn_kill_uid(uid_t uid)
+static int kill_uid(uid_t uid, int known)
 {
-    struct kill_child k = {.uid = uid, .err = 0};
+    struct kill_child k = {.uid = uid, .known = known, .err = 0, .busy = 0};
     if (uid == 0)
         return -EINVAL;
     pid_t child = clone_vfork(kill_main, &k);
     if (child < 0)
         return -errno;
     waitpid(child, NULL, 0);
-    return -k.err;
+    return k.err ? -k.err : k.busy;
+}
+
+int spawn_kill_uid(uid_t uid)
+{
+    int rc = kill_uid(uid, -1);
+    return rc < 0 ? rc : 0;
+}
+
+int spawn_kill_uid_extra(uid_t uid, int known)
+{
+    return kill_uid(uid, known < 0 ? 0 : known);
 }
