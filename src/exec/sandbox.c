@@ -5,7 +5,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,55 +182,6 @@ static int sandbox_reap(uid_t uid, pid_t spare)
     return alive;
 }
 
-/* Whether pid's real uid is uid; also when its status cannot be read but
- * the process is still there. */
-static bool sandbox_pid_on_uid(pid_t pid, uid_t uid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return errno != ENOENT && errno != ESRCH;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    buf[n > 0 ? n : 0] = '\0';
-    const char *line = strstr(buf, "\nUid:");
-    unsigned long real;
-    return !line || sscanf(line + 5, "%lu", &real) != 1 || real == uid;
-}
-
-/* 1 when a child of ours other than spare runs on uid, 0 when none does, -1
- * when our children cannot be listed. Everything an execution started
- * descends from its process and keeps its uid; when that process exits, we
- * (the subreaper) inherit the topmost of each line of survivors, so what is
- * left of the uid, zombies included, has a child of ours on the uid. A
- * survivor that forks meanwhile, even as our child (CLONE_PARENT), does so
- * from a process already listed. */
-static int sandbox_child_on_uid(uid_t uid, pid_t spare)
-{
-    DIR *tasks = opendir("/proc/self/task");
-    struct dirent *e;
-    int found = tasks ? 0 : -1;
-    while (found == 0 && (e = readdir(tasks))) {
-        char path[sizeof(e->d_name) + 32];
-        int pid;
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(path, sizeof(path), "/proc/self/task/%s/children", e->d_name);
-        FILE *f = fopen(path, "re");
-        if (!f) {
-            found = -1;
-            break;
-        }
-        while (found == 0 && fscanf(f, "%d", &pid) == 1)
-            found = pid != spare && sandbox_pid_on_uid(pid, uid);
-        fclose(f);
-    }
-    if (tasks)
-        closedir(tasks);
-    return found;
-}
-
 /* 1 when main_pid is our child that ran on uid and waits to be reaped by the
  * event loop: a zombie the kernel still counts among uid's processes. */
 static int sandbox_unreaped(uid_t uid, pid_t main_pid)
@@ -243,24 +193,24 @@ static int sandbox_unreaped(uid_t uid, pid_t main_pid)
 }
 
 /* Kills until nothing of uid is alive: a process forked during one round, or
- * still dying, is seen by the next. The common case, an action that left
- * nothing, costs a read of our children's list: no helper, no scan of /proc.
- * Where that list cannot be read, the helper asks the kernel's count of the
- * uid's processes before it kills and the scan runs. */
+ * still dying, is seen by the next. The helper of the first round asks the
+ * kernel's count of the uid's processes before it kills, so that the common
+ * case (the action left nothing) costs that one short-lived helper and no
+ * scan of /proc. The count covers every process of the uid, not only this
+ * execution's descendants: also what a run-action killed mid-execution left
+ * on it. */
 static void sandbox_sweep(uid_t uid, pid_t spare)
 {
     const struct timespec pause = {.tv_sec = 0, .tv_nsec = 1000 * 1000};
-    int alive = 0, left = sandbox_child_on_uid(uid, spare);
-    if (left == 0)
-        return;
+    int alive = 0;
     for (int round = 0; round < SWEEP_ROUNDS; round++) {
-        int rc = round > 0 || left > 0 ? spawn_kill_uid(uid)
-                                       : spawn_kill_uid_extra(uid, sandbox_unreaped(uid, spare));
+        int rc = round == 0 ? spawn_kill_uid_extra(uid, sandbox_unreaped(uid, spare))
+                            : spawn_kill_uid(uid);
         if (rc < 0) {
             log_warn("cannot kill the processes left on uid %u: %s", (unsigned)uid, strerror(-rc));
             return;
         }
-        if (round == 0 && left < 0 && rc == 0)
+        if (round == 0 && rc == 0)
             return;
         alive = sandbox_reap(uid, spare);
         if (alive == 0)

@@ -121,36 +121,30 @@ struct kill_child {
     volatile int busy; /* set when uid held more than known processes */
 };
 
-static int probe_main(void *arg)
+/* Called on uid with RLIMIT_NPROC at known, set before the uid change: whether
+ * uid held more than known processes besides the caller. The kernel counts
+ * every task of a uid, zombies included; a change of real uid to one over its
+ * RLIMIT_NPROC marks the process, and its next execve fails with EAGAIN while
+ * the uid is still over (execve(2)). The path is a folder, never executed:
+ * EACCES says the count was within the limit; any other failure, not known. */
+static bool uid_busy(void)
 {
-    (void)arg;
-    _exit(0);
-}
-
-/* Whether uid holds more than known processes besides the caller, which runs
- * on uid with no capability: the kernel counts every task of a uid, zombies
- * included, against RLIMIT_NPROC and refuses a fork over it. */
-static bool uid_busy(int known)
-{
-    char stack[4096] __attribute__((aligned(16)));
-    const struct rlimit lim = {(rlim_t)known + 2, (rlim_t)known + 2};
-    if (setrlimit(RLIMIT_NPROC, &lim) < 0)
-        return true;
-    pid_t probe = clone(probe_main, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | SIGCHLD, NULL);
-    if (probe < 0)
-        return true; /* EAGAIN: over the limit; anything else: do not trust the count */
-    waitpid(probe, NULL, 0);
-    return false;
+    static char *const argv[] = {NULL};
+    execve("/", argv, argv);
+    return errno != EACCES;
 }
 
 static int kill_main(void *arg)
 {
     struct kill_child *k = arg;
+    const struct rlimit lim = {(rlim_t)k->known, (rlim_t)k->known};
+    if (k->known >= 0 && setrlimit(RLIMIT_NPROC, &lim) < 0)
+        k->known = -1; /* then kill without counting */
     if (drop_credentials(k->uid, k->uid) < 0) {
         k->err = errno;
         _exit(1);
     }
-    if (k->known >= 0 && !uid_busy(k->known))
+    if (k->known >= 0 && !uid_busy())
         _exit(0);
     k->busy = 1;
     /* kill(-1) succeeds even when it signalled nothing, so the caller looks

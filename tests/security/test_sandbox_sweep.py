@@ -1,7 +1,8 @@
 """The end of a sandboxed execution in uid mode (as root): whatever the action left
 behind on its uid dies with it, however it hid (a new session, a user and PID
 namespace of its own, a process that is not dumpable and so owns no /proc entry),
-and a sandboxed action starts without looking its uid up in the user database."""
+and so does a process on that uid that the worker did not start; and a sandboxed
+action starts without looking its uid up in the user database."""
 import json
 import os
 import shutil
@@ -71,6 +72,11 @@ class SandboxSweepTest(WorkerTestCase):
         with open(os.path.join(actions, "escape.yaml"), "w") as f:
             f.write("name: escape\nrunner_type: shell\nentry_point: escape.sh\n"
                     "output_format: json\n")
+        with open(os.path.join(actions, "noop.sh"), "w") as f:
+            f.write("#!/usr/bin/env bash\ntrue\n")
+        os.chmod(os.path.join(actions, "noop.sh"), 0o755)
+        with open(os.path.join(actions, "noop.yaml"), "w") as f:
+            f.write("name: noop\nrunner_type: shell\nentry_point: noop.sh\n")
 
     def test_nothing_of_the_uid_survives(self):
         run = self.run_action("sbxsw.escape", packs_dir=self.packs, env=SANDBOX_ENV)
@@ -87,6 +93,30 @@ class SandboxSweepTest(WorkerTestCase):
         if not data["namespaced"]:
             self.skipTest("unshare -Urpf does not run here: the escaper in namespaces "
                           "of its own was not tried")
+
+    def test_a_stranger_on_the_uid_dies_too(self):
+        """A process on the uid that is no descendant of the worker (what a run-action
+        killed mid-execution leaves, say) is counted and killed as well."""
+        if not shutil.which("setpriv"):
+            self.skipTest("setpriv is not installed")
+        uid = UID_FIRST + UID_COUNT
+        stranger = subprocess.Popen(["setpriv", "--reuid=%d" % uid, "--regid=%d" % uid,
+                                     "--clear-groups", "sleep", "1000"], start_new_session=True)
+        self.addCleanup(stranger.wait)
+        self.addCleanup(lambda: stranger.poll() is None and stranger.kill())
+        deadline = time.monotonic() + 5
+        while stranger.pid not in processes_of(uid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.assertIn(stranger.pid, processes_of(uid), "the stranger did not start on its uid")
+        env = dict(SANDBOX_ENV, ATTUNE__SANDBOX__UID_RANGE="%d+1" % uid,
+                   ATTUNE__WORKER__MAX_CONCURRENT_TASKS="1")
+        run = self.run_action("sbxsw.noop", packs_dir=self.packs, env=env)
+        self.assertRun(run, 0, "completed")
+        try:
+            stranger.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.fail("a process on uid %d outlived an execution on that uid by 5 s" % uid)
+        self.assertEqual(stranger.returncode, -9)
 
     def test_no_user_database_lookup(self):
         strace = shutil.which("strace")

@@ -10,6 +10,7 @@
 #include <grp.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -46,7 +47,12 @@ static void test_counts_and_kills(void **state)
     (void)state;
     if (geteuid() != 0)
         skip();
+    struct rlimit before, after;
+    assert_int_equal(getrlimit(RLIMIT_NPROC, &before), 0);
     assert_int_equal(spawn_kill_uid_extra(TEST_UID, 0), 0);
+    /* The helper lowers its own limit, never ours. */
+    assert_int_equal(getrlimit(RLIMIT_NPROC, &after), 0);
+    assert_int_equal(after.rlim_cur, before.rlim_cur);
     pid_t alive = start_on_uid(true);
     usleep(50 * 1000); /* on the uid by now */
     /* The one process the caller knows of is left alone. */
