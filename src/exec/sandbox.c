@@ -249,6 +249,10 @@ void sandbox_env(const struct sandbox_slot *slot, struct strv *env)
         return;
     strv_setenv(env, "HOME", slot->home_dir);
     strv_setenv(env, "TMPDIR", slot->home_dir);
+    /* Unset, bash looks the uid up (NSS: nsswitch.conf, passwd, userdb) only
+     * to fall back on /bin/sh for a uid without an entry: the same, for free. */
+    if (!strv_getenv(env, "SHELL"))
+        strv_setenv(env, "SHELL", "/bin/sh");
 }
 
 /* Reaps the zombies among our children that ran on uid (escapers the sweep
@@ -291,18 +295,36 @@ static int sandbox_reap(uid_t uid, pid_t spare)
     return alive;
 }
 
+/* 1 when main_pid is our child that ran on uid and waits to be reaped by the
+ * event loop: a zombie the kernel still counts among uid's processes. */
+static int sandbox_unreaped(uid_t uid, pid_t main_pid)
+{
+    siginfo_t si = {0};
+    if (main_pid <= 0 || waitid(P_PID, (id_t)main_pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0)
+        return 0;
+    return si.si_pid == main_pid && si.si_uid == uid;
+}
+
 /* Kills until nothing of uid is alive: a process forked during one round, or
- * still dying, is seen by the next. */
+ * still dying, is seen by the next. The helper of the first round asks the
+ * kernel's count of the uid's processes before it kills, so that the common
+ * case (the action left nothing) costs that one short-lived helper and no
+ * scan of /proc. The count covers every process of the uid, not only this
+ * execution's descendants: also what a run-action killed mid-execution left
+ * on it. */
 static void sandbox_sweep(uid_t uid, pid_t spare)
 {
     const struct timespec pause = {.tv_sec = 0, .tv_nsec = 1000 * 1000};
     int alive = 0;
     for (int round = 0; round < SWEEP_ROUNDS; round++) {
-        int rc = spawn_kill_uid(uid);
+        int rc = round == 0 ? spawn_kill_uid_extra(uid, sandbox_unreaped(uid, spare))
+                            : spawn_kill_uid(uid);
         if (rc < 0) {
             log_warn("cannot kill the processes left on uid %u: %s", (unsigned)uid, strerror(-rc));
             return;
         }
+        if (round == 0 && rc == 0)
+            return;
         alive = sandbox_reap(uid, spare);
         if (alive == 0)
             return;

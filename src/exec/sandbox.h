@@ -71,10 +71,12 @@ int sandbox_enter(struct sandbox *sb, const char *dir, int dir_fd, int files_fd,
                   struct sandbox_slot *slot, char *err, size_t errlen);
 
 /* HOME and TMPDIR of a sandboxed execution: its private home, so that
- * executions share no dotfiles, user site packages or temporary files. */
+ * executions share no dotfiles, user site packages or temporary files; and
+ * SHELL unless set, which spares bash a user database lookup of the uid. */
 void sandbox_env(const struct sandbox_slot *slot, struct strv *env);
 
-/* Once the execution's process is gone: kills whatever is left on its uid,
+/* Once the execution's process is gone: kills whatever is left on its uid
+ * (when the kernel counts any process of it beyond main_pid's zombie),
  * takes files/ and the home back and frees the uid. main_pid (-1: none) is
  * the action's own process, left for the event loop to reap. Safe on a slot
  * that never took a uid. */

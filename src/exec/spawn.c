@@ -16,6 +16,7 @@
 #include <sys/mount.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -283,16 +284,37 @@ int spawn_process(const struct spawn_req *req, pid_t *pid)
 
 struct kill_child {
     uid_t uid;
+    int known; /* -1: kill without counting */
     volatile int err;
+    volatile int busy; /* set when uid held more than known processes */
 };
+
+/* Called on uid with RLIMIT_NPROC at known, set before the uid change: whether
+ * uid held more than known processes besides the caller. The kernel counts
+ * every task of a uid, zombies included; a change of real uid to one over its
+ * RLIMIT_NPROC marks the process, and its next execve fails with EAGAIN while
+ * the uid is still over (execve(2)). The path is a folder, never executed:
+ * EACCES says the count was within the limit; any other failure, not known. */
+static bool uid_busy(void)
+{
+    static char *const argv[] = {NULL};
+    execve("/", argv, argv);
+    return errno != EACCES;
+}
 
 static int kill_main(void *arg)
 {
     struct kill_child *k = arg;
+    const struct rlimit lim = {(rlim_t)k->known, (rlim_t)k->known};
+    if (k->known >= 0 && setrlimit(RLIMIT_NPROC, &lim) < 0)
+        k->known = -1; /* then kill without counting */
     if (drop_credentials(k->uid, k->uid) < 0) {
         k->err = errno;
         _exit(1);
     }
+    if (k->known >= 0 && !uid_busy())
+        _exit(0);
+    k->busy = 1;
     /* kill(-1) succeeds even when it signalled nothing, so the caller looks
      * for survivors; a second round catches what forked during the first. */
     for (int round = 0; round < 2; round++)
@@ -300,16 +322,27 @@ static int kill_main(void *arg)
     _exit(0);
 }
 
-int spawn_kill_uid(uid_t uid)
+static int kill_uid(uid_t uid, int known)
 {
-    struct kill_child k = {.uid = uid, .err = 0};
+    struct kill_child k = {.uid = uid, .known = known, .err = 0, .busy = 0};
     if (uid == 0)
         return -EINVAL;
     pid_t child = clone_vfork(kill_main, &k, 0);
     if (child < 0)
         return -errno;
     waitpid(child, NULL, 0);
-    return -k.err;
+    return k.err ? -k.err : k.busy;
+}
+
+int spawn_kill_uid(uid_t uid)
+{
+    int rc = kill_uid(uid, -1);
+    return rc < 0 ? rc : 0;
+}
+
+int spawn_kill_uid_extra(uid_t uid, int known)
+{
+    return kill_uid(uid, known < 0 ? 0 : known);
 }
 
 struct probe_child {

@@ -82,6 +82,12 @@ int spawn_process(const struct spawn_req *req, pid_t *pid);
  * negative errno. */
 int spawn_kill_uid(uid_t uid);
 
+/* The same, only when uid holds more than known processes (zombies count),
+ * which the helper learns from the kernel's per-uid count without reading
+ * /proc. Returns 0 when it held no more (nothing was signalled), 1 when it
+ * did and got SIGKILL, or a negative errno. */
+int spawn_kill_uid_extra(uid_t uid, int known);
+
 /* Whether this process can start a child in new user, PID, mount and IPC
  * namespaces that maps its uid and mounts a /proc: 0, or the negative errno
  * of the first step refused. */
