@@ -158,7 +158,7 @@ class UsernsRunActionTest(unittest.TestCase):
     def run_as_nobody(self, extra, expect_ok=True):
         argv = AS_NOBODY + [WORKER_BIN, "-c", self.config] + extra
         proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              env=worker_env(), cwd=self.tmp, timeout=60)
+                              env=worker_env({"ATTUNE__SANDBOX__MODE": None}), cwd=self.tmp, timeout=60)
         if b"user namespaces, which this host refuses" in proc.stderr:
             raise unittest.SkipTest("user namespaces are refused here: %s"
                                     % proc.stderr.decode(errors="replace").strip())
@@ -173,7 +173,7 @@ class UsernsRunActionTest(unittest.TestCase):
                                        secrets_file=secrets_file)
         start = time.monotonic()
         proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              env=worker_env(), cwd=self.tmp, timeout=90)
+                              env=worker_env({"ATTUNE__SANDBOX__MODE": None}), cwd=self.tmp, timeout=90)
         return Run(argv, proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start)
 
     def assertRun(self, run, rc, status):
@@ -283,7 +283,7 @@ class UsernsRunActionTest(unittest.TestCase):
         argv = AS_NOBODY + [os.path.join(lone, os.path.basename(WORKER_BIN)), "-c", self.config,
                             "check-config"]
         proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              env=worker_env(), cwd=self.tmp, timeout=60)
+                              env=worker_env({"ATTUNE__SANDBOX__MODE": None}), cwd=self.tmp, timeout=60)
         self.assertEqual(proc.returncode, 78, proc.stderr)
         self.assertIn(b"needs attune-sandbox-init", proc.stderr)
 
@@ -321,7 +321,7 @@ class UsernsRefusedTest(unittest.TestCase):
                   "exec unshare -U --map-user=%d --map-group=%d %s" % (NOBODY, NOBODY, inner))
         return subprocess.run(["unshare", "-U", "-r", "--fork", "sh", "-c", script],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              env=worker_env(), cwd=self.tmp, timeout=60)
+                              env=worker_env({"ATTUNE__SANDBOX__MODE": None}), cwd=self.tmp, timeout=60)
 
     def test_auto_and_userns_refuse_none_warns(self):
         artifacts = os.path.join(self.tmp, "artifacts")
