@@ -24,6 +24,10 @@
 
 #include "exec/sandbox_limits.h"
 
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/asan_interface.h>
+#endif
+
 #define SPAWN_STACK_SIZE (64 * 1024)
 
 struct spawn_child {
@@ -250,6 +254,12 @@ static pid_t clone_vfork(int (*fn)(void *), void *arg, int flags)
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
     if (stack == MAP_FAILED)
         return -1;
+#ifdef __SANITIZE_ADDRESS__
+    /* The child's frames never return, so their redzones stay poisoned in the
+     * shadow memory we share: a later stack mapped at the same address would
+     * inherit them. */
+    __asan_unpoison_memory_region(stack, SPAWN_STACK_SIZE);
+#endif
     sigset_t all, old;
     sigfillset(&all);
     sigprocmask(SIG_BLOCK, &all, &old);
