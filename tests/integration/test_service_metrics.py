@@ -3,7 +3,9 @@ client library's parser during a run of 200 executions, agrees with the database
 /healthz and /readyz answer; other paths and methods are refused; 1,000 malformed
 requests and 200 idle connections leave the worker serving executions with its
 memory bounded."""
+import json
 import os
+import re
 import socket
 import time
 import unittest
@@ -11,6 +13,7 @@ import unittest
 from observe_support import (free_port, http_get, sample_sum, scrape,
                              text_string_to_metric_families, vm_rss_kb)
 from service_support import SLOW, ServiceTestCase, write_action_file, write_pack
+from support import SOURCE_DIR
 
 # Fails for one n in five, so that two final statuses are counted.
 SOMETIMES_SH = """#!/bin/bash
@@ -107,6 +110,13 @@ class ServiceMetricsTest(ServiceTestCase):
             self.assertEqual(samples[("attune_worker_reconnects_total",
                                       frozenset({("server", server)}))], 0)
         self.assertEqual(sample_sum(samples, "attune_worker_build_info"), 1)
+        # Every metric the dashboard queries is one the worker serves.
+        with open(os.path.join(SOURCE_DIR, "packaging", "grafana-attune-worker.json")) as f:
+            exprs = [t["expr"] for p in json.load(f)["panels"] for t in p["targets"]]
+        served = {n for n, _ in samples} | set(families)
+        queried = {m for e in exprs for m in re.findall(r"attune_worker_[a-z_]+", e)}
+        self.assertTrue(queried)
+        self.assertEqual(queried - served, set(), "dashboard metrics the worker does not serve")
         print("\n%d scrapes during %d executions" % (scrapes, RUNS))
 
     def test_health_readiness_and_refusals(self):
