@@ -24,19 +24,23 @@ static int listen_error(char *err, size_t errlen, const char *text, const char *
                      why, ECHO_MAX, text, strlen(text) > ECHO_MAX ? "..." : "");
 }
 
-/* Splits "host:port" or "[host]:port" at the last colon. */
-static int split_host_port(const char *text, char *host, long *port)
+/* Splits "host:port" or "[host]:port" at the last colon; an IPv6 address
+ * needs its brackets, so that the port is never read from it. */
+static int split_host_port(const char *text, char *host, long *port, bool *bracketed)
 {
     const char *colon = strrchr(text, ':');
     if (!colon || colon == text)
         return -1;
     const char *h = text;
     size_t hlen = (size_t)(colon - text);
-    if (h[0] == '[') {
+    *bracketed = h[0] == '[';
+    if (*bracketed) {
         if (hlen < 3 || h[hlen - 1] != ']')
             return -1;
         h++;
         hlen -= 2;
+    } else if (memchr(h, ':', hlen)) {
+        return -1;
     }
     if (hlen >= LISTEN_HOST_MAX)
         return -1;
@@ -55,7 +59,8 @@ int config_parse_listen(const char *text, struct sockaddr_storage *addr, unsigne
 {
     char host[LISTEN_HOST_MAX];
     long port;
-    int rc = split_host_port(text, host, &port);
+    bool bracketed = false;
+    int rc = split_host_port(text, host, &port, &bracketed);
     if (rc == -1)
         return listen_error(err, errlen, text, "no HOST:PORT");
     if (rc == -2 || port < 1 || port > 65535)
@@ -65,11 +70,11 @@ int config_parse_listen(const char *text, struct sockaddr_storage *addr, unsigne
     struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)addr;
     if (strcmp(host, "localhost") == 0)
         snprintf(host, sizeof(host), "127.0.0.1");
-    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+    if (!bracketed && inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
         v4->sin_family = AF_INET;
         v4->sin_port = htons((uint16_t)port);
         *addrlen = sizeof(*v4);
-    } else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+    } else if (bracketed && inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
         v6->sin6_family = AF_INET6;
         v6->sin6_port = htons((uint16_t)port);
         *addrlen = sizeof(*v6);
