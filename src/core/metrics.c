@@ -202,7 +202,7 @@ static void render_executions(struct strbuf *out)
     histogram_render(out, "attune_worker_execution_duration_seconds",
                      "From an execution's claim to its recorded end.", &m.duration);
     histogram_render(out, "attune_worker_execution_queue_wait_seconds",
-                     "From an execution request's creation to its arrival at this worker.",
+                     "From an execution request's creation to its claim by this worker.",
                      &m.queue_wait);
 }
 

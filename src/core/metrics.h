@@ -17,7 +17,7 @@ void metrics_execution_started(void);
  * runner_type; NULL when no action was loaded), final status and how long
  * it took from its claim. */
 void metrics_execution_finished(const char *runtime, const char *status, double seconds);
-/* From the time the request message was created to its arrival here;
+/* From the time the request message was created to its claim here;
  * timestamp is the envelope's RFC 3339 time (ignored when it does not parse
  * or lies in the future). */
 void metrics_queue_wait(const char *timestamp);

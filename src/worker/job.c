@@ -66,7 +66,6 @@ struct job *job_start(const struct job_context *ctx, const struct mq_delivery *d
     }
     snprintf(job->id_text, sizeof(job->id_text), "%lld", (long long)job->msg.execution_id);
     log_debug("execution %s: request received", job->id_text);
-    metrics_queue_wait(job->msg.timestamp);
     job->ex.action_ref = xstrdup(job->msg.action_ref);
     PORT(job, claim, job, job->msg.execution_id, job->ctx.worker_id);
     return job;
@@ -88,6 +87,7 @@ static void job_claimed(struct job *job, const struct execution_row *row)
     job_ack(job);
     log_info("execution %s (%s) running", job->id_text, job->ex.action_ref);
     metrics_execution_started();
+    metrics_queue_wait(job->msg.timestamp); /* once per execution, redelivered or not */
     job->claimed_ms = time_monotonic_ms();
     struct report_subject subject = job_subject(job);
     PORT(job, publish_status, &subject, row->previous_status, "running");

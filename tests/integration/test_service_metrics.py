@@ -108,7 +108,10 @@ class ServiceMetricsTest(ServiceTestCase):
             self.assertEqual(samples[("attune_worker_server_connected",
                                       frozenset({("server", server)}))], 1)
             self.assertEqual(samples[("attune_worker_reconnects_total",
-                                      frozenset({("server", server)}))], 0)
+                                      frozenset({("server", server)}))],
+                             len(re.findall("%s connection restored" % (
+                                 "database" if server == "database" else "broker"), w.log())),
+                             server + "\n" + w.describe())
         self.assertEqual(sample_sum(samples, "attune_worker_build_info"), 1)
         # Every metric the dashboard queries is one the worker serves.
         with open(os.path.join(SOURCE_DIR, "packaging", "grafana-attune-worker.json")) as f:
