@@ -60,6 +60,8 @@ const struct key_def config_keys[] = {
     {"sandbox.tasks_max", KEY_STRING, FIELD(sandbox_tasks_max), 0, 0, config_check_tasks_max},
     {"sandbox.cpu_max", KEY_STRING, FIELD(sandbox_cpu_max), 0, 0, config_check_cpu_max},
     {"artifacts.log_rows", KEY_BOOL, FIELD(log_rows), 0, 0, NULL},
+    {"observability.listen", KEY_STRING, FIELD(observability_listen), KEY_MAY_BE_EMPTY, 0,
+     config_check_observability_listen},
     {"log.level", KEY_LOG_LEVEL, FIELD(log_level), 0, 0, NULL},
     {"log.format", KEY_LOG_FORMAT, FIELD(log_format), 0, 0, NULL},
 };
@@ -202,6 +204,7 @@ void config_init_defaults(struct config *cfg)
     cfg->sandbox_memory_max = xstrdup("unlimited");
     cfg->sandbox_tasks_max = xstrdup("unlimited");
     cfg->sandbox_cpu_max = xstrdup("unlimited");
+    cfg->observability_listen = xstrdup("127.0.0.1:9464");
     cfg->log_level = LOG_LEVEL_INFO;
     cfg->log_format = LOG_FORMAT_TEXT;
 }

@@ -72,6 +72,9 @@ struct config {
     char *sandbox_tasks_max;
     char *sandbox_cpu_max;
 
+    /* observability.listen: "HOST:PORT" of the HTTP endpoint, "" for none */
+    char *observability_listen;
+
     enum log_level log_level;
     enum log_format log_format;
 };
@@ -137,6 +140,12 @@ bool config_parse_tasks_max(const char *text, int64_t *tasks);
 bool config_parse_cpu_max(const char *text, int *permille);
 /* All three from a validated configuration. */
 void config_sandbox_limits(const struct config *cfg, struct config_limits *out);
+struct sockaddr_storage;
+/* Parses observability.listen: "IPV4:PORT", "[IPV6]:PORT" or "localhost:PORT"
+ * (numeric, so nothing is looked up). Returns 0, or -EINVAL with a message
+ * in err (config_observability.c). */
+int config_parse_listen(const char *text, struct sockaddr_storage *addr, unsigned *addrlen,
+                        char *err, size_t errlen);
 
 /* Prints the effective configuration as YAML with secrets masked (the
  * encryption key, the JWT secret, passwords inside URLs). */

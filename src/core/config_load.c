@@ -364,6 +364,8 @@ static int check_kind(const struct config *cfg, const struct key_def *def, char 
     case KEY_STRING:
     case KEY_URL:
         s = *(char *const *)config_field_c(cfg, def);
+        if (s && def->kind == KEY_STRING && def->min == KEY_MAY_BE_EMPTY)
+            return 0;
         return !s || !s[0] ? set_error(err, errlen, EINVAL, "%s: must not be empty", def->name) : 0;
     case KEY_SECRET:
         s = *(char *const *)config_field_c(cfg, def);

@@ -12,6 +12,8 @@
 #define WORKER_ENV_PREFIX "worker.env."
 /* Bounds what an error message quotes back from a bad value. */
 #define ECHO_MAX 80
+/* A KEY_STRING's min: "" is allowed (it turns something off). */
+#define KEY_MAY_BE_EMPTY 1
 
 enum key_kind {
     KEY_STRING,
@@ -96,5 +98,7 @@ int config_check_tasks_max(const struct config *cfg, const struct key_def *def, 
                            size_t errlen);
 int config_check_cpu_max(const struct config *cfg, const struct key_def *def, char *err,
                          size_t errlen);
+int config_check_observability_listen(const struct config *cfg, const struct key_def *def,
+                                      char *err, size_t errlen);
 
 #endif

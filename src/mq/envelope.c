@@ -241,6 +241,8 @@ static int read_envelope(const json_t *root, struct execution_request_msg *out, 
         return reject(err, errlen, "version must be \"1.0\"");
     if (!json_is_string(json_object_get(root, "timestamp")))
         return reject(err, errlen, "timestamp must be a string");
+    snprintf(out->timestamp, sizeof(out->timestamp), "%s",
+             json_string_value(json_object_get(root, "timestamp")));
     rc = read_headers(root, out, err, errlen);
     if (rc == 0)
         rc = read_payload(root, out, err, errlen);

@@ -14,6 +14,7 @@ struct execution_request_msg {
     char message_id[64];
     char correlation_id[64];
     char trace_id[128]; /* "" when absent */
+    char timestamp[48]; /* when the message was created (RFC 3339), as sent */
     int64_t execution_id;
     int64_t worker_id;
     char *action_ref;

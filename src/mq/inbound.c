@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/metrics.h"
 #include "core/util.h"
 
 static enum inbound_result inbound_begin(struct inbound *in, const amqp_frame_t *frame)
@@ -23,6 +24,16 @@ static enum inbound_result inbound_begin(struct inbound *in, const amqp_frame_t 
     return INBOUND_MORE;
 }
 
+/* A whole message: counted here, where every one passes; one too large to
+ * keep goes to the dead-letter queue unread (mq_deliver). */
+static enum inbound_result inbound_complete(const struct inbound *in)
+{
+    metrics_message_received();
+    if (in->too_large)
+        metrics_message_dead_lettered();
+    return INBOUND_COMPLETE;
+}
+
 static enum inbound_result inbound_header(struct inbound *in, const amqp_frame_t *frame)
 {
     if (frame->frame_type != AMQP_FRAME_HEADER)
@@ -33,7 +44,7 @@ static enum inbound_result inbound_header(struct inbound *in, const amqp_frame_t
     if (!in->too_large)
         in->body = xmalloc((size_t)in->size + 1);
     in->stage = 2;
-    return in->size == 0 ? INBOUND_COMPLETE : INBOUND_MORE;
+    return in->size == 0 ? inbound_complete(in) : INBOUND_MORE;
 }
 
 static enum inbound_result inbound_body(struct inbound *in, const amqp_frame_t *frame)
@@ -46,7 +57,7 @@ static enum inbound_result inbound_body(struct inbound *in, const amqp_frame_t *
     if (in->body)
         memcpy(in->body + in->received, part->bytes, part->len);
     in->received += part->len;
-    return in->received == in->size ? INBOUND_COMPLETE : INBOUND_MORE;
+    return in->received == in->size ? inbound_complete(in) : INBOUND_MORE;
 }
 
 enum inbound_result inbound_feed(struct inbound *in, const amqp_frame_t *frame)

@@ -12,6 +12,7 @@
 
 #include "core/jwt.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/util.h"
 #include "mq/envelope.h"
 #include "worker/artifacts.h"
@@ -34,6 +35,7 @@ static void job_ack(struct job *job)
 static void job_reject(struct job *job, const char *why)
 {
     log_warn("message rejected to the dead-letter queue: %s", why);
+    metrics_message_dead_lettered();
     PORT(job, reject, job->connection, job->delivery_tag, false);
     job->settled = true;
     job_over(job);
@@ -42,6 +44,7 @@ static void job_reject(struct job *job, const char *why)
 static void job_requeue(struct job *job, const char *why)
 {
     log_warn("execution %s: %s; returned to the queue", job->id_text, why);
+    metrics_message_requeued();
     PORT(job, reject, job->connection, job->delivery_tag, true);
     job->settled = true;
     job_over(job);
@@ -83,6 +86,9 @@ static void job_claimed(struct job *job, const struct execution_row *row)
                                        job->id_text);
     job_ack(job);
     log_info("execution %s (%s) running", job->id_text, job->ex.action_ref);
+    metrics_execution_started();
+    metrics_queue_wait(job->msg.timestamp); /* once per execution, redelivered or not */
+    job->claimed_ms = time_monotonic_ms();
     struct report_subject subject = job_subject(job);
     PORT(job, publish_status, &subject, row->previous_status, "running");
     char err[1024];

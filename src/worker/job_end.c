@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/util.h"
 #include "worker/job_private.h"
 #include "worker/secret_results.h"
@@ -55,12 +56,23 @@ void job_fail(struct job *job, const char *error)
     job_record(job, JOB_RECORDING, EXECUTION_FAILED, result);
 }
 
+static void job_count_end(const struct job *job, const char *status)
+{
+    uint64_t ms = job->claimed_ms ? time_monotonic_ms() - job->claimed_ms : 0;
+    metrics_execution_finished(job->action ? job->action->runner_type : NULL, status,
+                               (double)ms / 1000.0);
+    metrics_output_truncated(
+        json_integer_value(json_object_get(job->result, "stdout_bytes_truncated")) +
+        json_integer_value(json_object_get(job->result, "stderr_bytes_truncated")));
+}
+
 /* Report: the two last messages, once the database holds the end. */
 static void job_report(struct job *job)
 {
     job_enter(job, JOB_REPORTING);
     const char *status = execution_status_name(job->final_status);
     log_info("execution %s (%s) %s", job->id_text, job->ex.action_ref, status);
+    job_count_end(job, status);
     struct report_subject subject = job_subject(job);
     PORT(job, publish_status, &subject, "running", status);
     PORT(job, publish_completed, &subject, status, job->result);

@@ -21,6 +21,7 @@ struct job {
     uint64_t connection, delivery_tag;
     struct execution_request_msg msg;
     char id_text[24];
+    uint64_t claimed_ms;     /* monotonic, for the duration metric */
     struct job_execution ex; /* from the claim */
     char *dir;
     /* From the loads */

@@ -25,6 +25,7 @@
 #include "worker/guardian.h"
 #include "worker/job.h"
 #include "worker/job_io.h"
+#include "worker/observability.h"
 #include "worker/registration.h"
 #include "worker/report.h"
 
@@ -47,6 +48,7 @@ struct service {
     struct job_io job_io;
     struct job_context job_ctx;
     struct guardian *guardian;
+    struct observability *obs;
     bool paused;    /* flow control: too much waits for the broker or database */
     bool consuming; /* what was last asked of the broker */
     int64_t worker_id;
@@ -100,6 +102,7 @@ static void on_delivery(struct mq *mq, const struct mq_delivery *d, void *userda
         /* Not ours to start now (stopping, or sent before the consumer was
          * cancelled): back to the queue. */
         mq_reject(mq, d, true);
+        metrics_message_requeued();
         return;
     }
     struct job *job = job_start(&svc->job_ctx, d);
@@ -321,6 +324,7 @@ static void on_mq_state(struct mq *mq, bool connected, void *userdata)
 {
     (void)mq;
     (void)userdata;
+    metrics_server_state(METRICS_SERVER_MESSAGE_QUEUE, connected);
     log_debug("broker %s", connected ? "connected" : "disconnected");
 }
 
@@ -382,6 +386,7 @@ static void on_db_state(struct db *db, bool connected, void *userdata)
 {
     (void)db;
     (void)userdata;
+    metrics_server_state(METRICS_SERVER_DATABASE, connected);
     log_debug("database %s", connected ? "connected" : "disconnected");
 }
 
@@ -436,8 +441,17 @@ static void service_setup_jobs(struct service *svc)
     };
 }
 
+static void service_observe(void *userdata, struct observability_status *st)
+{
+    const struct service *svc = userdata;
+    *st = (struct observability_status){.db = svc->db, .mq = svc->mq, .running = svc->n_jobs};
+    st->paused = svc->paused;
+    st->registered = svc->state == SERVICE_READY;
+}
+
 static void service_free(struct service *svc)
 {
+    observability_free(svc->obs);
     for (size_t i = 0; i < svc->n_jobs; i++)
         job_free(svc->jobs[i]);
     free(svc->jobs);
@@ -474,6 +488,7 @@ int service_run(const struct config *cfg)
     svc.db = db_new(svc.loop, cfg->database_url, cfg->database_schema,
                     cfg->database_connect_timeout, on_db_state, &svc);
     service_setup_jobs(&svc);
+    svc.obs = observability_start(svc.loop, cfg, service_observe, &svc);
     registration_register(svc.db, cfg, &svc.registry, on_registered, &svc);
     log_rows_probe(svc.job_io.log_rows);
     log_info("starting worker %s", cfg->worker_name);

@@ -1,0 +1,45 @@
+/* The worker's counters and histograms for /metrics (worker/observability.c):
+ * one process-wide set, incremented where the events are already logged,
+ * rendered in Prometheus' text format 0.0.4. One thread, so no locking. */
+#ifndef ATTUNE_CORE_METRICS_H
+#define ATTUNE_CORE_METRICS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/util.h"
+
+enum metrics_server { METRICS_SERVER_DATABASE, METRICS_SERVER_MESSAGE_QUEUE, METRICS_SERVER_COUNT };
+
+/* An execution claimed by this worker (it is now running). */
+void metrics_execution_started(void);
+/* An execution whose end the database holds: its runtime (the action's
+ * runner_type; NULL when no action was loaded), final status and how long
+ * it took from its claim. */
+void metrics_execution_finished(const char *runtime, const char *status, double seconds);
+/* From the time the request message was created to its claim here;
+ * timestamp is the envelope's RFC 3339 time (ignored when it does not parse
+ * or lies in the future). */
+void metrics_queue_wait(const char *timestamp);
+void metrics_message_received(void);
+void metrics_message_dead_lettered(void);
+void metrics_message_requeued(void);
+/* The server's connection came or went: every connection after the first
+ * is a reconnect. */
+void metrics_server_state(enum metrics_server server, bool connected);
+void metrics_output_truncated(int64_t bytes);
+
+/* What only the service knows at scrape time. */
+struct metrics_gauges {
+    int64_t running, slots;
+    int64_t unconfirmed_publishes, db_queries_pending;
+    bool database_connected, message_queue_connected;
+};
+
+/* Appends every metric to out in text format 0.0.4. */
+void metrics_render(struct strbuf *out, const struct metrics_gauges *g);
+
+/* Forgets every count (for tests). */
+void metrics_reset(void);
+
+#endif
