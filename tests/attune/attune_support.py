@@ -834,25 +834,45 @@ def scan_for(marker, roots, since, exclude=()):
     found = []
     seen = set()
     for root in roots:
+        root_dev = os.lstat(root).st_dev
         for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
             real = os.path.realpath(dirpath)
             if real in seen or any(real == e or real.startswith(e + os.sep) for e in exclude):
                 dirnames[:] = []
                 continue
             seen.add(real)
+            # The root's own file system only (not a /proc or /sys mounted in a
+            # chroot below /tmp).
+            dirnames[:] = [d for d in dirnames if on_device(os.path.join(dirpath, d), root_dev)]
             for fn in filenames:
                 path = os.path.join(dirpath, fn)
                 try:
-                    st = os.lstat(path)
-                    if not stat.S_ISREG(st.st_mode) or st.st_mtime < since - 2 \
-                            or st.st_size > (64 << 20):
-                        continue
-                    with open(path, "rb") as f:
-                        if needle in f.read():
-                            found.append(path)
+                    data = read_regular_file(path, since - 2, 64 << 20)
                 except OSError:
                     continue
+                if data is not None and needle in data:
+                    found.append(path)
     return found
+
+
+def on_device(path, dev):
+    try:
+        return os.lstat(path).st_dev == dev
+    except OSError:
+        return False  # gone meanwhile
+
+
+def read_regular_file(path, since, max_size):
+    """The content of path if it is a regular file changed since `since` and at
+    most max_size bytes, else None. Opened without blocking and checked on the
+    descriptor: another test may swap a file for a FIFO at any moment, and a
+    blocking open of a FIFO would wait for a writer for ever."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_mtime < since or st.st_size > max_size:
+            return None
+        return f.read()
 
 
 def services_dirs():

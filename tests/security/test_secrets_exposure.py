@@ -71,10 +71,13 @@ def scan_files(roots, needle_set, since, exclude=()):
                 try:
                     if os.path.realpath(path) in exclude:
                         continue
-                    st = os.lstat(path)
-                    if not stat.S_ISREG(st.st_mode) or max(st.st_mtime, st.st_ctime) < since:
-                        continue
-                    with open(path, "rb") as f:
+                    # Without blocking, checked on the descriptor: another test
+                    # may swap a file for a FIFO at any moment.
+                    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+                    with os.fdopen(fd, "rb") as f:
+                        st = os.fstat(fd)
+                        if not stat.S_ISREG(st.st_mode) or max(st.st_mtime, st.st_ctime) < since:
+                            continue
                         tail = b""
                         while True:
                             chunk = f.read(1 << 20)
