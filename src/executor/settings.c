@@ -36,8 +36,13 @@ static bool unclaimed_in_range(uid_t uid, const void *range)
 void executor_settings_sweep_leftovers(const struct executor_settings *s)
 {
     const struct sandbox *sb = s->sandbox;
-    if (!sb)
+    if (sb && sb->mode == SANDBOX_MODE_USERNS)
+        log_info("sandbox: userns mode, each execution in user, PID, mount and IPC "
+                 "namespaces of its own");
+    if (!sb || sb->mode != SANDBOX_MODE_UID)
         return;
+    log_info("sandbox: uid mode, each execution on a uid of its own from %u-%u",
+             (unsigned)sb->uids.first, (unsigned)(sb->uids.first + sb->uids.count - 1));
     struct uid_reaper_range range = {.first = sb->uids.first, .count = sb->uids.count};
     struct uid_reaper_report rep;
     int rc = uid_reaper_kill(unclaimed_in_range, &range, &rep);

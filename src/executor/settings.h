@@ -21,9 +21,10 @@ int executor_settings_init(struct executor_settings *s, struct registry *reg,
                            size_t errlen);
 void executor_settings_free(struct executor_settings *s);
 
-/* In the sandbox's uid mode: kills whatever still runs on a uid of
- * sandbox.uid_range that no live worker holds (left by a worker killed
- * earlier) and logs how much. The service calls it once at start. */
+/* Says which sandbox runs the executions, and in uid mode kills whatever
+ * still runs on a uid of sandbox.uid_range that no live worker holds (left by
+ * a worker killed earlier), logging how much. The service calls it once at
+ * start. */
 void executor_settings_sweep_leftovers(const struct executor_settings *s);
 
 /* The URL actions reach Attune's API by: url with a listening address
