@@ -26,6 +26,10 @@ def _params(url):
     params.retry_delay = 0.5
     params.socket_timeout = 10
     params.blocked_connection_timeout = 30
+    # No heartbeats: a blocking connection answers them only while the test
+    # calls into pika, and a test busy elsewhere for a minute (hundreds of HTTP
+    # requests to a sanitized worker, say) would be cut off by the broker.
+    params.heartbeat = 0
     return params
 
 

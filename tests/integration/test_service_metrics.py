@@ -13,7 +13,7 @@ import unittest
 from observe_support import (free_port, http_get, sample_sum, scrape,
                              text_string_to_metric_families, vm_rss_kb)
 from service_support import SLOW, ServiceTestCase, write_action_file, write_pack
-from support import SOURCE_DIR
+from support import SOURCE_DIR, sanitized_build
 
 # Fails for one n in five, so that two final statuses are counted.
 SOMETIMES_SH = """#!/bin/bash
@@ -21,8 +21,15 @@ echo "run $PARAM_N"
 [ $((PARAM_N % 5)) -ne 0 ]
 """
 
-RUNS = 200
+# 200 as the acceptance asks; fewer under the sanitizers, which make each
+# execution several times slower (the optimised pass runs all 200).
+RUNS = 60 if sanitized_build() else 200
+# Memory figures mean nothing under AddressSanitizer (its quarantine keeps
+# freed memory): the bound applies to the optimised build.
 RSS_GROWTH_LIMIT_KB = 4096
+# 1,000 as the acceptance asks; fewer under the sanitizers, where each costs
+# about 0.2 s (the optimised pass sends all 1,000).
+MALFORMED_REQUESTS = 200 if sanitized_build() else 1000
 
 
 class ServiceMetricsTest(ServiceTestCase):
@@ -166,7 +173,7 @@ class ServiceMetricsTest(ServiceTestCase):
             scrape(port)
         rss_before = vm_rss_kb(w.pid)
         answered = {}
-        for i in range(1000):
+        for i in range(MALFORMED_REQUESTS):
             reply = raw_request(port, MALFORMED[i % len(MALFORMED)](i))
             code = reply[9:12].decode("latin-1") if reply.startswith(b"HTTP/1.") else "closed"
             answered[code] = answered.get(code, 0) + 1
@@ -206,7 +213,8 @@ class ServiceMetricsTest(ServiceTestCase):
         print("\nmalformed requests answered: %r; /healthz answered %.1f s after 200 idle "
               "connections closed; VmRSS %d kB before, %d kB with them open, %d kB after "
               "(%+d kB)" % (answered, served_after, rss_before, rss_held, rss_after, growth))
-        self.assertLess(growth, RSS_GROWTH_LIMIT_KB, "VmRSS grew by %d kB" % growth)
+        if not sanitized_build():
+            self.assertLess(growth, RSS_GROWTH_LIMIT_KB, "VmRSS grew by %d kB" % growth)
         self.assertEqual(http_get(port, "/readyz")[0], 200)
         statuses, _ = self.run_executions(w, 5)
         self.assertEqual(len(statuses), 5)
