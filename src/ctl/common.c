@@ -121,6 +121,16 @@ int ctl_exec(PGconn *db, const char *what, const char *sql, int nparams, const c
     return 0;
 }
 
+bool ctl_status_is_final(const char *status)
+{
+    static const char *const finals[] = {"completed", "failed", "timeout", "cancelled",
+                                         "abandoned"};
+    for (size_t i = 0; i < ARRAY_SIZE(finals); i++)
+        if (strcmp(status, finals[i]) == 0)
+            return true;
+    return false;
+}
+
 bool ctl_parse_id(const char *text, long long *out)
 {
     int64_t v;

@@ -86,6 +86,9 @@ void ctl_pin_free(struct ctl_pin *pin);
 /* Parses a positive whole number (an id); false on anything else. */
 bool ctl_parse_id(const char *text, long long *out);
 
+/* Whether an execution's status is one it ends in. */
+bool ctl_status_is_final(const char *status);
+
 /* Inside migrate's transaction: re-encrypts the keys migration
  * 0003_attune_today left in the old format (attune.key_legacy_ciphertext)
  * with security.encryption_key, as encrypt_json; *converted is their number.

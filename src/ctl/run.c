@@ -199,16 +199,6 @@ static int dispatch(PGconn *db, const struct config *cfg, const char *ref, struc
                      s->execution_id, s->worker_id, s->worker_name, err);
 }
 
-static bool is_final(const char *status)
-{
-    static const char *const finals[] = {"completed", "failed", "timeout", "cancelled",
-                                         "abandoned"};
-    for (size_t i = 0; i < ARRAY_SIZE(finals); i++)
-        if (strcmp(status, finals[i]) == 0)
-            return true;
-    return false;
-}
-
 static int print_result(const char *status, const char *result_text)
 {
     json_t *result = result_text ? json_loads(result_text, 0, NULL) : NULL;
@@ -249,7 +239,7 @@ static int poll_once(PGconn *db, const struct config *cfg, const struct run_stat
     if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
         const char *status = PQgetvalue(res, 0, 0);
         rc = 0;
-        if (is_final(status)) {
+        if (ctl_status_is_final(status)) {
             *exit_status =
                 print_result(status, PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1));
             rc = 1;

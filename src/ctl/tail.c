@@ -51,16 +51,6 @@ struct tail {
     int inotify_fd;
 };
 
-static bool is_final(const char *status)
-{
-    static const char *const finals[] = {"completed", "failed", "timeout", "cancelled",
-                                         "abandoned"};
-    for (size_t i = 0; i < ARRAY_SIZE(finals); i++)
-        if (strcmp(status, finals[i]) == 0)
-            return true;
-    return false;
-}
-
 /* Before a worker claims it: no folder yet. */
 static bool is_pending(const char *status)
 {
@@ -92,7 +82,7 @@ static int tail_look(struct tail *t, struct tail_look *look)
             copy_column(res, 0, look->status, sizeof(look->status));
             copy_column(res, 1, look->worker, sizeof(look->worker));
             copy_column(res, 2, look->host, sizeof(look->host));
-            look->final = is_final(look->status);
+            look->final = ctl_status_is_final(look->status);
             look->alive = strcmp(PQgetvalue(res, 0, 3), "t") == 0;
         }
     }
