@@ -17,6 +17,7 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "exec/proc_stat.h"
 #include "exec/spawn.h"
 
 /* At 1 ms apart: what SIGKILL has not ended by then is stuck in the kernel. */
@@ -268,23 +269,16 @@ static int sandbox_reap(uid_t uid, pid_t spare)
     pid_t self = getpid();
     int dfd = dirfd(d);
     while ((e = readdir(d))) {
-        char path[64], buf[512], state;
+        char state;
         struct stat st;
-        int ppid;
+        pid_t ppid;
         pid_t pid = (pid_t)strtol(e->d_name, NULL, 10);
         if (pid <= 0)
             continue;
         /* The folder, not a file in it: a zombie's files belong to root. */
         if (pid == spare || fstatat(dfd, e->d_name, &st, 0) < 0 || st.st_uid != uid)
             continue;
-        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-        FILE *f = fopen(path, "re");
-        size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
-        if (f)
-            fclose(f);
-        buf[n] = '\0';
-        char *end = strrchr(buf, ')');
-        if (!end || sscanf(end + 1, " %c %d", &state, &ppid) != 2)
+        if (!proc_stat_read(pid, &state, &ppid))
             continue;
         if (state != 'Z' && state != 'X')
             alive++;

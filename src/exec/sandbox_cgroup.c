@@ -18,6 +18,7 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "exec/proc_stat.h"
 
 /* Where a cgroup2 hierarchy is mounted: pure v2, then hybrid. */
 static const char *const cgroup2_mounts[] = {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"};
@@ -244,19 +245,9 @@ static void cgroup_remove_leftovers(int dir_fd)
 
 static pid_t parent_of(long pid)
 {
-    char path[64], buf[512];
-    int ppid = 0;
-    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-    FILE *f = fopen(path, "re");
-    size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
-    if (f)
-        fclose(f);
-    buf[n] = '\0';
-    char *end = strrchr(buf, ')');
     char state;
-    if (!end || sscanf(end + 1, " %c %d", &state, &ppid) != 2)
-        return 0;
-    return (pid_t)ppid;
+    pid_t ppid;
+    return proc_stat_read((pid_t)pid, &state, &ppid) ? ppid : 0;
 }
 
 /* Nothing but the worker and its children (its guardian) in the cgroup: no
