@@ -23,13 +23,22 @@
 /* At 1 ms apart: what SIGKILL has not ended by then is stuck in the kernel. */
 #define SWEEP_ROUNDS 50
 
-/* Whether user namespaces work here: probed once, by a trivial child. */
+/* 1: not probed yet; else the probe's answer. */
+static int userns_probed = 1;
+static bool userns_probe_deferred;
+
+/* Whether user namespaces work here: probed once, by a trivial child; or,
+ * deferred, taken for granted until sandbox_userns_refusal asks. */
 static int sandbox_userns_works(void)
 {
-    static int probed = 1;
-    if (probed > 0)
-        probed = spawn_probe_namespaces();
-    return probed;
+    if (userns_probed > 0 && !userns_probe_deferred)
+        userns_probed = spawn_probe_namespaces();
+    return userns_probed > 0 ? 0 : userns_probed;
+}
+
+void sandbox_defer_userns_probe(void)
+{
+    userns_probe_deferred = true;
 }
 
 static int sandbox_refuse_userns(bool automatic, int probe, char *err, size_t errlen)
@@ -72,6 +81,15 @@ int sandbox_resolve_mode(const struct config *cfg, enum sandbox_mode *mode, char
                          "worker)");
     free(init);
     return 0;
+}
+
+int sandbox_userns_refusal(const struct config *cfg, char *err, size_t errlen)
+{
+    enum sandbox_mode mode;
+    if (!userns_probe_deferred)
+        return 0;
+    userns_probe_deferred = false;
+    return sandbox_resolve_mode(cfg, &mode, err, errlen);
 }
 
 const char *sandbox_none_warning(enum sandbox_mode mode)
