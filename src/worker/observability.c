@@ -243,6 +243,7 @@ int observability_add_connection(struct observability *obs, int fd)
         close(fd);
         return rc;
     }
+    errno = 0;
     if (MHD_add_connection(obs->daemon, fd, (const struct sockaddr *)&addr, len) != MHD_YES)
         return errno ? -errno : -EIO;
     /* The new connection's first turn, as a listening socket's accept would give it. */
