@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/util.h"
 #include "exec/proc_stat.h"
 #include "exec/spawn.h"
@@ -109,6 +110,7 @@ static int sandbox_mode_new(const struct config *cfg, struct sandbox *sb, char *
     if (!config_parse_uid_range(cfg->sandbox_uid_range, &first, &count))
         return set_error(err, errlen, EINVAL, "sandbox.uid_range: not a uid range");
     uid_pool_init(&sb->uids, first, count);
+    metrics_sandbox_uids(0, count);
     return 0;
 }
 
@@ -117,6 +119,8 @@ int sandbox_new(const struct config *cfg, struct sandbox **out, char *err, size_
     enum sandbox_mode mode;
     *out = NULL;
     int rc = sandbox_resolve_mode(cfg, &mode, err, errlen);
+    if (rc == 0)
+        metrics_sandbox_mode(mode);
     if (rc == 0 && mode == SANDBOX_MODE_NONE)
         log_warn("%s", sandbox_none_warning(mode));
     if (rc < 0 || mode == SANDBOX_MODE_NONE)
@@ -155,6 +159,7 @@ void sandbox_set_uid_hook(struct sandbox *sb, sandbox_uid_hook fn, void *userdat
 
 static void sandbox_tell(const struct sandbox *sb, uid_t uid, bool taken)
 {
+    metrics_sandbox_uids((uint32_t)sb->uids.n_in_use, sb->uids.count);
     if (sb->on_uid)
         sb->on_uid(uid, taken, sb->on_uid_userdata);
 }
@@ -333,15 +338,21 @@ static void sandbox_sweep(uid_t uid, pid_t spare)
                             : spawn_kill_uid(uid);
         if (rc < 0) {
             log_warn("cannot kill the processes left on uid %u: %s", (unsigned)uid, strerror(-rc));
+            metrics_sandbox_swept(round > 0, 0);
             return;
         }
-        if (round == 0 && rc == 0)
+        if (round == 0 && rc == 0) {
+            metrics_sandbox_swept(false, 0);
             return;
+        }
         alive = sandbox_reap(uid, spare);
-        if (alive == 0)
+        if (alive == 0) {
+            metrics_sandbox_swept(true, 0);
             return;
+        }
         nanosleep(&pause, NULL);
     }
+    metrics_sandbox_swept(true, alive);
     log_warn("%d processes of uid %u survived %d rounds of SIGKILL", alive, (unsigned)uid,
              SWEEP_ROUNDS);
 }
