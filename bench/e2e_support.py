@@ -15,6 +15,15 @@ import pika.exceptions  # noqa: E402
 # What the raw-limit loops give the command: what the worker gives an action.
 RAW_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/", "LANG": "C.UTF-8"}
 ZYGOTE_COMM = "attune-zygote"
+ACTION_REF = "bench.noop_sh"
+PY_REF = "bench.noop_py"
+YAML_REF = "bench.noop_yaml"
+# worker.max_concurrent_tasks of every worker, and the Celery peer's concurrency.
+SLOTS = 10
+
+
+def log(msg):
+    print(msg, flush=True)
 
 
 def percentile(values, p):
