@@ -37,7 +37,8 @@ def report_python(args, m, raw_py, fork_server, preload):
 
 def report_celery(args, celery, m):
     log("")
-    if not celery:
+    if isinstance(celery, str):
+        log("celery peer: not measured (%s)" % celery)
         return
     (script_lat, script_rate), (fn_lat, fn_rate) = celery["script"], celery["function"]
     log("celery peer: Celery prefork worker, concurrency %d, same broker, completion seen "
@@ -54,7 +55,7 @@ def report_celery(args, celery, m):
 
 def target_figures(args, m, raw, raw_py, preload, celery):
     def celery_figure(kind, which):
-        if not celery:
+        if isinstance(celery, str):
             return None
         latencies, rate = celery[kind]
         return percentile(latencies, 50) if which == "p50" else rate
