@@ -30,10 +30,12 @@ app.conf.update(task_default_queue=QUEUE, task_serializer="json", result_seriali
 
 @app.task(name="bench.noop_sh")
 def run_script():
-    """The action script as a subprocess, as the raw-limit loop runs it."""
+    """The action script as a subprocess, as the raw-limit loop runs it: in a
+    session of its own (see e2e_support.RAW_ENV)."""
     subprocess.run(["/usr/bin/bash", os.environ["BENCH_CELERY_SCRIPT"]],
                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, env=SCRIPT_ENV, check=True)
+                   stderr=subprocess.DEVNULL, env=SCRIPT_ENV, check=True,
+                   start_new_session=True)
 
 
 @app.task(name="bench.noop_py")
@@ -58,7 +60,7 @@ class CeleryPeer:
             [CELERY_PYTHON, "-m", "celery", "-A", "celery_peer", "worker", "--pool", "prefork",
              "--concurrency", str(concurrency), "--queues", QUEUE, "--loglevel", "WARNING",
              "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            env=env, stdout=self.logf, stderr=self.logf, cwd=workdir)
+            env=env, stdout=self.logf, stderr=self.logf, cwd=workdir, start_new_session=True)
         app.conf.broker_url = broker_url
         self.tasks = {"script": run_script, "function": run_function}
         self._wait_ready()

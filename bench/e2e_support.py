@@ -14,6 +14,10 @@ import pika.exceptions  # noqa: E402
 
 # What the raw-limit loops give the command: what the worker gives an action.
 RAW_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/", "LANG": "C.UTF-8"}
+# Every process measured starts a session of its own, as the worker starts each action:
+# with autogroup scheduling (kernel.sched_autogroup_enabled) each session is one share
+# of the CPU against other programs, so ten children in one session would get a tenth
+# of what ten actions get on a busy machine.
 ZYGOTE_COMM = "attune-zygote"
 ACTION_REF = "bench.noop_sh"
 PY_REF = "bench.noop_py"
@@ -200,7 +204,7 @@ def spawn_directly(argv, count, concurrency):
     start = time.perf_counter()
     while started < count or running:
         while running < concurrency and started < count:
-            os.posix_spawn(argv[0], argv, RAW_ENV, file_actions=devnull)
+            os.posix_spawn(argv[0], argv, RAW_ENV, file_actions=devnull, setsid=True)
             running += 1
             started += 1
         os.wait()
