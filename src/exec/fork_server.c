@@ -344,7 +344,7 @@ static int read_answer(struct fork_server *fs, pid_t *pid)
     }
     ssize_t got = recv(fs->sock, answer, sizeof(answer), MSG_DONTWAIT);
     if (got != (ssize_t)sizeof(answer)) {
-        fork_server_kill(fs, "gave no answer");
+        fork_server_kill(fs, got == 0 ? "closed its socket (it died)" : "gave no answer");
         return -EPIPE;
     }
     /* A child whose set-up failed exited at once; it is ours to reap. */

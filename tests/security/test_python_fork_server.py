@@ -5,9 +5,7 @@ secret, the zygote's memory, read from outside through /proc/ZYGOTE/maps and
 /proc/ZYGOTE/mem, holds neither the secret nor the parameters, though it does
 hold a marker known to be there (so the scan is shown to work). Unsandboxed, and
 in the uid sandbox as root."""
-import json
 import os
-import re
 import unittest
 import sys
 import uuid
@@ -17,7 +15,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from keys_support import insert_key  # noqa: E402
 from service_support import (ENCRYPTION_KEY, ServiceTestCase, write_action_file,  # noqa: E402
                              write_pack)
-from support import skip_unless_reachable_by_others  # noqa: E402
+from support import skip_unless_reachable_by_others, zygotes_of  # noqa: E402
 
 UID_FIRST, UID_COUNT = 237500, 16
 # A module that does not exist: the zygote fails to import it (logged once) and
@@ -60,24 +58,6 @@ def run(tag, peek="", **keys):
             "seen": seen, "parent": os.getppid(), "comm": comm, "uid": os.getuid(),
             "environ": sorted(k for k in os.environ if k.startswith("ATTUNE_LEFT"))}
 '''
-
-
-def zygotes_of(worker_pid):
-    """Pids of the worker's children named attune-zygote."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % entry) as f:
-                stat = f.read()
-        except OSError:
-            continue
-        comm = stat[stat.index("(") + 1:stat.rindex(")")]
-        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-        if comm == "attune-zygote" and ppid == worker_pid:
-            found.append(int(entry))
-    return found
 
 
 def memory_contains(pid, needles):
