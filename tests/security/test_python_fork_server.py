@@ -102,6 +102,16 @@ class ForkServerIsolationTest(ServiceTestCase):
             insert_key(db, "fz_secret", cls.secrets[name], "action", action=(action, "fz." + name),
                        encrypted=True, key_string=ENCRYPTION_KEY)
             setattr(cls, "action_" + name, action)
+        # A pack that asks for cold starts in its pack.yaml.
+        write_pack(cls.packs_dir, "fzcold")
+        with open(os.path.join(cls.packs_dir, "fzcold", "pack.yaml"), "a") as f:
+            f.write("python:\n  fork_server: false\n")
+        write_action_file(cls.packs_dir, "fzcold", "state.py", STATE_PY, 0o644)
+        cold = db.insert_pack("fzcold")
+        cls.action_cold = db.insert_action(cold, "fzcold", "cold", "state.py",
+                                           {"tag": text, "peek": text}, ["tag"])
+        insert_key(db, "fz_secret", "fz-cold-secret", "pack", pack=(cold, "fzcold"),
+                   encrypted=True, key_string=ENCRYPTION_KEY)
 
     def setUp(self):
         super().setUp()
@@ -109,8 +119,8 @@ class ForkServerIsolationTest(ServiceTestCase):
             skip_unless_reachable_by_others(
                 os.path.join(self.packs_dir, "fz", "actions", "state.py"))
 
-    def run_state(self, w, name, params):
-        ref = "fz." + name
+    def run_state(self, w, name, params, pack="fz"):
+        ref = "%s.%s" % (pack, name)
         eid = self.db.insert_execution(ref, params, action_id=getattr(self, "action_" + name))
         self.broker.dispatch(w.id, eid, ref, params)
         row = self.wait_final(eid, worker=w)
@@ -151,6 +161,15 @@ class ForkServerIsolationTest(ServiceTestCase):
         leaked = [n.decode() for n in needles[1:] if n in found]
         self.assertEqual(leaked, [], "the zygote's memory holds an execution's data")
         self.assertNotIn(self.secrets["a"], w.log())
+
+    def test_a_pack_can_ask_for_cold_starts(self):
+        w = self.start_worker(env=self.extra_env)
+        self.assertTrue(w.wait_log(r"python fork server ready", 10), w.describe())
+        cold = self.run_state(w, "cold", {"tag": "cold"}, pack="fzcold")
+        self.assertFalse(cold["forked"], "pack.yaml says python.fork_server: false")
+        self.assertEqual(cold["comm"], "python3")
+        warm = self.run_state(w, "a", {"tag": "warm"})
+        self.assertTrue(warm["forked"])
 
 
 @unittest.skipUnless(os.geteuid() == 0, "the uid sandbox needs the worker to run as root")
