@@ -1,8 +1,9 @@
 /* A fork server: a warm interpreter (the python runtime's zygote, a child of
  * the worker) that forks one fresh child per request instead of a cold
  * start. The worker hands it the child's descriptors, uid, gid and limits;
- * the zygote double-forks, so that the worker, a child subreaper, is the
- * child's parent and supervises it like any spawned child (process.h). The
+ * the zygote forks with CLONE_PARENT (or, where it cannot, twice, the worker
+ * being a child subreaper), so that the worker is the child's parent and
+ * supervises it like any spawned child (process.h). The
  * environment, arguments and folder go to the child itself, on its control
  * socket (fork_server_preamble), never through the zygote. A zygote that
  * dies, hangs or grows is replaced; meanwhile requests fail and the caller

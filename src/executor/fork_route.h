@@ -14,7 +14,8 @@
 /* Starts the zygote into s->fork_server when the configuration asks for it,
  * python is usable and the sandbox is uid or none (userns runs cold: the
  * child would need namespaces of its own); makes the worker a child
- * subreaper when the sandbox has not. A zygote that cannot start is logged
+ * subreaper when the sandbox has not (for the zygote's double fork, where it
+ * cannot fork with CLONE_PARENT). A zygote that cannot start is logged
  * and python actions run cold. */
 void executor_fork_server_start(struct executor_settings *s, const struct config *cfg,
                                 sd_event *loop);

@@ -21,10 +21,11 @@ UID_FIRST, UID_COUNT = 237500, 16
 # A module that does not exist: the zygote fails to import it (logged once) and
 # keeps its name in its memory, which the scan must find.
 MARKER = "attune_zygote_marker_%s" % uuid.uuid4().hex
-PRELOAD = "colorsys, " + MARKER
+PRELOAD = "colorsys, random, " + MARKER
 
 STATE_PY = '''import builtins
 import os
+import random
 import sys
 
 # Before this module imports it: preloaded by the zygote, absent from a cold start.
@@ -55,7 +56,7 @@ def run(tag, peek="", **keys):
     with open("/proc/self/comm") as f:
         comm = f.read().strip()
     return {"forked": FORKED, "left": LEFT, "secret": secret[::-1], "files": files,
-            "seen": seen, "parent": os.getppid(), "comm": comm, "uid": os.getuid(),
+            "seen": seen, "parent": os.getppid(), "random": random.getrandbits(62), "comm": comm, "uid": os.getuid(),
             "environ": sorted(k for k in os.environ if k.startswith("ATTUNE_LEFT"))}
 '''
 
@@ -147,6 +148,8 @@ class ForkServerIsolationTest(ServiceTestCase):
             self.assertEqual(data["left"], {"module": None, "builtin": None, "sys": None,
                                             "env": None},
                              "%s saw what an earlier execution left: %r" % (name, data["left"]))
+        # random is preloaded: each child must have been reseeded at its fork.
+        self.assertNotEqual(a["random"], b["random"], "two children share the random state")
         if self.sandboxed:
             self.assertTrue(UID_FIRST <= b["uid"] < UID_FIRST + UID_COUNT, b)
             self.assertTrue(str(b["seen"]).startswith("denied"),

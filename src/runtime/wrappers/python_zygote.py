@@ -2,16 +2,18 @@
 # as `python3 -s -c WRAPPER+ZYGOTE --attune-zygote [MODULE...]`: imports the
 # modules to preload, then forks one child per request that the worker sends
 # on the socket at fd 3 (the child's descriptors and a header of uid, gid and
-# limits, never an execution's data). Each child is double-forked so that the
-# worker, a child subreaper, becomes its parent; it takes its sandbox, then
-# reads its environment, arguments, folder and the usual control payload from
-# its own fd 3 and runs _attune_run like a cold start.
-import ctypes as _ct, fcntl as _fcntl, gc as _gc, json as _json, resource as _res
-import signal as _sig, socket as _socket, struct as _struct, time as _time, traceback as _tb
+# limits, never an execution's data). Each child is forked with CLONE_PARENT,
+# so that the worker is its parent (where that cannot be done: double-forked,
+# the worker being a child subreaper); it takes its sandbox, then reads its
+# environment, arguments, folder and the usual control payload from its own
+# fd 3 and runs _attune_run like a cold start.
+import ctypes as _ct, fcntl as _fcntl, gc as _gc, json as _json, platform as _platform
+import resource as _res, signal as _sig, socket as _socket, struct as _struct, time as _time
+import traceback as _tb
 
 _PR_SET_PDEATHSIG, _PR_SET_DUMPABLE, _PR_SET_NAME, _PR_SET_NO_NEW_PRIVS = 1, 4, 15, 38
 _libc = _ct.CDLL(None, use_errno=True)
-_HIGH_FD = 256  # the pipe to the zygote sits here while the child's fds move
+_HIGH_FD = 256  # the zygote's socket sits above; the child's fds move above twice that
 
 
 def _prctl(option, value):
@@ -30,12 +32,16 @@ def _preload(names):
     return failed
 
 
-def _child_sandbox(head, fds, status_fd):
+def _child_sandbox(head, fds, gone_fd):
     """What spawn.c does for a cold child, in its order, before anything of the action."""
-    # First: the intermediate wrote our pid to status_fd before it exited.
+    # Double fork: the intermediate's end of this pipe closes as it exits,
+    # just before we are re-parented to the worker.
+    if gone_fd >= 0:
+        _o.read(gone_fd, 1)
+        _o.close(gone_fd)
     deadline = _time.monotonic() + 5
     while _o.getppid() != head["worker"] and _time.monotonic() < deadline:
-        _time.sleep(0.0001)
+        _o.sched_yield()
     _o.setsid()
     if head["cgroup"]:
         _o.write(fds[-1], b"0")
@@ -45,8 +51,7 @@ def _child_sandbox(head, fds, status_fd):
     moved = [_fcntl.fcntl(fd, _fcntl.F_DUPFD, 2 * _HIGH_FD) for fd in fds[:len(targets)]]
     for fd, target in zip(moved, targets):
         _o.dup2(fd, target)
-    _o.closerange(len(targets), status_fd)
-    _o.closerange(status_fd + 1, 1 << 20)
+    _o.closerange(len(targets), 1 << 20)
     _sig.pthread_sigmask(_sig.SIG_SETMASK, [])
     if head["gid"]:
         _o.setgroups([head["gid"]])
@@ -112,54 +117,99 @@ def _child_run():
     _o._exit(code or 0)
 
 
-def _child(head, fds, sock, status_fd):
+def _child(head, fds, sock, gone_fd):
     sock.detach()  # its fd is closed below; the object must never close fd 3
     try:
-        _child_sandbox(head, fds, status_fd)
-        err = 0
-    except OSError as e:
-        err = e.errno or 22
-    except BaseException:
-        err = 22
-    _o.write(status_fd, _struct.pack("=i", err))
-    _o.close(status_fd)
-    if err:
+        _child_sandbox(head, fds, gone_fd)
+    except BaseException as e:
+        # Where fd 2 is by then: the execution's stderr, or the worker's log.
+        _o.write(2, b"attune-worker: cannot set up the forked python child: %s\n"
+                 % str(e).encode())
         _o._exit(127)
     _child_run()
 
 
-def _fork(head, fds, sock):
-    """Double fork: returns (pid, errno) of the child, whose parent is the worker."""
-    r, w = _o.pipe()
-    status_fd = _fcntl.fcntl(w, _fcntl.F_DUPFD, _HIGH_FD)
-    _o.close(w)
+# clone(2) with CLONE_PARENT: the child's parent is the worker at once, with
+# one copy of the interpreter's memory instead of two (on a virtual machine a
+# fork of the zygote costs about as much as a cold start's exec). Done as
+# glibc's fork does it, with CLONE_CHILD_SETTID on the thread's own tid field,
+# which _tid_offset finds; around it Python's own fork handlers run (random
+# is reseeded there). The argument order of clone differs on x86_64.
+_CLONE_PARENT, _CLONE_CHILD_SETTID, _SIGCHLD = 0x8000, 0x01000000, 17
+_CLONE_SYSCALLS = {"x86_64": (56, True), "aarch64": (220, False)}
+
+
+def _tid_offset():
+    """Where glibc keeps this thread's tid in its struct pthread: the one place
+    in its first 4 KiB that holds the tid; None when not exactly one does."""
+    _libc.pthread_self.restype = _ct.c_void_p
+    base, tid = _libc.pthread_self(), _libc.gettid()
+    found = [off for off in range(0, 4096, 4) if _ct.c_int.from_address(base + off).value == tid]
+    return base + found[0] if len(found) == 1 else None
+
+
+def _clone_parent_setup():
+    call = _CLONE_SYSCALLS.get(_platform.machine())
+    tid_field = _tid_offset()
+    if not call or tid_field is None:
+        return None
+    syscall = _ct.PyDLL(None, use_errno=True).syscall  # PyDLL: the GIL stays held
+    syscall.restype = _ct.c_long
+    number, x86 = call
+    args = [_ct.c_long(number), _ct.c_ulong(_CLONE_PARENT | _CLONE_CHILD_SETTID | _SIGCHLD),
+            _ct.c_void_p(0), _ct.c_void_p(0)]
+    args += [_ct.c_void_p(tid_field), _ct.c_void_p(0)] if x86 else \
+        [_ct.c_void_p(0), _ct.c_void_p(tid_field)]
+    return lambda: syscall(*args)
+
+
+def _clone_fork(clone, head, fds, sock):
+    api = _ct.pythonapi
+    api.PyOS_BeforeFork()
+    pid = clone()
+    err = _ct.get_errno() if pid < 0 else 0
+    if pid == 0:
+        api.PyOS_AfterFork_Child()
+        _child(head, fds, sock, -1)
+    api.PyOS_AfterFork_Parent()
+    return (pid, 0) if pid > 0 else (0, err or 11)
+
+
+def _fork(head, fds, sock, clone):
+    """Returns (pid, errno) of a new child whose parent is the worker. The child
+    sets itself up meanwhile; a failure ends it (status 127)."""
     _s.stdout.flush()
     _s.stderr.flush()
+    if clone:
+        return _clone_fork(clone, head, fds, sock)
+    return _double_fork(head, fds, sock)
+
+
+def _double_fork(head, fds, sock):
+    """Double fork: returns (pid, errno) of the child, whose parent is the worker
+    by then. The child sets itself up meanwhile; a failure ends it (status 127)."""
+    r, w = _o.pipe()
     middle = _o.fork()
     if middle == 0:
+        pid = -11
         try:
             _o.close(r)
+            gone_r, gone_w = _o.pipe()
             pid = _o.fork()
             if pid == 0:
-                _child(head, fds, sock, status_fd)
-            _o.write(status_fd, _struct.pack("=i", pid))
+                _o.close(gone_w)
+                _o.close(w)
+                _child(head, fds, sock, gone_r)
         except BaseException as e:
-            _o.write(status_fd, _struct.pack("=i", -(getattr(e, "errno", None) or 11)))
+            pid = -(getattr(e, "errno", None) or 11)
+        _o.write(w, _struct.pack("=i", pid))
         _o._exit(0)
-    _o.close(status_fd)
-    _o.waitpid(middle, 0)
-    data = b""
-    while len(data) < 8:
-        chunk = _o.read(r, 8 - len(data))
-        if not chunk:
-            break
-        data += chunk
+    _o.close(w)
+    data = _o.read(r, 4)
     _o.close(r)
-    pid = _struct.unpack("=i", data[:4])[0] if len(data) >= 4 else -11
-    if pid < 0:
-        return 0, -pid
-    err = _struct.unpack("=i", data[4:8])[0] if len(data) == 8 else 11
-    return pid, err
+    _o.waitpid(middle, 0)
+    pid = _struct.unpack("=i", data)[0] if len(data) == 4 else -11
+    return (pid, 0) if pid > 0 else (0, -pid)
 
 
 def _zygote():
@@ -169,6 +219,7 @@ def _zygote():
     _o.close(3)
     sock = _socket.socket(fileno=fd)
     failed = _preload(_s.argv[2:])
+    clone = _clone_parent_setup()
     _gc.collect()
     _gc.freeze()  # the children's copies of the heap stay shared
     sock.send(_json.dumps({"ready": True, "failed": failed}).encode())
@@ -177,7 +228,7 @@ def _zygote():
         if not msg:
             return
         try:
-            pid, err = _fork(_json.loads(msg), fds, sock)
+            pid, err = _fork(_json.loads(msg), fds, sock, clone)
         except Exception as e:
             pid, err = 0, getattr(e, "errno", None) or 22
         for fd in fds:
