@@ -271,6 +271,11 @@ void fork_server_free(struct fork_server *fs)
     free(fs);
 }
 
+bool fork_server_ready(const struct fork_server *fs)
+{
+    return fs->ready;
+}
+
 const char *fork_server_path(const struct fork_server *fs)
 {
     return fs->path;

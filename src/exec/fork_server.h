@@ -45,6 +45,9 @@ int fork_server_new(sd_event *loop, const struct fork_server_conf *conf, struct 
 /* Kills and reaps the zygote. NULL-safe. */
 void fork_server_free(struct fork_server *fs);
 
+/* Whether a zygote is ready for requests now. */
+bool fork_server_ready(const struct fork_server *fs);
+
 /* The interpreter it serves. */
 const char *fork_server_path(const struct fork_server *fs);
 
