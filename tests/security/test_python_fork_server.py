@@ -8,6 +8,7 @@ in the uid sandbox as root."""
 import os
 import unittest
 import sys
+import time
 import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
@@ -59,6 +60,36 @@ def run(tag, peek="", **keys):
             "seen": seen, "parent": os.getppid(), "random": random.getrandbits(62), "comm": comm, "uid": os.getuid(),
             "environ": sorted(k for k in os.environ if k.startswith("ATTUNE_LEFT"))}
 '''
+
+# Leaves a daemon (a session of its own) that ends a moment after the action.
+STRAY_PY = '''import os
+import time
+
+
+def run(**keys):
+    middle = os.fork()
+    if middle == 0:
+        os.setsid()
+        if os.fork() == 0:
+            time.sleep(0.3)
+        os._exit(0)
+    os.waitpid(middle, 0)
+    return {}
+'''
+
+
+def zombie_children(pid):
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                text = f.read()
+        except OSError:
+            continue
+        state, ppid = text[text.rindex(")") + 2:].split()[:2]
+        if state == "Z" and int(ppid) == pid:
+            found.append(int(entry))
+    return found
 
 
 def memory_contains(pid, needles):
@@ -113,6 +144,8 @@ class ForkServerIsolationTest(ServiceTestCase):
                                            {"tag": text, "peek": text}, ["tag"])
         insert_key(db, "fz_secret", "fz-cold-secret", "pack", pack=(cold, "fzcold"),
                    encrypted=True, key_string=ENCRYPTION_KEY)
+        write_action_file(cls.packs_dir, "fz", "stray.py", STRAY_PY, 0o644)
+        cls.action_stray = db.insert_action(pack, "fz", "stray", "stray.py")
 
     def setUp(self):
         super().setUp()
@@ -173,6 +206,16 @@ class ForkServerIsolationTest(ServiceTestCase):
         self.assertEqual(cold["comm"], "python3")
         warm = self.run_state(w, "a", {"tag": "warm"})
         self.assertTrue(warm["forked"])
+
+    def test_strays_are_reaped(self):
+        """The worker is a child subreaper (in none mode for the fork server): what
+        an action leaves is re-parented to it and reaped once it has exited."""
+        w = self.start_worker(env=self.extra_env)
+        self.assertTrue(w.wait_log(r"python fork server ready", 10), w.describe())
+        self.run_state(w, "stray", {})
+        time.sleep(1)  # the stray has ended, a zombie of the worker
+        self.run_state(w, "a", {"tag": "after the stray"})
+        self.assertEqual(zombie_children(w.pid), [], "the worker left zombies\n" + w.describe())
 
 
 @unittest.skipUnless(os.geteuid() == 0, "the uid sandbox needs the worker to run as root")
