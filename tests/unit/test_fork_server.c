@@ -1,7 +1,8 @@
 /* Unit tests for exec/fork_server with the real python zygote: a child it
  * forks has the worker as its parent, a session of its own, exactly the
  * environment and folder sent on its control socket, and answers like a cold
- * start; a killed zygote is replaced, and meanwhile children start cold. */
+ * start; a killed or hung zygote is replaced, and meanwhile children start
+ * cold. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -215,11 +216,32 @@ static void test_killed_zygote_is_replaced(void **state)
     json_decref(reply);
 }
 
+static void test_hung_zygote_is_replaced(void **state)
+{
+    (void)state;
+    char *const envp[] = {(char *)"PATH=/usr/bin:/bin", NULL};
+    pid_t zygote = zygote_pid();
+    assert_true(zygote > 0);
+    assert_int_equal(kill(zygote, SIGSTOP), 0);
+    /* No answer within a second: killed, and this child starts cold. */
+    uint64_t start = time_monotonic_ms();
+    json_t *reply = run_action("cold", envp);
+    assert_int_equal(json_integer_value(json_object_get(reply, "exit")), 3);
+    assert_true(time_monotonic_ms() - start >= 900);
+    json_decref(reply);
+    assert_true(wait_ready());
+    assert_true(zygote_pid() != zygote);
+    reply = run_action("warm again", envp);
+    assert_non_null(json_object_get(reply, "data"));
+    json_decref(reply);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forked_child_gets_its_own_launch),
         cmocka_unit_test(test_killed_zygote_is_replaced),
+        cmocka_unit_test(test_hung_zygote_is_replaced),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
