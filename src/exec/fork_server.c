@@ -24,8 +24,8 @@
 #include "exec/sandbox_limits.h"
 #include "exec/spawn.h"
 
-/* Forking a warm interpreter takes about a millisecond; a zygote that has
- * not answered in this long is stuck. */
+/* Forking the warm interpreter takes milliseconds (tens on a loaded virtual
+ * machine); a zygote that has not answered in this long is stuck. */
 #define FORK_SERVER_ANSWER_MS 1000
 /* The zygote holds nothing of an execution, so it should not grow: more than
  * this above its size once ready is a leak, and it is replaced. */
