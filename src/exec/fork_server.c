@@ -175,8 +175,14 @@ static int on_ready(sd_event_source *s, int fd, uint32_t revents, void *userdata
     buf[n] = '\0';
     json_t *msg = json_loads(buf, 0, NULL);
     if (json_is_true(json_object_get(msg, "ready"))) {
+        json_int_t threads = json_integer_value(json_object_get(msg, "threads"));
         if (!preload_logged)
             log_preload_failures(fs, json_object_get(msg, "failed"));
+        if (!preload_logged && threads > 1)
+            log_warn("%s fork server: the preloaded modules started %lld threads; a fork copies "
+                     "only one, and a lock another held stays held in the child: preload "
+                     "modules that start none",
+                     fs->name, (long long)threads - 1);
         preload_logged = true;
         fs->ready = true;
         fs->base_rss_kb = rss_kb(fs->pid);

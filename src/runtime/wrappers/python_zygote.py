@@ -222,7 +222,10 @@ def _zygote():
     clone = _clone_parent_setup()
     _gc.collect()
     _gc.freeze()  # the children's copies of the heap stay shared
-    sock.send(_json.dumps({"ready": True, "failed": failed}).encode())
+    # A preloaded module that started a thread makes every fork a copy of
+    # one thread among others, whose locks may be held: the worker says so.
+    threads = len(_o.listdir("/proc/self/task"))
+    sock.send(_json.dumps({"ready": True, "failed": failed, "threads": threads}).encode())
     while True:
         msg, fds, _flags, _addr = _socket.recv_fds(sock, 65536, 8)
         if not msg:
