@@ -150,8 +150,11 @@ def _tid_offset():
 
 def _clone_parent_setup():
     call = _CLONE_SYSCALLS.get(_platform.machine())
-    tid_field = _tid_offset()
-    if not call or tid_field is None:
+    try:
+        tid_field = _tid_offset() if call else None
+    except (AttributeError, OSError):  # a libc without gettid, say
+        tid_field = None
+    if tid_field is None:
         return None
     syscall = _ct.PyDLL(None, use_errno=True).syscall  # PyDLL: the GIL stays held
     syscall.restype = _ct.c_long
