@@ -37,6 +37,7 @@ bench: build
 	@bench/run-action
 	@echo
 	@bench/e2e
+	@bench/python-fork-server
 	@echo
 	@bench/tail
 

@@ -54,6 +54,8 @@ const struct key_def config_keys[] = {
     {"worker.api_url", KEY_URL, FIELD(api_url), 0, 0, config_check_api_url},
     {"worker.runtimes", KEY_RUNTIMES, FIELD(runtimes), 0, 0, config_check_runtimes},
     {"worker.env", KEY_ENV, 0, 0, 0, config_check_action_env},
+    {"runtimes.python.fork_server", KEY_BOOL, FIELD(python_fork_server), 0, 0, NULL},
+    {"runtimes.python.preload", KEY_LIST, FIELD(python_preload), 0, 0, NULL},
     {"sandbox.mode", KEY_STRING, FIELD(sandbox_mode), 0, 0, config_check_sandbox_mode},
     {"sandbox.uid_range", KEY_STRING, FIELD(sandbox_uid_range), 0, 0, config_check_uid_range},
     {"sandbox.memory_max", KEY_STRING, FIELD(sandbox_memory_max), 0, 0, config_check_memory_max},
@@ -87,6 +89,8 @@ const char *config_kind_expected(enum key_kind kind)
         return "a size in bytes (optionally with a K, M or G suffix)";
     case KEY_RUNTIMES:
         return "a list of runtime names or a comma-separated string";
+    case KEY_LIST:
+        return "a list of names or a comma-separated string";
     case KEY_ENV:
         return "a mapping of variable names to values";
     case KEY_LOG_LEVEL:
@@ -155,6 +159,8 @@ void config_free(struct config *cfg)
             free(*(char **)config_field(cfg, def));
         else if (def->kind == KEY_SECRET)
             secmem_free(*(char **)config_field(cfg, def));
+        else if (def->kind == KEY_LIST)
+            free_runtimes(*(char ***)config_field(cfg, def));
     }
     free_runtimes(cfg->runtimes);
     free_action_env(cfg);
@@ -198,6 +204,7 @@ void config_init_defaults(struct config *cfg)
     cfg->log_retention_policy = xstrdup("days");
     cfg->log_retention_limit = 7;
     cfg->log_rows = true;
+    cfg->python_fork_server = true;
     cfg->api_url = xstrdup("http://127.0.0.1:8080");
     cfg->sandbox_mode = xstrdup("auto");
     cfg->sandbox_uid_range = xstrdup(CONFIG_DEFAULT_UID_RANGE);
@@ -263,13 +270,16 @@ void config_set_runtimes(struct config *cfg, char **items)
     cfg->runtimes = items;
 }
 
-/* "shell, python" is a list; "" and "all" restore the default (every runtime). */
-static void set_runtimes_text(struct config *cfg, const char *value)
+void config_set_list(struct config *cfg, const struct key_def *def, char **items)
 {
-    if (value[0] == '\0' || strcasecmp(value, "all") == 0) {
-        config_set_runtimes(cfg, NULL);
-        return;
-    }
+    char ***field = config_field(cfg, def);
+    free_runtimes(*field);
+    *field = items;
+}
+
+/* "a, b" as a NULL-terminated list; NULL when it names nothing. */
+static char **split_list(const char *value)
+{
     struct strv v;
     strv_init(&v);
     for (const char *p = value; *p;) {
@@ -283,7 +293,14 @@ static void set_runtimes_text(struct config *cfg, const char *value)
             strv_push_owned(&v, xstrndup(start, (size_t)(end - start)));
         p += n + (p[n] == ',');
     }
-    config_set_runtimes(cfg, v.items);
+    return v.items;
+}
+
+/* "shell, python" is a list; "" and "all" restore the default (every runtime). */
+static void set_runtimes_text(struct config *cfg, const char *value)
+{
+    bool all = value[0] == '\0' || strcasecmp(value, "all") == 0;
+    config_set_runtimes(cfg, all ? NULL : split_list(value));
 }
 
 void config_action_env_set(struct config *cfg, const char *name, const char *value)
@@ -365,6 +382,9 @@ int config_set(struct config *cfg, const char *dotted_key, const char *value, ch
         return set_size(cfg, def, value, err, errlen);
     case KEY_RUNTIMES:
         set_runtimes_text(cfg, value);
+        return 0;
+    case KEY_LIST:
+        config_set_list(cfg, def, split_list(value));
         return 0;
     case KEY_ENV:
         return set_error(err, errlen, EINVAL, "%s: set one variable as %s.NAME", def->name,

@@ -56,6 +56,10 @@ struct config {
     bool log_rows;   /* artifacts.log_rows: record stdout/stderr as Attune's artifact rows */
     char *api_url;   /* worker.api_url, or ATTUNE_API_URL: given to actions */
     char **runtimes; /* NULL-terminated; NULL means every runtime that validates */
+    /* runtimes.python.fork_server: Python actions fork from a warm interpreter */
+    bool python_fork_server;
+    /* runtimes.python.preload: modules that interpreter imports; NULL-terminated, NULL: none */
+    char **python_preload;
     /* worker.env: extra variables given to every action */
     struct config_env_var *action_env;
     size_t n_action_env;

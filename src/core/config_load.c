@@ -78,8 +78,8 @@ static int apply_action_env(struct config *cfg, const struct key_def *def, const
     return 0;
 }
 
-static int apply_runtimes_list(struct config *cfg, const struct key_def *def, const json_t *list,
-                               char *err, size_t errlen)
+static int apply_list(struct config *cfg, const struct key_def *def, const json_t *list, char *err,
+                      size_t errlen)
 {
     struct strv v;
     strv_init(&v);
@@ -94,7 +94,10 @@ static int apply_runtimes_list(struct config *cfg, const struct key_def *def, co
         }
         strv_push(&v, json_string_value(item));
     }
-    config_set_runtimes(cfg, v.items);
+    if (def->kind == KEY_LIST)
+        config_set_list(cfg, def, v.items);
+    else
+        config_set_runtimes(cfg, v.items);
     return 0;
 }
 
@@ -106,8 +109,8 @@ static int apply_value(struct config *cfg, const char *name, const json_t *v, ch
         return config_unknown_key(err, errlen, name);
     if (def->kind == KEY_ENV)
         return apply_action_env(cfg, def, v, err, errlen);
-    if (def->kind == KEY_RUNTIMES && json_is_array(v))
-        return apply_runtimes_list(cfg, def, v, err, errlen);
+    if ((def->kind == KEY_RUNTIMES || def->kind == KEY_LIST) && json_is_array(v))
+        return apply_list(cfg, def, v, err, errlen);
     char *text = scalar_text(v);
     if (!text)
         return set_error(err, errlen, EINVAL, "%s: expected %s, got %s", def->name,
@@ -145,6 +148,8 @@ static int apply_mapping(struct config *cfg, const char *section, const json_t *
             rc = config_unknown_key(err, errlen, name);
         else if (!section && is_section(key))
             rc = apply_section(cfg, key, v, err, errlen);
+        else if (json_is_object(v) && is_section(name)) /* runtimes.python */
+            rc = apply_mapping(cfg, name, v, err, errlen);
         else
             rc = apply_value(cfg, name, v, err, errlen);
         free(name);

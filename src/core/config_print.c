@@ -57,6 +57,14 @@ static char *url_masked(const char *url)
     return strbuf_detach(&out, NULL);
 }
 
+static json_t *list_json(char *const *items)
+{
+    json_t *list = json_array();
+    for (char *const *r = items; r && *r; r++)
+        json_array_append_new(list, json_text(*r));
+    return list;
+}
+
 static json_t *runtimes_json(char *const *runtimes)
 {
     if (!runtimes)
@@ -104,6 +112,8 @@ static json_t *key_json(const struct config *cfg, const struct key_def *def)
         return json_integer(*(const int64_t *)config_field_c(cfg, def));
     case KEY_RUNTIMES:
         return runtimes_json(cfg->runtimes);
+    case KEY_LIST:
+        return list_json(*(char *const *const *)config_field_c(cfg, def));
     case KEY_ENV:
         return action_env_json(cfg);
     case KEY_LOG_LEVEL:
@@ -128,7 +138,7 @@ static void put_key(json_t *root, const char *name, json_t *value)
         obj = json_object();
         json_object_set_new(root, section, obj);
     }
-    json_object_set_new(obj, dot + 1, value);
+    put_key(obj, dot + 1, value); /* runtimes.python.preload */
     free(section);
 }
 

@@ -23,6 +23,7 @@ enum key_kind {
     KEY_BOOL, /* true or false */
     KEY_SIZE, /* bytes, with an optional K, M or G suffix */
     KEY_RUNTIMES,
+    KEY_LIST, /* a NULL-terminated char ** (NULL: empty): a YAML list or "a, b" */
     KEY_ENV,
     KEY_LOG_LEVEL,
     KEY_LOG_FORMAT,
@@ -62,6 +63,8 @@ int config_range_error(char *err, size_t errlen, const struct key_def *def, int6
 void config_free_secret(char *s);
 /* Takes ownership of items (NULL-terminated; NULL: every runtime). */
 void config_set_runtimes(struct config *cfg, char **items);
+/* Replaces the KEY_LIST at def with items (NULL-terminated, owned; NULL: empty). */
+void config_set_list(struct config *cfg, const struct key_def *def, char **items);
 /* Adds or replaces one worker.env variable. */
 void config_action_env_set(struct config *cfg, const char *name, const char *value);
 

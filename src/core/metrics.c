@@ -34,6 +34,7 @@ static struct {
     size_t n_finished;
     uint64_t finished_overflow; /* label pairs beyond the table */
     struct histogram duration, queue_wait;
+    uint64_t fork_server[METRICS_FORK_EVENT_COUNT];
 } m;
 
 static const char *const server_names[METRICS_SERVER_COUNT] = {"database", "message_queue"};
@@ -246,11 +247,32 @@ static void render_gauges(struct strbuf *out, const struct metrics_gauges *g)
                   g->database_connected, name, g->message_queue_connected);
 }
 
+/* The python fork server */
+
+void metrics_fork_server(enum metrics_fork_server_event event)
+{
+    m.fork_server[event]++;
+}
+
+static void render_fork_server(struct strbuf *out)
+{
+    scalar(out, "attune_worker_fork_server_forks_total", "counter",
+           "Python executions forked from the warm fork server.",
+           m.fork_server[METRICS_FORK_SERVED]);
+    scalar(out, "attune_worker_fork_server_cold_fallbacks_total", "counter",
+           "Python executions the fork server could serve that started cold (it was down).",
+           m.fork_server[METRICS_FORK_COLD]);
+    scalar(out, "attune_worker_fork_server_restarts_total", "counter",
+           "Fork servers replaced after they died, hung or grew.",
+           m.fork_server[METRICS_FORK_RESTART]);
+}
+
 void metrics_render(struct strbuf *out, const struct metrics_gauges *g)
 {
     render_executions(out);
     render_messages(out);
     render_gauges(out, g);
+    render_fork_server(out);
     metrics_sandbox_render(out);
     header(out, "attune_worker_build_info", "gauge", "The worker's version; always 1.");
     strbuf_printf(out, "attune_worker_build_info{version=\"%s\"} 1\n", ATTUNE_VERSION);

@@ -30,6 +30,14 @@ void metrics_message_requeued(void);
 void metrics_server_state(enum metrics_server server, bool connected);
 void metrics_output_truncated(int64_t bytes);
 
+/* The python fork server (exec/fork_server.h). */
+enum metrics_fork_server_event {
+    METRICS_FORK_SERVED,  /* a child forked from the zygote */
+    METRICS_FORK_COLD,    /* a launch it could serve ran cold: the zygote was down or refused */
+    METRICS_FORK_RESTART, /* a zygote replaced: it died, hung or grew */
+    METRICS_FORK_EVENT_COUNT,
+};
+void metrics_fork_server(enum metrics_fork_server_event event);
 /* The sandbox (core/metrics_sandbox.c): what exec/sandbox.c and the
  * executor tell of each execution's uid, its sweep and its limits. */
 enum metrics_sandbox_limit { METRICS_LIMIT_MEMORY, METRICS_LIMIT_TASKS, METRICS_LIMIT_COUNT };

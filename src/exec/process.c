@@ -12,6 +12,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/log.h"
+#include "exec/fork_server.h"
 #include "exec/process_supervise.h"
 #include "exec/sandbox_ns.h"
 #include "exec/spawn.h"
@@ -89,13 +91,38 @@ static int spawn_in_ns(const struct proc_spec *spec, const struct child_fds *c,
     return rc;
 }
 
-static int spawn_child(const struct proc_spec *spec, const struct child_fds *c, pid_t *pid)
+static struct proc *live_procs;
+
+/* From the warm zygote: the same descriptors, uid, gid and limits. */
+static int spawn_forked(const struct proc_spec *spec, const struct child_fds *c, pid_t *pid)
+{
+    const struct fork_request req = {
+        .fds = {c->in[0], c->out[1], c->err[1], c->ctl[0]},
+        .file_fd = spec->file_fd > 2 ? spec->file_fd : -1,
+        .uid = spec->uid,
+        .gid = spec->gid,
+        .limits = spec->limits,
+    };
+    int rc = fork_server_spawn(spec->fork_server, &req, pid);
+    if (rc < 0) {
+        log_debug("fork server: %s; starting %s cold", strerror(-rc), spec->path);
+        fork_server_count_cold();
+    }
+    return rc;
+}
+
+static int spawn_child(const struct proc_spec *spec, const struct child_fds *c, pid_t *pid,
+                       bool *forked)
 {
     if (spec->uid) {
         int rc = child_fds_give(spec, c);
         if (rc < 0)
             return rc;
     }
+    *forked = spec->fork_server && !spec->ns && spec->control == PROC_CONTROL_SOCKET &&
+              spawn_forked(spec, c, pid) == 0;
+    if (*forked)
+        return 0;
     int child_ctl = spec->control == PROC_CONTROL_NONE ? -1 : c->ctl[0];
     struct spawn_fd fds[5] = {{c->in[0], 0}, {c->out[1], 1}, {c->err[1], 2}};
     int n = 3;
@@ -166,7 +193,37 @@ static struct proc *proc_alloc(sd_event *loop, const struct proc_spec *spec, pro
     p->done = done;
     p->userdata = userdata;
     strbuf_init(&p->result.reply);
+    p->live_next = live_procs;
+    if (live_procs)
+        live_procs->live_prev = p;
+    live_procs = p;
     return p;
+}
+
+/* A forked child reads its launch first, then the control payload. */
+static int proc_watch_launch(struct proc *p, const struct proc_spec *spec, bool forked)
+{
+    if (!forked)
+        return proc_watch(p, spec);
+    struct proc_spec fed = *spec;
+    struct strbuf control;
+    strbuf_init(&control);
+    fork_server_preamble(spec->fork_args, spec->envp, spec->cwd ? spec->cwd : "/", &control);
+    strbuf_append(&control, spec->control_data, spec->control_len);
+    fed.control_data = control.data;
+    fed.control_len = control.len;
+    int rc = proc_watch(p, &fed);
+    secure_zero(control.data, control.len);
+    strbuf_free(&control);
+    return rc;
+}
+
+bool proc_is_live(pid_t pid)
+{
+    for (const struct proc *p = live_procs; p; p = p->live_next)
+        if (p->pid == pid && !p->reaped)
+            return true;
+    return false;
 }
 
 int proc_start(sd_event *loop, const struct proc_spec *spec, proc_done_fn done, void *userdata,
@@ -180,7 +237,8 @@ int proc_start(sd_event *loop, const struct proc_spec *spec, proc_done_fn done, 
         set_error(err, errlen, rc, "cannot create pipes: %s", strerror(-rc));
         goto fail;
     }
-    rc = spawn_child(spec, &c, &p->pid);
+    bool forked = false;
+    rc = spawn_child(spec, &c, &p->pid, &forked);
     if (rc < 0) {
         set_error(err, errlen, rc, "cannot start %s: %s", spec->path, strerror(-rc));
         goto fail;
@@ -193,7 +251,7 @@ int proc_start(sd_event *loop, const struct proc_spec *spec, proc_done_fn done, 
         goto fail;
     }
     proc_take_fds(p, &c);
-    rc = proc_watch(p, spec);
+    rc = proc_watch_launch(p, spec, forked);
     if (rc < 0) {
         set_error(err, errlen, rc, "cannot watch process: %s", strerror(-rc));
         goto fail;
@@ -240,6 +298,12 @@ void proc_free(struct proc *p)
             waitid(P_PID, (id_t)p->pid, &si, WEXITED);
     }
     proc_unwatch(p);
+    if (p->live_prev)
+        p->live_prev->live_next = p->live_next;
+    else
+        live_procs = p->live_next;
+    if (p->live_next)
+        p->live_next->live_prev = p->live_prev;
     close_fd(&p->pidfd);
     close_fd(&p->status_fd);
     strbuf_free(&p->result.reply);

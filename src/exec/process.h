@@ -30,6 +30,7 @@ enum proc_control {
 #define PROC_FILE_FD 4
 
 struct sandbox_ns;
+struct fork_server;
 
 struct proc_spec {
     const char *path; /* absolute path of the program */
@@ -53,6 +54,12 @@ struct proc_spec {
     /* Non-NULL: the child runs in these namespaces (exec/sandbox_ns.h), under
      * the sandbox's init, which reports the child's own exit or signal. */
     struct sandbox_ns *ns;
+    /* Non-NULL (with a control socket and no ns): the child is forked by
+     * this fork server (exec/fork_server.h) when it can, else started cold
+     * from path and argv; a forked child reads fork_args, envp and cwd
+     * first on its control socket. */
+    struct fork_server *fork_server;
+    char *const *fork_args;
 };
 
 struct proc_result {
@@ -82,6 +89,9 @@ int proc_start(sd_event *loop, const struct proc_spec *spec, proc_done_fn done, 
 
 const struct proc_result *proc_get_result(const struct proc *proc);
 pid_t proc_pid(const struct proc *proc);
+
+/* Whether pid is the unreaped child of a live proc. */
+bool proc_is_live(pid_t pid);
 
 /* Stops the child's whole process group: SIGTERM now, SIGKILL grace_ms
  * later (0: the spec's kill_grace_ms). A termination already under way

@@ -48,6 +48,7 @@ struct proc {
     proc_done_fn done;
     void *userdata;
     bool finished;
+    struct proc *live_prev, *live_next; /* every proc not yet freed (proc_is_live) */
 };
 
 static inline void close_fd(int *fd)

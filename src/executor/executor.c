@@ -16,7 +16,9 @@
 #include "exec/sandbox.h"
 #include "exec/sandbox_limits.h"
 #include "executor/env.h"
+#include "exec/fork_server.h"
 #include "executor/exec_files.h"
+#include "executor/fork_route.h"
 #include "executor/result.h"
 #include "executor/result_limits.h"
 #include "executor/secret_mask.h"
@@ -109,6 +111,8 @@ static void on_proc_done(struct proc *proc, void *userdata)
     struct limits_outcome over;
     sandbox_limits_leave(ex->settings->limits, &ex->limits, &over);
     sandbox_leave(ex->settings->sandbox, &ex->sandbox, proc_pid(proc));
+    if (ex->settings->fork_server && !ex->settings->sandbox)
+        fork_server_reap_strays(ex->settings->fork_server);
     output_sink_close(&ex->out);
     output_sink_close(&ex->err);
     ex->result = execution_build_result(ex, proc_get_result(proc));
@@ -256,6 +260,8 @@ static int execution_spawn(struct execution *ex, sd_event *loop, const struct ex
             .gid = (gid_t)ex->sandbox.uid,
             .limits = &ex->limits.spawn,
             .ns = ex->sandbox.ns,
+            .fork_server = executor_fork_route(s, &l, req->action, &env, ex->sandbox.ns != NULL),
+            .fork_args = l.fork_args.items,
         };
         ex->decode_reply = l.decode_reply;
         rc = proc_start(loop, &spec, on_proc_done, ex, &ex->proc, err, errlen);

@@ -34,6 +34,8 @@ struct executor_settings {
     bool log_digests;              /* keep each log's SHA-256 (execution_log_digest) */
     struct sandbox *sandbox;       /* NULL: actions run as the worker (sandbox.mode none) */
     struct sandbox_limits *limits; /* NULL: no limit set */
+    /* NULL: python actions start cold (executor/fork_route.h) */
+    struct fork_server *fork_server;
     /* Told when an action's process group starts and when it is gone. */
     void (*on_spawn)(pid_t pgid, void *userdata);
     void (*on_reap)(pid_t pgid, void *userdata);

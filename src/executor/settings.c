@@ -5,10 +5,12 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "exec/fork_server.h"
 #include "exec/sandbox.h"
 #include "exec/sandbox_limits.h"
 #include "exec/uid_lock.h"
 #include "exec/uid_reaper.h"
+#include "executor/fork_route.h"
 
 /* What every action starts from: a known PATH, HOME and LANG rather than the
  * worker's own environment, then the variables worker.env adds. */
@@ -56,6 +58,13 @@ void executor_settings_sweep_leftovers(const struct executor_settings *s)
         log_debug("no process left on sandbox.uid_range");
 }
 
+void executor_settings_service_start(struct executor_settings *s, const struct config *cfg,
+                                     sd_event *loop)
+{
+    executor_settings_sweep_leftovers(s);
+    executor_fork_server_start(s, cfg, loop);
+}
+
 char *executor_api_url(const char *url)
 {
     static const char *const any[] = {"://0.0.0.0", "://[::]"};
@@ -82,6 +91,7 @@ int executor_settings_init(struct executor_settings *s, struct registry *reg,
     strv_init(&s->base_env);
     settings_base_env(cfg, &s->base_env);
     s->registry = reg;
+    s->fork_server = NULL;
     s->runtime_envs_dir = xstrdup(cfg->runtime_envs_dir);
     s->max_stdout_bytes = cfg->max_stdout_bytes;
     s->max_stderr_bytes = cfg->max_stderr_bytes;
@@ -99,6 +109,8 @@ int executor_settings_init(struct executor_settings *s, struct registry *reg,
 void executor_settings_free(struct executor_settings *s)
 {
     strv_free(&s->base_env);
+    fork_server_free(s->fork_server);
+    s->fork_server = NULL;
     sandbox_free(s->sandbox);
     s->sandbox = NULL;
     sandbox_limits_free(s->limits);

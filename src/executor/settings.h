@@ -27,6 +27,11 @@ void executor_settings_free(struct executor_settings *s);
  * start. */
 void executor_settings_sweep_leftovers(const struct executor_settings *s);
 
+/* What the service does once at start, before any execution: the sweep
+ * above, then the python fork server (executor/fork_route.h). */
+void executor_settings_service_start(struct executor_settings *s, const struct config *cfg,
+                                     sd_event *loop);
+
 /* The URL actions reach Attune's API by: url with a listening address
  * (0.0.0.0, [::]) made 127.0.0.1, as Attune does. */
 char *executor_api_url(const char *url);

@@ -7,6 +7,7 @@
 #include "runtime/runtime.h"
 
 extern const char wrapper_python_py[];
+extern const char wrapper_python_zygote_py[];
 
 static bool python_handles(const char *entry_path)
 {
@@ -31,7 +32,23 @@ static int python_prepare(const struct runtime *rt, const struct launch_input *i
                                 "entry", "run");
     pymarshal_encode(control, &out->control_data);
     json_decref(control);
+    /* The zygote runs the built-in interpreter with this same wrapper; a
+     * runtime definition may change either. */
+    out->forkable = !runtime_has_config(in->action);
+    strv_push(&out->fork_args, in->action->entry_path);
     return 0;
+}
+
+/* The zygote's command line: this wrapper's code, then the fork server's. */
+void runtime_python_zygote_argv(const struct runtime *rt, char *const *preload, struct strv *argv)
+{
+    strv_push(argv, rt->interpreter_name);
+    strv_push(argv, "-s");
+    strv_push(argv, "-c");
+    strv_push_owned(argv, xasprintf("%s\n%s", wrapper_python_py, wrapper_python_zygote_py));
+    strv_push(argv, "--attune-zygote");
+    for (char *const *m = preload; m && *m; m++)
+        strv_push(argv, *m);
 }
 
 static const char *const python_attune_names[] = {"python", NULL};

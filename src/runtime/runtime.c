@@ -15,6 +15,8 @@ void launch_init(struct launch *l)
     l->control = PROC_CONTROL_NONE;
     strbuf_init(&l->control_data);
     l->decode_reply = NULL;
+    l->forkable = false;
+    strv_init(&l->fork_args);
 }
 
 void launch_free(struct launch *l)
@@ -24,6 +26,7 @@ void launch_free(struct launch *l)
     strv_free(&l->argv);
     strv_free(&l->env);
     strv_free(&l->config_env);
+    strv_free(&l->fork_args);
     if (l->control_data.data)
         secure_zero(l->control_data.data, l->control_data.cap);
     strbuf_free(&l->control_data);

@@ -47,6 +47,11 @@ struct launch {
     /* Decodes the wrapper's answer {"data": ...} or {"error": "..."}; NULL
      * when the runtime runs no wrapper. */
     launch_decode_fn decode_reply;
+    /* The launch is the runtime's plain wrapper form, which its fork server
+     * (exec/fork_server.h) can serve as well: the child then gets fork_args
+     * as its arguments. */
+    bool forkable;
+    struct strv fork_args;
 };
 
 void launch_init(struct launch *l);
@@ -85,6 +90,10 @@ void runtime_json_control(const struct launch_input *in, struct strbuf *out);
 /* True when the action carries a runtime definition from the database (a
  * non-empty execution_config) that its launch follows. */
 bool runtime_has_config(const struct action *action);
+
+/* The python fork server's command line (argv[0] first), preloading the
+ * modules named in preload (NULL-terminated; NULL: none). */
+void runtime_python_zygote_argv(const struct runtime *rt, char *const *preload, struct strv *argv);
 
 /* Finds an executable by name on the given PATH-style list; NULL if none. */
 char *runtime_find_program(const char *name, const char *search_path);

@@ -406,7 +406,7 @@ static int service_setup_runtimes(struct service *svc)
         fprintf(stderr, "attune-worker: configuration error: worker.runtimes: %s\n", err);
         return -EINVAL;
     }
-    executor_settings_sweep_leftovers(&svc->settings);
+    executor_settings_service_start(&svc->settings, svc->cfg, svc->loop);
     /* Before any execution: each one's group and uid reach the guardian. */
     guardian_attach(svc->guardian, &svc->settings);
     struct strbuf names;

@@ -189,6 +189,9 @@ class ServiceTestCase(unittest.TestCase):
 
     maxDiff = 6000
     encryption_key = ENCRYPTION_KEY
+    # runtimes.python.fork_server of the workers the class starts: None for the
+    # default (on), "false" to run the same tests with python actions started cold.
+    python_fork_server = None
 
     @classmethod
     def setUpClass(cls):
@@ -244,6 +247,8 @@ class ServiceTestCase(unittest.TestCase):
             # Unsandboxed unless a test asks (see support.worker_env).
             "ATTUNE__SANDBOX__MODE": "none",
         }
+        if self.python_fork_server is not None:
+            env["ATTUNE__RUNTIMES__PYTHON__FORK_SERVER"] = self.python_fork_server
         env.update(extra or {})
         return clean_env(env)
 
@@ -262,6 +267,12 @@ class ServiceTestCase(unittest.TestCase):
                 worker_queue(w.id)) or (0, 0))[1] >= 1, 10 * SLOW),
                 "no consumer on %s after ready\n%s" % (worker_queue(w.id), w.describe()))
         return w
+
+    def assert_python_route(self, w):
+        """The worker started the python fork server exactly when the class asks."""
+        started = w.wait_log(r"python fork server ready", 5 * SLOW)
+        self.assertEqual(started, self.python_fork_server != "false",
+                         "python fork server ready: %s\n%s" % (started, w.describe()))
 
     def stop_worker(self, w, timeout=20 * SLOW):
         """SIGTERM; asserts exit status 0 within `timeout`."""

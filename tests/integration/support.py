@@ -350,6 +350,24 @@ def proc_stat(pid):
     return fields[0], int(fields[2]), int(fields[3])
 
 
+def zygotes_of(worker_pid):
+    """Pids of the worker's children named attune-zygote (its python fork servers)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                text = f.read()
+        except OSError:
+            continue
+        comm = text[text.index("(") + 1:text.rindex(")")]
+        ppid = int(text[text.rindex(")") + 2:].split()[1])
+        if comm == "attune-zygote" and ppid == worker_pid:
+            found.append(int(entry))
+    return found
+
+
 def alive(pid):
     st = proc_stat(pid)
     return st is not None and st[0] not in ("Z", "X")

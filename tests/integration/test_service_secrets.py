@@ -112,6 +112,7 @@ class ServiceSecretsTest(ServiceTestCase):
 
     def test_secrets_reach_the_action_with_precedence(self):
         w = self.start_worker()
+        self.assert_python_route(w)
         row = self.run_reveal(w, self.reveal, self.names)
         self.assertEqual(row["status"], "completed", "%r\n%s" % (row, w.describe()))
         expected = dict(SECRETS)
@@ -164,6 +165,12 @@ class ServiceSecretsTest(ServiceTestCase):
                          r"trailing_newlines|quote_only", row["result"])
         for value in SECRETS.values():
             self.assert_not_leaked(w, value, row["result"])
+
+
+class ServiceSecretsColdPythonTest(ServiceSecretsTest):
+    """The same with python actions started cold (runtimes.python.fork_server: false)."""
+
+    python_fork_server = "false"
 
 
 if __name__ == "__main__":

@@ -215,6 +215,7 @@ class SandboxUidTest(ServiceTestCase):
 
     def test_normal_actions_of_every_runtime(self):
         w = self.start_sandboxed()
+        self.assert_python_route(w)
         for runtime, action_id in self.normal.items():
             with self.subTest(runtime=runtime):
                 row = self.run_action(w, "sbx.normal_" + runtime, action_id,
@@ -233,6 +234,12 @@ class SandboxUidTest(ServiceTestCase):
         w = self.start_worker(env={"ATTUNE__SANDBOX__MODE": "userns"}, wait=False)
         self.assertEqual(w.wait(30), 78, w.describe())
         self.assertIn("sandbox.mode: userns is for a worker that is not root", w.log())
+
+
+class SandboxUidColdPythonTest(SandboxUidTest):
+    """The same with python actions started cold (runtimes.python.fork_server: false)."""
+
+    python_fork_server = "false"
 
 
 if __name__ == "__main__":

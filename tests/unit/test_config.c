@@ -268,6 +268,39 @@ static void test_file_forms(void **state)
     free(path);
 }
 
+/* runtimes.python.*: three levels deep in the file, a list or a string. */
+static void test_python_runtime_keys(void **state)
+{
+    (void)state;
+    struct config cfg;
+    char err[512];
+    load_ok(&cfg, NULL);
+    assert_true(cfg.python_fork_server);
+    assert_null(cfg.python_preload);
+    config_free(&cfg);
+    char *path = write_config("python.yaml", "runtimes:\n  python:\n    fork_server: false\n"
+                                             "    preload: [json, yaml]\n");
+    load_ok(&cfg, path);
+    assert_false(cfg.python_fork_server);
+    assert_string_equal(cfg.python_preload[0], "json");
+    assert_string_equal(cfg.python_preload[1], "yaml");
+    assert_null(cfg.python_preload[2]);
+    config_free(&cfg);
+    setenv("ATTUNE__RUNTIMES__PYTHON__PRELOAD", " a , b.c ", 1);
+    load_ok(&cfg, path);
+    assert_string_equal(cfg.python_preload[0], "a");
+    assert_string_equal(cfg.python_preload[1], "b.c");
+    assert_null(cfg.python_preload[2]);
+    config_free(&cfg);
+    unsetenv("ATTUNE__RUNTIMES__PYTHON__PRELOAD");
+    unlink(path);
+    free(path);
+    load_fails("runtimes:\n  python:\n    nope: 1\n", err, sizeof(err));
+    assert_non_null(strstr(err, "runtimes.python.nope"));
+    load_fails("runtimes:\n  python:\n    preload: [1, {a: b}]\n", err, sizeof(err));
+    assert_non_null(strstr(err, "runtimes.python.preload"));
+}
+
 static void test_env_overrides_file(void **state)
 {
     (void)state;
@@ -830,6 +863,7 @@ int main(void)
         cmocka_unit_test_setup(test_no_file_then_cwd_file, test_setup),
         cmocka_unit_test_setup(test_file_every_key, test_setup),
         cmocka_unit_test_setup(test_file_forms, test_setup),
+        cmocka_unit_test_setup(test_python_runtime_keys, test_setup),
         cmocka_unit_test_setup(test_env_overrides_file, test_setup),
         cmocka_unit_test_setup(test_env_action_env, test_setup),
         cmocka_unit_test_setup(test_api_url_variable, test_setup),

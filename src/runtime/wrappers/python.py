@@ -2,19 +2,28 @@
 # secrets and parameters from fd 3 (a socket); a file that defines the entry
 # function (run) is loaded as a module and the function called (awaited when
 # async), any other file runs as __main__; the return value or the exception
-# goes back on fd 3. Nothing goes to stdout.
+# goes back on fd 3. Nothing goes to stdout. The fork server (python_zygote.py,
+# appended to this text) runs the same _attune_run in each child it forks.
 import builtins as _b, marshal as _m, os as _o, sys as _s
 
 
-def _attune_main():
+def _attune_read_control():
+    """Everything the worker sends on fd 3, up to its end of file."""
     chunks = []
     while True:
         chunk = _o.read(3, 65536)
         if not chunk:
             break
         chunks.append(chunk)
-    control = _m.loads(b"".join(chunks)) if chunks else {}
-    del chunks
+    return b"".join(chunks)
+
+
+def _attune_main():
+    data = _attune_read_control()
+    _attune_run(_s.argv[1], _m.loads(data) if data else {})
+
+
+def _attune_run(entry, control):
     _o.set_inheritable(3, False)
     secrets = control.get("secrets") or {}
 
@@ -23,7 +32,6 @@ def _attune_main():
         return secrets.get(name)
 
     _b.get_secret = get_secret
-    entry = _s.argv[1]
     _s.argv = [entry]
     _s.path[0] = _o.path.dirname(entry)
     name = control.get("entry") or "run"
@@ -79,4 +87,5 @@ def _attune_reply(value):
     _o.close(3)
 
 
-_attune_main()
+if _s.argv[1:2] != ["--attune-zygote"]:
+    _attune_main()
