@@ -37,7 +37,6 @@ bench: build
 	@bench/run-action
 	@echo
 	@bench/e2e
-	@bench/python-fork-server
 	@echo
 	@bench/tail
 
