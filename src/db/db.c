@@ -24,6 +24,7 @@ struct db_query {
     char **values;
     db_result_fn done;
     void *userdata;
+    uint64_t sent_us; /* monotonic, for the debug line of each round trip */
 };
 
 struct db {
@@ -140,6 +141,9 @@ static void db_deliver(struct db *db, PGresult *res)
 {
     struct db_query *q = db_pop(db);
     ExecStatusType st = PQresultStatus(res);
+    /* One line per round trip: what bench/e2e --trace counts. */
+    log_debug("round trip of %llu us: %.60s",
+              (unsigned long long)(time_monotonic_us() - q->sent_us), q->sql);
     if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
         q->done(db, res, NULL, q->userdata);
     } else {
@@ -253,6 +257,7 @@ static void db_send_next(struct db *db)
         return;
     }
     db->in_flight = true;
+    q->sent_us = time_monotonic_us();
     int rc = PQflush(db->conn);
     if (rc < 0)
         db_connection_lost(db, PQerrorMessage(db->conn));

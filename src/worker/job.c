@@ -57,6 +57,7 @@ struct job *job_start(const struct job_context *ctx, const struct mq_delivery *d
     struct job *job = xcalloc(1, sizeof(*job));
     char why[512];
     job->ctx = *ctx;
+    job->received_us = time_monotonic_us();
     job->state = JOB_CLAIMING;
     job->connection = d->connection;
     job->delivery_tag = d->delivery_tag;
