@@ -32,6 +32,13 @@ json_t *db_json(const PGresult *res, int row, int col, char *err, size_t errlen)
 /* Rows changed by an INSERT/UPDATE/DELETE. */
 long db_changed(const PGresult *res);
 
+/* Rows of one table read out of another's statement. */
+struct action_row;
+/* The DB_ACTION_COLUMNS (actions.h) that start at column col; the JSON
+ * members are new references: release them with db_action_row_clear. */
+void db_action_read(const PGresult *res, int row, int col, struct action_row *out);
+void db_action_row_clear(struct action_row *row);
+
 /* An id as the decimal text a parameter needs. */
 struct db_id_text {
     char text[24];

@@ -43,8 +43,7 @@ static inline void job_enter(struct job *job, enum job_state state)
 {
     /* The time since the request came is what bench/e2e --trace reads. */
     log_debug("execution %s: %s -> %s (+%llu us)", job->id_text, job_state_name(job->state),
-              job_state_name(state),
-              (unsigned long long)(time_monotonic_us() - job->received_us));
+              job_state_name(state), (unsigned long long)(time_monotonic_us() - job->received_us));
     job->state = state;
 }
 
