@@ -16,9 +16,12 @@
  * says why. */
 typedef void (*db_result_fn)(struct db *db, const PGresult *res, const char *error, void *userdata);
 
-/* Queues a query; values are copied (NULL is SQL NULL). A query that was
- * running when the connection dropped is sent again after reconnecting, so
- * every statement sent through here must be safe to repeat. */
+/* Queues a query and sends it at once, without waiting for the answers to
+ * the queries before it (libpq's pipeline mode: each query is its own
+ * transaction, answered in order); values are copied (NULL is SQL NULL).
+ * Every query not answered when the connection dropped is sent again after
+ * reconnecting, so every statement sent through here must be safe to
+ * repeat. */
 void db_query(struct db *db, const char *sql, int nparams, const char *const *values,
               db_result_fn done, void *userdata);
 
