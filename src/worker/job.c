@@ -211,7 +211,8 @@ static void on_resuming(struct job *job, const struct job_event *ev)
 static void job_keys_loaded(struct job *job, const char *error, const struct key_row *rows,
                             size_t n);
 
-/* claim: the claim's row when it read the keys, else NULL. */
+/* claim: the claim's row, whose keys are taken when they are those of this
+ * pack and action; NULL after a load. */
 static void job_prepare(struct job *job, int64_t pack_id, int64_t action_id,
                         const struct execution_row *claim)
 {
