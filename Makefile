@@ -44,7 +44,7 @@ bench: build
 # FUZZ_SECONDS over its seed corpus and the inputs it found before.
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= envelope config action_yaml secret_decode params_format pymarshal
+FUZZ_TARGETS ?= envelope config action_yaml secret_decode params_format pymarshal http
 
 fuzz: deps
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DATTUNE_FUZZ=ON $(CMAKE_FLAGS) >/dev/null

@@ -261,6 +261,7 @@ int main(int argc, char **argv)
                 config_print_masked(&cfg, stdout);
             break;
         case CMD_RUN_ACTION:
+            sandbox_defer_userns_probe(); /* its one execution's start tells */
             status = root_ready(cli.run.artifacts_dir ? cli.run.artifacts_dir : cfg.artifacts_dir);
             if (status == 0)
                 status = sandbox_ready(&cfg, false); /* run-action's start warns */

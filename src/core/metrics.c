@@ -41,6 +41,7 @@ static const char *const server_names[METRICS_SERVER_COUNT] = {"database", "mess
 void metrics_reset(void)
 {
     memset(&m, 0, sizeof(m));
+    metrics_sandbox_reset();
 }
 
 static void histogram_observe(struct histogram *h, double v)
@@ -250,6 +251,7 @@ void metrics_render(struct strbuf *out, const struct metrics_gauges *g)
     render_executions(out);
     render_messages(out);
     render_gauges(out, g);
+    metrics_sandbox_render(out);
     header(out, "attune_worker_build_info", "gauge", "The worker's version; always 1.");
     strbuf_printf(out, "attune_worker_build_info{version=\"%s\"} 1\n", ATTUNE_VERSION);
 }

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/config.h"
 #include "core/util.h"
 
 enum metrics_server { METRICS_SERVER_DATABASE, METRICS_SERVER_MESSAGE_QUEUE, METRICS_SERVER_COUNT };
@@ -28,6 +29,21 @@ void metrics_message_requeued(void);
  * is a reconnect. */
 void metrics_server_state(enum metrics_server server, bool connected);
 void metrics_output_truncated(int64_t bytes);
+
+/* The sandbox (core/metrics_sandbox.c): what exec/sandbox.c and the
+ * executor tell of each execution's uid, its sweep and its limits. */
+enum metrics_sandbox_limit { METRICS_LIMIT_MEMORY, METRICS_LIMIT_TASKS, METRICS_LIMIT_COUNT };
+/* The mode resolved at start: none, uid or userns. */
+void metrics_sandbox_mode(enum sandbox_mode mode);
+/* uid mode: uids of sandbox.uid_range held by this worker's executions, of size. */
+void metrics_sandbox_uids(uint32_t in_use, uint32_t size);
+/* A uid's sweep at an execution's end: whether it had processes to kill,
+ * and how many were still alive after its last round. */
+void metrics_sandbox_swept(bool killed, int left);
+/* An execution that failed or timed out over sandbox.memory_max or tasks_max. */
+void metrics_sandbox_limit_exceeded(enum metrics_sandbox_limit limit);
+void metrics_sandbox_render(struct strbuf *out);
+void metrics_sandbox_reset(void);
 
 /* What only the service knows at scrape time. */
 struct metrics_gauges {

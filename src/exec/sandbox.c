@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/util.h"
 #include "exec/proc_stat.h"
 #include "exec/spawn.h"
@@ -23,13 +24,22 @@
 /* At 1 ms apart: what SIGKILL has not ended by then is stuck in the kernel. */
 #define SWEEP_ROUNDS 50
 
-/* Whether user namespaces work here: probed once, by a trivial child. */
+/* 1: not probed yet; else the probe's answer. */
+static int userns_probed = 1;
+static bool userns_probe_deferred;
+
+/* Whether user namespaces work here: probed once, by a trivial child; or,
+ * deferred, taken for granted until sandbox_userns_refusal asks. */
 static int sandbox_userns_works(void)
 {
-    static int probed = 1;
-    if (probed > 0)
-        probed = spawn_probe_namespaces();
-    return probed;
+    if (userns_probed > 0 && !userns_probe_deferred)
+        userns_probed = spawn_probe_namespaces();
+    return userns_probed > 0 ? 0 : userns_probed;
+}
+
+void sandbox_defer_userns_probe(void)
+{
+    userns_probe_deferred = true;
 }
 
 static int sandbox_refuse_userns(bool automatic, int probe, char *err, size_t errlen)
@@ -74,6 +84,15 @@ int sandbox_resolve_mode(const struct config *cfg, enum sandbox_mode *mode, char
     return 0;
 }
 
+int sandbox_userns_refusal(const struct config *cfg, char *err, size_t errlen)
+{
+    enum sandbox_mode mode;
+    if (!userns_probe_deferred)
+        return 0;
+    userns_probe_deferred = false;
+    return sandbox_resolve_mode(cfg, &mode, err, errlen);
+}
+
 const char *sandbox_none_warning(enum sandbox_mode mode)
 {
     if (mode != SANDBOX_MODE_NONE)
@@ -91,6 +110,7 @@ static int sandbox_mode_new(const struct config *cfg, struct sandbox *sb, char *
     if (!config_parse_uid_range(cfg->sandbox_uid_range, &first, &count))
         return set_error(err, errlen, EINVAL, "sandbox.uid_range: not a uid range");
     uid_pool_init(&sb->uids, first, count);
+    metrics_sandbox_uids(0, count);
     return 0;
 }
 
@@ -99,6 +119,8 @@ int sandbox_new(const struct config *cfg, struct sandbox **out, char *err, size_
     enum sandbox_mode mode;
     *out = NULL;
     int rc = sandbox_resolve_mode(cfg, &mode, err, errlen);
+    if (rc == 0)
+        metrics_sandbox_mode(mode);
     if (rc == 0 && mode == SANDBOX_MODE_NONE)
         log_warn("%s", sandbox_none_warning(mode));
     if (rc < 0 || mode == SANDBOX_MODE_NONE)
@@ -137,6 +159,7 @@ void sandbox_set_uid_hook(struct sandbox *sb, sandbox_uid_hook fn, void *userdat
 
 static void sandbox_tell(const struct sandbox *sb, uid_t uid, bool taken)
 {
+    metrics_sandbox_uids((uint32_t)sb->uids.n_in_use, sb->uids.count);
     if (sb->on_uid)
         sb->on_uid(uid, taken, sb->on_uid_userdata);
 }
@@ -315,15 +338,21 @@ static void sandbox_sweep(uid_t uid, pid_t spare)
                             : spawn_kill_uid(uid);
         if (rc < 0) {
             log_warn("cannot kill the processes left on uid %u: %s", (unsigned)uid, strerror(-rc));
+            metrics_sandbox_swept(round > 0, 0);
             return;
         }
-        if (round == 0 && rc == 0)
+        if (round == 0 && rc == 0) {
+            metrics_sandbox_swept(false, 0);
             return;
+        }
         alive = sandbox_reap(uid, spare);
-        if (alive == 0)
+        if (alive == 0) {
+            metrics_sandbox_swept(true, 0);
             return;
+        }
         nanosleep(&pause, NULL);
     }
+    metrics_sandbox_swept(true, alive);
     log_warn("%d processes of uid %u survived %d rounds of SIGKILL", alive, (unsigned)uid,
              SWEEP_ROUNDS);
 }

@@ -44,6 +44,16 @@ struct sandbox_slot {
 int sandbox_resolve_mode(const struct config *cfg, enum sandbox_mode *mode, char *err,
                          size_t errlen);
 
+/* For a program that starts one execution (run-action): the trial child
+ * that tells whether user namespaces work is skipped, since the execution's
+ * own start tells as much. Call before anything resolves the mode. */
+void sandbox_defer_userns_probe(void);
+
+/* After an execution failed to start, with the probe deferred: probes now,
+ * and when user namespaces are what failed returns -EINVAL with the message
+ * sandbox_resolve_mode would have given in err; else 0. */
+int sandbox_userns_refusal(const struct config *cfg, char *err, size_t errlen);
+
 /* The warning every start with sandbox.mode none gives, NULL in other modes. */
 const char *sandbox_none_warning(enum sandbox_mode mode);
 

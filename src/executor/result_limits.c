@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/metrics.h"
 #include "core/util.h"
 
 /* What runtimes print when an allocation fails: Python, V8, glibc, C++, the shell. */
@@ -60,11 +61,13 @@ static void note_failed(json_t *r, const struct sandbox_limits *l, const struct 
     char *tasks = sandbox_limits_tasks_text(l);
     char *why = NULL;
     if (mem && (o->memory_exceeded || (sandbox_limits_backend(l) == LIMITS_RLIMIT &&
-                                       mentions(r, memory_words, ARRAY_SIZE(memory_words)))))
+                                       mentions(r, memory_words, ARRAY_SIZE(memory_words))))) {
         why = xasprintf("the action exceeded %s", mem);
-    else if (tasks && (o->tasks_exceeded || mentions(r, tasks_words, ARRAY_SIZE(tasks_words))))
+        metrics_sandbox_limit_exceeded(METRICS_LIMIT_MEMORY);
+    } else if (tasks && (o->tasks_exceeded || mentions(r, tasks_words, ARRAY_SIZE(tasks_words)))) {
         why = xasprintf("the action reached %s", tasks);
-    else if (memory_signal(r)) {
+        metrics_sandbox_limit_exceeded(METRICS_LIMIT_TASKS);
+    } else if (memory_signal(r)) {
         char *all = sandbox_limits_describe(l);
         if (all)
             why = xasprintf("the action was killed by a signal; limits in force: %s", all);
@@ -91,6 +94,8 @@ void execution_result_note_limits(json_t *r, enum execution_status status,
     char *tasks = outcome->tasks_exceeded ? sandbox_limits_tasks_text(l) : NULL;
     char *mem = outcome->memory_exceeded ? sandbox_limits_memory_text(l) : NULL;
     const char *old = json_string_value(json_object_get(r, "error"));
+    if (tasks || mem)
+        metrics_sandbox_limit_exceeded(tasks ? METRICS_LIMIT_TASKS : METRICS_LIMIT_MEMORY);
     if (old && (tasks || mem))
         result_set_error(r, xasprintf("%s; the action %s %s", old, tasks ? "reached" : "exceeded",
                                       tasks ? tasks : mem));

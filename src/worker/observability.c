@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "core/util.h"
@@ -153,21 +154,41 @@ static int on_obs_timer(sd_event_source *s, uint64_t usec, void *userdata)
     return 0;
 }
 
-static struct MHD_Daemon *obs_listen(struct observability *obs, const char *listen)
+/* Listening on addr, or nowhere when addr is NULL (connections then come
+ * through observability_add_connection). */
+static struct MHD_Daemon *obs_daemon(struct observability *obs, const struct sockaddr *addr)
 {
-    struct sockaddr_storage addr;
-    unsigned addrlen;
-    char err[256];
-    if (config_parse_listen(listen, &addr, &addrlen, err, sizeof(err)) < 0) {
-        log_error("%s", err);
+    unsigned flags = MHD_USE_EPOLL | (!addr                         ? MHD_USE_NO_LISTEN_SOCKET
+                                      : addr->sa_family == AF_INET6 ? MHD_USE_IPv6
+                                                                    : 0);
+    return MHD_start_daemon(flags, 0, NULL, NULL, on_request, obs, MHD_OPTION_SOCK_ADDR, addr,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)OBS_MAX_CONNECTIONS,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)OBS_IDLE_TIMEOUT_S,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)OBS_REQUEST_MEMORY,
+                            MHD_OPTION_END);
+}
+
+static struct observability *obs_new(size_t slots, observability_status_fn status, void *userdata)
+{
+    struct observability *obs = xcalloc(1, sizeof(*obs));
+    obs->status = status;
+    obs->userdata = userdata;
+    obs->slots = slots;
+    return obs;
+}
+
+/* Hands the daemon's epoll fd and timeout to the loop; frees obs on failure. */
+static struct observability *obs_watch(struct observability *obs, sd_event *loop)
+{
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(obs->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+    if (!info || sd_event_add_io(loop, &obs->io_src, info->epoll_fd, EPOLLIN, on_obs_io, obs) < 0 ||
+        sd_event_add_time_relative(loop, &obs->timer_src, CLOCK_MONOTONIC, 0, 1000, on_obs_timer,
+                                   obs) < 0) {
+        observability_free(obs);
         return NULL;
     }
-    unsigned flags = MHD_USE_EPOLL | (addr.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
-    return MHD_start_daemon(flags, 0, NULL, NULL, on_request, obs, MHD_OPTION_SOCK_ADDR,
-                            (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT,
-                            (unsigned)OBS_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
-                            (unsigned)OBS_IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-                            (size_t)OBS_REQUEST_MEMORY, MHD_OPTION_END);
+    sd_event_source_set_enabled(obs->timer_src, SD_EVENT_OFF);
+    return obs;
 }
 
 struct observability *observability_start(sd_event *loop, const struct config *cfg,
@@ -176,29 +197,58 @@ struct observability *observability_start(sd_event *loop, const struct config *c
     const char *listen = cfg->observability_listen;
     if (!listen || !*listen)
         return NULL;
-    struct observability *obs = xcalloc(1, sizeof(*obs));
-    obs->status = status;
-    obs->userdata = userdata;
-    obs->slots = (size_t)cfg->max_concurrent_tasks;
+    struct sockaddr_storage addr;
+    unsigned addrlen;
+    char err[256];
+    if (config_parse_listen(listen, &addr, &addrlen, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        return NULL;
+    }
+    struct observability *obs = obs_new((size_t)cfg->max_concurrent_tasks, status, userdata);
     errno = 0;
-    obs->daemon = obs_listen(obs, listen);
+    obs->daemon = obs_daemon(obs, (const struct sockaddr *)&addr);
     if (!obs->daemon) {
         log_warn("observability.listen %s: cannot listen (%s); no /metrics, /healthz or /readyz",
                  listen, errno ? strerror(errno) : "see above");
         free(obs);
         return NULL;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(obs->daemon, MHD_DAEMON_INFO_EPOLL_FD);
-    if (!info || sd_event_add_io(loop, &obs->io_src, info->epoll_fd, EPOLLIN, on_obs_io, obs) < 0 ||
-        sd_event_add_time_relative(loop, &obs->timer_src, CLOCK_MONOTONIC, 0, 1000, on_obs_timer,
-                                   obs) < 0) {
+    if (!obs_watch(obs, loop)) {
         log_error("observability.listen %s: cannot watch the endpoint", listen);
-        observability_free(obs);
         return NULL;
     }
-    sd_event_source_set_enabled(obs->timer_src, SD_EVENT_OFF);
     log_info("serving /metrics, /healthz and /readyz on http://%s", listen);
     return obs;
+}
+
+struct observability *observability_start_unlistening(sd_event *loop, size_t slots,
+                                                      observability_status_fn status,
+                                                      void *userdata)
+{
+    struct observability *obs = obs_new(slots, status, userdata);
+    obs->daemon = obs_daemon(obs, NULL);
+    if (!obs->daemon) {
+        free(obs);
+        return NULL;
+    }
+    return obs_watch(obs, loop);
+}
+
+int observability_add_connection(struct observability *obs, int fd)
+{
+    struct sockaddr_storage addr;
+    socklen_t len = sizeof(addr);
+    if (getpeername(fd, (struct sockaddr *)&addr, &len) < 0) {
+        int rc = -errno;
+        close(fd);
+        return rc;
+    }
+    errno = 0;
+    if (MHD_add_connection(obs->daemon, fd, (const struct sockaddr *)&addr, len) != MHD_YES)
+        return errno ? -errno : -EIO;
+    /* The new connection's first turn, as a listening socket's accept would give it. */
+    obs_run(obs);
+    return 0;
 }
 
 void observability_free(struct observability *obs)

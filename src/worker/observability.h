@@ -38,4 +38,14 @@ struct observability *observability_start(sd_event *loop, const struct config *c
                                           observability_status_fn status, void *userdata);
 void observability_free(struct observability *obs);
 
+/* The same endpoint listening nowhere: each connection is handed to it by
+ * observability_add_connection (the fuzz target, tests/fuzz/fuzz_http.c,
+ * feeds it so). NULL when libmicrohttpd refuses. */
+struct observability *observability_start_unlistening(sd_event *loop, size_t slots,
+                                                      observability_status_fn status,
+                                                      void *userdata);
+/* Serves the connected stream socket fd, which the endpoint takes over,
+ * closing it on failure too. Returns 0 or a negative errno. */
+int observability_add_connection(struct observability *obs, int fd);
+
 #endif

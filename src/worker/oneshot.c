@@ -228,6 +228,11 @@ int oneshot_run(const struct config *cfg, const struct oneshot_options *opts)
     }
     int rc = execution_start(os.loop, &r.settings, &req, on_execution_done, &os, &os.execution, err,
                              sizeof(err));
+    if (rc < 0 && sandbox_userns_refusal(cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "attune-worker: configuration error: %s\n", err);
+        status = CONFIG_EXIT_STATUS;
+        goto done;
+    }
     if (rc < 0) {
         fprintf(stderr, "attune-worker: %s\n", err);
         status = rc == -ENOEXEC || rc == -EINVAL || rc == -EACCES ? ONESHOT_EXIT_USAGE

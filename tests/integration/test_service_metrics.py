@@ -120,13 +120,25 @@ class ServiceMetricsTest(ServiceTestCase):
                                  "database" if server == "database" else "broker"), w.log())),
                              server + "\n" + w.describe())
         self.assertEqual(sample_sum(samples, "attune_worker_build_info"), 1)
+        # The harness runs actions unsandboxed: no uid pool, no sweep, no limit.
+        self.assertEqual({dict(ls)["mode"]: v for (n, ls), v in samples.items()
+                          if n == "attune_worker_sandbox_mode"},
+                         {"none": 1, "uid": 0, "userns": 0})
+        self.assertFalse({n for n, _ in samples if n.startswith("attune_worker_sandbox_uids")
+                          or n.startswith("attune_worker_sandbox_sweep")})
+        self.assertEqual(sample_sum(samples, "attune_worker_sandbox_limit_exceeded_total"), 0)
         # Every metric the dashboard queries is one the worker serves.
         with open(os.path.join(SOURCE_DIR, "packaging", "grafana-attune-worker.json")) as f:
             exprs = [t["expr"] for p in json.load(f)["panels"] for t in p["targets"]]
         served = {n for n, _ in samples} | set(families)
         queried = {m for e in exprs for m in re.findall(r"attune_worker_[a-z_]+", e)}
         self.assertTrue(queried)
-        self.assertEqual(queried - served, set(), "dashboard metrics the worker does not serve")
+        # Served in sandbox.mode uid only (tests/security/test_sandbox_limits.py).
+        uid_mode_only = {"attune_worker_sandbox_uids_in_use", "attune_worker_sandbox_uids_free",
+                         "attune_worker_sandbox_sweeps_killed_total",
+                         "attune_worker_sandbox_sweep_survivors_total"}
+        self.assertEqual(queried - served - uid_mode_only, set(),
+                         "dashboard metrics the worker does not serve")
         print("\n%d scrapes during %d executions" % (scrapes, RUNS))
 
     def test_health_readiness_and_refusals(self):

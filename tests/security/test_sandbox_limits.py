@@ -4,10 +4,12 @@ sandbox.tasks_max and ends by its timeout with nothing of it left 5 s later, a
 Python action allocating 2 GiB against a 256 MiB sandbox.memory_max fails with an
 error naming the limit, and a FIFO or symlink an action plants in its execution's
 folder neither blocks nor misleads the worker; after each the worker still runs
-other executions."""
+other executions; /metrics follows the uids in use, the sweeps that killed
+what an action left behind and the executions over a limit."""
 import json
 import os
 import platform
+import re
 import sys
 import threading
 import time
@@ -15,7 +17,9 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 
+from observe_support import free_port, scrape, text_string_to_metric_families  # noqa: E402
 from service_support import ServiceTestCase, write_action_file, write_pack  # noqa: E402
+from support import SOURCE_DIR  # noqa: E402
 
 UID_FIRST, UID_COUNT = 234000, 32
 TASKS_MAX = 20
@@ -75,6 +79,14 @@ module.exports.run = async () => ({ uid: process.getuid(), list: new Array(10000
 """),
 }
 
+# Leaves a process behind on its uid (its own session, not waited for), and
+# runs long enough to be seen holding its uid.
+LEAVE_SH = r"""#!/usr/bin/env bash
+setsid sleep 300 </dev/null >/dev/null 2>&1 &
+sleep 1.5
+echo left
+"""
+
 OK_SH = r"""#!/usr/bin/env bash
 printf '{"ok":true,"uid":%d}\n' "$(id -u)"
 """
@@ -115,12 +127,14 @@ class SandboxLimitsTest(ServiceTestCase):
         write_action_file(cls.packs_dir, "lim", "plant.sh", PLANT_SH)
         write_action_file(cls.packs_dir, "lim", "ok.sh", OK_SH)
         write_action_file(cls.packs_dir, "lim", "spawn.py", SPAWN_PY, 0o644)
+        write_action_file(cls.packs_dir, "lim", "leave.sh", LEAVE_SH)
         pack = db.insert_pack("lim")
         cls.bomb = db.insert_action(pack, "lim", "bomb", "bomb.sh", timeout=5)
         cls.hog = db.insert_action(pack, "lim", "hog", "hog.py", timeout=60)
         cls.plant = db.insert_action(pack, "lim", "plant", "plant.sh", output="json")
         cls.ok = db.insert_action(pack, "lim", "ok", "ok.sh", output="json")
         cls.spawn = db.insert_action(pack, "lim", "spawn", "spawn.py", timeout=60)
+        cls.leave = db.insert_action(pack, "lim", "leave", "leave.sh", timeout=30)
         cls.small = {}
         for runtime, (entry, code) in SMALL.items():
             write_action_file(cls.packs_dir, "lim", entry, code, 0o644)
@@ -131,8 +145,8 @@ class SandboxLimitsTest(ServiceTestCase):
         self.broker.dispatch(w.id, eid, ref, None)
         return eid
 
-    def start_limited(self):
-        w = self.start_worker(env=LIMITS_ENV)
+    def start_limited(self, env=None):
+        w = self.start_worker(env=dict(LIMITS_ENV, **(env or {})))
         log = w.log()
         if "sandbox limits: rlimits" not in log and "sandbox limits: cgroup v2" not in log:
             self.skipTest("the worker enforces no limit on this host:\n" + w.log_tail())
@@ -236,6 +250,47 @@ class SandboxLimitsTest(ServiceTestCase):
         self.assert_serving(w)
         self.assert_serving(w)
         self.assert_nothing_left(w)
+
+    def test_sandbox_metrics(self):
+        if text_string_to_metric_families is None:
+            self.skipTest("python3-prometheus-client is not installed (scripts/install-deps)")
+        if not kernel_at_least(4, 7):
+            self.skipTest("RLIMIT_DATA counts anonymous memory from Linux 4.7 only")
+        port = free_port()
+        w = self.start_limited({"ATTUNE__OBSERVABILITY__LISTEN": "127.0.0.1:%d" % port})
+
+        def sample(name, **labels):
+            return scrape(port)[0].get((name, frozenset(labels.items())))
+        self.assertEqual([sample("attune_worker_sandbox_mode", mode=m)
+                          for m in ("uid", "none", "userns")], [1, 0, 0])
+        self.assertEqual(sample("attune_worker_sandbox_uids_free"), UID_COUNT)
+        self.assertEqual(sample("attune_worker_sandbox_sweeps_total"), 0)
+        eid = self.dispatch(w, "lim.leave", self.leave)
+        held, deadline = 0, time.monotonic() + 20
+        while not held and time.monotonic() < deadline:
+            held = sample("attune_worker_sandbox_uids_in_use")
+            time.sleep(0.05)
+        self.assertEqual(held, 1, "no scrape saw the running execution's uid\n" + w.describe())
+        self.assertEqual(sample("attune_worker_sandbox_uids_free"), UID_COUNT - 1)
+        self.assertEqual(self.wait_final(eid, worker=w)["status"], "completed", w.describe())
+        self.assert_nothing_left(w)
+        hog = self.wait_final(self.dispatch(w, "lim.hog", self.hog), timeout=90, worker=w)
+        self.assertEqual(hog["status"], "failed", w.describe())
+        self.assert_serving(w)  # a third execution, which leaves nothing
+        samples, _ = scrape(port)
+        got = {n[len("attune_worker_sandbox_"):]: v for (n, ls), v in samples.items()
+               if n.startswith("attune_worker_sandbox_") and not ls}
+        self.assertEqual(got, {"uids_in_use": 0, "uids_free": UID_COUNT, "sweeps_total": 3,
+                               "sweeps_killed_total": 1, "sweep_survivors_total": 0})
+        limits = {dict(ls)["limit"]: v for (n, ls), v in samples.items()
+                  if n == "attune_worker_sandbox_limit_exceeded_total"}
+        self.assertEqual(limits, {"memory_max": 1, "tasks_max": 0})
+        # Every sandbox metric the dashboard queries is served in this mode.
+        with open(os.path.join(SOURCE_DIR, "packaging", "grafana-attune-worker.json")) as f:
+            exprs = [t["expr"] for p in json.load(f)["panels"] for t in p["targets"]]
+        queried = {m for e in exprs for m in re.findall(r"attune_worker_sandbox_[a-z_]+", e)}
+        self.assertGreaterEqual(len(queried), 6, queried)
+        self.assertEqual(queried - {n for n, _ in samples}, set())
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 /* Unit tests for core/metrics and observability.listen: counts rendered in
  * Prometheus' text format, cumulative histogram buckets, label values kept to
  * known names, the queue wait read from RFC 3339 times, and the listen
- * address parsed or refused with a message naming the key. */
+ * address parsed or refused with a message naming the key; the sandbox's
+ * series. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -184,6 +185,43 @@ static void test_listen_key(void **state)
     config_free(&cfg);
 }
 
+/* The sandbox's series: none before the mode is known but the limits' zeros,
+ * the uid pool's only in uid mode, sweeps counted by outcome. */
+static void test_sandbox_series(void **state)
+{
+    (void)state;
+    metrics_reset();
+    const char *t = render();
+    assert_null(strstr(t, "attune_worker_sandbox_mode"));
+    assert_null(strstr(t, "attune_worker_sandbox_uids"));
+    expect_line(t, "attune_worker_sandbox_limit_exceeded_total{limit=\"memory_max\"} 0");
+    metrics_sandbox_mode(SANDBOX_MODE_UID);
+    metrics_sandbox_uids(0, 16);
+    metrics_sandbox_uids(2, 16);
+    metrics_sandbox_swept(false, 0);
+    metrics_sandbox_swept(true, 0);
+    metrics_sandbox_swept(true, 3);
+    metrics_sandbox_limit_exceeded(METRICS_LIMIT_MEMORY);
+    metrics_sandbox_limit_exceeded(METRICS_LIMIT_TASKS);
+    metrics_sandbox_limit_exceeded(METRICS_LIMIT_TASKS);
+    t = render();
+    expect_line(t, "# TYPE attune_worker_sandbox_mode gauge");
+    expect_line(t, "attune_worker_sandbox_mode{mode=\"uid\"} 1");
+    expect_line(t, "attune_worker_sandbox_mode{mode=\"none\"} 0");
+    expect_line(t, "attune_worker_sandbox_uids_in_use 2");
+    expect_line(t, "attune_worker_sandbox_uids_free 14");
+    expect_line(t, "attune_worker_sandbox_sweeps_total 3");
+    expect_line(t, "attune_worker_sandbox_sweeps_killed_total 2");
+    expect_line(t, "attune_worker_sandbox_sweep_survivors_total 3");
+    expect_line(t, "attune_worker_sandbox_limit_exceeded_total{limit=\"memory_max\"} 1");
+    expect_line(t, "attune_worker_sandbox_limit_exceeded_total{limit=\"tasks_max\"} 2");
+    metrics_sandbox_mode(SANDBOX_MODE_NONE);
+    metrics_sandbox_uids(0, 0);
+    t = render();
+    expect_line(t, "attune_worker_sandbox_mode{mode=\"none\"} 1");
+    assert_null(strstr(t, "attune_worker_sandbox_uids"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -193,6 +231,7 @@ int main(void)
         cmocka_unit_test(test_queue_wait_from_timestamps),
         cmocka_unit_test(test_listen_addresses),
         cmocka_unit_test(test_listen_key),
+        cmocka_unit_test(test_sandbox_series),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
