@@ -63,6 +63,7 @@ int set_error(char *err, size_t errlen, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 uint64_t time_monotonic_ms(void);
+uint64_t time_monotonic_us(void);
 /* RFC 3339 UTC timestamp with microseconds, e.g. 2026-01-27T10:00:00.123456Z. */
 void time_rfc3339_now(char *out, size_t outlen);
 

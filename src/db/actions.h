@@ -35,4 +35,13 @@ typedef void (*db_action_fn)(const struct action_row *row, const char *error, vo
 
 void db_action_find(struct db *db, const char *ref, db_action_fn done, void *userdata);
 
+/* For the table modules of src/db: the columns of an action_row, in its
+ * reader's order (db_action_read in query.h), of the action a joined with
+ * its runtime r. */
+#define DB_ACTION_COLUMNS                                                                          \
+    "a.id, a.ref, a.pack_ref, substr(a.ref, length(a.pack_ref) + 2), a.entrypoint, a.label, "      \
+    "a.description, a.param_schema, a.parameter_delivery, a.parameter_format, a.output_format, "   \
+    "a.timeout_seconds, r.name, a.enabled, a.pack, a.is_adhoc, r.execution_config, a.out_schema"
+#define DB_ACTION_COLUMN_COUNT 18
+
 #endif

@@ -24,6 +24,7 @@ struct db_query {
     char **values;
     db_result_fn done;
     void *userdata;
+    uint64_t sent_us; /* monotonic, for the debug line of each round trip */
 };
 
 struct db {
@@ -32,8 +33,13 @@ struct db {
     char *schema;
     PGconn *conn;
     bool connected;
-    bool in_flight;   /* the head of the queue has been sent */
-    PGresult *result; /* its first result, until the query is over */
+    /* Pipeline mode: every query is sent as soon as it is queued, with a
+     * sync of its own (its own transaction; an error ends only it), and the
+     * answers come back in order. */
+    struct db_query *unsent; /* the first query not sent on this connection */
+    size_t in_flight;        /* queries sent whose sync has not come back */
+    bool awaiting_sync;      /* the head's results are over: its sync comes next */
+    PGresult *result;        /* the head's first result, until the query is over */
     int watched_fd;
     sd_event_source *io_src;
     sd_event_source *retry_src;
@@ -67,7 +73,6 @@ static struct db_query *db_pop(struct db *db)
     if (!db->head)
         db->tail = NULL;
     db->pending--;
-    db->in_flight = false;
     return q;
 }
 
@@ -81,7 +86,10 @@ static void db_connection_lost(struct db *db, const char *reason)
     why[strcspn(why, "\n")] = '\0';
     bool was_connected = db->connected;
     db->connected = false;
-    db->in_flight = false;
+    /* Every query not answered is sent again on the next connection. */
+    db->unsent = db->head;
+    db->in_flight = 0;
+    db->awaiting_sync = false;
     PQclear(db->result);
     db->result = NULL;
     db->io_src = sd_event_source_disable_unref(db->io_src);
@@ -105,6 +113,10 @@ static void db_became_ready(struct db *db)
 {
     db->connect_timer_src = sd_event_source_disable_unref(db->connect_timer_src);
     PQsetnonblocking(db->conn, 1);
+    if (!PQenterPipelineMode(db->conn)) {
+        db_connection_lost(db, PQerrorMessage(db->conn));
+        return;
+    }
     db->connected = true;
     if (db->failures > 0)
         log_info("database connection restored after %u failed attempts", db->failures);
@@ -140,6 +152,9 @@ static void db_deliver(struct db *db, PGresult *res)
 {
     struct db_query *q = db_pop(db);
     ExecStatusType st = PQresultStatus(res);
+    /* One line per round trip: what bench/e2e --trace counts. */
+    log_debug("round trip of %llu us: %.60s",
+              (unsigned long long)(time_monotonic_us() - q->sent_us), q->sql);
     if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
         q->done(db, res, NULL, q->userdata);
     } else {
@@ -180,9 +195,9 @@ static void db_finish_query(struct db *db)
         free(why);
         return;
     }
+    db->awaiting_sync = true;
     db_deliver(db, res);
     PQclear(res);
-    db_send_next(db);
 }
 
 static void db_read_results(struct db *db)
@@ -191,16 +206,24 @@ static void db_read_results(struct db *db)
         db_connection_lost(db, PQerrorMessage(db->conn));
         return;
     }
-    while (db->connected && db->in_flight && !PQisBusy(db->conn)) {
+    while (db->connected && db->in_flight > 0 && !PQisBusy(db->conn)) {
         PGresult *res = PQgetResult(db->conn);
-        if (!res) {
+        if (db->awaiting_sync) {
+            if (!res || PQresultStatus(res) != PGRES_PIPELINE_SYNC) {
+                PQclear(res);
+                db_connection_lost(db, "the database answered out of order");
+                return;
+            }
+            PQclear(res);
+            db->awaiting_sync = false;
+            db->in_flight--;
+        } else if (!res) {
             db_finish_query(db);
-            continue;
-        }
-        if (db->result)
+        } else if (db->result) {
             PQclear(res); /* one statement per query: later results are dropped */
-        else
+        } else {
             db->result = res;
+        }
     }
 }
 
@@ -242,17 +265,22 @@ static void db_watch(struct db *db, uint32_t events)
     sd_event_source_set_io_events(db->io_src, events);
 }
 
+/* Sends every query not sent yet, without waiting for the answers before. */
 static void db_send_next(struct db *db)
 {
-    if (!db->connected || db->in_flight || !db->head)
+    if (!db->connected || !db->unsent)
         return;
-    struct db_query *q = db->head;
-    if (!PQsendQueryParams(db->conn, q->sql, q->nparams, NULL, (const char *const *)q->values, NULL,
-                           NULL, 0)) {
-        db_connection_lost(db, PQerrorMessage(db->conn));
-        return;
+    for (struct db_query *q = db->unsent; q; q = q->next) {
+        if (!PQsendQueryParams(db->conn, q->sql, q->nparams, NULL, (const char *const *)q->values,
+                               NULL, NULL, 0) ||
+            !PQpipelineSync(db->conn)) {
+            db_connection_lost(db, PQerrorMessage(db->conn));
+            return;
+        }
+        q->sent_us = time_monotonic_us();
+        db->in_flight++;
     }
-    db->in_flight = true;
+    db->unsent = NULL;
     int rc = PQflush(db->conn);
     if (rc < 0)
         db_connection_lost(db, PQerrorMessage(db->conn));
@@ -363,6 +391,8 @@ void db_query(struct db *db, const char *sql, int nparams, const char *const *va
     else
         db->head = q;
     db->tail = q;
+    if (!db->unsent)
+        db->unsent = q;
     db->pending++;
     db_send_next(db);
 }

@@ -2,6 +2,7 @@
 #include "db/executions.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/util.h"
 #include "db/log_artifacts.h"
@@ -27,8 +28,10 @@ static struct execution_call *call_new(void *userdata)
 
 /* An execution row's columns, in this order: id, the status before the
  * claim, then the execution's own (EXECUTION_COLUMNS), its enforcement's
- * rule_ref and trigger_ref, its secret values, and what its API token needs
- * (EXECUTION_TOKEN_COLUMNS). */
+ * rule_ref and trigger_ref, its secret values, what its API token needs
+ * (EXECUTION_TOKEN_COLUMNS), then its action a (DB_ACTION_COLUMNS, all NULL
+ * when there is none) and, in the statements that read them, the keys it may
+ * see and whether they were read. */
 #define EXECUTION_COLUMNS                                                                          \
     "e.action_ref, e.config, e.timeout_seconds, e.env_vars, e.action, e.pack_release, "            \
     "e.pack_release_digest, e.executable_snapshot, e.trace_tag"
@@ -37,6 +40,38 @@ static struct execution_call *call_new(void *userdata)
 #define EXECUTION_TOKEN_COLUMNS                                                                    \
     "e.executor, to_jsonb(e.permission_set_refs), (SELECT p.action_ref FROM attune.execution p "   \
     "WHERE p.id = e.parent AND e.workflow_task IS NOT NULL)"
+#define EXECUTION_KEYS DB_ACTION_KEYS("a.pack", "a.id")
+#define EXECUTION_ACTION_COLUMNS                                                                   \
+    DB_ACTION_COLUMNS ", CASE WHEN a.id IS NOT NULL THEN " EXECUTION_KEYS " END, a.id IS NOT NULL"
+/* Without the keys, the statement does not name the key table at all: a
+ * worker whose database role may not read it still runs with
+ * secrets.keystore off. */
+#define EXECUTION_ACTION_COLUMNS_NO_KEYS DB_ACTION_COLUMNS ", NULL, false"
+/* The action of the execution's action_ref (x) and its runtime. */
+#define EXECUTION_ACTION_JOIN(x)                                                                   \
+    " LEFT JOIN attune.action a ON a.ref = " x ".action_ref LEFT JOIN attune.runtime r "           \
+    "ON r.id = a.runtime"
+#define ACTION_COLUMN 17
+#define KEYS_COLUMN (ACTION_COLUMN + DB_ACTION_COLUMN_COUNT)
+
+/* The action and keys columns into row; action and keys hold what the row
+ * points to until the callback is over. */
+static void read_action_and_keys(const PGresult *res, struct execution_row *row,
+                                 struct action_row *action, struct key_set *keys, char *err,
+                                 size_t errlen)
+{
+    row->action_read = true;
+    memset(keys, 0, sizeof(*keys));
+    if (PQgetisnull(res, 0, ACTION_COLUMN))
+        return;
+    db_action_read(res, 0, ACTION_COLUMN, action);
+    row->action = action;
+    row->keys_read = db_bool(res, 0, KEYS_COLUMN + 1);
+    if (row->keys_read && db_keys_parse(db_text(res, 0, KEYS_COLUMN), keys, err, errlen) < 0)
+        row->keys_error = err;
+    row->keys = keys->rows;
+    row->n_keys = keys->count;
+}
 
 static void on_execution_row(struct db *db, const PGresult *res, const char *error, void *userdata)
 {
@@ -76,7 +111,13 @@ static void on_execution_row(struct db *db, const PGresult *res, const char *err
         row.config_error = config_error;
     if (!row.executable_snapshot && db_text(res, 0, 9))
         row.executable_snapshot_error = snapshot_error;
+    struct action_row action = {0};
+    struct key_set keys;
+    char keys_error[200] = "";
+    read_action_and_keys(res, &row, &action, &keys, keys_error, sizeof(keys_error));
     c->done.row(&row, NULL, c->userdata);
+    db_action_row_clear(&action);
+    db_keys_free(&keys);
     json_decref(row.config);
     json_decref(row.env_vars);
     json_decref(row.executable_snapshot);
@@ -96,31 +137,43 @@ static void execution_row_query(struct db *db, const char *sql, int64_t id, int6
     db_query(db, sql, 2, values, on_execution_row, c);
 }
 
-void db_execution_claim(struct db *db, int64_t id, int64_t worker_id, db_execution_fn done,
-                        void *userdata)
+/* The claim, its columns ending with action_columns. */
+#define CLAIM_SQL(action_columns)                                                                  \
+    "WITH prev AS (SELECT x.id, x.status, x.action_ref, en.rule_ref, en.trigger_ref "              \
+    "FROM attune.execution x LEFT JOIN attune.enforcement en ON en.id = x.enforcement "            \
+    "WHERE x.id = $1 FOR UPDATE OF x) "                                                            \
+    "UPDATE attune.execution e SET status = 'running', worker = $2, started_at = NOW() "           \
+    "FROM prev" EXECUTION_ACTION_JOIN(                                                             \
+        "prev") " WHERE e.id = prev.id AND prev.status IN "                                        \
+                "('requested', 'scheduling', 'scheduled') RETURNING e.id, "                        \
+                "prev.status::text, " EXECUTION_COLUMNS                                            \
+                ", prev.rule_ref, prev.trigger_ref, " DB_EXECUTION_SECRET_VALUES(                  \
+                    "e.id") ", " EXECUTION_TOKEN_COLUMNS ", " action_columns
+
+void db_execution_claim(struct db *db, int64_t id, int64_t worker_id, bool with_keys,
+                        db_execution_fn done, void *userdata)
 {
-    static const char sql[] =
-        "WITH prev AS (SELECT x.id, x.status, en.rule_ref, en.trigger_ref "
-        "FROM attune.execution x LEFT JOIN attune.enforcement en ON en.id = x.enforcement "
-        "WHERE x.id = $1 FOR UPDATE OF x) "
-        "UPDATE attune.execution e SET status = 'running', worker = $2, started_at = NOW() "
-        "FROM prev WHERE e.id = prev.id AND prev.status IN ('requested', 'scheduling', "
-        "'scheduled') RETURNING e.id, prev.status::text, " EXECUTION_COLUMNS
-        ", prev.rule_ref, prev.trigger_ref, " DB_EXECUTION_SECRET_VALUES(
-            "e.id") ", " EXECUTION_TOKEN_COLUMNS;
-    execution_row_query(db, sql, id, worker_id, done, userdata);
+    /* The action and its keys come in the claim's round trip: one answer
+     * where the job used to wait for three. */
+    static const char sql[] = CLAIM_SQL(EXECUTION_ACTION_COLUMNS);
+    static const char sql_no_keys[] = CLAIM_SQL(EXECUTION_ACTION_COLUMNS_NO_KEYS);
+    execution_row_query(db, with_keys ? sql : sql_no_keys, id, worker_id, done, userdata);
 }
 
-void db_execution_resume(struct db *db, int64_t id, int64_t worker_id, db_execution_fn done,
-                         void *userdata)
+#define RESUME_SQL(action_columns)                                                                 \
+    "SELECT e.id, 'scheduled', " EXECUTION_COLUMNS                                                 \
+    ", en.rule_ref, en.trigger_ref, " DB_EXECUTION_SECRET_VALUES(                                  \
+        "e.id") ", " EXECUTION_TOKEN_COLUMNS ", " action_columns                                   \
+                " FROM attune.execution e LEFT JOIN attune.enforcement en ON en.id = "             \
+                "e.enforcement" EXECUTION_ACTION_JOIN(                                             \
+                    "e") " WHERE e.id = $1 AND e.status = 'running' AND e.worker = $2"
+
+void db_execution_resume(struct db *db, int64_t id, int64_t worker_id, bool with_keys,
+                         db_execution_fn done, void *userdata)
 {
-    static const char sql[] =
-        "SELECT e.id, 'scheduled', " EXECUTION_COLUMNS
-        ", en.rule_ref, en.trigger_ref, " DB_EXECUTION_SECRET_VALUES(
-            "e.id") ", " EXECUTION_TOKEN_COLUMNS
-                    " FROM attune.execution e LEFT JOIN attune.enforcement en ON en.id = "
-                    "e.enforcement WHERE e.id = $1 AND e.status = 'running' AND e.worker = $2";
-    execution_row_query(db, sql, id, worker_id, done, userdata);
+    static const char sql[] = RESUME_SQL(EXECUTION_ACTION_COLUMNS);
+    static const char sql_no_keys[] = RESUME_SQL(EXECUTION_ACTION_COLUMNS_NO_KEYS);
+    execution_row_query(db, with_keys ? sql : sql_no_keys, id, worker_id, done, userdata);
 }
 
 static void on_owner(struct db *db, const PGresult *res, const char *error, void *userdata)

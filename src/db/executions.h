@@ -6,14 +6,18 @@
 #define ATTUNE_DB_EXECUTIONS_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
+#include "db/actions.h"
 #include "db/db.h"
+#include "db/keys.h"
 #include "db/secret_values.h"
 
 /* An execution this worker has just claimed (or resumed), with what the
- * action needs to know of its enforcement, its secret parameters and its
- * workflow parent, all read in the same round trip. */
+ * action needs to know of its enforcement, its secret parameters, its
+ * workflow parent, its action row and the keys that action may see, all
+ * read in the same round trip. */
 struct execution_row {
     int64_t id;
     const char *previous_status; /* before the claim: requested, scheduling or scheduled */
@@ -43,6 +47,17 @@ struct execution_row {
     int64_t executor;                       /* 0 when NULL */
     json_t *permission_set_refs;            /* an array of strings */
     const char *workflow_parent_action_ref; /* NULL when none */
+    /* The action row whose ref is action_ref, when action_read: NULL when no
+     * action has that ref. */
+    bool action_read;
+    const struct action_row *action;
+    /* When keys_read (asked for, and the action exists): the keys of
+     * db_keys_for_action(action->pack_id, action->id); keys_error when they
+     * could not be read. */
+    bool keys_read;
+    const struct key_row *keys;
+    size_t n_keys;
+    const char *keys_error;
 };
 
 /* Who holds an execution now, and what a report about it needs. */
@@ -73,16 +88,18 @@ typedef void (*db_abandoned_fn)(const struct abandoned_row *rows, size_t count, 
                                 void *userdata);
 
 /* Moves the execution to running under worker_id, only from requested,
- * scheduling or scheduled, in one guarded statement. */
-void db_execution_claim(struct db *db, int64_t id, int64_t worker_id, db_execution_fn done,
-                        void *userdata);
+ * scheduling or scheduled, in one guarded statement, which also reads its
+ * action and, with_keys, that action's keys. */
+void db_execution_claim(struct db *db, int64_t id, int64_t worker_id, bool with_keys,
+                        db_execution_fn done, void *userdata);
 /* The execution's status, worker, action and result, for a claim that
  * matched nothing. */
 void db_execution_owner(struct db *db, int64_t id, db_owner_fn done, void *userdata);
 /* The execution again, if it is running under worker_id (the reply to our own
- * claim was lost); previous_status reads "scheduled". */
-void db_execution_resume(struct db *db, int64_t id, int64_t worker_id, db_execution_fn done,
-                         void *userdata);
+ * claim was lost); previous_status reads "scheduled". The same row as the
+ * claim's, action and keys included. */
+void db_execution_resume(struct db *db, int64_t id, int64_t worker_id, bool with_keys,
+                         db_execution_fn done, void *userdata);
 /* Writes the final status and result, only while running or canceling, and
  * in the same statement (so only when that update applies) the result's
  * secret values: secrets is NULL or an array of objects holding json_path,

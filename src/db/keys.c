@@ -1,7 +1,9 @@
 /* The key table (see keys.h). */
 #include "db/keys.h"
 
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/util.h"
 #include "db/query.h"
@@ -46,4 +48,41 @@ void db_keys_for_action(struct db *db, int64_t pack_id, int64_t action_id, db_ke
     c->done = done;
     c->userdata = userdata;
     db_query(db, sql, 2, values, on_keys, c);
+}
+
+int db_keys_parse(const char *text, struct key_set *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    if (!text)
+        return 0;
+    out->doc = json_loads(text, 0, NULL);
+    if (!json_is_array(out->doc))
+        return set_error(err, errlen, EINVAL, "the keys cannot be read");
+    size_t n = json_array_size(out->doc);
+    out->rows = xcalloc(n + 1, sizeof(*out->rows));
+    for (size_t i = 0; i < n; i++) {
+        const json_t *item = json_array_get(out->doc, i);
+        struct key_row row = {
+            .name = json_string_value(json_object_get(item, "name")),
+            .owner_type = json_string_value(json_object_get(item, "owner_type")),
+            .encrypted = json_is_true(json_object_get(item, "encrypted")),
+            .encryption_key_hash = json_string_value(json_object_get(item, "encryption_key_hash")),
+            .value = json_string_value(json_object_get(item, "value")),
+        };
+        if (!row.name || !row.owner_type || !row.value)
+            return set_error(err, errlen, EINVAL, "a key has no name, owner type or value");
+        out->rows[out->count++] = row;
+    }
+    return 0;
+}
+
+void db_keys_free(struct key_set *keys)
+{
+    if (!keys)
+        return;
+    for (size_t i = 0; i < keys->count; i++)
+        secure_zero((char *)keys->rows[i].value, strlen(keys->rows[i].value));
+    free(keys->rows);
+    json_decref(keys->doc);
+    memset(keys, 0, sizeof(*keys));
 }

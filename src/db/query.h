@@ -16,9 +16,12 @@
  * says why. */
 typedef void (*db_result_fn)(struct db *db, const PGresult *res, const char *error, void *userdata);
 
-/* Queues a query; values are copied (NULL is SQL NULL). A query that was
- * running when the connection dropped is sent again after reconnecting, so
- * every statement sent through here must be safe to repeat. */
+/* Queues a query and sends it at once, without waiting for the answers to
+ * the queries before it (libpq's pipeline mode: each query is its own
+ * transaction, answered in order); values are copied (NULL is SQL NULL).
+ * Every query not answered when the connection dropped is sent again after
+ * reconnecting, so every statement sent through here must be safe to
+ * repeat. */
 void db_query(struct db *db, const char *sql, int nparams, const char *const *values,
               db_result_fn done, void *userdata);
 
@@ -31,6 +34,13 @@ bool db_bool(const PGresult *res, int row, int col);
 json_t *db_json(const PGresult *res, int row, int col, char *err, size_t errlen);
 /* Rows changed by an INSERT/UPDATE/DELETE. */
 long db_changed(const PGresult *res);
+
+/* Rows of one table read out of another's statement. */
+struct action_row;
+/* The DB_ACTION_COLUMNS (actions.h) that start at column col; the JSON
+ * members are new references: release them with db_action_row_clear. */
+void db_action_read(const PGresult *res, int row, int col, struct action_row *out);
+void db_action_row_clear(struct action_row *row);
 
 /* An id as the decimal text a parameter needs. */
 struct db_id_text {

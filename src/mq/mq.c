@@ -169,6 +169,7 @@ static bool mq_send(struct mq *mq, struct outbox_message *m)
         return false;
     }
     m->seq = ++mq->next_seq;
+    log_debug("published %s", m->routing_key);
     return true;
 }
 
@@ -256,6 +257,7 @@ static void mq_deliver(struct mq *mq)
         .body = body ? body : "",
         .len = (size_t)in->size,
     };
+    log_debug("delivery %llu received", (unsigned long long)d.delivery_tag);
     mq->on_delivery(mq, &d, mq->userdata);
     free(body);
 }
@@ -454,6 +456,7 @@ void mq_ack_tag(struct mq *mq, uint64_t connection, uint64_t tag)
 {
     if (!mq->connected || connection != mq->generation)
         return;
+    log_debug("delivery %llu acknowledged", (unsigned long long)tag);
     int rc = amqp_basic_ack(mq->conn, MQ_CHANNEL, tag, 0);
     if (rc != AMQP_STATUS_OK)
         mq_lost(mq, amqp_error_string2(rc));
@@ -463,6 +466,7 @@ void mq_reject_tag(struct mq *mq, uint64_t connection, uint64_t tag, bool requeu
 {
     if (!mq->connected || connection != mq->generation)
         return;
+    log_debug("delivery %llu rejected", (unsigned long long)tag);
     int rc = amqp_basic_reject(mq->conn, MQ_CHANNEL, tag, requeue);
     if (rc != AMQP_STATUS_OK)
         mq_lost(mq, amqp_error_string2(rc));

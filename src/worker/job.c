@@ -57,6 +57,7 @@ struct job *job_start(const struct job_context *ctx, const struct mq_delivery *d
     struct job *job = xcalloc(1, sizeof(*job));
     char why[512];
     job->ctx = *ctx;
+    job->received_us = time_monotonic_us();
     job->state = JOB_CLAIMING;
     job->connection = d->connection;
     job->delivery_tag = d->delivery_tag;
@@ -67,7 +68,8 @@ struct job *job_start(const struct job_context *ctx, const struct mq_delivery *d
     snprintf(job->id_text, sizeof(job->id_text), "%lld", (long long)job->msg.execution_id);
     log_debug("execution %s: request received", job->id_text);
     job->ex.action_ref = xstrdup(job->msg.action_ref);
-    PORT(job, claim, job, job->msg.execution_id, job->ctx.worker_id);
+    PORT(job, claim, job, job->msg.execution_id, job->ctx.worker_id,
+         job->ctx.cfg->secrets_keystore);
     return job;
 }
 
@@ -75,10 +77,15 @@ struct job *job_start(const struct job_context *ctx, const struct mq_delivery *d
  * nothing, the row says whether it is someone else's, gone, ours with the
  * claim's reply lost to a dropped connection, or cancelled before it ran. */
 
-static void job_prepare(struct job *job, int64_t pack_id, int64_t action_id);
+static void job_prepare(struct job *job, int64_t pack_id, int64_t action_id,
+                        const struct execution_row *claim);
+static void job_action_loaded(struct job *job, const struct action_row *action,
+                              const struct execution_row *claim);
 
 /* The claim's row holds all a pinned execution needs: its release, its
- * snapshot and its secret values. An unpinned one loads its action row. */
+ * snapshot and its secret values; for an unpinned one, its action row too
+ * (else it is loaded), and the keys of either, when they are those of the
+ * action it runs. */
 static void job_claimed(struct job *job, const struct execution_row *row)
 {
     job_execution_take(&job->ex, row);
@@ -101,6 +108,10 @@ static void job_claimed(struct job *job, const struct execution_row *row)
         job_fail(job, err);
         return;
     }
+    if (!job_execution_pinned(&job->ex) && row->action_read) {
+        job_action_loaded(job, row->action, row);
+        return;
+    }
     if (!job_execution_pinned(&job->ex)) {
         job_enter(job, JOB_LOADING_ACTION);
         PORT(job, load_action, job, job->ex.action_ref);
@@ -114,7 +125,7 @@ static void job_claimed(struct job *job, const struct execution_row *row)
     }
     if (job->ex.action_id == 0)
         job->ex.action_id = action_id;
-    job_prepare(job, pack_id, action_id);
+    job_prepare(job, pack_id, action_id, row);
 }
 
 /* Attune's worker leaves an execution cancelled before it ran as it is and
@@ -169,7 +180,8 @@ static void on_checking(struct job *job, const struct job_event *ev)
         if (strcmp(owner->status, "running") == 0 && owner->worker_id == job->ctx.worker_id &&
             !PORT(job, held_here, job->msg.execution_id)) {
             job_enter(job, JOB_RESUMING);
-            PORT(job, resume, job, job->msg.execution_id, job->ctx.worker_id);
+            PORT(job, resume, job, job->msg.execution_id, job->ctx.worker_id,
+                 job->ctx.cfg->secrets_keystore);
             return;
         }
         if (strcmp(owner->status, "canceling") == 0 || strcmp(owner->status, "cancelled") == 0) {
@@ -196,13 +208,22 @@ static void on_resuming(struct job *job, const struct job_event *ev)
 /* Load: the action (row or snapshot), the parameters it validates, then
  * the keys, unless secrets.keystore is off. */
 
-static void job_prepare(struct job *job, int64_t pack_id, int64_t action_id)
+static void job_keys_loaded(struct job *job, const char *error, const struct key_row *rows,
+                            size_t n);
+
+/* claim: the claim's row, whose keys are taken when they are those of this
+ * pack and action; NULL after a load. */
+static void job_prepare(struct job *job, int64_t pack_id, int64_t action_id,
+                        const struct execution_row *claim)
 {
     char err[1024];
     if (job->stop != JOB_STOP_NONE)
         job_stopped_before_start(job);
     else if (job_inputs_parameters(&job->ex, job->action, &job->params, err, sizeof(err)) < 0) {
         job_fail(job, err);
+    } else if (job->ctx.cfg->secrets_keystore && claim && claim->keys_read &&
+               claim->action->pack_id == pack_id && claim->action->id == action_id) {
+        job_keys_loaded(job, claim->keys_error, claim->keys, claim->n_keys);
     } else if (job->ctx.cfg->secrets_keystore) {
         job_enter(job, JOB_LOADING_KEYS);
         PORT(job, load_keys, job, pack_id, action_id);
@@ -211,23 +232,33 @@ static void job_prepare(struct job *job, int64_t pack_id, int64_t action_id)
     }
 }
 
+/* action: the row, or NULL when no action has the execution's ref. */
+static void job_action_loaded(struct job *job, const struct action_row *action,
+                              const struct execution_row *claim)
+{
+    char err[1024];
+    if (!action) {
+        snprintf(err, sizeof(err), "action '%s' is not registered", job->ex.action_ref);
+        job_fail(job, err);
+        return;
+    }
+    if (job->ex.action_id == 0)
+        job->ex.action_id = action->id;
+    if (job_action_from_row(action, job->ctx.cfg->packs_base_dir, &job->action, err, sizeof(err)) <
+        0)
+        job_fail(job, err);
+    else
+        job_prepare(job, action->pack_id, action->id, claim);
+}
+
 static void on_loading_action(struct job *job, const struct job_event *ev)
 {
     char err[1024];
     if (ev->kind == JOB_EVENT_DB_ERROR) {
         snprintf(err, sizeof(err), "cannot load the action: %s", ev->error);
         job_fail(job, err);
-    } else if (ev->kind == JOB_EVENT_NO_ROW) {
-        snprintf(err, sizeof(err), "action '%s' is not registered", job->ex.action_ref);
-        job_fail(job, err);
-    } else if (ev->kind == JOB_EVENT_ROW) {
-        if (job->ex.action_id == 0)
-            job->ex.action_id = ev->action->id;
-        if (job_action_from_row(ev->action, job->ctx.cfg->packs_base_dir, &job->action, err,
-                                sizeof(err)) < 0)
-            job_fail(job, err);
-        else
-            job_prepare(job, ev->action->pack_id, ev->action->id);
+    } else if (ev->kind == JOB_EVENT_NO_ROW || ev->kind == JOB_EVENT_ROW) {
+        job_action_loaded(job, ev->kind == JOB_EVENT_ROW ? ev->action : NULL, NULL);
     }
 }
 
@@ -292,19 +323,27 @@ static int job_take_keys(struct job *job, const struct key_row *rows, size_t n, 
     return rc;
 }
 
-static void on_loading_keys(struct job *job, const struct job_event *ev)
+/* error: the keys could not be read. */
+static void job_keys_loaded(struct job *job, const char *error, const struct key_row *rows,
+                            size_t n)
 {
     char err[512];
-    if (ev->kind == JOB_EVENT_DB_ERROR) {
-        snprintf(err, sizeof(err), "cannot read secrets: %s", ev->error);
+    if (error) {
+        snprintf(err, sizeof(err), "cannot read secrets: %s", error);
         job_fail(job, err);
-    } else if (ev->kind == JOB_EVENT_ROW || ev->kind == JOB_EVENT_NO_ROW) {
-        size_t n = ev->kind == JOB_EVENT_ROW ? ev->n_keys : 0;
-        if (job_take_keys(job, ev->keys, n, err, sizeof(err)) < 0)
-            job_fail(job, err);
-        else
-            job_run(job);
+    } else if (job_take_keys(job, rows, n, err, sizeof(err)) < 0) {
+        job_fail(job, err);
+    } else {
+        job_run(job);
     }
+}
+
+static void on_loading_keys(struct job *job, const struct job_event *ev)
+{
+    if (ev->kind == JOB_EVENT_DB_ERROR)
+        job_keys_loaded(job, ev->error, NULL, 0);
+    else if (ev->kind == JOB_EVENT_ROW || ev->kind == JOB_EVENT_NO_ROW)
+        job_keys_loaded(job, NULL, ev->keys, ev->kind == JOB_EVENT_ROW ? ev->n_keys : 0);
 }
 
 static void on_running(struct job *job, const struct job_event *ev)

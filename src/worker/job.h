@@ -70,11 +70,15 @@ struct job;
 
 /* The world as the job sees it. Each database call starts one round trip
  * whose answer the port delivers later as one event to job_step (never from
- * inside the call). io is the ports' own context. */
+ * inside the call). io is the ports' own context. The claim and the resume
+ * answer with the execution row, its action and, with_keys, the keys (the
+ * loads are for what they could not tell). */
 struct job_ports {
-    void (*claim)(void *io, struct job *job, int64_t execution_id, int64_t worker_id);
+    void (*claim)(void *io, struct job *job, int64_t execution_id, int64_t worker_id,
+                  bool with_keys);
     void (*find_owner)(void *io, struct job *job, int64_t execution_id);
-    void (*resume)(void *io, struct job *job, int64_t execution_id, int64_t worker_id);
+    void (*resume)(void *io, struct job *job, int64_t execution_id, int64_t worker_id,
+                   bool with_keys);
     void (*load_action)(void *io, struct job *job, const char *action_ref);
     void (*load_keys)(void *io, struct job *job, int64_t pack_id, int64_t action_id);
     /* secrets: the result's secret values (db_execution_finish), or NULL. */

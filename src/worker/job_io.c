@@ -43,9 +43,11 @@ static void on_changed(long changed, const char *error, void *job)
     job_step(job, &(struct job_event){.kind = answer_kind(changed > 0, error), .error = error});
 }
 
-static void io_claim(void *io, struct job *job, int64_t execution_id, int64_t worker_id)
+static void io_claim(void *io, struct job *job, int64_t execution_id, int64_t worker_id,
+                     bool with_keys)
 {
-    db_execution_claim(((struct job_io *)io)->db, execution_id, worker_id, on_execution_row, job);
+    db_execution_claim(((struct job_io *)io)->db, execution_id, worker_id, with_keys,
+                       on_execution_row, job);
 }
 
 static void io_find_owner(void *io, struct job *job, int64_t execution_id)
@@ -53,9 +55,11 @@ static void io_find_owner(void *io, struct job *job, int64_t execution_id)
     db_execution_owner(((struct job_io *)io)->db, execution_id, on_owner, job);
 }
 
-static void io_resume(void *io, struct job *job, int64_t execution_id, int64_t worker_id)
+static void io_resume(void *io, struct job *job, int64_t execution_id, int64_t worker_id,
+                      bool with_keys)
 {
-    db_execution_resume(((struct job_io *)io)->db, execution_id, worker_id, on_execution_row, job);
+    db_execution_resume(((struct job_io *)io)->db, execution_id, worker_id, with_keys,
+                        on_execution_row, job);
 }
 
 static void io_load_action(void *io, struct job *job, const char *action_ref)

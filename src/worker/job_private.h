@@ -7,6 +7,7 @@
 #include "worker/job.h"
 #include "worker/job_inputs.h"
 #include "core/log.h"
+#include "core/util.h"
 
 /* Why a job must stop before its end, whatever state it is in: a request
  * that arrives during a round trip takes effect when the round trip is over.
@@ -21,6 +22,7 @@ struct job {
     uint64_t connection, delivery_tag;
     struct execution_request_msg msg;
     char id_text[24];
+    uint64_t received_us;    /* monotonic, for the debug trace of each state */
     uint64_t claimed_ms;     /* monotonic, for the duration metric */
     struct job_execution ex; /* from the claim */
     char *dir;
@@ -39,8 +41,9 @@ struct job {
 
 static inline void job_enter(struct job *job, enum job_state state)
 {
-    log_debug("execution %s: %s -> %s", job->id_text, job_state_name(job->state),
-              job_state_name(state));
+    /* The time since the request came is what bench/e2e --trace reads. */
+    log_debug("execution %s: %s -> %s (+%llu us)", job->id_text, job_state_name(job->state),
+              job_state_name(state), (unsigned long long)(time_monotonic_us() - job->received_us));
     job->state = state;
 }
 

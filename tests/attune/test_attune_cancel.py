@@ -275,17 +275,18 @@ class CancelTest(AttuneTestCase):
     # --- before the action starts --------------------------------------------------
 
     def test_cancel_while_the_keys_load_runs_nothing(self):
-        # The claim is done (the row is running) and the worker waits for the
-        # key table, which this test holds locked.
+        # The keys come with the claim, in its statement: while this test
+        # holds the key table locked, the claim waits and the row stays
+        # scheduled, so the cancel comes as the executor sends it then.
         listener = self.event_listener()
         config = self.linger_config()
         eid = self.create_execution("linger", config)
         lock = self.holder()
         lock.cursor().execute("LOCK TABLE attune.key IN ACCESS EXCLUSIVE MODE")
         self.dispatch(eid, config)
-        self.wait_status(eid, "running")
         self.wait_worker_blocked("the key table")
-        self.cancel_as_api(eid, self.worker)
+        self.assertEqual(self.db.execution(eid)["status"], "scheduled")
+        self.executor.request_cancel(self.worker.id, eid, source="executor-service")
         time.sleep(0.5)
         lock.rollback()
         run = self.wait_run(eid, listener)

@@ -87,9 +87,11 @@ static inline void started_clear(struct started *g)
     memset(g, 0, sizeof(*g));
 }
 
-static inline void fake_claim(void *io, struct job *job, int64_t id, int64_t worker_id)
+static inline void fake_claim(void *io, struct job *job, int64_t id, int64_t worker_id,
+                              bool with_keys)
 {
     (void)job;
+    (void)with_keys;
     assert_int_equal(id, EXECUTION_ID);
     assert_int_equal(worker_id, WORKER_ID);
     ((struct fake_io *)io)->fx.claims++;
@@ -102,9 +104,11 @@ static inline void fake_find_owner(void *io, struct job *job, int64_t id)
     ((struct fake_io *)io)->fx.owner_checks++;
 }
 
-static inline void fake_resume(void *io, struct job *job, int64_t id, int64_t worker_id)
+static inline void fake_resume(void *io, struct job *job, int64_t id, int64_t worker_id,
+                               bool with_keys)
 {
     (void)job;
+    (void)with_keys;
     (void)id;
     assert_int_equal(worker_id, WORKER_ID);
     ((struct fake_io *)io)->fx.resumes++;

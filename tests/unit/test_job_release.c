@@ -116,6 +116,41 @@ static void test_snapshot_runs_the_release(void **state)
     remove_packs(packs);
 }
 
+/* The claim's keys serve a pinned execution when its snapshot names the
+ * action and pack they were read for; else the keys are loaded for the
+ * snapshot's. */
+static void test_snapshot_takes_the_claims_keys_only_for_its_action(void **state)
+{
+    (void)state;
+    static const struct key_row keys[] = {
+        {.name = "token", .owner_type = "system", .value = "\"from-the-claim\""},
+    };
+    char *packs = make_packs();
+    json_t *snap = snapshot(DIGEST);
+    for (int other = 0; other <= 1; other++) {
+        struct world w;
+        open_pinned(&w, pinned_request, packs, DIGEST, snap);
+        struct action_row row = w.action; /* id 5, pack 3: the snapshot's */
+        if (other)
+            row.id = 9;
+        w.execution.action_read = true;
+        w.execution.action = &row;
+        w.execution.keys_read = true;
+        w.execution.keys = keys;
+        w.execution.n_keys = 1;
+        send(&w, JOB_EVENT_ROW);
+        assert_int_equal(w.io.fx.action_loads, 0);
+        assert_int_equal(w.io.fx.key_loads, other);
+        assert_int_equal(job_state(w.job), other ? JOB_LOADING_KEYS : JOB_RUNNING);
+        if (!other)
+            assert_string_equal(json_string_value(json_object_get(w.io.got.secrets, "token")),
+                                "from-the-claim");
+        world_close(&w);
+    }
+    json_decref(snap);
+    remove_packs(packs);
+}
+
 /* An ad-hoc shell action's entry point is its code. */
 static void test_snapshot_adhoc_shell_is_inline(void **state)
 {
@@ -280,6 +315,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_snapshot_runs_the_release),
+        cmocka_unit_test(test_snapshot_takes_the_claims_keys_only_for_its_action),
         cmocka_unit_test(test_snapshot_adhoc_shell_is_inline),
         cmocka_unit_test(test_snapshot_out_schema),
         cmocka_unit_test(test_release_mismatch_fails),
