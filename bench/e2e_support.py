@@ -100,15 +100,17 @@ class Broker:
 
     def __init__(self, mq_url, worker_id):
         self.conn = pika.BlockingConnection(pika.URLParameters(mq_url))
-        self.ch = self.conn.channel()
-        self.queue = self.ch.queue_declare("", exclusive=True).method.queue
-        self.ch.queue_bind(self.queue, "attune.executions", "execution.completed")
         self.worker_id = worker_id
         self.completed = {}
         self.results = {}
         self.worker_queue = "worker.%d.executions" % worker_id
+        # The worker's row turns active before it has declared the exchange
+        # on a fresh broker: its queue's consumer says the topology is there.
         while self.consumers() < 1:
             time.sleep(0.002)
+        self.ch = self.conn.channel()
+        self.queue = self.ch.queue_declare("", exclusive=True).method.queue
+        self.ch.queue_bind(self.queue, "attune.executions", "execution.completed")
         self.ch.basic_consume(self.queue, self.on_message, auto_ack=True)
 
     def consumers(self):
