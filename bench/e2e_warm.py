@@ -1,6 +1,78 @@
-"""The warm execution part of bench/e2e's report: the Python rows, the Celery peer
-and its ratios, and the figures of the target table (bench/targets.py)."""
-from e2e_support import PY_REF, SLOTS, YAML_REF, log, percentile
+"""The warm execution part of bench/e2e: the preload comparison and the Celery peer
+measured, the Python rows and the peer's ratios reported, and the figures of the
+target table (bench/targets.py)."""
+import os
+import subprocess
+import sys
+
+from e2e_support import PY_REF, SLOTS, YAML_REF, log, measure_latency, percentile, run_one
+
+FORK_SERVER = "ATTUNE__RUNTIMES__PYTHON__FORK_SERVER"
+PRELOAD = "ATTUNE__RUNTIMES__PYTHON__PRELOAD"
+PRELOAD_MODULES = "yaml,json"
+
+
+def fork_server_available(binary):
+    """Whether the worker knows the fork server's settings: check-config accepts
+    them, rather than ignoring them as not its own. The reason when not."""
+    env = dict(os.environ, ATTUNE__SANDBOX__MODE="none", **{FORK_SERVER: "true",
+                                                            PRELOAD: PRELOAD_MODULES})
+    env.pop("ATTUNE_CONFIG", None)
+    proc = subprocess.run([binary, "check-config"], env=env, capture_output=True, text=True,
+                          cwd="/")
+    ignored = [line for line in proc.stderr.splitlines() if "ignoring ATTUNE__" in line]
+    if proc.returncode != 0 or ignored:
+        return False, ("ignoring" + ignored[0].split("ignoring", 1)[1] if ignored
+                       else proc.stderr.strip()[-300:])
+    return True, ""
+
+
+def measure_preload(args, conn, start_worker, fork_server):
+    """The Python action importing yaml and json, one at a time, in turn on a
+    worker that starts Python cold and on one whose fork server has preloaded
+    them (when the worker has a fork server), each from start_worker(name,
+    settings); latencies per mode."""
+    if fork_server:
+        modes = [("cold", {FORK_SERVER: "false"}),
+                 ("preload", {FORK_SERVER: "true", PRELOAD: PRELOAD_MODULES})]
+    else:
+        modes = [("cold", {})]
+    workers, latencies = {}, {mode: [] for mode, _ in modes}
+    try:
+        for mode, settings in modes:
+            workers[mode] = start_worker("bench-python-" + mode, settings)
+            status, result = run_one(conn, workers[mode].broker, YAML_REF, {})
+            if status.lower() != "completed":
+                sys.exit("bench: %s did not complete (%s): %s" % (YAML_REF, status, result))
+        for i in range(args.preload_runs):
+            for mode, _ in (modes if i % 2 == 0 else modes[::-1]):
+                latencies[mode] += measure_latency(conn, workers[mode].broker, 1, YAML_REF)
+    finally:
+        for w in workers.values():
+            w.stop()
+    return latencies
+
+
+def measure_celery(args, mq_url, workdir):
+    """The Celery peer on the same broker: latencies one at a time and the
+    throughput of --count at once, for the script and the function; or why not."""
+    if args.no_celery:
+        return "--no-celery"
+    try:
+        import celery_peer
+    except ImportError as e:
+        return "%s; Debian package python3-celery" % e
+    actions = os.path.join(workdir, "packs", "bench", "actions")
+    peer = celery_peer.CeleryPeer(mq_url, SLOTS, os.path.join(actions, "noop.sh"), actions,
+                                  workdir)
+    measured = {}
+    try:
+        for kind in ("script", "function"):
+            measured[kind] = (peer.latency(kind, args.latency_runs),
+                              peer.throughput(kind, args.count))
+    finally:
+        peer.stop()
+    return measured
 
 
 def memory_text(mem):
