@@ -17,6 +17,7 @@
 
 struct spare_kind {
     const struct runtime *rt;
+    size_t target;       /* spares kept ready */
     struct spare **idle; /* oldest first */
     size_t n_idle;
     int deaths; /* idle deaths in a row */
@@ -25,7 +26,6 @@ struct spare_kind {
 struct spare_pool {
     sd_event *loop;
     struct executor_settings *settings;
-    size_t per_kind;
     struct spare_kind kinds[SPARE_KINDS_MAX];
     size_t n_kinds;
     struct strv env;             /* what each spare starts with */
@@ -134,7 +134,7 @@ static int on_refill(sd_event_source *src, void *userdata)
     (void)src;
     for (size_t i = 0; i < pool->n_kinds; i++) {
         struct spare_kind *k = &pool->kinds[i];
-        while (!pool->stopped && k->deaths < SPARE_DEATHS_MAX && k->n_idle < pool->per_kind)
+        while (!pool->stopped && k->deaths < SPARE_DEATHS_MAX && k->n_idle < k->target)
             if (spare_spawn(pool, k) < 0) {
                 k->deaths++;
                 break;
@@ -216,25 +216,26 @@ int spare_start(struct spare **spare_p, struct spare_input *in, const struct pro
     return 0;
 }
 
-/* How many spares per runtime: worker.spare_processes, at most
- * worker.max_concurrent_tasks, and in uid mode only from the uids the
- * running executions can never need. */
-static size_t spare_count(const struct executor_settings *s, const struct config *cfg,
-                          size_t n_kinds)
+/* worker.spare_processes per runtime, in turn, until the spares of all
+ * runtimes reach worker.max_concurrent_tasks, and in uid mode the uids the
+ * running executions can never need. Returns the total. */
+static size_t spare_targets(struct spare_pool *pool, const struct executor_settings *s,
+                            const struct config *cfg)
 {
-    size_t per = (size_t)cfg->spare_processes;
-    if (per > (size_t)cfg->max_concurrent_tasks)
-        per = (size_t)cfg->max_concurrent_tasks;
-    if (s->sandbox && s->sandbox->mode == SANDBOX_MODE_UID) {
-        size_t beyond = s->sandbox->uids.count - (size_t)cfg->max_concurrent_tasks;
-        if (per * n_kinds > beyond) {
-            per = beyond / n_kinds;
-            log_warn("worker.spare_processes: %zu per runtime, as many as sandbox.uid_range "
-                     "holds beyond worker.max_concurrent_tasks",
-                     per);
-        }
-    }
-    return per;
+    size_t cap = (size_t)cfg->max_concurrent_tasks, total = 0;
+    size_t wanted = (size_t)cfg->spare_processes * pool->n_kinds;
+    if (s->sandbox && s->sandbox->mode == SANDBOX_MODE_UID &&
+        s->sandbox->uids.count - (size_t)cfg->max_concurrent_tasks < cap)
+        cap = s->sandbox->uids.count - (size_t)cfg->max_concurrent_tasks;
+    for (size_t round = 0; round < (size_t)cfg->spare_processes; round++)
+        for (size_t i = 0; i < pool->n_kinds && total < cap; i++, total++)
+            pool->kinds[i].target++;
+    if (total < wanted)
+        log_info("worker.spare_processes: %zu spares in all rather than %zu, at most "
+                 "worker.max_concurrent_tasks and in uid mode the uids of sandbox.uid_range "
+                 "beyond it",
+                 total, wanted);
+    return total;
 }
 
 static bool spare_pool_possible(const struct executor_settings *s)
@@ -264,9 +265,9 @@ struct spare_pool *spare_pool_new(sd_event *loop, struct executor_settings *s,
         if (rt->usable && rt->spare_launch && rt->spare_control)
             pool->kinds[pool->n_kinds++].rt = rt;
     }
-    pool->per_kind = pool->n_kinds ? spare_count(s, cfg, pool->n_kinds) : 0;
+    size_t total = spare_targets(pool, s, cfg);
     char err[256];
-    if (pool->per_kind == 0 || sandbox_limits_enter(s->limits, &pool->limits, err, sizeof(err))) {
+    if (total == 0 || sandbox_limits_enter(s->limits, &pool->limits, err, sizeof(err))) {
         free(pool);
         return NULL;
     }
@@ -275,10 +276,11 @@ struct spare_pool *spare_pool_new(sd_event *loop, struct executor_settings *s,
     strv_init(&pool->env);
     spare_pool_env(pool, s);
     for (size_t i = 0; i < pool->n_kinds; i++)
-        pool->kinds[i].idle = xcalloc(pool->per_kind, sizeof(*pool->kinds[i].idle));
+        pool->kinds[i].idle = xcalloc(pool->kinds[i].target + 1, sizeof(*pool->kinds[i].idle));
     sd_event_add_defer(loop, &pool->refill_src, on_refill, pool);
     sd_event_add_exit(loop, &pool->exit_src, on_loop_exit, pool);
-    log_info("spare processes: %zu per runtime for %zu runtimes", pool->per_kind, pool->n_kinds);
+    for (size_t i = 0; i < pool->n_kinds; i++)
+        log_info("spare processes: %zu of %s", pool->kinds[i].target, pool->kinds[i].rt->name);
     return pool;
 }
 

@@ -13,7 +13,7 @@ import unittest
 
 from db_support import ENCRYPTION_KEY
 from keys_support import insert_key
-from service_support import (SLOW, SPARES_OFF, ServiceTestCase, spare_pids, wait_until_value,
+from service_support import (SLOW, ServiceTestCase, alive, spare_pids, wait_until_value,
                              write_action_file, write_pack)
 
 SECRET = "spare-secret-5d2b91"
@@ -210,6 +210,9 @@ class SparesTest(ServiceTestCase):
                            b"SPARE_TEST_VAR"):
                 self.assertNotIn(needle, environ + cmdline)
             self.assertNotIn(b"ATTUNE__", environ, "a spare got the worker's own environment")
+        spares = spare_pids(w.pid)
+        self.stop_worker(w)
+        self.assertFalse([pid for pid in spares if alive(pid)], "spares outlived the worker")
 
     def test_a_spare_that_dies_idle_is_replaced(self):
         w = self.start(1)
@@ -221,6 +224,18 @@ class SparesTest(ServiceTestCase):
         self.assertIn("ended while idle", w.log())
         row = self.run_action(w, "probe_sh", {"word": "after", "code": 0})
         self.assertEqual(row["status"], "completed", row)
+
+    def test_spares_are_at_most_the_slots(self):
+        env = dict(self.sandbox, ATTUNE__WORKER__SPARE_PROCESSES="2",
+                   ATTUNE__WORKER__MAX_CONCURRENT_TASKS="1")
+        w = self.start_worker(env=env)
+        self.assertTrue(wait_until_value(lambda: spare_pids(w.pid), 10 * SLOW), w.describe())
+        self.assertFalse(wait_until_value(lambda: len(spare_pids(w.pid)) > 1, 1))
+        with open("/proc/%d/cmdline" % spare_pids(w.pid)[0], "rb") as f:
+            self.assertTrue(f.read().endswith(b"\0attune-spare\0"))
+        row = self.run_action(w, "probe_js", {"word": "w", "code": 0})
+        self.assertEqual(row["status"], "completed", row)
+        self.assertEqual(len(spare_pids(w.pid)), 1)
 
     def test_an_execution_a_spare_cannot_take_runs_cold(self):
         # node reads NODE_* only as it starts: a spare cannot take it.
