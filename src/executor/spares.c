@@ -278,6 +278,8 @@ struct spare_pool *spare_pool_new(sd_event *loop, struct executor_settings *s,
     for (size_t i = 0; i < pool->n_kinds; i++)
         pool->kinds[i].idle = xcalloc(pool->kinds[i].target + 1, sizeof(*pool->kinds[i].idle));
     sd_event_add_defer(loop, &pool->refill_src, on_refill, pool);
+    /* After whatever else is pending: an execution's own events come first. */
+    sd_event_source_set_priority(pool->refill_src, SD_EVENT_PRIORITY_IDLE);
     sd_event_add_exit(loop, &pool->exit_src, on_loop_exit, pool);
     for (size_t i = 0; i < pool->n_kinds; i++)
         log_info("spare processes: %zu of %s", pool->kinds[i].target, pool->kinds[i].rt->name);
