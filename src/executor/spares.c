@@ -14,6 +14,8 @@
  * runtime gets no more (its interpreter cannot start, say). */
 #define SPARE_DEATHS_MAX 5
 #define SPARE_KINDS_MAX 4
+/* After a spare could not be started (no free uid, say): the next try. */
+#define SPARE_RETRY_US (1000 * 1000)
 
 struct spare_kind {
     const struct runtime *rt;
@@ -31,6 +33,7 @@ struct spare_pool {
     struct strv env;             /* what each spare starts with */
     struct limits_slot limits;   /* the rlimits, when they are the limits */
     sd_event_source *refill_src; /* deferred, one shot */
+    sd_event_source *retry_src;  /* a timer, after a failed start */
     sd_event_source *exit_src;
     bool stopped;
 };
@@ -128,17 +131,30 @@ static int spare_spawn(struct spare_pool *pool, struct spare_kind *k)
     return 0;
 }
 
+static int on_retry(sd_event_source *src, uint64_t usec, void *userdata)
+{
+    (void)src;
+    (void)usec;
+    spare_schedule_refill(userdata);
+    return 0;
+}
+
 static int on_refill(sd_event_source *src, void *userdata)
 {
     struct spare_pool *pool = userdata;
+    bool retry = false;
     (void)src;
     for (size_t i = 0; i < pool->n_kinds; i++) {
         struct spare_kind *k = &pool->kinds[i];
         while (!pool->stopped && k->deaths < SPARE_DEATHS_MAX && k->n_idle < k->target)
             if (spare_spawn(pool, k) < 0) {
-                k->deaths++;
+                retry = ++k->deaths < SPARE_DEATHS_MAX;
                 break;
             }
+    }
+    if (retry) {
+        sd_event_source_set_time_relative(pool->retry_src, SPARE_RETRY_US);
+        sd_event_source_set_enabled(pool->retry_src, SD_EVENT_ONESHOT);
     }
     return 0;
 }
@@ -147,6 +163,7 @@ static void spare_pool_stop(struct spare_pool *pool)
 {
     pool->stopped = true;
     sd_event_source_set_enabled(pool->refill_src, SD_EVENT_OFF);
+    sd_event_source_set_enabled(pool->retry_src, SD_EVENT_OFF);
     for (size_t i = 0; i < pool->n_kinds; i++) {
         struct spare_kind *k = &pool->kinds[i];
         while (k->n_idle > 0)
@@ -280,6 +297,9 @@ struct spare_pool *spare_pool_new(sd_event *loop, struct executor_settings *s,
     sd_event_add_defer(loop, &pool->refill_src, on_refill, pool);
     /* After whatever else is pending: an execution's own events come first. */
     sd_event_source_set_priority(pool->refill_src, SD_EVENT_PRIORITY_IDLE);
+    sd_event_add_time_relative(loop, &pool->retry_src, CLOCK_MONOTONIC, SPARE_RETRY_US, 100000,
+                               on_retry, pool);
+    sd_event_source_set_enabled(pool->retry_src, SD_EVENT_OFF);
     sd_event_add_exit(loop, &pool->exit_src, on_loop_exit, pool);
     for (size_t i = 0; i < pool->n_kinds; i++)
         log_info("spare processes: %zu of %s", pool->kinds[i].target, pool->kinds[i].rt->name);
@@ -292,6 +312,7 @@ void spare_pool_free(struct spare_pool *pool)
         return;
     spare_pool_stop(pool);
     sd_event_source_disable_unref(pool->refill_src);
+    sd_event_source_disable_unref(pool->retry_src);
     sd_event_source_disable_unref(pool->exit_src);
     for (size_t i = 0; i < pool->n_kinds; i++)
         free(pool->kinds[i].idle);
