@@ -253,7 +253,7 @@ class SparesTest(ServiceTestCase):
 class SparesUidTest(SparesTest):
     """The same in the sandbox's uid mode: each spare on a uid of its own."""
 
-    UID_FIRST, UID_COUNT = 232000, 32
+    UID_FIRST, UID_COUNT = 235000, 32
     sandbox = {"ATTUNE__SANDBOX__MODE": "uid",
                "ATTUNE__SANDBOX__UID_RANGE": "%d+%d" % (UID_FIRST, UID_COUNT),
                "ATTUNE__WORKER__MAX_CONCURRENT_TASKS": "4"}
