@@ -238,15 +238,23 @@ class SparesTest(ServiceTestCase):
         self.assertEqual(len(spare_pids(w.pid)), 1)
 
     def test_an_execution_a_spare_cannot_take_runs_cold(self):
-        # node reads NODE_* only as it starts: a spare cannot take it.
+        # What the interpreter reads only as it starts: node's NODE_*, bash's
+        # SHLVL (which a cold bash counts up).
         w = self.start(1)
-        before = spare_pids(w.pid)
-        row = self.run_action(w, "probe_js", {"word": "w", "code": 0},
-                              env_vars={"NODE_NO_WARNINGS": "1"})
-        self.assertEqual(row["status"], "completed", row)
-        self.assertNotIn(row["result"]["data"]["pid"], before)
-        with open(os.path.join(row["result"]["artifacts_dir"], "files", "env.txt")) as f:
-            self.assertIn("NODE_NO_WARNINGS=1\n", f.read())
+        for name, env_vars, seen in (("probe_js", {"NODE_NO_WARNINGS": "1"}, "NODE_NO_WARNINGS=1"),
+                                     ("probe_sh", {"SHLVL": "7"}, "SHLVL=8")):
+            with self.subTest(action=name):
+                before = spare_pids(w.pid)
+                row = self.run_action(w, name, {"word": "w", "code": 0}, env_vars=env_vars)
+                self.assertEqual(row["status"], "completed", row)
+                self.assertNotIn(self.pid_of(row), before)
+                folder = row["result"]["artifacts_dir"]
+                with open(os.path.join(folder, "files", "env.txt")) as f:
+                    self.assertIn(seen + "\n", f.read())
+                # The spare that could not take it is gone, and replaced.
+                self.assertTrue(wait_until_value(
+                    lambda: len(spare_pids(w.pid)) == 2 and not set(before) <= set(
+                        spare_pids(w.pid)), 10 * SLOW), w.describe())
 
 
 @unittest.skipUnless(os.geteuid() == 0, "the uid sandbox needs the worker to run as root")
