@@ -267,7 +267,7 @@ class ServiceFlowTest(ServiceTestCase):
 
 
 
-class ServiceFlowTestCold(ServiceFlowTest):
+class ServiceFlowColdTest(ServiceFlowTest):
     """The same tests with cold starts only: no spare processes."""
 
     worker_defaults = SPARES_OFF
