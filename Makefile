@@ -38,6 +38,8 @@ bench: build
 	@echo
 	@bench/e2e
 	@echo
+	@bench/spares
+	@echo
 	@bench/tail
 
 # libFuzzer targets (tests/fuzz) in their own clang build; each runs

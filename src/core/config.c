@@ -39,6 +39,7 @@ const struct key_def config_keys[] = {
     {"worker.name", KEY_STRING, FIELD(worker_name), 0, 0, config_check_worker_name},
     {"worker.worker_type", KEY_STRING, FIELD(worker_type), 0, 0, config_check_worker_type},
     {"worker.max_concurrent_tasks", KEY_INT, FIELD(max_concurrent_tasks), 1, 1000, NULL},
+    {"worker.spare_processes", KEY_INT, FIELD(spare_processes), 0, 1000, NULL},
     {"worker.heartbeat_interval", KEY_INT, FIELD(heartbeat_interval), 1, 3600, NULL},
     {"worker.task_timeout", KEY_INT, FIELD(task_timeout), 1, 604800, NULL},
     {"worker.kill_grace_seconds", KEY_INT, FIELD(kill_grace_seconds), 1, 3600, NULL},
@@ -192,6 +193,7 @@ void config_init_defaults(struct config *cfg)
     cfg->worker_name = default_worker_name();
     cfg->worker_type = xstrdup("local");
     cfg->max_concurrent_tasks = 10;
+    cfg->spare_processes = 2;
     cfg->heartbeat_interval = 30;
     cfg->task_timeout = 300;
     cfg->kill_grace_seconds = 5;

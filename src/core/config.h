@@ -41,6 +41,10 @@ struct config {
     char *worker_name;
     char *worker_type;
     int max_concurrent_tasks;
+    /* Spare interpreter processes kept ready per runtime that has them
+     * (shell, node), all of them at most max_concurrent_tasks; 0: none.
+     * Service only. */
+    int spare_processes;
     int heartbeat_interval;   /* seconds */
     int task_timeout;         /* seconds */
     int kill_grace_seconds;   /* from SIGTERM to SIGKILL of an action's group */

@@ -265,6 +265,32 @@ fail:
     return rc;
 }
 
+int proc_prespawn(sd_event *loop, const struct proc_spec *spec, proc_done_fn exited, void *userdata,
+                  struct proc **out, char *err, size_t errlen)
+{
+    struct child_fds c;
+    memset(&c, -1, sizeof(c));
+    struct proc *p = proc_alloc(loop, spec, exited, userdata);
+    bool forked = false; /* a spare's spec names no fork server */
+    int rc = spec->ns || spec->file_fd > 2 ? -EINVAL : child_fds_open(&c, spec);
+    if (rc == 0)
+        rc = spawn_child(spec, &c, &p->pid, &forked);
+    if (rc == 0 && (p->pidfd = pidfd_open(p->pid, 0)) < 0)
+        rc = -errno;
+    if (rc == 0) {
+        proc_take_fds(p, &c);
+        rc = proc_watch_idle(p);
+    }
+    child_fds_close(&c);
+    if (rc < 0) {
+        set_error(err, errlen, rc, "cannot start a spare %s: %s", spec->path, strerror(-rc));
+        proc_free(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}
+
 const struct proc_result *proc_get_result(const struct proc *proc)
 {
     return &proc->result;

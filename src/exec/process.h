@@ -87,6 +87,24 @@ typedef void (*proc_done_fn)(struct proc *proc, void *userdata);
 int proc_start(sd_event *loop, const struct proc_spec *spec, proc_done_fn done, void *userdata,
                struct proc **out, char *err, size_t errlen);
 
+/* A start in two phases, for a spare process started ahead of its work
+ * (executor/spares.h). First the spawn, as proc_start makes it, of what spec
+ * says of the program (path, argv, envp, cwd, control, uid, gid, limits; no
+ * namespaces, no file): its pipes are opened but nothing is fed or read yet,
+ * and only its exit is watched: exited is called (from the loop) if it ends
+ * before proc_arm, and may free the proc. Returns 0, or a negative errno with
+ * the reason in err (nothing left running). */
+int proc_prespawn(sd_event *loop, const struct proc_spec *spec, proc_done_fn exited, void *userdata,
+                  struct proc **out, char *err, size_t errlen);
+
+/* Then the rest of proc_start for one piece of work, from spec: stdin_data,
+ * control_data (spec->control must be the prespawn's), reply_max, the sinks,
+ * timeout_ms (counted from now, as the duration is) and kill_grace_ms; done
+ * replaces exited. Returns 0, or a negative errno with the reason in err
+ * (-ESRCH: the process is gone), the proc then still the caller's to free. */
+int proc_arm(struct proc *proc, const struct proc_spec *spec, proc_done_fn done, void *userdata,
+             char *err, size_t errlen);
+
 const struct proc_result *proc_get_result(const struct proc *proc);
 pid_t proc_pid(const struct proc *proc);
 

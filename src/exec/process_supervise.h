@@ -63,6 +63,10 @@ static inline void close_fd(int *fd)
  * timeout. On failure p keeps what it holds, for proc_unwatch. */
 int proc_watch(struct proc *p, const struct proc_spec *spec);
 
+/* A spare (proc_prespawn): watches its exit only, which calls p->done while
+ * it waits for proc_arm (process_spare.c). */
+int proc_watch_idle(struct proc *p);
+
 /* Drops every loop source and closes the pipes: the end of watching. */
 void proc_unwatch(struct proc *p);
 

@@ -42,6 +42,8 @@ void sandbox_defer_userns_probe(void)
     userns_probe_deferred = true;
 }
 
+static void sandbox_sweep(uid_t uid, pid_t spare);
+
 static int sandbox_refuse_userns(bool automatic, int probe, char *err, size_t errlen)
 {
     return set_error(err, errlen, EINVAL,
@@ -242,23 +244,54 @@ static void sandbox_leave_ns(struct sandbox_slot *slot)
     memset(slot, 0, sizeof(*slot));
 }
 
+int sandbox_take_uid(struct sandbox *sb, uid_t *uid)
+{
+    *uid = 0;
+    if (!sb || sb->mode != SANDBOX_MODE_UID)
+        return 0;
+    int rc = uid_pool_acquire(&sb->uids, uid);
+    if (rc == 0)
+        sandbox_tell(sb, *uid, true);
+    return rc;
+}
+
+void sandbox_drop_uid(struct sandbox *sb, uid_t uid, pid_t main_pid)
+{
+    if (!sb || !uid)
+        return;
+    sandbox_sweep(uid, main_pid);
+    uid_pool_release(&sb->uids, uid);
+    sandbox_tell(sb, uid, false);
+}
+
 int sandbox_enter(struct sandbox *sb, const char *dir, int dir_fd, int files_fd,
                   struct sandbox_slot *slot, char *err, size_t errlen)
 {
+    if (sb && sb->mode == SANDBOX_MODE_USERNS) {
+        memset(slot, 0, sizeof(*slot));
+        slot->files_fd = slot->home_fd = -1;
+        return sandbox_enter_ns(sb, dir, dir_fd, files_fd, slot, err, errlen);
+    }
+    uid_t uid;
+    int rc = sandbox_take_uid(sb, &uid);
+    if (rc < 0) {
+        memset(slot, 0, sizeof(*slot));
+        slot->files_fd = slot->home_fd = -1;
+        return set_error(err, errlen, rc, "no free uid left in sandbox.uid_range");
+    }
+    return sandbox_enter_on_uid(sb, uid, dir, dir_fd, files_fd, slot, err, errlen);
+}
+
+int sandbox_enter_on_uid(struct sandbox *sb, uid_t uid, const char *dir, int dir_fd, int files_fd,
+                         struct sandbox_slot *slot, char *err, size_t errlen)
+{
     memset(slot, 0, sizeof(*slot));
     slot->files_fd = slot->home_fd = -1;
-    if (!sb)
+    if (!sb || !uid)
         return 0;
-    if (sb->mode == SANDBOX_MODE_USERNS)
-        return sandbox_enter_ns(sb, dir, dir_fd, files_fd, slot, err, errlen);
-    uid_t uid;
-    int rc = uid_pool_acquire(&sb->uids, &uid);
-    if (rc < 0)
-        return set_error(err, errlen, rc, "no free uid left in sandbox.uid_range");
     slot->uid = uid;
-    sandbox_tell(sb, uid, true);
     slot->home_dir = xasprintf("%s/home", dir);
-    rc = sandbox_give(slot, dir_fd, files_fd);
+    int rc = sandbox_give(slot, dir_fd, files_fd);
     if (rc == 0)
         rc = sandbox_open_path(dir);
     if (rc < 0)

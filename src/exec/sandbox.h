@@ -80,6 +80,22 @@ void sandbox_hide(struct sandbox *sb, const char *path);
 int sandbox_enter(struct sandbox *sb, const char *dir, int dir_fd, int files_fd,
                   struct sandbox_slot *slot, char *err, size_t errlen);
 
+/* uid mode: takes a uid for a process started ahead of its execution (a
+ * spare, executor/spares.h), telling the hook as sandbox_enter does; *uid is
+ * 0 (nothing taken) in other modes and with a NULL sandbox. Returns 0, or
+ * -EAGAIN when every uid of the range is taken. */
+int sandbox_take_uid(struct sandbox *sb, uid_t *uid);
+
+/* Gives back a uid of sandbox_take_uid that no execution got: kills what runs
+ * on it (main_pid as in sandbox_leave) and frees it. 0 is ignored. */
+void sandbox_drop_uid(struct sandbox *sb, uid_t uid, pid_t main_pid);
+
+/* sandbox_enter in uid mode on a uid sandbox_take_uid took: the slot owns it
+ * from the call on, whatever fails (sandbox_leave gives it back). A NULL
+ * sandbox or uid 0 leaves the slot empty. */
+int sandbox_enter_on_uid(struct sandbox *sb, uid_t uid, const char *dir, int dir_fd, int files_fd,
+                         struct sandbox_slot *slot, char *err, size_t errlen);
+
 /* HOME and TMPDIR of a sandboxed execution: its private home, so that
  * executions share no dotfiles, user site packages or temporary files; and
  * SHELL unless set, which spares bash a user database lookup of the uid. */

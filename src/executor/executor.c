@@ -22,6 +22,7 @@
 #include "executor/result.h"
 #include "executor/result_limits.h"
 #include "executor/secret_mask.h"
+#include "executor/spares.h"
 
 struct execution {
     const struct executor_settings *settings;
@@ -34,6 +35,7 @@ struct execution {
     struct output_sink out, err;
     struct mask_set *mask; /* the secrets masked in the logs and the result */
     struct proc *proc;
+    struct spare *spare; /* taken for this execution, until it starts in it */
     enum execution_status status;
     json_t *result;
     void (*result_filter)(json_t *result, enum execution_status *status, void *userdata);
@@ -219,6 +221,35 @@ static void execution_env_free(struct strv *env)
     strv_free(env);
 }
 
+/* In the spare taken for the execution, if any: 0 when it runs there; else
+ * the spare is gone and the execution starts cold (on the same uid). */
+static int execution_start_spare(struct execution *ex, const struct launch *l,
+                                 const struct strv *env, const struct proc_spec *spec)
+{
+    char err[256];
+    if (!ex->spare)
+        return -ENOENT;
+    struct spare_input in = {.launch = l, .envp = env->items, .cwd = spec->cwd};
+    int rc = spare_start(&ex->spare, &in, spec, on_proc_done, ex, &ex->proc, err, sizeof(err));
+    if (rc < 0)
+        log_debug("%s: starting cold: %s", ex->dir, err);
+    return rc;
+}
+
+/* A spare of the runtime takes the execution when one is ready and the
+ * execution can run in it: the sandbox then puts it on the spare's uid. */
+static int execution_enter_sandbox(struct execution *ex, const struct executor_settings *s,
+                                   const struct execution_request *req, const struct runtime *rt,
+                                   char *err, size_t errlen)
+{
+    ex->spare = spare_pool_take(s->spares, rt, req->action);
+    if (!ex->spare)
+        return sandbox_enter(s->sandbox, ex->dir, ex->files.dir_fd, ex->files.files_fd,
+                             &ex->sandbox, err, errlen);
+    return sandbox_enter_on_uid(s->sandbox, spare_hand_uid(ex->spare), ex->dir, ex->files.dir_fd,
+                                ex->files.files_fd, &ex->sandbox, err, errlen);
+}
+
 static int execution_spawn(struct execution *ex, sd_event *loop, const struct executor_settings *s,
                            const struct execution_request *req, const struct runtime *rt,
                            const struct strbuf *params_text, char *err, size_t errlen)
@@ -264,12 +295,14 @@ static int execution_spawn(struct execution *ex, sd_event *loop, const struct ex
             .fork_args = l.fork_args.items,
         };
         ex->decode_reply = l.decode_reply;
-        rc = proc_start(loop, &spec, on_proc_done, ex, &ex->proc, err, errlen);
+        bool warm = execution_start_spare(ex, &l, &env, &spec) == 0;
+        rc = warm ? 0 : proc_start(loop, &spec, on_proc_done, ex, &ex->proc, err, errlen);
         if (ex->param_fd >= 0) { /* the child has its own */
             close(ex->param_fd);
             ex->param_fd = -1;
         }
-        if (rc == 0 && s->on_spawn)
+        /* A spare's group has been known since it started. */
+        if (rc == 0 && !warm && s->on_spawn)
             s->on_spawn(proc_pid(ex->proc), s->hook_userdata);
     }
     launch_free(&l);
@@ -307,8 +340,7 @@ int execution_start(sd_event *loop, const struct executor_settings *settings,
     rc = exec_files_create(&ex->files, req->artifacts_root, req->artifacts_worker, req->exec_id,
                            err, errlen);
     if (rc == 0)
-        rc = sandbox_enter(settings->sandbox, ex->dir, ex->files.dir_fd, ex->files.files_fd,
-                           &ex->sandbox, err, errlen);
+        rc = execution_enter_sandbox(ex, settings, req, rt, err, errlen);
     if (rc == 0)
         rc = sandbox_limits_enter(settings->limits, &ex->limits, err, errlen);
     if (rc == 0)
@@ -360,6 +392,7 @@ void execution_free(struct execution *ex)
     if (!ex)
         return;
     proc_free(ex->proc);
+    spare_discard(ex->spare);
     sandbox_limits_leave(ex->settings->limits, &ex->limits, NULL);
     sandbox_leave(ex->settings->sandbox, &ex->sandbox, -1);
     output_sink_close(&ex->out);

@@ -40,6 +40,9 @@ struct executor_settings {
     void (*on_spawn)(pid_t pgid, void *userdata);
     void (*on_reap)(pid_t pgid, void *userdata);
     void *hook_userdata;
+    /* Spare processes executions may start in (executor/spares.h); NULL:
+     * every execution starts its interpreter cold. */
+    struct spare_pool *spares;
 };
 
 struct execution_request {

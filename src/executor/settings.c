@@ -11,6 +11,7 @@
 #include "exec/uid_lock.h"
 #include "exec/uid_reaper.h"
 #include "executor/fork_route.h"
+#include "executor/spares.h"
 
 /* What every action starts from: a known PATH, HOME and LANG rather than the
  * worker's own environment, then the variables worker.env adds. */
@@ -63,6 +64,7 @@ void executor_settings_service_start(struct executor_settings *s, const struct c
 {
     executor_settings_sweep_leftovers(s);
     executor_fork_server_start(s, cfg, loop);
+    s->spares = spare_pool_new(loop, s, cfg);
 }
 
 char *executor_api_url(const char *url)
@@ -108,6 +110,8 @@ int executor_settings_init(struct executor_settings *s, struct registry *reg,
 
 void executor_settings_free(struct executor_settings *s)
 {
+    spare_pool_free(s->spares);
+    s->spares = NULL;
     strv_free(&s->base_env);
     fork_server_free(s->fork_server);
     s->fork_server = NULL;

@@ -28,7 +28,9 @@ void executor_settings_free(struct executor_settings *s);
 void executor_settings_sweep_leftovers(const struct executor_settings *s);
 
 /* What the service does once at start, before any execution: the sweep
- * above, then the python fork server (executor/fork_route.h). */
+ * above, then the python fork server (executor/fork_route.h) and the spare
+ * processes (worker.spare_processes, executor/spares.h), which start once
+ * loop runs, with the spawn and uid hooks set by then. */
 void executor_settings_service_start(struct executor_settings *s, const struct config *cfg,
                                      sd_event *loop);
 

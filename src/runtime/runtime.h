@@ -57,6 +57,16 @@ struct launch {
 void launch_init(struct launch *l);
 void launch_free(struct launch *l);
 
+/* What a spare process (one started ahead of its execution with the
+ * runtime's spare_launch, executor/spares.h) is told when an execution takes
+ * it: what a cold start puts in the environment and on the command line. */
+struct spare_input {
+    const struct launch *launch;  /* the execution's, as prepare made it */
+    char *const *envp;            /* the execution's whole environment */
+    const struct strv *spare_env; /* the environment the spare started with */
+    const char *cwd;
+};
+
 struct runtime {
     const char *name;
     const char *interpreter_name; /* looked up on the actions' PATH; NULL if none */
@@ -74,6 +84,14 @@ struct runtime {
     bool (*handles)(const char *entry_path);
     int (*prepare)(const struct runtime *rt, const struct launch_input *in, struct launch *out,
                    char *err, size_t errlen);
+    /* NULL for a runtime without spares. The launch of a spare (path, argv,
+     * control), which waits on fd 3 and holds no execution's data. */
+    void (*spare_launch)(const struct runtime *rt, struct launch *out);
+    /* The control payload a spare reads for one execution: the environment,
+     * the cwd and the entry, then the launch's own payload (its secrets).
+     * Returns -EINVAL when the execution cannot run in a spare (a variable
+     * the interpreter only reads as it starts, say): it then starts cold. */
+    int (*spare_control)(const struct spare_input *in, struct strbuf *out);
 };
 
 /* Each runtime. */

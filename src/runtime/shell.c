@@ -80,6 +80,64 @@ static int shell_prepare(const struct runtime *rt, const struct launch_input *in
     return 0;
 }
 
+/* A spare: bash with the wrapper, which blocks on fd 3 until its execution. */
+static void shell_spare_launch(const struct runtime *rt, struct launch *out)
+{
+    out->path = xstrdup(rt->interpreter);
+    const char *const argv[] = {rt->interpreter_name, "--noprofile", "--norc", "-c",
+                                wrapper_shell_sh,     "attune-spare"};
+    for (size_t i = 0; i < ARRAY_SIZE(argv); i++)
+        strv_push(&out->argv, argv[i]);
+    out->control = PROC_CONTROL_PIPE;
+}
+
+/* Names bash reads only as it starts, or treats as its own: an execution
+ * that sets one runs cold, where the environment gives it as it is. */
+static bool shell_name_is_plain(const char *name, size_t len)
+{
+    static const char *const own[] = {
+        "SHELLOPTS", "SHLVL",  "PWD",      "OLDPWD",          "EUID",          "UID",
+        "PPID",      "RANDOM", "SRANDOM",  "SECONDS",         "LINENO",        "HISTCMD",
+        "FUNCNAME",  "GROUPS", "DIRSTACK", "EPOCHSECONDS",    "EPOCHREALTIME", "IFS",
+        "PS4",       "OPTIND", "OPTERR",   "POSIXLY_CORRECT", "ENV",           "_"};
+    if (len == 0 || (name[0] >= '0' && name[0] <= '9') || strncmp(name, "BASH", 4) == 0)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!(name[i] == '_' || (name[i] >= 'a' && name[i] <= 'z') ||
+              (name[i] >= 'A' && name[i] <= 'Z') || (name[i] >= '0' && name[i] <= '9')))
+            return false;
+    for (size_t i = 0; i < ARRAY_SIZE(own); i++)
+        if (strlen(own[i]) == len && strncmp(own[i], name, len) == 0)
+            return false;
+    return true;
+}
+
+/* The spare's variables go, the execution's come (export lines with the
+ * wrapper's quoting), then the cwd and $0 of a cold start; then the secrets. */
+static int shell_spare_control(const struct spare_input *in, struct strbuf *out)
+{
+    for (char *const *e = in->envp; *e; e++)
+        if (!shell_name_is_plain(*e, strcspn(*e, "=")))
+            return -EINVAL;
+    for (size_t i = 0; i < in->spare_env->len; i++)
+        strbuf_printf(out, "unset -v %.*s\n", (int)strcspn(in->spare_env->items[i], "="),
+                      in->spare_env->items[i]);
+    for (char *const *e = in->envp; *e; e++) {
+        size_t len = strcspn(*e, "=");
+        strbuf_printf(out, "export %.*s=", (int)len, *e);
+        strbuf_put_sh_quoted(out, *e + len + 1);
+        strbuf_putc(out, '\n');
+    }
+    strbuf_puts(out, "cd -P -- ");
+    strbuf_put_sh_quoted(out, in->cwd);
+    strbuf_puts(out, " || exit 126\nunset OLDPWD; declare -x OLDPWD\nBASH_ARGV0=");
+    const struct strv *argv = &in->launch->argv;
+    strbuf_put_sh_quoted(out, argv->items[argv->len - 1]);
+    strbuf_putc(out, '\n');
+    strbuf_append(out, in->launch->control_data.data, in->launch->control_data.len);
+    return 0;
+}
+
 static const char *const shell_attune_names[] = {"shell", NULL};
 
 struct runtime runtime_shell = {
@@ -88,4 +146,6 @@ struct runtime runtime_shell = {
     .attune_names = shell_attune_names,
     .handles = shell_handles,
     .prepare = shell_prepare,
+    .spare_launch = shell_spare_launch,
+    .spare_control = shell_spare_control,
 };

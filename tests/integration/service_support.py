@@ -181,6 +181,32 @@ class WorkerProcess:
         return self.returncode
 
 
+# Workers without spare processes: every shell and node execution starts its
+# interpreter cold (worker.spare_processes is 2 by default).
+SPARES_OFF = {"ATTUNE__WORKER__SPARE_PROCESSES": "0"}
+
+
+def spare_pids(worker_pid):
+    """The worker's idle spare processes: children running a wrapper with no
+    entry (bash ... attune-spare, node -e WRAPPER)."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open("/proc/%s/cmdline" % name, "rb") as f:
+                argv = f.read().split(b"\0")[:-1]
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid != worker_pid or not argv:
+            continue
+        if argv[-1] == b"attune-spare" or (len(argv) == 3 and argv[1] == b"-e"):
+            found.append(int(name))
+    return sorted(found)
+
+
 # --- the test case ------------------------------------------------------------
 
 class ServiceTestCase(unittest.TestCase):
@@ -192,6 +218,9 @@ class ServiceTestCase(unittest.TestCase):
     # runtimes.python.fork_server of the workers the class starts: None for the
     # default (on), "false" to run the same tests with python actions started cold.
     python_fork_server = None
+    # Configuration every worker of the class starts with, below a test's own
+    # (a subclass with SPARES_OFF runs the same tests with cold starts only).
+    worker_defaults = {}
 
     @classmethod
     def setUpClass(cls):
@@ -249,6 +278,7 @@ class ServiceTestCase(unittest.TestCase):
         }
         if self.python_fork_server is not None:
             env["ATTUNE__RUNTIMES__PYTHON__FORK_SERVER"] = self.python_fork_server
+        env.update(self.worker_defaults)
         env.update(extra or {})
         return clean_env(env)
 

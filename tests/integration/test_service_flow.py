@@ -1,16 +1,17 @@
 """The service mode end to end on the real servers: a request published with pika
 is run, recorded and reported (CONTRACT.md sections 2 and 3); two workers share a
 broker; a duplicate request runs once; requests that cannot run fail or are
-dead-lettered, each with a reason."""
+dead-lettered, each with a reason. Each test runs with spare processes (the
+default) and without."""
 import os
 import re
 import time
 import unittest
 import uuid
 
-from service_support import (EXCHANGE, RESULT_KEYS, SLOW, ServiceTestCase, new_marker,
-                             request_envelope, take_from_dead_letter_queue, worker_queue,
-                             write_action_file, write_pack)
+from service_support import (EXCHANGE, RESULT_KEYS, SLOW, SPARES_OFF, ServiceTestCase,
+                             new_marker, request_envelope, take_from_dead_letter_queue,
+                             worker_queue, write_action_file, write_pack)
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 
@@ -263,6 +264,13 @@ class ServiceFlowTest(ServiceTestCase):
         self.assertEqual(self.db.value("SELECT count(*) FROM attune.execution WHERE id = %s",
                                        (eid,)), 0)
         self.assertTrue(w.alive())
+
+
+
+class ServiceFlowColdTest(ServiceFlowTest):
+    """The same tests with cold starts only: no spare processes."""
+
+    worker_defaults = SPARES_OFF
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ configured string, over the compact JSON text of the value; base64 of nonce ||
 ciphertext || tag as a JSON string), reach the action through get_secret(),
 with system < pack < action precedence and JSON values other than strings as
 their compact JSON text; a key made with another encryption key fails the
-execution with a clear error and never leaks its value."""
+execution with a clear error and never leaks its value. With spare processes
+(the default) and without."""
 import base64
 import json
 import unittest
@@ -12,7 +13,8 @@ import unittest
 import psycopg2.extras
 
 from keys_support import insert_key
-from service_support import ENCRYPTION_KEY, ServiceTestCase, write_action_file, write_pack
+from service_support import (ENCRYPTION_KEY, SPARES_OFF, ServiceTestCase, write_action_file,
+                             write_pack)
 
 REVEAL_PY = '''"""Returns the secrets it is asked for, each reversed (the worker masks a secret's
 own value in the result; the keys also arrive as parameters)."""
@@ -167,10 +169,13 @@ class ServiceSecretsTest(ServiceTestCase):
             self.assert_not_leaked(w, value, row["result"])
 
 
-class ServiceSecretsColdPythonTest(ServiceSecretsTest):
-    """The same with python actions started cold (runtimes.python.fork_server: false)."""
+class ServiceSecretsColdTest(ServiceSecretsTest):
+    """The same tests with every interpreter started cold: python without the fork
+    server (runtimes.python.fork_server: false), shell and node without spare
+    processes (worker.spare_processes: 0)."""
 
     python_fork_server = "false"
+    worker_defaults = SPARES_OFF
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@ action runs on a uid of its own, not root's; it cannot open the worker's environ
 memory, signal or ptrace another running execution, or read another execution's
 files/ or an earlier result.json; a `setsid` daemon it leaves is gone 5 s after its
 execution ended; and shell, Python and Node.js actions still get their parameters
-and secrets, write files/ and return a result."""
+and secrets, write files/ and return a result. With spare processes (the
+default) and without."""
 import json
 import os
 import sys
@@ -14,7 +15,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from db_support import ENCRYPTION_KEY  # noqa: E402
 from keys_support import insert_key  # noqa: E402
-from service_support import ServiceTestCase, write_action_file, write_pack  # noqa: E402
+from service_support import (SPARES_OFF, ServiceTestCase, write_action_file,  # noqa: E402
+                             write_pack)
 
 UID_FIRST, UID_COUNT = 231000, 64
 SANDBOX_ENV = {"ATTUNE__SANDBOX__MODE": "uid",
@@ -236,10 +238,13 @@ class SandboxUidTest(ServiceTestCase):
         self.assertIn("sandbox.mode: userns is for a worker that is not root", w.log())
 
 
-class SandboxUidColdPythonTest(SandboxUidTest):
-    """The same with python actions started cold (runtimes.python.fork_server: false)."""
+class SandboxUidColdTest(SandboxUidTest):
+    """The same tests with every interpreter started cold: python without the fork
+    server (runtimes.python.fork_server: false), shell and node without spare
+    processes (worker.spare_processes: 0)."""
 
     python_fork_server = "false"
+    worker_defaults = SPARES_OFF
 
 
 if __name__ == "__main__":

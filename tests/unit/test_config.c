@@ -798,7 +798,8 @@ static void test_print_masked(void **state)
                         "http://proxy:3128");
     assert_int_equal(json_integer_value(json_object_get(worker, "kill_grace_seconds")), 5);
     assert_int_equal(json_integer_value(json_object_get(worker, "cancel_grace_seconds")), 10);
-    assert_int_equal(json_object_size(worker), 17);
+    assert_int_equal(json_integer_value(json_object_get(worker, "spare_processes")), 2);
+    assert_int_equal(json_object_size(worker), 18);
     assert_string_equal(
         json_string_value(json_object_get(worker, "execution_log_retention_policy")), "days");
     assert_true(json_is_true(json_object_get(json_object_get(root, "artifacts"), "log_rows")));

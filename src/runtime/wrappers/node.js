@@ -1,7 +1,9 @@
 // attune-worker node wrapper: run as `node -e WRAPPER ENTRY_PATH`. Reads
 // secrets and parameters from fd 3 (a socket), loads the action module, calls
 // its exported entry function when it has one (async allowed), and sends the
-// result or the error back on fd 3. Nothing goes to stdout.
+// result or the error back on fd 3. Nothing goes to stdout. A spare process
+// (`node -e WRAPPER`, started before its execution) finds in the control its
+// environment, working directory and entry path as well.
 'use strict';
 (function attuneMain() {
   const fs = require('fs');
@@ -22,6 +24,13 @@
   }
   const control = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
   chunks.length = 0;
+  if (control.env) {
+    for (const name of Object.keys(process.env)) delete process.env[name];
+    Object.assign(process.env, control.env);
+    const Module = require('module');
+    if (typeof Module._initPaths === 'function') Module._initPaths();
+  }
+  if (control.cwd) process.chdir(control.cwd);
   const secrets = control.secrets || {};
   global.getSecret = (name) =>
     Object.prototype.hasOwnProperty.call(secrets, name) ? secrets[name] : undefined;
@@ -52,7 +61,7 @@
   process.on('unhandledRejection', (e) => { fail(e); process.exit(1); });
   process.on('exit', () => reply({}));
 
-  const entry = path.resolve(process.argv[1]);
+  const entry = path.resolve(control.path || process.argv[1]);
   process.argv = [process.argv[0], entry];
   const mod = require(entry);
   const fn = mod && mod[control.entry || 'run'];
