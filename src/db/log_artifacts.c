@@ -160,3 +160,28 @@ void db_log_artifacts_probe(struct db *db, db_log_artifacts_probe_fn done, void 
     c->userdata = userdata;
     db_query(db, sql, 0, NULL, on_probed, c);
 }
+
+static void on_sealed(struct db *db, const PGresult *res, const char *error, void *userdata)
+{
+    struct log_artifacts_call *c = userdata;
+    (void)db;
+    (void)res;
+    c->done.probe(error, c->userdata);
+    free(c);
+}
+
+void db_log_artifacts_seal(struct db *db, int64_t execution_id, const char *seal,
+                           db_log_artifacts_probe_fn done, void *userdata)
+{
+    /* The final UPDATE's seal on its own: DB_LOG_SEAL_CTES reads $1 and $5,
+     * so $2 to $4 (NULL) are typed where nothing uses them. */
+    static const char sql[] =
+        "WITH unused AS (SELECT $2::text, $3::text, $4::text), " DB_LOG_SEAL_CTES
+        " SELECT count(*) FROM seal";
+    struct db_id_text exec = db_id(execution_id);
+    const char *values[] = {exec.text, NULL, NULL, NULL, seal};
+    struct log_artifacts_call *c = xcalloc(1, sizeof(*c));
+    c->done.probe = done;
+    c->userdata = userdata;
+    db_query(db, sql, 5, values, on_sealed, c);
+}

@@ -47,6 +47,11 @@ void db_log_artifacts_create(struct db *db, const struct log_artifacts_request *
 typedef void (*db_log_artifacts_probe_fn)(const char *error, void *userdata);
 void db_log_artifacts_probe(struct db *db, db_log_artifacts_probe_fn done, void *userdata);
 
+/* Seals the execution's logs as its final UPDATE does (seal: the JSON text
+ * described below), for rows made after that UPDATE. */
+void db_log_artifacts_seal(struct db *db, int64_t execution_id, const char *seal,
+                           db_log_artifacts_probe_fn done, void *userdata);
+
 /* Common table expressions for the execution's final UPDATE: with $1 the
  * execution id and $5 a JSON object (or NULL: none) {"stdout"|"stderr": {"path", "size",
  * "sha256", "truncated"}}, they seal each pending log of the execution at

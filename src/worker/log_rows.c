@@ -34,6 +34,7 @@ struct log_rows_entry {
     bool known;       /* the statement in flight named the artifacts */
     bool failed;      /* the rows could not be created */
     bool seal_handed; /* log_rows_seal gave it out */
+    json_t *seal;     /* what it gave out, for rows made after the final UPDATE */
 };
 
 /* The stdout and stderr artifacts of an action, as a recent answer gave them. */
@@ -53,10 +54,12 @@ struct log_rows {
 };
 
 /* What a create statement carries: found again by execution id, since the
- * entry may be gone by the time a late answer comes. */
+ * entry may be gone by the time a late answer comes; and the seal, when the
+ * final UPDATE went before these rows existed. */
 struct log_rows_ticket {
     struct log_rows *lr;
     int64_t execution_id;
+    json_t *seal;
 };
 
 struct log_rows *log_rows_new(struct db *db, const struct config *cfg)
@@ -71,6 +74,7 @@ struct log_rows *log_rows_new(struct db *db, const struct config *cfg)
 
 static void entry_free(struct log_rows_entry *e)
 {
+    json_decref(e->seal);
     free(e->action_ref);
     free(e->stdout_path);
     free(e->stderr_path);
@@ -200,9 +204,9 @@ static void entry_answered(struct log_rows *lr, struct log_rows_entry *e,
     if (done)
         return;
     /* A known artifact may be gone (Attune's retention deletes empty ones).
-     * Rows made after the final UPDATE took the seal would never be sealed. */
+     * Rows made after the final UPDATE took the seal are sealed on their own. */
     artifacts_forget(lr, e->action_ref);
-    if (e->attempts < LOG_ROWS_ATTEMPTS && (e->known || !error) && !e->seal_handed) {
+    if (e->attempts < LOG_ROWS_ATTEMPTS && (e->known || !error) && (!e->seal_handed || e->seal)) {
         entry_send(lr, e);
     } else if (error) {
         e->failed = true;
@@ -215,12 +219,33 @@ static void entry_answered(struct log_rows *lr, struct log_rows_entry *e,
     }
 }
 
+static void on_late_sealed(const char *error, void *userdata)
+{
+    int64_t *execution_id = userdata;
+    if (error)
+        log_warn("execution %lld: its log rows could not be sealed: %s", (long long)*execution_id,
+                 error);
+    free(execution_id);
+}
+
+static void ticket_seal(struct log_rows_ticket *t)
+{
+    char *text = json_dumps(t->seal, JSON_COMPACT);
+    int64_t *id = xmalloc(sizeof(*id));
+    *id = t->execution_id;
+    db_log_artifacts_seal(t->lr->db, t->execution_id, text, on_late_sealed, id);
+    free(text);
+}
+
 static void on_created(const struct log_artifacts_answer *answer, const char *error, void *userdata)
 {
     struct log_rows_ticket *t = userdata;
     struct log_rows_entry *e = entry_by_id(t->lr, t->execution_id);
-    if (e)
+    if (t->seal && !error && answer->streams >= 2)
+        ticket_seal(t);
+    else if (e)
         entry_answered(t->lr, e, answer, error);
+    json_decref(t->seal);
     free(t);
 }
 
@@ -229,6 +254,7 @@ static void entry_send(struct log_rows *lr, struct log_rows_entry *e)
     struct log_rows_ticket *t = xcalloc(1, sizeof(*t));
     t->lr = lr;
     t->execution_id = e->execution_id;
+    t->seal = e->seal_handed ? json_incref(e->seal) : NULL;
     const struct log_rows_artifacts *known = artifacts_known(lr, e->action_ref);
     struct log_artifacts_request req = {
         .execution_id = e->execution_id,
@@ -300,6 +326,7 @@ json_t *log_rows_seal(struct log_rows *lr, const void *owner)
         json_decref(seal);
         return NULL;
     }
+    e->seal = json_incref(seal);
     return seal;
 }
 
