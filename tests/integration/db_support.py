@@ -12,7 +12,7 @@ import psycopg2
 import psycopg2.extras
 
 from keys_support import encrypt_json, key_hash_of
-from support import SOURCE_DIR, WORKER_BIN
+from support import SOURCE_DIR, WORKER_BIN, cold_starts_default
 
 CTL_BIN = os.path.join(os.path.dirname(WORKER_BIN), "attunectl")
 MIGRATIONS_DIR = os.path.join(SOURCE_DIR, "migrations")
@@ -28,7 +28,7 @@ def clean_env(extra=None):
     """Our environment without any ATTUNE_* setting (a developer's ATTUNE_CONFIG,
     the test runner's own variables), plus `extra` (None values remove)."""
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith("ATTUNE_")}
-    for key, value in (extra or {}).items():
+    for key, value in (cold_starts_default(extra) or {}).items():
         if value is None:
             env.pop(key, None)
         else:

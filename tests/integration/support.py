@@ -50,6 +50,20 @@ def sanitized_build():
     return os.environ.get("ATTUNE_SANITIZED", "").strip().upper() in ("1", "ON", "TRUE", "YES")
 
 
+# ATTUNE_TEST_COLD=1 in the test runner's environment: every worker a test
+# starts runs each action cold (no Python fork server, no spare processes)
+# unless the test sets those itself, so the suites can be run in both ways.
+COLD_STARTS = {"ATTUNE__RUNTIMES__PYTHON__FORK_SERVER": "false",
+               "ATTUNE__WORKER__SPARE_PROCESSES": "0"}
+
+
+def cold_starts_default(extra):
+    """extra with COLD_STARTS added where it sets neither, under ATTUNE_TEST_COLD=1."""
+    if os.environ.get("ATTUNE_TEST_COLD") != "1":
+        return extra
+    return dict(COLD_STARTS, **(extra or {}))
+
+
 def worker_env(extra=None):
     """The environment for the worker: ours without any ATTUNE_* setting that could
     change its behaviour (a developer's ATTUNE_CONFIG, say), plus `extra`."""
@@ -58,7 +72,7 @@ def worker_env(extra=None):
     # Unsandboxed unless a test asks (the security tests do): the suite's
     # temporary folders are private to root, out of a sandbox user's reach.
     env["ATTUNE__SANDBOX__MODE"] = "none"
-    for key, value in (extra or {}).items():
+    for key, value in (cold_starts_default(extra) or {}).items():
         if value is None:
             env.pop(key, None)  # None removes a variable
         else:
