@@ -44,7 +44,8 @@ class ZygoteKillTest(FaultTestCase):
         return sum(1 for s in self.db.statuses(ids).values() if s == "completed")
 
     def test_kill_of_the_zygote_during_a_burst_loses_nothing(self):
-        w = self.start_worker(env={"ATTUNE__RUNTIMES__PYTHON__PRELOAD": "colorsys"})
+        w = self.start_worker(env={"ATTUNE__RUNTIMES__PYTHON__PRELOAD": "colorsys",
+                                   "ATTUNE__RUNTIMES__PYTHON__FORK_SERVER": "true"})
         self.assertTrue(w.wait_log(r"python fork server ready", 10 * SLOW), w.describe())
         first = zygotes_of(w.pid)
         self.assertEqual(len(first), 1, w.describe())

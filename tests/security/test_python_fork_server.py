@@ -116,7 +116,8 @@ class ForkServerIsolationTest(ServiceTestCase):
     """Unsandboxed (sandbox.mode none): what two forked executions share is their
     interpreter's image, nothing of each other."""
 
-    extra_env = {"ATTUNE__RUNTIMES__PYTHON__PRELOAD": PRELOAD}
+    extra_env = {"ATTUNE__RUNTIMES__PYTHON__PRELOAD": PRELOAD,
+                 "ATTUNE__RUNTIMES__PYTHON__FORK_SERVER": "true"}
     sandboxed = False
 
     @classmethod
@@ -223,6 +224,7 @@ class ForkServerUidIsolationTest(ForkServerIsolationTest):
     """The same in the uid sandbox: each child also on a uid of its own."""
 
     extra_env = {"ATTUNE__RUNTIMES__PYTHON__PRELOAD": PRELOAD, "ATTUNE__SANDBOX__MODE": "uid",
+                 "ATTUNE__RUNTIMES__PYTHON__FORK_SERVER": "true",
                  "ATTUNE__SANDBOX__UID_RANGE": "%d+%d" % (UID_FIRST, UID_COUNT)}
     sandboxed = True
 
