@@ -36,6 +36,8 @@ demo: build
 bench: build
 	@bench/run-action
 	@echo
+	@bench/fork-floor
+	@echo
 	@bench/e2e
 	@echo
 	@bench/spares
