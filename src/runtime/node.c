@@ -69,10 +69,14 @@ static int node_spare_control(const struct spare_input *in, struct strbuf *out)
     json_t *env = json_object();
     int rc = 0;
     for (char *const *e = in->envp; *e && rc == 0; e++) {
+        if (node_env_differs(*e, in->spare_env)) {
+            rc = -EINVAL;
+            break;
+        }
         size_t len = strcspn(*e, "=");
-        json_t *value = json_string(*e + len + 1);
         char *name = xstrndup(*e, len);
-        if (!value || node_env_differs(*e, in->spare_env) || json_object_set_new(env, name, value))
+        /* json_object_set_new takes the value, set or not. */
+        if (json_object_set_new(env, name, json_string(*e + len + 1)) < 0)
             rc = -EINVAL;
         free(name);
     }
