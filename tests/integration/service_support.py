@@ -30,7 +30,8 @@ from broker_support import (DLX, DLX_QUEUE, EXCHANGE, WORKER_QUEUE_ARGUMENTS,  #
                             take_from_dead_letter_queue, worker_queue)
 from db_support import (CTL_BIN, ENCRYPTION_KEY, MIGRATIONS_DIR, Database,  # noqa: F401
                         clean_env, with_database)
-from support import SOURCE_DIR, WORKER_BIN, alive, live_members_of_group, sanitized_build
+from support import (SOURCE_DIR, WORKER_BIN, alive, cold_starts_default,
+                     live_members_of_group, sanitized_build)
 
 SERVICES = os.path.join(SOURCE_DIR, "scripts", "services")
 SOURCE_PACKS = os.path.join(SOURCE_DIR, "packs")
@@ -299,9 +300,13 @@ class ServiceTestCase(unittest.TestCase):
         return w
 
     def assert_python_route(self, w):
-        """The worker started the python fork server exactly when the class asks."""
+        """The worker started the python fork server exactly when the class asks
+        (a class that does not say follows ATTUNE_TEST_COLD)."""
+        wanted = self.python_fork_server
+        if wanted is None:
+            wanted = cold_starts_default({}).get("ATTUNE__RUNTIMES__PYTHON__FORK_SERVER", "true")
         started = w.wait_log(r"python fork server ready", 5 * SLOW)
-        self.assertEqual(started, self.python_fork_server != "false",
+        self.assertEqual(started, wanted != "false",
                          "python fork server ready: %s\n%s" % (started, w.describe()))
 
     def stop_worker(self, w, timeout=20 * SLOW):
