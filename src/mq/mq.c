@@ -1,6 +1,6 @@
 /* The broker connection on the event loop (see mq.h): connecting (the
- * topology is topology.c), consuming and acknowledging, publishing through
- * the outbox (outbox.c) with confirms, reconnecting. */
+ * topology is topology.c, consuming and acknowledging consume.c),
+ * publishing through the outbox (outbox.c) with confirms, reconnecting. */
 #include "mq/mq.h"
 
 #include <amqp.h>
@@ -15,49 +15,13 @@
 #include "core/log.h"
 #include "core/backoff.h"
 #include "core/util.h"
-#include "mq/inbound.h"
-#include "mq/outbox.h"
-#include "mq/topology.h"
-
-struct mq {
-    sd_event *loop;
-    char *url;
-    int64_t worker_id;
-    int prefetch;
-    int heartbeat;
-    struct mq_names names;
-    char consumer_tag[64]; /* the executions queue's consumer */
-    unsigned consumer_seq;
-
-    amqp_connection_state_t conn;
-    bool connected;
-    bool consuming;
-    bool stop_consuming;
-    uint64_t generation; /* connection counter */
-    uint64_t next_seq;
-    sd_event_source *io_src;
-    sd_event_source *tick_src;
-    sd_event_source *retry_src;
-    sd_event_source *drain_src;
-    struct backoff backoff;
-    unsigned failures;
-    unsigned topology_warned; /* objects found with other settings, already reported */
-
-    struct outbox outbox;   /* published, not yet confirmed */
-    struct inbound inbound; /* the delivery being read */
-
-    mq_delivery_fn on_delivery;
-    mq_state_fn on_state;
-    void *userdata;
-};
+#include "mq/mq_private.h"
 
 #define MQ_BACKOFF_MIN_MS 200
 #define MQ_BACKOFF_MAX_MS 10000
 #define MQ_CONNECT_TIMEOUT_MS 2000
 #define MQ_RPC_TIMEOUT_MS 10000
 #define MQ_FRAME_MAX 131072
-/* The cancel queue's consumer, which is never stopped. */
-#define MQ_CANCEL_CONSUMER_TAG "attune-worker-cancel"
 
 static void mq_connect(struct mq *mq);
 static void mq_drain(struct mq *mq);
@@ -89,7 +53,7 @@ static void mq_close_connection(struct mq *mq)
     inbound_reset(&mq->inbound);
 }
 
-static void mq_lost(struct mq *mq, const char *why)
+void mq_lost(struct mq *mq, const char *why)
 {
     bool was_connected = mq->connected;
     mq->connected = false; /* no polite close on a broken connection */
@@ -103,48 +67,6 @@ static void mq_lost(struct mq *mq, const char *why)
         mq->on_state(mq, false, mq->userdata);
     sd_event_add_time_relative(mq->loop, &mq->retry_src, CLOCK_MONOTONIC,
                                backoff_next_ms(&mq->backoff) * 1000, 1000, on_mq_retry, mq);
-}
-
-/* Consumers carry tags of the worker's own making, so that starting and
- * stopping one while deliveries flow needs no synchronous call: frames that
- * arrive during one are queued by rabbitmq-c and pin its pool pages (see
- * inbound.h). Their answers (consume-ok, cancel-ok) arrive as frames. */
-static int mq_send_consume(struct mq *mq, const char *queue, const char *tag)
-{
-    amqp_basic_consume_t m = {
-        .queue = amqp_cstring_bytes(queue),
-        .consumer_tag = amqp_cstring_bytes(tag),
-        .arguments = amqp_empty_table,
-    };
-    return amqp_send_method(mq->conn, MQ_CHANNEL, AMQP_BASIC_CONSUME_METHOD, &m);
-}
-
-/* A new tag each time: the broker may not have ended the last one yet. */
-static int mq_consume_executions(struct mq *mq)
-{
-    snprintf(mq->consumer_tag, sizeof(mq->consumer_tag), "attune-worker-executions-%u",
-             ++mq->consumer_seq);
-    int rc = mq_send_consume(mq, mq->names.executions_queue, mq->consumer_tag);
-    mq->consuming = rc == AMQP_STATUS_OK;
-    return rc;
-}
-
-/* Cancel requests are consumed whatever the executions consumer does:
- * they are small, and one must get through while every slot is busy. */
-static bool mq_start_consuming(struct mq *mq, char *why, size_t whylen)
-{
-    amqp_basic_qos(mq->conn, MQ_CHANNEL, 0, (uint16_t)mq->prefetch, 0);
-    if (!mq_rpc_ok(mq->conn, "basic.qos", why, whylen))
-        return false;
-    amqp_confirm_select(mq->conn, MQ_CHANNEL);
-    if (!mq_rpc_ok(mq->conn, "confirm.select", why, whylen))
-        return false;
-    int rc = mq_send_consume(mq, mq->names.cancel_queue, MQ_CANCEL_CONSUMER_TAG);
-    if (rc == AMQP_STATUS_OK && !mq->stop_consuming)
-        rc = mq_consume_executions(mq);
-    if (rc != AMQP_STATUS_OK)
-        snprintf(why, whylen, "basic.consume: %s", amqp_error_string2(rc));
-    return rc == AMQP_STATUS_OK;
 }
 
 /* Publishing: every message goes through the outbox and stays there until
@@ -310,7 +232,7 @@ static int on_mq_drain(sd_event_source *s, void *userdata)
     return 0;
 }
 
-static void mq_schedule_drain(struct mq *mq)
+void mq_schedule_drain(struct mq *mq)
 {
     if (!mq->drain_src && sd_event_add_defer(mq->loop, &mq->drain_src, on_mq_drain, mq) < 0)
         return;
@@ -450,53 +372,4 @@ void mq_free(struct mq *mq)
 bool mq_is_connected(const struct mq *mq)
 {
     return mq->connected;
-}
-
-void mq_ack_tag(struct mq *mq, uint64_t connection, uint64_t tag)
-{
-    if (!mq->connected || connection != mq->generation)
-        return;
-    log_debug("delivery %llu acknowledged", (unsigned long long)tag);
-    int rc = amqp_basic_ack(mq->conn, MQ_CHANNEL, tag, 0);
-    if (rc != AMQP_STATUS_OK)
-        mq_lost(mq, amqp_error_string2(rc));
-}
-
-void mq_reject_tag(struct mq *mq, uint64_t connection, uint64_t tag, bool requeue)
-{
-    if (!mq->connected || connection != mq->generation)
-        return;
-    log_debug("delivery %llu rejected", (unsigned long long)tag);
-    int rc = amqp_basic_reject(mq->conn, MQ_CHANNEL, tag, requeue);
-    if (rc != AMQP_STATUS_OK)
-        mq_lost(mq, amqp_error_string2(rc));
-}
-
-void mq_reject(struct mq *mq, const struct mq_delivery *d, bool requeue)
-{
-    mq_reject_tag(mq, d->connection, d->delivery_tag, requeue);
-}
-
-void mq_resume_consuming(struct mq *mq)
-{
-    mq->stop_consuming = false;
-    if (!mq->connected || mq->consuming)
-        return;
-    int rc = mq_consume_executions(mq);
-    if (rc != AMQP_STATUS_OK)
-        mq_lost(mq, amqp_error_string2(rc));
-    else
-        mq_schedule_drain(mq);
-}
-
-void mq_stop_consuming(struct mq *mq)
-{
-    mq->stop_consuming = true;
-    if (!mq->connected || !mq->consuming)
-        return;
-    mq->consuming = false;
-    amqp_basic_cancel_t m = {.consumer_tag = amqp_cstring_bytes(mq->consumer_tag)};
-    int rc = amqp_send_method(mq->conn, MQ_CHANNEL, AMQP_BASIC_CANCEL_METHOD, &m);
-    if (rc != AMQP_STATUS_OK)
-        mq_lost(mq, amqp_error_string2(rc));
 }
