@@ -299,9 +299,10 @@ static char *request_header(const struct fork_request *req, bool cgroup)
                                l->rlim_cur == RLIM_INFINITY ? -1 : (json_int_t)l->rlim_cur,
                                l->rlim_max == RLIM_INFINITY ? -1 : (json_int_t)l->rlim_max));
     }
-    json_t *head = json_pack("{s:I, s:I, s:b, s:b, s:b, s:o, s:I}", "uid", (json_int_t)req->uid,
-                             "gid", (json_int_t)req->gid, "nnp", 1, "file", req->file_fd >= 0,
-                             "cgroup", cgroup, "rlimits", rlimits, "worker", (json_int_t)getpid());
+    json_t *head =
+        json_pack("{s:I, s:I, s:b, s:b, s:b, s:o, s:I, s:b}", "uid", (json_int_t)req->uid, "gid",
+                  (json_int_t)req->gid, "nnp", 1, "file", req->file_fd >= 0, "cgroup", cgroup,
+                  "rlimits", rlimits, "worker", (json_int_t)getpid(), "spare", req->spare);
     char *text = json_dumps(head, JSON_COMPACT);
     json_decref(head);
     return text;

@@ -34,6 +34,10 @@ struct fork_request {
     uid_t uid;   /* 0: no change */
     gid_t gid;
     const struct spawn_limits *limits; /* NULL: none */
+    /* A spare, forked ahead of its execution: before it waits for its
+     * launch it rehearses the wrapper's path on a dummy action, so that the
+     * pages an execution writes are its own copies already. */
+    bool spare;
 };
 
 struct fork_server;

@@ -94,7 +94,8 @@ static int spawn_in_ns(const struct proc_spec *spec, const struct child_fds *c,
 static struct proc *live_procs;
 
 /* From the warm zygote: the same descriptors, uid, gid and limits. */
-static int spawn_forked(const struct proc_spec *spec, const struct child_fds *c, pid_t *pid)
+static int spawn_forked(const struct proc_spec *spec, const struct child_fds *c, bool spare,
+                        pid_t *pid)
 {
     const struct fork_request req = {
         .fds = {c->in[0], c->out[1], c->err[1], c->ctl[0]},
@@ -102,6 +103,7 @@ static int spawn_forked(const struct proc_spec *spec, const struct child_fds *c,
         .uid = spec->uid,
         .gid = spec->gid,
         .limits = spec->limits,
+        .spare = spare,
     };
     int rc = fork_server_spawn(spec->fork_server, &req, pid);
     if (rc < 0) {
@@ -111,8 +113,9 @@ static int spawn_forked(const struct proc_spec *spec, const struct child_fds *c,
     return rc;
 }
 
-static int spawn_child(const struct proc_spec *spec, const struct child_fds *c, pid_t *pid,
-                       bool *forked)
+/* spare: a process started ahead of its work (proc_prespawn). */
+static int spawn_child(const struct proc_spec *spec, const struct child_fds *c, bool spare,
+                       pid_t *pid, bool *forked)
 {
     if (spec->uid) {
         int rc = child_fds_give(spec, c);
@@ -120,7 +123,7 @@ static int spawn_child(const struct proc_spec *spec, const struct child_fds *c, 
             return rc;
     }
     *forked = spec->fork_server && !spec->ns && spec->control == PROC_CONTROL_SOCKET &&
-              spawn_forked(spec, c, pid) == 0;
+              spawn_forked(spec, c, spare, pid) == 0;
     if (*forked)
         return 0;
     int child_ctl = spec->control == PROC_CONTROL_NONE ? -1 : c->ctl[0];
@@ -238,7 +241,7 @@ int proc_start(sd_event *loop, const struct proc_spec *spec, proc_done_fn done, 
         goto fail;
     }
     bool forked = false;
-    rc = spawn_child(spec, &c, &p->pid, &forked);
+    rc = spawn_child(spec, &c, false, &p->pid, &forked);
     if (rc < 0) {
         set_error(err, errlen, rc, "cannot start %s: %s", spec->path, strerror(-rc));
         goto fail;
@@ -271,10 +274,10 @@ int proc_prespawn(sd_event *loop, const struct proc_spec *spec, proc_done_fn exi
     struct child_fds c;
     memset(&c, -1, sizeof(c));
     struct proc *p = proc_alloc(loop, spec, exited, userdata);
-    bool forked = false; /* a spare's spec names no fork server */
+    bool forked = false; /* either way, it reads its launch from fd 3 when armed */
     int rc = spec->ns || spec->file_fd > 2 ? -EINVAL : child_fds_open(&c, spec);
     if (rc == 0)
-        rc = spawn_child(spec, &c, &p->pid, &forked);
+        rc = spawn_child(spec, &c, true, &p->pid, &forked);
     if (rc == 0 && (p->pidfd = pidfd_open(p->pid, 0)) < 0)
         rc = -errno;
     if (rc == 0) {

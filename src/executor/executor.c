@@ -242,7 +242,8 @@ static int execution_enter_sandbox(struct execution *ex, const struct executor_s
                                    const struct execution_request *req, const struct runtime *rt,
                                    char *err, size_t errlen)
 {
-    ex->spare = spare_pool_take(s->spares, rt, req->action);
+    bool warm = rt != &runtime_python || executor_pack_allows_warm_python(req->action);
+    ex->spare = warm ? spare_pool_take(s->spares, rt, req->action) : NULL;
     if (!ex->spare)
         return sandbox_enter(s->sandbox, ex->dir, ex->files.dir_fd, ex->files.files_fd,
                              &ex->sandbox, err, errlen);

@@ -123,6 +123,11 @@ static bool pack_wants_cold(const char *pack_dir)
     return c->cold;
 }
 
+bool executor_pack_allows_warm_python(const struct action *action)
+{
+    return !action->pack_dir || !pack_wants_cold(action->pack_dir);
+}
+
 struct fork_server *executor_fork_route(const struct executor_settings *s, const struct launch *l,
                                         const struct action *action, const struct strv *env,
                                         bool in_namespaces)
@@ -131,7 +136,5 @@ struct fork_server *executor_fork_route(const struct executor_settings *s, const
         return NULL;
     if (strcmp(l->path, fork_server_path(s->fork_server)) != 0 || !env_matches_zygote(s, env))
         return NULL;
-    if (action->pack_dir && pack_wants_cold(action->pack_dir))
-        return NULL;
-    return s->fork_server;
+    return executor_pack_allows_warm_python(action) ? s->fork_server : NULL;
 }

@@ -20,6 +20,10 @@
 void executor_fork_server_start(struct executor_settings *s, const struct config *cfg,
                                 sd_event *loop);
 
+/* False when the action's pack says `python: {fork_server: false}` in its
+ * pack.yaml: its python actions start cold, neither forked nor in a spare. */
+bool executor_pack_allows_warm_python(const struct action *action);
+
 /* The fork server for this launch, or NULL to start it cold: the runtime's
  * plain wrapper form on the zygote's interpreter, outside namespaces, an
  * environment whose locale is the zygote's and that sets no PYTHON*

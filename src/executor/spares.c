@@ -31,6 +31,7 @@ struct spare_pool {
     struct spare_kind kinds[SPARE_KINDS_MAX];
     size_t n_kinds;
     struct strv env;             /* what each spare starts with */
+    struct strv preload;         /* runtimes.python.preload */
     struct limits_slot limits;   /* the rlimits, when they are the limits */
     sd_event_source *refill_src; /* deferred, one shot */
     sd_event_source *retry_src;  /* a timer, after a failed start */
@@ -104,7 +105,7 @@ static int spare_spawn(struct spare_pool *pool, struct spare_kind *k)
     }
     struct launch l;
     launch_init(&l);
-    k->rt->spare_launch(k->rt, &l);
+    k->rt->spare_launch(k->rt, pool->preload.items, &l);
     struct proc_spec spec = {
         .path = l.path,
         .argv = l.argv.items,
@@ -115,6 +116,9 @@ static int spare_spawn(struct spare_pool *pool, struct spare_kind *k)
         .uid = spare->uid,
         .gid = (gid_t)spare->uid,
         .limits = &pool->limits.spawn,
+        /* Forked from the runtime's warm interpreter when it is ready;
+         * else started cold from argv, to the same end. */
+        .fork_server = l.forkable ? s->fork_server : NULL,
     };
     char err[256];
     rc = proc_prespawn(pool->loop, &spec, on_spare_exit, spare, &spare->proc, err, sizeof(err));
@@ -213,6 +217,7 @@ int spare_start(struct spare **spare_p, struct spare_input *in, const struct pro
     strbuf_init(&control);
     *spare_p = NULL;
     in->spare_env = &spare->pool->env;
+    in->spare_path = spare->kind->rt->interpreter;
     int rc = spare->kind->rt->spare_control(in, &control);
     struct proc_spec armed = *spec;
     armed.control_data = control.data;
@@ -292,6 +297,9 @@ struct spare_pool *spare_pool_new(sd_event *loop, struct executor_settings *s,
     pool->settings = s;
     strv_init(&pool->env);
     spare_pool_env(pool, s);
+    strv_init(&pool->preload);
+    for (char *const *m = cfg->python_preload; m && *m; m++)
+        strv_push(&pool->preload, *m);
     for (size_t i = 0; i < pool->n_kinds; i++)
         pool->kinds[i].idle = xcalloc(pool->kinds[i].target + 1, sizeof(*pool->kinds[i].idle));
     sd_event_add_defer(loop, &pool->refill_src, on_refill, pool);
@@ -318,6 +326,7 @@ void spare_pool_free(struct spare_pool *pool)
         free(pool->kinds[i].idle);
     sandbox_limits_leave(pool->settings->limits, &pool->limits, NULL);
     strv_free(&pool->env);
+    strv_free(&pool->preload);
     sd_event_unref(pool->loop);
     free(pool);
 }

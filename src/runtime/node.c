@@ -41,8 +41,9 @@ static int node_prepare(const struct runtime *rt, const struct launch_input *in,
 
 /* A spare: node with the wrapper, which blocks reading fd 3 before it loads
  * any action. */
-static void node_spare_launch(const struct runtime *rt, struct launch *out)
+static void node_spare_launch(const struct runtime *rt, char *const *preload, struct launch *out)
 {
+    (void)preload;
     out->path = xstrdup(rt->interpreter);
     strv_push(&out->argv, rt->interpreter_name);
     strv_push(&out->argv, "-e");

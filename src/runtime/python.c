@@ -3,6 +3,11 @@
  * and parameters travel on a socket at fd 3, which also carries the answer,
  * both in marshal format (see pymarshal.h for why not JSON). */
 #include "runtime/pymarshal.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "exec/fork_server.h"
 #include "runtime/execution_config.h"
 #include "runtime/runtime.h"
 
@@ -39,16 +44,73 @@ static int python_prepare(const struct runtime *rt, const struct launch_input *i
     return 0;
 }
 
-/* The zygote's command line: this wrapper's code, then the fork server's. */
-void runtime_python_zygote_argv(const struct runtime *rt, char *const *preload, struct strv *argv)
+/* A warm interpreter's command line: this wrapper's code, then the warm
+ * starts' (python_zygote.py) in the mode given ("--attune-zygote", the fork
+ * server; "--attune-spare", a spare), then the modules to preload. */
+static void python_warm_argv(const struct runtime *rt, const char *mode, char *const *preload,
+                             struct strv *argv)
 {
     strv_push(argv, rt->interpreter_name);
     strv_push(argv, "-s");
     strv_push(argv, "-c");
     strv_push_owned(argv, xasprintf("%s\n%s", wrapper_python_py, wrapper_python_zygote_py));
-    strv_push(argv, "--attune-zygote");
+    strv_push(argv, mode);
     for (char *const *m = preload; m && *m; m++)
         strv_push(argv, *m);
+}
+
+void runtime_python_zygote_argv(const struct runtime *rt, char *const *preload, struct strv *argv)
+{
+    python_warm_argv(rt, "--attune-zygote", preload, argv);
+}
+
+/* A spare: the interpreter started ahead, its modules preloaded, waiting on
+ * fd 3 for what a forked child reads: its launch, then the control payload. */
+static void python_spare_launch(const struct runtime *rt, char *const *preload, struct launch *out)
+{
+    out->path = xstrdup(rt->interpreter);
+    python_warm_argv(rt, "--attune-spare", preload, &out->argv);
+    out->control = PROC_CONTROL_SOCKET;
+    out->forkable = true; /* the fork server may fork it instead */
+}
+
+static const char *envp_get(char *const *envp, const char *name)
+{
+    size_t len = strlen(name);
+    for (char *const *e = envp; *e; e++)
+        if (strncmp(*e, name, len) == 0 && (*e)[len] == '=')
+            return *e + len + 1;
+    return NULL;
+}
+
+/* What the interpreter read as it started must be what this execution would
+ * have it read: no PYTHON* variable, the spare's locale. */
+static bool python_env_fits(char *const *envp, const struct strv *spare_env)
+{
+    static const char *const locale[] = {"LANG", "LC_ALL", "LC_CTYPE"};
+    for (char *const *e = envp; *e; e++)
+        if (str_starts_with(*e, "PYTHON"))
+            return false;
+    for (size_t i = 0; i < ARRAY_SIZE(locale); i++) {
+        const char *mine = envp_get(envp, locale[i]), *spare = strv_getenv(spare_env, locale[i]);
+        if ((mine || spare) && !(mine && spare && strcmp(mine, spare) == 0))
+            return false;
+    }
+    return true;
+}
+
+/* The launch as the fork server's child gets it, then the wrapper's payload;
+ * -EINVAL for a launch the spare's interpreter cannot run as a cold start
+ * would (a runtime definition, another interpreter, PYTHON* or the locale). */
+static int python_spare_control(const struct spare_input *in, struct strbuf *out)
+{
+    const struct launch *l = in->launch;
+    if (!l->forkable || strcmp(l->path, in->spare_path) != 0 ||
+        !python_env_fits(in->envp, in->spare_env))
+        return -EINVAL;
+    fork_server_preamble(l->fork_args.items, in->envp, in->cwd ? in->cwd : "/", out);
+    strbuf_append(out, l->control_data.data, l->control_data.len);
+    return 0;
 }
 
 static const char *const python_attune_names[] = {"python", NULL};
@@ -60,4 +122,6 @@ struct runtime runtime_python = {
     .version_key = "python",
     .handles = python_handles,
     .prepare = python_prepare,
+    .spare_launch = python_spare_launch,
+    .spare_control = python_spare_control,
 };

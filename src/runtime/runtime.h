@@ -64,6 +64,7 @@ struct spare_input {
     const struct launch *launch;  /* the execution's, as prepare made it */
     char *const *envp;            /* the execution's whole environment */
     const struct strv *spare_env; /* the environment the spare started with */
+    const char *spare_path;       /* the program the spare runs */
     const char *cwd;
 };
 
@@ -85,8 +86,10 @@ struct runtime {
     int (*prepare)(const struct runtime *rt, const struct launch_input *in, struct launch *out,
                    char *err, size_t errlen);
     /* NULL for a runtime without spares. The launch of a spare (path, argv,
-     * control), which waits on fd 3 and holds no execution's data. */
-    void (*spare_launch)(const struct runtime *rt, struct launch *out);
+     * control), which waits on fd 3 and holds no execution's data; preload:
+     * the modules it imports before it waits (runtimes.python.preload, which
+     * only python reads). */
+    void (*spare_launch)(const struct runtime *rt, char *const *preload, struct launch *out);
     /* The control payload a spare reads for one execution: the environment,
      * the cwd and the entry, then the launch's own payload (its secrets).
      * Returns -EINVAL when the execution cannot run in a spare (a variable

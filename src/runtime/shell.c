@@ -81,8 +81,9 @@ static int shell_prepare(const struct runtime *rt, const struct launch_input *in
 }
 
 /* A spare: bash with the wrapper, which blocks on fd 3 until its execution. */
-static void shell_spare_launch(const struct runtime *rt, struct launch *out)
+static void shell_spare_launch(const struct runtime *rt, char *const *preload, struct launch *out)
 {
+    (void)preload;
     out->path = xstrdup(rt->interpreter);
     const char *const argv[] = {rt->interpreter_name, "--noprofile", "--norc", "-c",
                                 wrapper_shell_sh,     "attune-spare"};

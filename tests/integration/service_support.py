@@ -187,23 +187,34 @@ class WorkerProcess:
 SPARES_OFF = {"ATTUNE__WORKER__SPARE_PROCESSES": "0"}
 
 
-def spare_pids(worker_pid):
-    """The worker's idle spare processes: children running a wrapper with no
-    entry (bash ... attune-spare, node -e WRAPPER)."""
+def spare_pids(worker_pid, runtime=None):
+    """The worker's idle spare processes (of one runtime: "shell", "node",
+    "python"): children running a wrapper with no entry (bash ... attune-spare,
+    node -e WRAPPER, python3 ... --attune-spare), or a python child the fork
+    server forked (the zygote's command line, not its name)."""
     found = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
         try:
             with open("/proc/%s/stat" % name) as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                comm, rest = f.read().split("(", 1)[1].rsplit(")", 1)
+            ppid = int(rest.split()[1])
             with open("/proc/%s/cmdline" % name, "rb") as f:
                 argv = f.read().split(b"\0")[:-1]
         except (OSError, ValueError, IndexError):
             continue
         if ppid != worker_pid or not argv:
             continue
-        if argv[-1] == b"attune-spare" or (len(argv) == 3 and argv[1] == b"-e"):
+        kind = None
+        if argv[-1] == b"attune-spare":
+            kind = "shell"
+        elif len(argv) == 3 and argv[1] == b"-e":
+            kind = "node"
+        elif b"--attune-spare" in argv or (b"--attune-zygote" in argv and
+                                           comm != "attune-zygote"):
+            kind = "python"
+        if kind and runtime in (None, kind):
             found.append(int(name))
     return sorted(found)
 

@@ -1,10 +1,11 @@
-"""Spare processes (worker.spare_processes) against the real service: a shell or
-Node.js execution that runs in a spare behaves as a cold start does ($0 or the
-entry path, cwd, parameters on stdin and in PARAM_*, the environment a child
-process sees, secrets through get_secret / getSecret, exit code, stdout and
-stderr, timeout); an idle spare holds no execution's data; one that dies idle is
-replaced; an execution a spare cannot take runs cold. Unsandboxed, and as root in
-the sandbox's uid mode."""
+"""Spare processes (worker.spare_processes) against the real service: a shell,
+Python or Node.js execution that runs in a spare behaves as a cold start does
+($0 or the entry path, cwd, parameters on stdin and in PARAM_*, the environment a
+child process sees, secrets through get_secret / getSecret, exit code, stdout and
+stderr, timeout, the time zone); an idle spare holds no execution's data; one
+that dies idle is replaced; an execution a spare cannot take runs cold, as does
+a python one whose pack asks for cold starts. Unsandboxed, and as root in the
+sandbox's uid mode."""
 import json
 import os
 import re
@@ -15,6 +16,7 @@ from db_support import ENCRYPTION_KEY
 from keys_support import insert_key
 from service_support import (SLOW, ServiceTestCase, alive, spare_pids, wait_until_value,
                              write_action_file, write_pack)
+from support import cold_starts_default
 
 SECRET = "spare-secret-5d2b91"
 ENV_VARS = {"SPARE_TEST_VAR": "from env_vars with 'quotes' and\nnewline"}
@@ -51,9 +53,34 @@ echo started
 sleep 30
 """
 
+PROBE_PY = r"""
+import os, subprocess, sys, time
+
+
+def run(word, code, **keys):
+    print("to stdout")
+    print("to stderr", file=sys.stderr)
+    with open(os.path.join(os.environ["ATTUNE_ARTIFACTS_DIR"], "env.txt"), "w") as f:
+        f.write(subprocess.run(["env"], capture_output=True, text=True).stdout)
+    if code:
+        raise ValueError("bad " + word)
+    return {"argv": sys.argv, "file": __file__, "name": __name__, "cwd": os.getcwd(),
+            "word": word, "secret": get_secret("spr_token")[3:], "pid": os.getpid(),
+            "uid": os.getuid(), "path0": sys.path[0], "tz": list(time.tzname),
+            "tmp": __import__("tempfile").gettempdir()}
+"""
+
 NODE_FAIL_JS = """
 module.exports.run = async () => { throw new Error("bad " + process.env.SPARE_TEST_VAR); };
 """
+
+
+def cmdline_of(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
 
 
 class SparesTest(ServiceTestCase):
@@ -66,8 +93,13 @@ class SparesTest(ServiceTestCase):
         db = cls.db
         write_pack(cls.packs_dir, "spr")
         for name, text in (("probe.sh", PROBE_SH), ("probe.js", PROBE_JS),
-                           ("sleep.sh", SLEEP_SH), ("fail.js", NODE_FAIL_JS)):
+                           ("probe.py", PROBE_PY), ("sleep.sh", SLEEP_SH),
+                           ("fail.js", NODE_FAIL_JS)):
             write_action_file(cls.packs_dir, "spr", name, text, 0o644)
+        write_pack(cls.packs_dir, "sprcold")
+        with open(os.path.join(cls.packs_dir, "sprcold", "pack.yaml"), "a") as f:
+            f.write("python:\n  fork_server: false\n")
+        write_action_file(cls.packs_dir, "sprcold", "probe.py", PROBE_PY, 0o644)
         pack = db.insert_pack("spr")
         params = {"word": {"type": "string"}, "code": {"type": "integer"}}
         cls.actions = {
@@ -76,16 +108,27 @@ class SparesTest(ServiceTestCase):
                                          output="json"),
             "sleep_sh": db.insert_action(pack, "spr", "sleep_sh", "sleep.sh"),
             "fail_js": db.insert_action(pack, "spr", "fail_js", "fail.js"),
+            "probe_py": db.insert_action(pack, "spr", "probe_py", "probe.py", params,
+                                         output="json"),
+            "cold_py": db.insert_action(db.insert_pack("sprcold"), "sprcold", "cold_py",
+                                        "probe.py", params, output="json"),
         }
         insert_key(db, "spr_token", SECRET, encrypted=True, key_string=ENCRYPTION_KEY)
 
     def start(self, spares):
-        env = dict(self.sandbox)
+        return self.start_with({}, spares)
+
+    def start_with(self, settings, spares):
+        env = dict(self.sandbox, **settings)
         env["ATTUNE__WORKER__SPARE_PROCESSES"] = str(spares)
         w = self.start_worker(env=env)
+        # The zygote is named only once its interpreter runs: until then it
+        # looks like a python spare forked from it.
+        if cold_starts_default(env).get("ATTUNE__RUNTIMES__PYTHON__FORK_SERVER") != "false":
+            self.assertTrue(w.wait_log(r"python fork server ready", 10 * SLOW), w.describe())
         if spares:
-            # Two runtimes with spares: shell and node.
-            self.assertTrue(wait_until_value(lambda: len(spare_pids(w.pid)) == 2 * spares,
+            # Three runtimes with spares: shell, python and node.
+            self.assertTrue(wait_until_value(lambda: len(spare_pids(w.pid)) == 3 * spares,
                                              10 * SLOW),
                             "spares never came: %r\n%s" % (spare_pids(w.pid), w.describe()))
         else:
@@ -93,7 +136,7 @@ class SparesTest(ServiceTestCase):
         return w
 
     def run_action(self, w, name, params=None, timeout=None, env_vars=None):
-        ref = "spr." + name
+        ref = ("sprcold." if name == "cold_py" else "spr.") + name
         eid = self.db.insert_execution(ref, params=params, action_id=self.actions[name],
                                        timeout=timeout, env_vars=env_vars)
         self.broker.dispatch(w.id, eid, ref, params)
@@ -173,6 +216,73 @@ class SparesTest(ServiceTestCase):
         self.assertIn("to stderr", seen[2]["result"]["stderr"])
         self.assertIn("SPARE_TEST_VAR=from env_vars with 'quotes' and", seen[2]["env"])
 
+    def test_python_in_a_spare_is_a_cold_start(self):
+        env = dict(ENV_VARS, TZ="Asia/Tokyo")
+        seen = {}
+        for spares in (2, 0):
+            w = self.start(spares)
+            before = spare_pids(w.pid, "python")
+            row = self.run_action(w, "probe_py", {"word": "wörd", "code": 0}, env_vars=env)
+            if spares:
+                self.assertIn(self.pid_of(row), before, "the execution did not take a spare")
+            self.check_uid(row)
+            seen[spares] = self.comparable(row)
+            self.stop_worker(w)
+        self.assertEqual(seen[2], seen[0])
+        data = seen[2]["result"]["data"]
+        entry = "%s/spr/actions/probe.py" % self.packs_dir
+        self.assertEqual(seen[2]["status"], "completed")
+        self.assertEqual((data["argv"], data["file"], data["name"]),
+                         ([entry], entry, "__attune_action__"))
+        self.assertEqual((data["cwd"], data["path0"]),
+                         ("%s/spr" % self.packs_dir, "%s/spr/actions" % self.packs_dir))
+        self.assertEqual((data["word"], data["secret"]), ("wörd", SECRET[3:]))
+        self.assertEqual(data["tz"], ["JST", "JST"])
+        self.assertEqual(seen[2]["result"]["stdout"], "to stdout\n")
+        self.assertIn("to stderr", seen[2]["result"]["stderr"])
+        self.assertIn("SPARE_TEST_VAR=from env_vars with 'quotes' and", seen[2]["env"])
+
+    def test_python_spares_forked_by_the_fork_server(self):
+        """Once the zygote is ready, the python spares that replace those used
+        are its children, and an execution in one shows what a cold one does."""
+        env = {"ATTUNE__RUNTIMES__PYTHON__FORK_SERVER": "true"}
+        on_demand = self.run_action(self.start_with(env, 0), "probe_py", {"word": "w", "code": 0},
+                               env_vars=ENV_VARS)
+        w = self.start_with(env, 1)
+        forked = []
+        for _ in range(3):  # until the spare taken is one the zygote forked
+            spares = spare_pids(w.pid, "python")
+            forked = [pid for pid in spares if b"--attune-zygote" in cmdline_of(pid)]
+            row = self.run_action(w, "probe_py", {"word": "w", "code": 0}, env_vars=ENV_VARS)
+            self.assertIn(self.pid_of(row), spares, "the execution did not take a spare")
+            if forked:
+                break
+            self.assertTrue(wait_until_value(lambda: spare_pids(w.pid, "python"), 10 * SLOW))
+        self.assertEqual([self.pid_of(row)], forked, "no spare forked by the zygote was used")
+        self.check_uid(row)
+        self.assertEqual(self.comparable(row), self.comparable(on_demand))
+
+    def test_python_failure_in_a_spare_is_a_cold_one(self):
+        seen = {}
+        for spares in (2, 0):
+            w = self.start(spares)
+            row = self.run_action(w, "probe_py", {"word": "news", "code": 1})
+            self.assertEqual(row["status"], "failed", row)
+            seen[spares] = (row["result"]["exit_code"], row["result"]["error"])
+            self.stop_worker(w)
+        self.assertEqual(seen[2], seen[0])
+        self.assertIn("ValueError: bad news", seen[2][1])
+
+    def test_a_pack_asking_for_cold_python_starts_takes_no_spare(self):
+        w = self.start(1)
+        before = spare_pids(w.pid, "python")
+        row = self.run_action(w, "cold_py", {"word": "w", "code": 0})
+        self.assertEqual(row["status"], "completed", row)
+        self.assertNotIn(self.pid_of(row), before)
+        self.assertEqual(spare_pids(w.pid, "python"), before, "a python spare was used up")
+        row = self.run_action(w, "probe_py", {"word": "w", "code": 0})
+        self.assertIn(self.pid_of(row), before)
+
     def test_node_failure_in_a_spare_is_a_cold_one(self):
         seen = {}
         for spares in (2, 0):
@@ -198,7 +308,8 @@ class SparesTest(ServiceTestCase):
         w = self.start(2)
         self.run_action(w, "probe_sh", {"word": "marker-word-81", "code": 0}, env_vars=ENV_VARS)
         self.run_action(w, "probe_js", {"word": "marker-word-81", "code": 0}, env_vars=ENV_VARS)
-        self.assertTrue(wait_until_value(lambda: len(spare_pids(w.pid)) == 4, 10 * SLOW))
+        self.run_action(w, "probe_py", {"word": "marker-word-81", "code": 0}, env_vars=ENV_VARS)
+        self.assertTrue(wait_until_value(lambda: len(spare_pids(w.pid)) == 6, 10 * SLOW))
         for pid in spare_pids(w.pid):
             with open("/proc/%d/environ" % pid, "rb") as f:
                 environ = f.read()
@@ -219,7 +330,7 @@ class SparesTest(ServiceTestCase):
         victims = spare_pids(w.pid)
         os.kill(victims[0], signal.SIGKILL)
         self.assertTrue(wait_until_value(
-            lambda: len(spare_pids(w.pid)) == 2 and victims[0] not in spare_pids(w.pid),
+            lambda: len(spare_pids(w.pid)) == 3 and victims[0] not in spare_pids(w.pid),
             10 * SLOW), w.describe())
         self.assertIn("ended while idle", w.log())
         row = self.run_action(w, "probe_sh", {"word": "after", "code": 0})
@@ -239,10 +350,11 @@ class SparesTest(ServiceTestCase):
 
     def test_an_execution_a_spare_cannot_take_runs_cold(self):
         # What the interpreter reads only as it starts: node's NODE_*, bash's
-        # SHLVL (which a cold bash counts up).
+        # SHLVL (which a cold bash counts up), python's PYTHON*.
         w = self.start(1)
         for name, env_vars, seen in (("probe_js", {"NODE_NO_WARNINGS": "1"}, "NODE_NO_WARNINGS=1"),
-                                     ("probe_sh", {"SHLVL": "7"}, "SHLVL=8")):
+                                     ("probe_sh", {"SHLVL": "7"}, "SHLVL=8"),
+                                     ("probe_py", {"PYTHONUTF8": "1"}, "PYTHONUTF8=1")):
             with self.subTest(action=name):
                 before = spare_pids(w.pid)
                 row = self.run_action(w, name, {"word": "w", "code": 0}, env_vars=env_vars)
@@ -253,7 +365,7 @@ class SparesTest(ServiceTestCase):
                     self.assertIn(seen + "\n", f.read())
                 # The spare that could not take it is gone, and replaced.
                 self.assertTrue(wait_until_value(
-                    lambda: len(spare_pids(w.pid)) == 2 and not set(before) <= set(
+                    lambda: len(spare_pids(w.pid)) == 3 and not set(before) <= set(
                         spare_pids(w.pid)), 10 * SLOW), w.describe())
 
 
@@ -264,7 +376,7 @@ class SparesUidTest(SparesTest):
     UID_FIRST, UID_COUNT = 235000, 32
     sandbox = {"ATTUNE__SANDBOX__MODE": "uid",
                "ATTUNE__SANDBOX__UID_RANGE": "%d+%d" % (UID_FIRST, UID_COUNT),
-               "ATTUNE__WORKER__MAX_CONCURRENT_TASKS": "4"}
+               "ATTUNE__WORKER__MAX_CONCURRENT_TASKS": "6"}
 
     def check_uid(self, row):
         data = row["result"].get("data")

@@ -2,8 +2,9 @@
 # secrets and parameters from fd 3 (a socket); a file that defines the entry
 # function (run) is loaded as a module and the function called (awaited when
 # async), any other file runs as __main__; the return value or the exception
-# goes back on fd 3. Nothing goes to stdout. The fork server (python_zygote.py,
-# appended to this text) runs the same _attune_run in each child it forks.
+# goes back on fd 3. Nothing goes to stdout. The warm starts (python_zygote.py,
+# appended to this text: the fork server's children and the spare
+# interpreters) run the same _attune_run.
 import builtins as _b, marshal as _m, os as _o, sys as _s
 
 
@@ -87,5 +88,5 @@ def _attune_reply(value):
     _o.close(3)
 
 
-if _s.argv[1:2] != ["--attune-zygote"]:
+if _s.argv[1:2] not in (["--attune-zygote"], ["--attune-spare"]):
     _attune_main()

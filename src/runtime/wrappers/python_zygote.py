@@ -1,5 +1,9 @@
-# attune-worker python fork server ("zygote"), appended to python.py and run
-# as `python3 -s -c WRAPPER+ZYGOTE --attune-zygote [MODULE...]`: imports the
+# attune-worker's warm python starts, appended to python.py. A spare
+# interpreter (worker.spare_processes) runs as `python3 -s -c WRAPPER+ZYGOTE
+# --attune-spare [MODULE...]`, spawned by the worker in its sandbox ahead of
+# demand: it imports the modules to preload, then waits on fd 3 for its one
+# execution, as a forked child does (_child_run). The fork server ("zygote")
+# runs as `python3 -s -c WRAPPER+ZYGOTE --attune-zygote [MODULE...]`: imports the
 # modules to preload, then forks one child per request that the worker sends
 # on the socket at fd 3 (the child's descriptors and a header of uid, gid and
 # limits, never an execution's data). Each child is forked with CLONE_PARENT,
@@ -83,6 +87,7 @@ def _child_launch():
         if name:
             _o.environb[name] = value
     _o.chdir(cwd)
+    _time.tzset()  # TZ is the execution's; time read the interpreter's at its import
     if "tempfile" in _s.modules:
         _s.modules["tempfile"].tempdir = None  # TMPDIR is the execution's
     return _o.fsdecode(args[-1]), data[4 + size:]
@@ -117,6 +122,23 @@ def _child_run():
     _o._exit(code or 0)
 
 
+_REHEARSAL = b"def run(**params):\n    return {'params': params, 'n': len(params)}\n"
+
+
+def _rehearse():
+    """A dummy action through the wrapper's own steps (compile, a module, the
+    call, the marshalled reply), its results dropped: the interpreter pages
+    these steps write are the spare's own copies once it waits, rather than
+    copied on write while its execution runs."""
+    try:
+        module = type(_s)("__attune_rehearsal__")
+        namespace = module.__dict__
+        exec(compile(_REHEARSAL, "<attune-rehearsal>", "exec"), namespace)
+        _m.dumps({"data": namespace["run"](a=1, b="x")})
+    except BaseException:
+        pass
+
+
 def _child(head, fds, sock, gone_fd):
     sock.detach()  # its fd is closed below; the object must never close fd 3
     try:
@@ -126,6 +148,8 @@ def _child(head, fds, sock, gone_fd):
         _o.write(2, b"attune-worker: cannot set up the forked python child: %s\n"
                  % str(e).encode())
         _o._exit(127)
+    if head.get("spare"):
+        _rehearse()
     _child_run()
 
 
@@ -242,4 +266,27 @@ def _zygote():
         sock.send(_struct.pack("=ii", pid, err))
 
 
-_zygote()
+def _spare():
+    """Preloads with stdout and stderr on /dev/null (they are the execution's
+    pipes already), then runs the execution the worker sends."""
+    quiet = _o.open(_o.devnull, _o.O_WRONLY)
+    saved = [_o.dup(1), _o.dup(2)]
+    _o.dup2(quiet, 1)
+    _o.dup2(quiet, 2)
+    _o.close(quiet)
+    try:
+        _preload(_s.argv[2:])
+        for stream in (_s.stdout, _s.stderr):
+            stream.flush()
+    finally:
+        _o.dup2(saved[0], 1)
+        _o.dup2(saved[1], 2)
+        _o.close(saved[0])
+        _o.close(saved[1])
+    _child_run()
+
+
+if _s.argv[1] == "--attune-spare":
+    _spare()
+else:
+    _zygote()
