@@ -166,8 +166,13 @@ static int proc_on_control(sd_event_source *s, int fd, uint32_t revents, void *u
 
 void proc_signal_group(struct proc *p, int sig)
 {
-    /* The child leads its own session, so its pid is the group id. */
-    if (kill(-p->pid, sig) < 0 && errno != ESRCH)
+    /* The child leads its own session, so its pid is the group id. A child
+     * of the fork server makes itself that leader only after the fork: until
+     * then there is no such group, and the child itself is signalled. */
+    int rc = kill(-p->pid, sig);
+    if (rc < 0 && errno == ESRCH && !p->reaped)
+        rc = kill(p->pid, sig);
+    if (rc < 0 && errno != ESRCH)
         log_warn("cannot send signal %d to process group %d: %s", sig, (int)p->pid,
                  strerror(errno));
 }
