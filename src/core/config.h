@@ -42,7 +42,7 @@ struct config {
     char *worker_type;
     int max_concurrent_tasks;
     /* Spare interpreter processes kept ready per runtime that has them
-     * (shell, node), all of them at most max_concurrent_tasks; 0: none.
+     * (shell, python, node), all of them at most max_concurrent_tasks; 0: none.
      * Service only. */
     int spare_processes;
     int heartbeat_interval;   /* seconds */

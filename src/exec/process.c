@@ -108,7 +108,8 @@ static int spawn_forked(const struct proc_spec *spec, const struct child_fds *c,
     int rc = fork_server_spawn(spec->fork_server, &req, pid);
     if (rc < 0) {
         log_debug("fork server: %s; starting %s cold", strerror(-rc), spec->path);
-        fork_server_count_cold();
+        if (!spare) /* a spare is not an execution, and may come before the zygote */
+            fork_server_count_cold();
     }
     return rc;
 }

@@ -89,8 +89,9 @@ int proc_start(sd_event *loop, const struct proc_spec *spec, proc_done_fn done, 
 
 /* A start in two phases, for a spare process started ahead of its work
  * (executor/spares.h). First the spawn, as proc_start makes it, of what spec
- * says of the program (path, argv, envp, cwd, control, uid, gid, limits; no
- * namespaces, no file): its pipes are opened but nothing is fed or read yet,
+ * says of the program (path, argv, envp, cwd, control, uid, gid, limits,
+ * fork_server: forked by it as a spare when it can, else started from path
+ * and argv; no namespaces, no file): its pipes are opened but nothing is fed or read yet,
  * and only its exit is watched: exited is called (from the loop) if it ends
  * before proc_arm, and may free the proc. Returns 0, or a negative errno with
  * the reason in err (nothing left running). */

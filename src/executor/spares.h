@@ -1,5 +1,5 @@
 /* Spare interpreter processes (worker.spare_processes): for each runtime that
- * has them (shell, node), a few processes started ahead of demand in their
+ * has them (shell, python, node), a few processes started ahead of demand in their
  * sandbox (a uid of their own in uid mode, the rlimits applied), with the
  * worker's base environment and no execution's data, each waiting on fd 3.
  * One execution takes one, which then never serves another; the pool refills
