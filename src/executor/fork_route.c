@@ -64,22 +64,11 @@ void executor_fork_server_start(struct executor_settings *s, const struct config
     strv_free(&env);
 }
 
-static bool same_value(const char *a, const char *b)
-{
-    return (!a && !b) || (a && b && strcmp(a, b) == 0);
-}
-
-/* What the zygote read at its start must be what this action would read. */
+/* What the zygote read at its start must be what this action would read:
+ * the zygote's locale is the base environment's. */
 static bool env_matches_zygote(const struct executor_settings *s, const struct strv *env)
 {
-    for (size_t i = 0; i < env->len; i++)
-        if (str_starts_with(env->items[i], "PYTHON"))
-            return false;
-    for (size_t i = 0; i < ARRAY_SIZE(locale_vars); i++)
-        if (!same_value(strv_getenv(env, locale_vars[i]),
-                        strv_getenv(&s->base_env, locale_vars[i])))
-            return false;
-    return true;
+    return runtime_python_env_fits(env->items, &s->base_env);
 }
 
 /* pack.yaml's python.fork_server, read again only when the file changed. */

@@ -83,17 +83,16 @@ static const char *envp_get(char *const *envp, const char *name)
     return NULL;
 }
 
-/* What the interpreter read as it started must be what this execution would
- * have it read: no PYTHON* variable, the spare's locale. */
-static bool python_env_fits(char *const *envp, const struct strv *spare_env)
+bool runtime_python_env_fits(char *const *envp, const struct strv *started_env)
 {
     static const char *const locale[] = {"LANG", "LC_ALL", "LC_CTYPE"};
     for (char *const *e = envp; *e; e++)
         if (str_starts_with(*e, "PYTHON"))
             return false;
     for (size_t i = 0; i < ARRAY_SIZE(locale); i++) {
-        const char *mine = envp_get(envp, locale[i]), *spare = strv_getenv(spare_env, locale[i]);
-        if ((mine || spare) && !(mine && spare && strcmp(mine, spare) == 0))
+        const char *mine = envp_get(envp, locale[i]),
+                   *started = strv_getenv(started_env, locale[i]);
+        if ((mine || started) && !(mine && started && strcmp(mine, started) == 0))
             return false;
     }
     return true;
@@ -106,7 +105,7 @@ static int python_spare_control(const struct spare_input *in, struct strbuf *out
 {
     const struct launch *l = in->launch;
     if (!l->forkable || strcmp(l->path, in->spare_path) != 0 ||
-        !python_env_fits(in->envp, in->spare_env))
+        !runtime_python_env_fits(in->envp, in->spare_env))
         return -EINVAL;
     fork_server_preamble(l->fork_args.items, in->envp, in->cwd ? in->cwd : "/", out);
     strbuf_append(out, l->control_data.data, l->control_data.len);

@@ -116,6 +116,11 @@ bool runtime_has_config(const struct action *action);
  * modules named in preload (NULL-terminated; NULL: none). */
 void runtime_python_zygote_argv(const struct runtime *rt, char *const *preload, struct strv *argv);
 
+/* Whether a warm python interpreter started with started_env (the fork
+ * server's or a spare's) reads at its start what one started with envp would:
+ * envp sets no PYTHON* variable and the same locale (LANG, LC_ALL, LC_CTYPE). */
+bool runtime_python_env_fits(char *const *envp, const struct strv *started_env);
+
 /* Finds an executable by name on the given PATH-style list; NULL if none. */
 char *runtime_find_program(const char *name, const char *search_path);
 
