@@ -10,7 +10,12 @@ scripts/services."""
 import collections
 import os
 import re
+import shutil
+import socket
+import subprocess
+import time
 import unittest
+from urllib.parse import urlsplit
 
 from service_support import SLOW, ServiceTestCase, wait_until_value, write_action_file, write_pack
 
@@ -21,6 +26,31 @@ echo "done $ATTUNE_EXEC_ID"
 # "2026-12-02 08:30:01.123 UTC [4242] LOG:  duration: 0.120 ms  parse attune_ab12: WITH ..."
 SERVER_LINE = re.compile(r"\[(\d+)\] LOG:  duration: [\d.]+ ms  (parse|bind|execute) (\S+?):")
 CLAIM_START = "WITH prev AS (SELECT x.id, x.status"
+PGBOUNCER = "/usr/sbin/pgbouncer"
+
+# Transaction pooling as PgBouncer before 1.21 does it: a prepared statement
+# stays on the server session it was prepared on, which the next transaction
+# may not get. The worker's search_path option is not passed on (the database
+# sets it, as docs/configuration.md asks behind PgBouncer).
+PGBOUNCER_INI = """[databases]
+{db} = host={host} port={port} dbname={db} user={user} password={password}
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {listen}
+unix_socket_dir =
+auth_type = any
+pool_mode = transaction
+default_pool_size = 4
+ignore_startup_parameters = options
+logfile = {dir}/pgbouncer.log
+pidfile = {dir}/pgbouncer.pid
+"""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 class ServicePreparedTest(ServiceTestCase):
@@ -132,6 +162,55 @@ class ServicePreparedTest(ServiceTestCase):
         missing = [l for l in log.splitlines() if "prepared statement" in l]
         self.assertEqual(missing, [])
         self.assertNotIn("database connection lost", log, w.describe())
+
+    def start_pgbouncer(self):
+        """PgBouncer in transaction mode in front of this class's database; its URL."""
+        if not os.access(PGBOUNCER, os.X_OK):
+            raise unittest.SkipTest("PgBouncer is not installed (Debian package pgbouncer)")
+        url = urlsplit(self.db.url)
+        folder = os.path.join(self.tmp, "pgbouncer")
+        os.makedirs(folder)
+        listen = free_port()
+        with open(os.path.join(folder, "pgbouncer.ini"), "w") as f:
+            f.write(PGBOUNCER_INI.format(db=self.db.name, host=url.hostname, port=url.port,
+                                         user=url.username, password=url.password,
+                                         listen=listen, dir=folder))
+        prefix = []
+        if os.geteuid() == 0:  # PgBouncer refuses to run as root
+            shutil.chown(folder, "postgres", "postgres")
+            prefix = ["setpriv", "--reuid=postgres", "--regid=postgres", "--clear-groups"]
+        proc = subprocess.Popen(prefix + [PGBOUNCER, os.path.join(folder, "pgbouncer.ini")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(lambda: (proc.terminate(), proc.wait(10)))
+
+        def listening():
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", listen)) == 0
+        self.assertTrue(wait_until_value(listening, 10 * SLOW), "PgBouncer did not start")
+        return "postgresql://%s:%s@127.0.0.1:%d/%s" % (url.username, url.password, listen,
+                                                      self.db.name)
+
+    def test_behind_a_pooler_that_loses_prepared_statements_it_falls_back_to_unnamed(self):
+        self.db.execute('ALTER DATABASE "%s" SET search_path = "attune", public' % self.db.name)
+        self.addCleanup(self.db.execute, 'ALTER DATABASE "%s" RESET search_path' % self.db.name)
+        url = self.start_pgbouncer()
+        w = self.start_worker(env={"ATTUNE__LOG__LEVEL": "debug", "ATTUNE__DATABASE__URL": url,
+                                   "ATTUNE__WORKER__MAX_CONCURRENT_TASKS": "4"})
+        self.run_burst(w, 8)
+        # The pooler's server sessions end; its clients stay connected, and
+        # their next transactions get new sessions without the statements.
+        self.db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                        "datname = current_database() AND pid <> pg_backend_pid()")
+        time.sleep(0.2)
+        self.run_burst(w, 8)
+        log = w.log()
+        lost = [l for l in log.splitlines() if "lost a prepared statement" in l]
+        self.assertEqual(len(lost), 1, w.describe())
+        self.assertRegex(lost[0], r"prepared statement \"attune_[0-9a-f]+\" does not exist")
+        after = log[log.index(lost[0]):]
+        self.assertNotIn("preparing statement", after, "named statements after the fallback")
+        self.run_burst(w, 4)
+        self.stop_worker(w)  # while PgBouncer still runs: it marks its row inactive
 
 
 if __name__ == "__main__":
