@@ -13,6 +13,7 @@
 #include "core/util.h"
 #include "db/query.h"
 #include "db/schema.h"
+#include "db/statements.h"
 
 #define DB_BACKOFF_MIN_MS 100
 #define DB_BACKOFF_MAX_MS 5000
@@ -24,7 +25,14 @@ struct db_query {
     char **values;
     db_result_fn done;
     void *userdata;
-    uint64_t sent_us; /* monotonic, for the debug line of each round trip */
+    uint64_t sent_us;               /* monotonic, for the debug line of each round trip */
+    struct db_statement *statement; /* its named statement; NULL: sent unnamed */
+    /* How it was last sent: as statement's Prepare number prepare_number and
+     * an execute, or (sent_named false) unnamed. */
+    bool sent_named;
+    bool prepare_pending; /* the head's Prepare is answered before its query */
+    unsigned prepare_number;
+    char *prepare_error; /* its own Prepare failed with this message */
 };
 
 struct db {
@@ -49,6 +57,10 @@ struct db {
     unsigned failures;
     struct db_query *head, *tail;
     size_t pending;
+    struct db_statements statements;
+    /* The server lost a prepared statement of this session (a pooler in
+     * transaction mode that does not keep them): unnamed from then on. */
+    bool unnamed_only;
     db_state_fn on_state;
     void *userdata;
 };
@@ -63,6 +75,7 @@ static void db_query_free(struct db_query *q)
         free(q->values[i]);
     free(q->values);
     free(q->sql);
+    free(q->prepare_error);
     free(q);
 }
 
@@ -92,6 +105,7 @@ static void db_connection_lost(struct db *db, const char *reason)
     db->awaiting_sync = false;
     PQclear(db->result);
     db->result = NULL;
+    db_statements_reset(&db->statements);
     db->io_src = sd_event_source_disable_unref(db->io_src);
     db->connect_timer_src = sd_event_source_disable_unref(db->connect_timer_src);
     db->watched_fd = -1;
@@ -148,6 +162,25 @@ static void db_continue_connect(struct db *db)
 
 /* Results */
 
+/* The first line of a result's error message, allocated. */
+static char *db_result_error(const PGresult *res)
+{
+    char *msg = xstrdup(PQresultErrorMessage(res));
+    msg[strcspn(msg, "\n")] = '\0';
+    return msg;
+}
+
+/* The message a failed query is failed with: that of the Prepare it relied
+ * on when that failed (the query itself did not run then), else its own. */
+static char *db_query_error(const struct db_query *q, const PGresult *res)
+{
+    if (q->prepare_error)
+        return xstrdup(q->prepare_error);
+    const char *failure =
+        q->sent_named ? db_statement_failure(q->statement, q->prepare_number) : NULL;
+    return failure ? xstrdup(failure) : db_result_error(res);
+}
+
 static void db_deliver(struct db *db, PGresult *res)
 {
     struct db_query *q = db_pop(db);
@@ -158,8 +191,7 @@ static void db_deliver(struct db *db, PGresult *res)
     if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
         q->done(db, res, NULL, q->userdata);
     } else {
-        char *msg = xstrdup(PQresultErrorMessage(res));
-        msg[strcspn(msg, "\n")] = '\0';
+        char *msg = db_query_error(q, res);
         q->done(db, NULL, msg, q->userdata);
         free(msg);
     }
@@ -176,11 +208,61 @@ static bool db_error_is_transient(const struct db *db, const PGresult *res)
     return str_starts_with(state, "08") || str_starts_with(state, "57P");
 }
 
+/* The connection is given up for res's error: its queries are sent again. */
+static void db_lost_for(struct db *db, PGresult *res)
+{
+    char *why = db_result_error(res);
+    PQclear(res);
+    db_connection_lost(db, why);
+    free(why);
+}
+
+/* The session is not this connection's alone (see db_statement_missing):
+ * the queries are sent again, unnamed, on a new connection. */
+static void db_use_unnamed(struct db *db, PGresult *res)
+{
+    char *why = db_result_error(res);
+    log_warn("the database session lost a prepared statement (%s; a pooler in transaction "
+             "mode?): sending every statement unnamed from now on",
+             why);
+    free(why);
+    db->unnamed_only = true;
+    db_lost_for(db, res);
+}
+
+/* The head's Prepare answered (on its NULL result); its query's results come
+ * next. A failed Prepare fails the query with the Prepare's message. */
+static void db_finish_prepare(struct db *db)
+{
+    struct db_query *q = db->head;
+    PGresult *res = db->result;
+    db->result = NULL;
+    q->prepare_pending = false;
+    if (!res) {
+        db_connection_lost(db, "the prepare returned no result");
+        return;
+    }
+    if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+        db_statement_answered(q->statement, q->prepare_number, NULL);
+    } else if (db_error_is_transient(db, res)) {
+        db_lost_for(db, res);
+        return;
+    } else if (db_statement_missing(res)) {
+        db_use_unnamed(db, res);
+        return;
+    } else {
+        q->prepare_error = db_result_error(res);
+        db_statement_answered(q->statement, q->prepare_number, q->prepare_error);
+    }
+    PQclear(res);
+}
+
 /* The query's first result is kept until libpq says the query is over (a
  * NULL result); PQgetResult is only called when PQisBusy says it will not
  * block. */
 static void db_finish_query(struct db *db)
 {
+    const struct db_query *q = db->head;
     PGresult *res = db->result;
     db->result = NULL;
     if (!res) {
@@ -188,11 +270,12 @@ static void db_finish_query(struct db *db)
         return;
     }
     if (PQresultStatus(res) == PGRES_FATAL_ERROR && db_error_is_transient(db, res)) {
-        char *why = xstrdup(PQresultErrorMessage(res));
-        why[strcspn(why, "\n")] = '\0';
-        PQclear(res);
-        db_connection_lost(db, why);
-        free(why);
+        db_lost_for(db, res);
+        return;
+    }
+    if (q->sent_named && PQresultStatus(res) == PGRES_FATAL_ERROR && db_statement_missing(res) &&
+        !db_statement_failure(q->statement, q->prepare_number)) {
+        db_use_unnamed(db, res);
         return;
     }
     db->awaiting_sync = true;
@@ -217,6 +300,8 @@ static void db_read_results(struct db *db)
             PQclear(res);
             db->awaiting_sync = false;
             db->in_flight--;
+        } else if (!res && db->head->prepare_pending) {
+            db_finish_prepare(db);
         } else if (!res) {
             db_finish_query(db);
         } else if (db->result) {
@@ -265,15 +350,27 @@ static void db_watch(struct db *db, uint32_t events)
     sd_event_source_set_io_events(db->io_src, events);
 }
 
+/* Sends q through its named statement, or unnamed. */
+static bool db_send_query(struct db *db, struct db_query *q)
+{
+    const char *const *values = (const char *const *)q->values;
+    free(q->prepare_error);
+    q->prepare_error = NULL;
+    q->prepare_pending = false;
+    q->sent_named = q->statement && !db->unnamed_only;
+    if (!q->sent_named)
+        return PQsendQueryParams(db->conn, q->sql, q->nparams, NULL, values, NULL, NULL, 0);
+    return db_statement_send(db->conn, q->statement, q->nparams, values, &q->prepare_number,
+                             &q->prepare_pending);
+}
+
 /* Sends every query not sent yet, without waiting for the answers before. */
 static void db_send_next(struct db *db)
 {
     if (!db->connected || !db->unsent)
         return;
     for (struct db_query *q = db->unsent; q; q = q->next) {
-        if (!PQsendQueryParams(db->conn, q->sql, q->nparams, NULL, (const char *const *)q->values,
-                               NULL, NULL, 0) ||
-            !PQpipelineSync(db->conn)) {
+        if (!db_send_query(db, q) || !PQpipelineSync(db->conn)) {
             db_connection_lost(db, PQerrorMessage(db->conn));
             return;
         }
@@ -353,6 +450,7 @@ void db_free(struct db *db)
     while (db->head)
         db_query_free(db_pop(db));
     PQclear(db->result);
+    db_statements_clear(&db->statements);
     db->io_src = sd_event_source_disable_unref(db->io_src);
     db->retry_src = sd_event_source_disable_unref(db->retry_src);
     db->connect_timer_src = sd_event_source_disable_unref(db->connect_timer_src);
@@ -380,6 +478,7 @@ void db_query(struct db *db, const char *sql, int nparams, const char *const *va
 {
     struct db_query *q = xcalloc(1, sizeof(*q));
     q->sql = db_schema_sql(sql, db->schema);
+    q->statement = db_statements_get(&db->statements, q->sql);
     q->nparams = nparams;
     q->values = xcalloc((size_t)nparams + 1, sizeof(char *));
     for (int i = 0; i < nparams; i++)

@@ -1,9 +1,9 @@
 /* The database connection on the event loop: non-blocking libpq in pipeline
  * mode, a FIFO of parameterized queries each with a callback (each sent when
- * queued, answered in order), and reconnection with capped exponential
- * backoff when the server goes away. The statements live in the
- * table modules beside it (executions, actions, keys, workers), which hand
- * out typed rows; callers never see libpq. */
+ * queued, answered in order; each text prepared once per connection), and
+ * reconnection with capped exponential backoff when the server goes away. The
+ * statements live in the table modules beside it (executions, actions, keys,
+ * workers), which hand out typed rows; callers never see libpq. */
 #ifndef ATTUNE_DB_DB_H
 #define ATTUNE_DB_DB_H
 

@@ -21,7 +21,9 @@ typedef void (*db_result_fn)(struct db *db, const PGresult *res, const char *err
  * transaction, answered in order); values are copied (NULL is SQL NULL).
  * Every query not answered when the connection dropped is sent again after
  * reconnecting, so every statement sent through here must be safe to
- * repeat. */
+ * repeat. Each distinct SQL text is prepared once per connection and then
+ * executed by name (statements.h): pass fixed texts, with the values as
+ * parameters, never a text built from values. */
 void db_query(struct db *db, const char *sql, int nparams, const char *const *values,
               db_result_fn done, void *userdata);
 

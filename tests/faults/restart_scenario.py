@@ -18,9 +18,12 @@ class RestartScenario(FaultTestCase):
 
     restart = None
     fresh_broker_after = False
+    worker_settings = {}  # more of the worker's environment
 
     def run_scenario(self):
-        w = self.start_worker(env={"ATTUNE__WORKER__MAX_CONCURRENT_TASKS": "10"})
+        w = self.start_worker(env=dict(self.worker_settings,
+                                       ATTUNE__WORKER__MAX_CONCURRENT_TASKS="10"))
+        self.worker = w
         completions = self.collector()
         t0 = time.monotonic()
         execs = self.new_recordings(COUNT, ACTION_SECONDS)
