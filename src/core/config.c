@@ -28,6 +28,7 @@ const struct key_def config_keys[] = {
     {"database.url", KEY_URL, FIELD(database_url), 0, 0, config_check_database_url},
     {"database.connect_timeout", KEY_INT, FIELD(database_connect_timeout), 1, 600, NULL},
     {"database.schema", KEY_STRING, FIELD(database_schema), 0, 0, config_check_database_schema},
+    {"database.prepared_statements", KEY_BOOL, FIELD(database_prepared_statements), 0, 0, NULL},
     {"message_queue.url", KEY_URL, FIELD(message_queue_url), 0, 0, config_check_mq_url},
     /* The contract: the encryption key has at least 32 characters. Attune
      * sets no minimum for the JWT secret, and neither does the worker. */
@@ -186,6 +187,7 @@ void config_init_defaults(struct config *cfg)
     cfg->database_url = xstrdup("postgresql://postgres:postgres@localhost:5432/attune");
     cfg->database_connect_timeout = 10;
     cfg->database_schema = xstrdup("attune");
+    cfg->database_prepared_statements = true;
     cfg->message_queue_url = xstrdup("amqp://guest:guest@localhost:5672/%2f");
     cfg->secrets_keystore = true;
     cfg->packs_base_dir = xstrdup("/opt/attune/packs");

@@ -28,6 +28,9 @@ struct config {
     char *database_url;
     int database_connect_timeout; /* seconds */
     char *database_schema;        /* the schema of Attune's tables: letters, digits, '_' */
+    /* Named statements, each prepared once per connection; false: every
+     * statement unnamed, parsed and planned at each use. */
+    bool database_prepared_statements;
     char *message_queue_url;
     /* The two secrets live in secmem (core/secmem.h): set them with config_set. */
     char *encryption_key;  /* security.encryption_key, NULL if unset */

@@ -427,14 +427,14 @@ static void db_start_connect(struct db *db)
     db_watch(db, EPOLLOUT);
 }
 
-struct db *db_new(sd_event *loop, const char *url, const char *schema, int connect_timeout,
-                  db_state_fn on_state, void *userdata)
+struct db *db_new(sd_event *loop, const struct config *cfg, db_state_fn on_state, void *userdata)
 {
     struct db *db = xcalloc(1, sizeof(*db));
-    db->connect_timeout = connect_timeout > 0 ? connect_timeout : 10;
+    db->connect_timeout = cfg->database_connect_timeout > 0 ? cfg->database_connect_timeout : 10;
     db->loop = sd_event_ref(loop);
-    db->url = xstrdup(url);
-    db->schema = xstrdup(schema ? schema : DB_DEFAULT_SCHEMA);
+    db->url = xstrdup(cfg->database_url);
+    db->schema = xstrdup(cfg->database_schema ? cfg->database_schema : DB_DEFAULT_SCHEMA);
+    db->unnamed_only = !cfg->database_prepared_statements;
     db->watched_fd = -1;
     backoff_init(&db->backoff, DB_BACKOFF_MIN_MS, DB_BACKOFF_MAX_MS);
     db->on_state = on_state;

@@ -10,17 +10,18 @@
 #include <stdbool.h>
 #include <systemd/sd-event.h>
 
+#include "core/config.h"
+
 struct db;
 
 /* Called when the connection comes up (true) or goes down (false). */
 typedef void (*db_state_fn)(struct db *db, bool connected, void *userdata);
 
-/* Creates the connection to the tables in schema (database.schema) and starts
- * connecting; queries may be queued at once.
- * A connection attempt that takes longer than connect_timeout seconds is
- * abandoned and retried. */
-struct db *db_new(sd_event *loop, const char *url, const char *schema, int connect_timeout,
-                  db_state_fn on_state, void *userdata);
+/* Creates the connection cfg's database.* keys describe (url, the schema of
+ * the tables, connect_timeout, prepared_statements) and starts connecting;
+ * queries may be queued at once. A connection attempt that takes longer than
+ * connect_timeout seconds is abandoned and retried. */
+struct db *db_new(sd_event *loop, const struct config *cfg, db_state_fn on_state, void *userdata);
 void db_free(struct db *db);
 
 bool db_is_connected(const struct db *db);

@@ -485,8 +485,7 @@ int service_run(const struct config *cfg)
         return CONFIG_EXIT_STATUS;
     }
     registry_start_version_probes(&svc.registry);
-    svc.db = db_new(svc.loop, cfg->database_url, cfg->database_schema,
-                    cfg->database_connect_timeout, on_db_state, &svc);
+    svc.db = db_new(svc.loop, cfg, on_db_state, &svc);
     service_setup_jobs(&svc);
     svc.obs = observability_start(svc.loop, cfg, service_observe, &svc);
     registration_register(svc.db, cfg, &svc.registry, on_registered, &svc);

@@ -1,7 +1,8 @@
 """The worker's named prepared statements, seen from the database server: each
 statement is parsed once per connection and executed by name after that, again
 after the connection is lost; a statement the server cannot prepare fails its
-queries with PostgreSQL's own message, and is prepared again once it can be.
+queries with PostgreSQL's own message, and is prepared again once it can be;
+with database.prepared_statements false, every statement is unnamed.
 
 The server's own log is the witness: the test database gets
 log_min_duration_statement = 0, so that the server logs every parse, bind and
@@ -136,6 +137,17 @@ class ServicePreparedTest(ServiceTestCase):
                               w.log())
         server = [n for _, kind, n in lines if kind == "parse"]
         self.assertEqual(collections.Counter(prepared), collections.Counter(server))
+
+    def test_switched_off_every_statement_is_unnamed(self):
+        w = self.start_worker(env={"ATTUNE__LOG__LEVEL": "debug",
+                                   "ATTUNE__DATABASE__PREPARED_STATEMENTS": "false"})
+        session = self.worker_backend()
+        self.run_burst(w, 6)
+        parses = collections.Counter(n for p, kind, n in self.server_lines({session})
+                                     if kind == "parse")
+        self.assertGreaterEqual(parses["<unnamed>"], 6 * 3, parses)
+        self.assertEqual(set(parses), {"<unnamed>"}, "named statements with the switch off")
+        self.assertNotIn("preparing statement", w.log())
 
     def test_a_statement_that_cannot_be_prepared_fails_with_the_servers_message(self):
         w = self.start_worker(env={"ATTUNE__LOG__LEVEL": "debug",

@@ -807,7 +807,9 @@ static void test_print_masked(void **state)
                         "http://127.0.0.1:8080");
     assert_string_equal(json_string_value(json_object_get(root, "runtime_envs_dir")),
                         "/opt/attune/runtime_envs");
-    assert_int_equal(json_object_size(json_object_get(root, "database")), 3);
+    assert_int_equal(json_object_size(json_object_get(root, "database")), 4);
+    assert_true(
+        json_is_true(json_object_get(json_object_get(root, "database"), "prepared_statements")));
     assert_string_equal(
         json_string_value(json_object_get(json_object_get(root, "database"), "schema")), "attune");
     assert_non_null(json_object_get(json_object_get(root, "message_queue"), "url"));
