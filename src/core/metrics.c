@@ -43,6 +43,7 @@ void metrics_reset(void)
 {
     memset(&m, 0, sizeof(m));
     metrics_sandbox_reset();
+    metrics_spares_reset();
 }
 
 static void histogram_observe(struct histogram *h, double v)
@@ -162,9 +163,14 @@ void metrics_output_truncated(int64_t bytes)
 
 /* Rendering */
 
-static void header(struct strbuf *out, const char *name, const char *type, const char *help)
+void metrics_family(struct strbuf *out, const char *name, const char *type, const char *help)
 {
     strbuf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void header(struct strbuf *out, const char *name, const char *type, const char *help)
+{
+    metrics_family(out, name, type, help);
 }
 
 static void scalar(struct strbuf *out, const char *name, const char *type, const char *help,
@@ -257,7 +263,7 @@ void metrics_fork_server(enum metrics_fork_server_event event)
 static void render_fork_server(struct strbuf *out)
 {
     scalar(out, "attune_worker_fork_server_forks_total", "counter",
-           "Python executions forked from the warm fork server.",
+           "Python children forked from the warm fork server: executions and spares.",
            m.fork_server[METRICS_FORK_SERVED]);
     scalar(out, "attune_worker_fork_server_cold_fallbacks_total", "counter",
            "Python executions the fork server could serve that started cold (it was down).",
@@ -274,6 +280,7 @@ void metrics_render(struct strbuf *out, const struct metrics_gauges *g)
     render_gauges(out, g);
     render_fork_server(out);
     metrics_sandbox_render(out);
+    metrics_spares_render(out);
     header(out, "attune_worker_build_info", "gauge", "The worker's version; always 1.");
     strbuf_printf(out, "attune_worker_build_info{version=\"%s\"} 1\n", ATTUNE_VERSION);
 }

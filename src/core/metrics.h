@@ -53,6 +53,16 @@ void metrics_sandbox_limit_exceeded(enum metrics_sandbox_limit limit);
 void metrics_sandbox_render(struct strbuf *out);
 void metrics_sandbox_reset(void);
 
+/* Spare processes (core/metrics_spares.c), per runtime that has them: an
+ * execution started in a spare or without one, and the spares ready now. */
+void metrics_spare_start(const char *runtime, bool in_spare);
+void metrics_spares_idle(const char *runtime, size_t idle);
+void metrics_spares_render(struct strbuf *out);
+void metrics_spares_reset(void);
+
+/* "# HELP" and "# TYPE" of one family, for the render functions. */
+void metrics_family(struct strbuf *out, const char *name, const char *type, const char *help);
+
 /* What only the service knows at scrape time. */
 struct metrics_gauges {
     int64_t running, slots;

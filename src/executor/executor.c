@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "exec/output.h"
 #include "exec/params.h"
 #include "exec/process.h"
@@ -297,6 +298,8 @@ static int execution_spawn(struct execution *ex, sd_event *loop, const struct ex
         };
         ex->decode_reply = l.decode_reply;
         bool warm = execution_start_spare(ex, &l, &env, &spec) == 0;
+        if (spare_pool_serves(s->spares, rt))
+            metrics_spare_start(rt->name, warm);
         rc = warm ? 0 : proc_start(loop, &spec, on_proc_done, ex, &ex->proc, err, errlen);
         if (ex->param_fd >= 0) { /* the child has its own */
             close(ex->param_fd);

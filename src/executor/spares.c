@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "exec/sandbox.h"
 #include "exec/sandbox_limits.h"
 #include "executor/executor.h"
@@ -60,6 +61,7 @@ static void spare_remove_idle(struct spare *spare)
             continue;
         memmove(&k->idle[i], &k->idle[i + 1], (k->n_idle - i - 1) * sizeof(*k->idle));
         k->n_idle--;
+        metrics_spares_idle(k->rt->name, k->n_idle);
         return;
     }
 }
@@ -132,6 +134,7 @@ static int spare_spawn(struct spare_pool *pool, struct spare_kind *k)
     if (s->on_spawn)
         s->on_spawn(proc_pid(spare->proc), s->hook_userdata);
     k->idle[k->n_idle++] = spare;
+    metrics_spares_idle(k->rt->name, k->n_idle);
     return 0;
 }
 
@@ -172,6 +175,7 @@ static void spare_pool_stop(struct spare_pool *pool)
         struct spare_kind *k = &pool->kinds[i];
         while (k->n_idle > 0)
             spare_discard(k->idle[--k->n_idle]);
+        metrics_spares_idle(k->rt->name, 0);
     }
 }
 
@@ -200,6 +204,14 @@ struct spare *spare_pool_take(struct spare_pool *pool, const struct runtime *rt,
         return spare;
     }
     return NULL;
+}
+
+bool spare_pool_serves(const struct spare_pool *pool, const struct runtime *rt)
+{
+    for (size_t i = 0; pool && i < pool->n_kinds; i++)
+        if (pool->kinds[i].rt == rt && pool->kinds[i].target > 0)
+            return true;
+    return false;
 }
 
 uid_t spare_hand_uid(struct spare *spare)
@@ -309,8 +321,10 @@ struct spare_pool *spare_pool_new(sd_event *loop, struct executor_settings *s,
                                on_retry, pool);
     sd_event_source_set_enabled(pool->retry_src, SD_EVENT_OFF);
     sd_event_add_exit(loop, &pool->exit_src, on_loop_exit, pool);
-    for (size_t i = 0; i < pool->n_kinds; i++)
+    for (size_t i = 0; i < pool->n_kinds; i++) {
         log_info("spare processes: %zu of %s", pool->kinds[i].target, pool->kinds[i].rt->name);
+        metrics_spares_idle(pool->kinds[i].rt->name, 0);
+    }
     return pool;
 }
 

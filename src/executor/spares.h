@@ -34,6 +34,9 @@ void spare_pool_free(struct spare_pool *pool);
 struct spare *spare_pool_take(struct spare_pool *pool, const struct runtime *rt,
                               const struct action *action);
 
+/* Whether the pool keeps spares of rt. NULL-safe. */
+bool spare_pool_serves(const struct spare_pool *pool, const struct runtime *rt);
+
 /* The spare's uid (0 outside uid mode), which the caller's sandbox slot owns
  * from now on (sandbox_enter_on_uid). */
 uid_t spare_hand_uid(struct spare *spare);

@@ -16,6 +16,7 @@ from db_support import ENCRYPTION_KEY
 from keys_support import insert_key
 from service_support import (SLOW, ServiceTestCase, alive, spare_pids, wait_until_value,
                              write_action_file, write_pack)
+from observe_support import free_port, scrape
 from support import cold_starts_default
 
 SECRET = "spare-secret-5d2b91"
@@ -324,6 +325,27 @@ class SparesTest(ServiceTestCase):
         spares = spare_pids(w.pid)
         self.stop_worker(w)
         self.assertFalse([pid for pid in spares if alive(pid)], "spares outlived the worker")
+
+    def test_metrics_count_starts_in_a_spare_and_without(self):
+        port = free_port()
+        w = self.start_with({"ATTUNE__OBSERVABILITY__LISTEN": "127.0.0.1:%d" % port}, 1)
+
+        def sample(name, **labels):
+            return scrape(port)[0].get((name, frozenset(labels.items())))
+        self.assertTrue(wait_until_value(
+            lambda: sample("attune_worker_spares_idle", runtime="shell") == 1, 10 * SLOW))
+        self.run_action(w, "probe_sh", {"word": "w", "code": 0})
+        # SHLVL keeps it from the spare: it starts cold.
+        self.run_action(w, "probe_sh", {"word": "w", "code": 0}, env_vars={"SHLVL": "3"})
+        self.run_action(w, "probe_py", {"word": "w", "code": 0})
+        starts = "attune_worker_spare_starts_total"
+        self.assertEqual(sample(starts, runtime="shell", in_spare="true"), 1)
+        self.assertEqual(sample(starts, runtime="shell", in_spare="false"), 1)
+        self.assertEqual(sample(starts, runtime="python", in_spare="true"), 1)
+        self.assertEqual(sample(starts, runtime="node", in_spare="true"), 0)
+        self.assertTrue(wait_until_value(
+            lambda: [sample("attune_worker_spares_idle", runtime=r) for r in
+                     ("shell", "python", "node")] == [1, 1, 1], 10 * SLOW), w.describe())
 
     def test_a_spare_that_dies_idle_is_replaced(self):
         w = self.start(1)
