@@ -21,6 +21,7 @@
 #include "core/metrics.h"
 #include "exec/proc_stat.h"
 #include "exec/process.h"
+#include "exec/fork_request.h"
 #include "exec/sandbox_limits.h"
 #include "exec/spawn.h"
 
@@ -32,7 +33,6 @@
 #define FORK_SERVER_GROWTH_KB (64 * 1024)
 #define FORK_SERVER_RESTART_MS 100
 #define FORK_SERVER_BACKOFF_MAX_MS 60000
-#define FORK_SERVER_FDS_MAX 6
 
 struct fork_server {
     sd_event *loop;
@@ -42,7 +42,13 @@ struct fork_server {
     int pidfd, sock;
     sd_event_source *exit_src, *ready_src, *restart_src;
     bool ready;
-    bool killed;           /* by us: replaced, not crashed */
+    bool killed; /* by us: replaced, not crashed */
+    /* The asynchronous request whose answer is awaited (done NULL: none). */
+    struct {
+        fork_spawned_fn done;
+        void *userdata;
+        sd_event_source *answer_src, *timeout_src;
+    } pending;
     unsigned early_deaths; /* in a row, before it was ready: backs the restarts off */
     uint64_t base_rss_kb;
 };
@@ -119,8 +125,18 @@ static int on_restart(sd_event_source *s, uint64_t usec, void *userdata)
     return 0;
 }
 
+static void pending_settle(struct fork_server *fs, int rc, pid_t pid);
+
 static void fork_server_forget(struct fork_server *fs)
 {
+    if (fs->pending.done) { /* an answer already sent is still there to read */
+        int32_t answer[2] = {0, EPIPE};
+        if (fs->sock < 0 || recv(fs->sock, answer, sizeof(answer), MSG_DONTWAIT) != sizeof(answer))
+            answer[1] = EPIPE;
+        else if (answer[1] != 0 && answer[0] > 0)
+            waitpid(answer[0], NULL, 0); /* its set-up failed: it exited */
+        pending_settle(fs, answer[1] == 0 && answer[0] > 0 ? 0 : -EPIPE, answer[0]);
+    }
     drop_source(&fs->exit_src);
     drop_source(&fs->ready_src);
     close_if_open(&fs->pidfd);
@@ -287,68 +303,15 @@ const char *fork_server_path(const struct fork_server *fs)
     return fs->path;
 }
 
-/* The header: what the zygote needs to set up the child, nothing secret. */
-static char *request_header(const struct fork_request *req, bool cgroup)
-{
-    json_t *rlimits = json_array();
-    for (int i = 0; req->limits && i < req->limits->n_rlimits; i++) {
-        const struct rlimit *l = &req->limits->rlimits[i].lim;
-        /* Python spells RLIM_INFINITY -1. */
-        json_array_append_new(
-            rlimits, json_pack("[i,I,I]", req->limits->rlimits[i].resource,
-                               l->rlim_cur == RLIM_INFINITY ? -1 : (json_int_t)l->rlim_cur,
-                               l->rlim_max == RLIM_INFINITY ? -1 : (json_int_t)l->rlim_max));
-    }
-    json_t *head =
-        json_pack("{s:I, s:I, s:b, s:b, s:b, s:o, s:I, s:b}", "uid", (json_int_t)req->uid, "gid",
-                  (json_int_t)req->gid, "nnp", 1, "file", req->file_fd >= 0, "cgroup", cgroup,
-                  "rlimits", rlimits, "worker", (json_int_t)getpid(), "spare", req->spare);
-    char *text = json_dumps(head, JSON_COMPACT);
-    json_decref(head);
-    return text;
-}
-
-static int send_request(struct fork_server *fs, const struct fork_request *req)
-{
-    int fds[FORK_SERVER_FDS_MAX];
-    int n = 0;
-    for (int i = 0; i < 4; i++)
-        fds[n++] = req->fds[i];
-    if (req->file_fd >= 0)
-        fds[n++] = req->file_fd;
-    bool cgroup = req->limits && req->limits->cgroup_procs_fd >= 0;
-    if (cgroup)
-        fds[n++] = req->limits->cgroup_procs_fd;
-    char *head = request_header(req, cgroup);
-    union {
-        char buf[CMSG_SPACE(sizeof(int) * FORK_SERVER_FDS_MAX)];
-        struct cmsghdr align;
-    } u;
-    memset(&u, 0, sizeof(u));
-    struct iovec iov = {.iov_base = head, .iov_len = strlen(head)};
-    struct msghdr msg = {.msg_iov = &iov,
-                         .msg_iovlen = 1,
-                         .msg_control = u.buf,
-                         .msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n)};
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
-    memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)n);
-    ssize_t sent = sendmsg(fs->sock, &msg, MSG_NOSIGNAL);
-    int rc = sent < 0 ? -errno : 0;
-    free(head);
-    return rc;
-}
-
-/* The answer: the child's pid and an errno (0: it is set up). */
-static int read_answer(struct fork_server *fs, pid_t *pid)
+/* The answer: the child's pid and an errno (0: it is set up), waited for
+ * at most timeout_ms. */
+static int read_answer(struct fork_server *fs, int timeout_ms, pid_t *pid)
 {
     struct pollfd p = {.fd = fs->sock, .events = POLLIN};
     int32_t answer[2];
     int n;
     do
-        n = poll(&p, 1, FORK_SERVER_ANSWER_MS);
+        n = poll(&p, 1, timeout_ms);
     while (n < 0 && errno == EINTR);
     if (n == 0) {
         fork_server_kill(fs, "did not answer within a second");
@@ -368,50 +331,129 @@ static int read_answer(struct fork_server *fs, pid_t *pid)
     return answer[0] > 0 ? 0 : -EPROTO;
 }
 
-int fork_server_spawn(struct fork_server *fs, const struct fork_request *req, pid_t *pid)
+/* Counts a served request and replaces a zygote that grew. */
+static void answered(struct fork_server *fs, int rc)
 {
-    if (!fs->ready)
-        return -EAGAIN;
-    int rc = send_request(fs, req);
-    if (rc < 0) {
-        fork_server_kill(fs, "refused a request");
-        return rc;
-    }
-    rc = read_answer(fs, pid);
     if (rc == 0)
         metrics_fork_server(METRICS_FORK_SERVED);
     uint64_t now = rc == 0 ? rss_kb(fs->pid) : 0;
     if (now > fs->base_rss_kb + FORK_SERVER_GROWTH_KB)
         fork_server_kill(fs, "grew by more than 64 MiB");
+}
+
+/* The pending request is over: its caller hears of it (first forgotten, so
+ * that it may ask again from its callback). */
+static void pending_settle(struct fork_server *fs, int rc, pid_t pid)
+{
+    fork_spawned_fn done = fs->pending.done;
+    void *userdata = fs->pending.userdata;
+    drop_source(&fs->pending.answer_src);
+    drop_source(&fs->pending.timeout_src);
+    fs->pending.done = NULL;
+    fs->pending.userdata = NULL;
+    if (done)
+        done(rc == 0 ? pid : -1, rc, userdata);
+}
+
+/* The child of an abandoned request: nobody wants it. */
+static void kill_unwanted(pid_t pid, int rc, void *userdata)
+{
+    (void)userdata;
+    if (rc == 0 && pid > 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+}
+
+/* A request still pending is answered first: the zygote answers in order. */
+static void wait_pending(struct fork_server *fs)
+{
+    if (!fs->pending.done)
+        return;
+    pid_t pid = 0;
+    int rc = read_answer(fs, FORK_SERVER_ANSWER_MS, &pid);
+    answered(fs, rc);
+    pending_settle(fs, rc, pid);
+}
+
+int fork_server_spawn(struct fork_server *fs, const struct fork_request *req, pid_t *pid)
+{
+    wait_pending(fs);
+    if (!fs->ready)
+        return -EAGAIN;
+    int rc = fork_request_send(fs->sock, req);
+    if (rc < 0) {
+        fork_server_kill(fs, "refused a request");
+        return rc;
+    }
+    rc = read_answer(fs, FORK_SERVER_ANSWER_MS, pid);
+    answered(fs, rc);
     return rc;
+}
+
+static int on_answer(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+    struct fork_server *fs = userdata;
+    pid_t pid = 0;
+    (void)s;
+    (void)fd;
+    (void)revents;
+    int rc = read_answer(fs, 0, &pid);
+    answered(fs, rc);
+    pending_settle(fs, rc, pid);
+    return 0;
+}
+
+static int on_answer_timeout(sd_event_source *s, uint64_t usec, void *userdata)
+{
+    struct fork_server *fs = userdata;
+    (void)s;
+    (void)usec;
+    fork_server_kill(fs, "did not answer within a second");
+    pending_settle(fs, -ETIMEDOUT, 0);
+    return 0;
+}
+
+int fork_server_spawn_async(struct fork_server *fs, const struct fork_request *req,
+                            fork_spawned_fn done, void *userdata)
+{
+    if (!fs->ready || fs->pending.done)
+        return -EAGAIN;
+    int rc = fork_request_send(fs->sock, req);
+    if (rc < 0) {
+        fork_server_kill(fs, "refused a request");
+        return rc;
+    }
+    rc = sd_event_add_io(fs->loop, &fs->pending.answer_src, fs->sock, EPOLLIN, on_answer, fs);
+    if (rc == 0)
+        rc = sd_event_add_time_relative(fs->loop, &fs->pending.timeout_src, CLOCK_MONOTONIC,
+                                        FORK_SERVER_ANSWER_MS * 1000ull, 1000, on_answer_timeout,
+                                        fs);
+    fs->pending.done = done;
+    fs->pending.userdata = userdata;
+    if (rc < 0) { /* it is asked for already: wait for it here */
+        wait_pending(fs);
+        return 0;
+    }
+    return 0;
+}
+
+bool fork_server_busy(const struct fork_server *fs)
+{
+    return fs->pending.done != NULL;
+}
+
+void fork_server_abandon(struct fork_server *fs, void *userdata)
+{
+    if (fs && fs->pending.done && fs->pending.userdata == userdata) {
+        fs->pending.done = kill_unwanted;
+        fs->pending.userdata = NULL;
+    }
 }
 
 void fork_server_count_cold(void)
 {
     metrics_fork_server(METRICS_FORK_COLD);
-}
-
-void fork_server_preamble(char *const *args, char *const *envp, const char *cwd, struct strbuf *out)
-{
-    struct strbuf body;
-    strbuf_init(&body);
-    size_t nargs = 0;
-    for (char *const *a = args; *a; a++)
-        nargs++;
-    strbuf_append(&body, cwd, strlen(cwd) + 1);
-    strbuf_printf(&body, "%zu", nargs);
-    strbuf_putc(&body, '\0');
-    for (char *const *a = args; *a; a++)
-        strbuf_append(&body, *a, strlen(*a) + 1);
-    for (char *const *e = envp; *e; e++)
-        strbuf_append(&body, *e, strlen(*e) + 1);
-    size_t len = body.len ? body.len - 1 : 0; /* no separator after the last field */
-    const unsigned char size[4] = {(unsigned char)len, (unsigned char)(len >> 8),
-                                   (unsigned char)(len >> 16), (unsigned char)(len >> 24)};
-    strbuf_append(out, size, sizeof(size));
-    strbuf_append(out, body.data, len);
-    secure_zero(body.data, body.len); /* the environment holds the execution's API token */
-    strbuf_free(&body);
 }
 
 static void reap_strays_of(const char *children, pid_t keep)

@@ -61,6 +61,25 @@ const char *fork_server_path(const struct fork_server *fs);
  * no zygote is ready; the caller then starts the child cold. */
 int fork_server_spawn(struct fork_server *fs, const struct fork_request *req, pid_t *pid);
 
+/* Called from the loop with the child's pid (rc 0), or rc a negative errno. */
+typedef void (*fork_spawned_fn)(pid_t pid, int rc, void *userdata);
+
+/* Asks for a child for req without waiting for the answer: done is called
+ * from the loop once it comes, or when the zygote died or did not answer
+ * within about a second. One such request at a time: -EAGAIN while one is
+ * pending or no zygote is ready (done is then not called). req's descriptors
+ * may be closed once this returns. A later fork_server_spawn waits for the
+ * pending answer first. */
+int fork_server_spawn_async(struct fork_server *fs, const struct fork_request *req,
+                            fork_spawned_fn done, void *userdata);
+
+/* Whether an asynchronous request awaits its answer. */
+bool fork_server_busy(const struct fork_server *fs);
+
+/* The pending request of userdata, if any, is no longer wanted: its child,
+ * once known, is killed and reaped, and done is not called. NULL-safe. */
+void fork_server_abandon(struct fork_server *fs, void *userdata);
+
 /* Counts a launch the caller ran cold although the fork server could serve
  * its kind (it was down, or refused). */
 void fork_server_count_cold(void);

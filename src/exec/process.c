@@ -269,14 +269,71 @@ fail:
     return rc;
 }
 
+/* The fork server's answer for a spare asked for without waiting. */
+static void on_spare_forked(pid_t pid, int rc, void *userdata)
+{
+    struct proc *p = userdata;
+    p->forking = NULL;
+    if (rc == 0) {
+        p->pid = pid;
+        p->pidfd = pidfd_open(pid, 0);
+        rc = p->pidfd < 0 ? -errno : proc_watch_idle(p);
+    }
+    if (rc == 0) {
+        if (p->started)
+            p->started(p, p->userdata);
+        return;
+    }
+    /* Never started: exited tells, with no exit status and no signal. */
+    log_debug("a spare could not be forked: %s", strerror(-rc));
+    p->finished = true;
+    p->done(p, p->userdata);
+}
+
+/* A spare forked by the fork server, asked for without waiting (the fork
+ * takes milliseconds of the zygote's time): 0; -EBUSY while it forks another;
+ * -EAGAIN when it cannot. */
+static int prespawn_forking(struct proc *p, const struct proc_spec *spec, const struct child_fds *c)
+{
+    if (!spec->fork_server || spec->control != PROC_CONTROL_SOCKET ||
+        !fork_server_ready(spec->fork_server))
+        return -EAGAIN;
+    if (fork_server_busy(spec->fork_server))
+        return -EBUSY;
+    if (spec->uid && child_fds_give(spec, c) < 0)
+        return -EAGAIN;
+    const struct fork_request req = {
+        .fds = {c->in[0], c->out[1], c->err[1], c->ctl[0]},
+        .file_fd = -1,
+        .uid = spec->uid,
+        .gid = spec->gid,
+        .limits = spec->limits,
+        .spare = true,
+    };
+    int rc = fork_server_spawn_async(spec->fork_server, &req, on_spare_forked, p);
+    if (rc == 0)
+        p->forking = spec->fork_server;
+    return rc;
+}
+
 int proc_prespawn(sd_event *loop, const struct proc_spec *spec, proc_done_fn exited, void *userdata,
                   struct proc **out, char *err, size_t errlen)
 {
     struct child_fds c;
     memset(&c, -1, sizeof(c));
     struct proc *p = proc_alloc(loop, spec, exited, userdata);
+    p->started = spec->started;
     bool forked = false; /* either way, it reads its launch from fd 3 when armed */
     int rc = spec->ns || spec->file_fd > 2 ? -EINVAL : child_fds_open(&c, spec);
+    int forking = rc == 0 ? prespawn_forking(p, spec, &c) : -EAGAIN;
+    if (forking == 0) {
+        proc_take_fds(p, &c);
+        child_fds_close(&c);
+        *out = p;
+        return 0;
+    }
+    if (forking == -EBUSY) /* not another: once the fork server has answered */
+        rc = -EBUSY;
     if (rc == 0)
         rc = spawn_child(spec, &c, true, &p->pid, &forked);
     if (rc == 0 && (p->pidfd = pidfd_open(p->pid, 0)) < 0)
@@ -292,6 +349,8 @@ int proc_prespawn(sd_event *loop, const struct proc_spec *spec, proc_done_fn exi
         return rc;
     }
     *out = p;
+    if (p->started)
+        p->started(p, p->userdata);
     return 0;
 }
 
@@ -303,6 +362,11 @@ const struct proc_result *proc_get_result(const struct proc *proc)
 pid_t proc_pid(const struct proc *proc)
 {
     return proc->pid;
+}
+
+bool proc_started(const struct proc *proc)
+{
+    return proc->pid > 0;
 }
 
 void proc_cancel(struct proc *proc, uint64_t grace_ms)
@@ -319,6 +383,7 @@ void proc_free(struct proc *p)
 {
     if (!p)
         return;
+    fork_server_abandon(p->forking, p);
     if (p->pid > 0 && !p->reaped) {
         proc_signal_group(p, SIGKILL);
         siginfo_t si;

@@ -31,6 +31,7 @@ enum proc_control {
 
 struct sandbox_ns;
 struct fork_server;
+struct proc;
 
 struct proc_spec {
     const char *path; /* absolute path of the program */
@@ -60,6 +61,9 @@ struct proc_spec {
      * first on its control socket. */
     struct fork_server *fork_server;
     char *const *fork_args;
+    /* proc_prespawn only: called once the child exists, with its pid known
+     * (at once, or from the loop when the fork server answers). */
+    void (*started)(struct proc *proc, void *userdata);
 };
 
 struct proc_result {
@@ -95,6 +99,11 @@ int proc_start(sd_event *loop, const struct proc_spec *spec, proc_done_fn done, 
  * and only its exit is watched: exited is called (from the loop) if it ends
  * before proc_arm, and may free the proc. Returns 0, or a negative errno with
  * the reason in err (nothing left running). */
+/* With spec->fork_server ready, the child is forked by it, asked for without
+ * waiting: the proc exists at once, its child once spec->started is called;
+ * if the fork fails, exited is called with neither an exit status nor a
+ * signal. -EBUSY: the fork server is forking another; try again after its
+ * started. */
 int proc_prespawn(sd_event *loop, const struct proc_spec *spec, proc_done_fn exited, void *userdata,
                   struct proc **out, char *err, size_t errlen);
 
@@ -108,6 +117,9 @@ int proc_arm(struct proc *proc, const struct proc_spec *spec, proc_done_fn done,
 
 const struct proc_result *proc_get_result(const struct proc *proc);
 pid_t proc_pid(const struct proc *proc);
+
+/* Whether the child exists (a spare being forked does not yet). */
+bool proc_started(const struct proc *proc);
 
 /* Whether pid is the unreaped child of a live proc. */
 bool proc_is_live(pid_t pid);

@@ -49,6 +49,11 @@ struct proc {
     void *userdata;
     bool finished;
     struct proc *live_prev, *live_next; /* every proc not yet freed (proc_is_live) */
+
+    /* A spare being forked (proc_prespawn): the fork server whose answer
+     * gives its pid (NULL once known), and who hears of that pid. */
+    struct fork_server *forking;
+    proc_done_fn started;
 };
 
 static inline void close_fd(int *fd)

@@ -73,7 +73,7 @@ void spare_discard(struct spare *spare)
     const struct executor_settings *s = spare->pool->settings;
     pid_t pid = proc_pid(spare->proc);
     proc_free(spare->proc); /* kills the group and reaps it */
-    if (s->on_reap)
+    if (s->on_reap && pid > 0)
         s->on_reap(pid, s->hook_userdata);
     sandbox_drop_uid(s->sandbox, spare->uid, -1);
     free(spare);
@@ -84,14 +84,29 @@ static void on_spare_exit(struct proc *proc, void *userdata)
     struct spare *spare = userdata;
     const struct proc_result *r = proc_get_result(proc);
     struct spare_kind *k = spare->kind;
-    log_warn("spare %s process %d ended while idle (%s %d)", k->rt->name, (int)proc_pid(proc),
-             r->exited ? "exit status" : "signal", r->exited ? r->exit_code : r->signal);
     struct spare_pool *pool = spare->pool;
     spare_remove_idle(spare);
+    if (!r->exited && r->signal == 0) { /* never started: the fork server refused */
+        spare_discard(spare);
+        spare_schedule_refill(pool);
+        return;
+    }
+    log_warn("spare %s process %d ended while idle (%s %d)", k->rt->name, (int)proc_pid(proc),
+             r->exited ? "exit status" : "signal", r->exited ? r->exit_code : r->signal);
     if (++k->deaths == SPARE_DEATHS_MAX)
         log_warn("no more spare %s processes: %d died idle in a row", k->rt->name, k->deaths);
     spare_discard(spare);
     spare_schedule_refill(pool);
+}
+
+/* The guardian learns of the spare's group once it exists. */
+static void on_spare_started(struct proc *proc, void *userdata)
+{
+    struct spare_pool *pool = ((struct spare *)userdata)->pool;
+    const struct executor_settings *s = pool->settings;
+    if (s->on_spawn)
+        s->on_spawn(proc_pid(proc), s->hook_userdata);
+    spare_schedule_refill(pool); /* the fork server may fork the next now */
 }
 
 static int spare_spawn(struct spare_pool *pool, struct spare_kind *k)
@@ -121,18 +136,18 @@ static int spare_spawn(struct spare_pool *pool, struct spare_kind *k)
         /* Forked from the runtime's warm interpreter when it is ready;
          * else started cold from argv, to the same end. */
         .fork_server = l.forkable ? s->fork_server : NULL,
+        .started = on_spare_started,
     };
     char err[256];
     rc = proc_prespawn(pool->loop, &spec, on_spare_exit, spare, &spare->proc, err, sizeof(err));
     launch_free(&l);
     if (rc < 0) {
-        log_warn("%s", err);
+        if (rc != -EBUSY)
+            log_warn("%s", err);
         sandbox_drop_uid(s->sandbox, spare->uid, -1);
         free(spare);
         return rc;
     }
-    if (s->on_spawn)
-        s->on_spawn(proc_pid(spare->proc), s->hook_userdata);
     k->idle[k->n_idle++] = spare;
     metrics_spares_idle(k->rt->name, k->n_idle);
     return 0;
@@ -153,11 +168,15 @@ static int on_refill(sd_event_source *src, void *userdata)
     (void)src;
     for (size_t i = 0; i < pool->n_kinds; i++) {
         struct spare_kind *k = &pool->kinds[i];
-        while (!pool->stopped && k->deaths < SPARE_DEATHS_MAX && k->n_idle < k->target)
-            if (spare_spawn(pool, k) < 0) {
+        while (!pool->stopped && k->deaths < SPARE_DEATHS_MAX && k->n_idle < k->target) {
+            int rc = spare_spawn(pool, k);
+            if (rc == -EBUSY) /* the fork server forks one: the rest once it has */
+                break;
+            if (rc < 0) {
                 retry = ++k->deaths < SPARE_DEATHS_MAX;
                 break;
             }
+        }
     }
     if (retry) {
         sd_event_source_set_time_relative(pool->retry_src, SPARE_RETRY_US);
@@ -195,9 +214,14 @@ struct spare *spare_pool_take(struct spare_pool *pool, const struct runtime *rt,
         return NULL;
     for (size_t i = 0; i < pool->n_kinds; i++) {
         struct spare_kind *k = &pool->kinds[i];
-        if (k->rt != rt || k->n_idle == 0)
+        if (k->rt != rt)
             continue;
-        struct spare *spare = k->idle[0];
+        struct spare *spare = NULL; /* the oldest that is not still being forked */
+        for (size_t j = 0; j < k->n_idle && !spare; j++)
+            if (proc_started(k->idle[j]->proc))
+                spare = k->idle[j];
+        if (!spare)
+            return NULL;
         spare_remove_idle(spare);
         k->deaths = 0;
         spare_schedule_refill(pool);
