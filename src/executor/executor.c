@@ -57,6 +57,8 @@ struct execution {
  * slow database), the sweep comes at the latest this long after the action's
  * end, so that escapers never outlive it by more. */
 #define EXECUTION_SWEEP_DELAY_US (500 * 1000)
+/* sd-event's default slack would be 250 ms more. */
+#define EXECUTION_SWEEP_SLACK_US (50 * 1000)
 
 const char *execution_status_name(enum execution_status status)
 {
@@ -140,7 +142,8 @@ static void execution_end_sandbox(struct execution *ex, pid_t main_pid)
     ex->leave_pid = main_pid;
     if (ex->sandbox.uid && ex->loop &&
         sd_event_add_time_relative(ex->loop, &ex->leave_src, CLOCK_MONOTONIC,
-                                   EXECUTION_SWEEP_DELAY_US, 0, on_sweep_due, ex) >= 0)
+                                   EXECUTION_SWEEP_DELAY_US, EXECUTION_SWEEP_SLACK_US, on_sweep_due,
+                                   ex) >= 0)
         return;
     execution_leave_sandbox(ex);
 }
