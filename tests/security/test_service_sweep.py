@@ -3,9 +3,10 @@ against the real service (as root): the sweep of its uid may come after
 execution.completed, but a `setsid` escaper it left is dead within 2 s of the
 end, and before the uid is handed to another execution; the escaper's files/
 goes back to the worker, so that no later execution, on that uid or another,
-can write there."""
-import json
+can write there. When the result cannot be recorded for a while (the worker's
+database connection stalls), the escaper does not wait for it."""
 import os
+import signal
 import sys
 import time
 import unittest
@@ -31,6 +32,15 @@ escaper=$!
 sleep 0.1
 printf '{"uid":%d,"pid":%d,"escaper":%d,"alive":%s}\n' "$(id -u)" $$ "$escaper" \
     "$(kill -0 "$escaper" 2> /dev/null && echo true || echo false)"
+"""
+
+# Leaves a daemon, says where it is, then waits to be told to end.
+LINGER_SH = r"""#!/usr/bin/env bash
+setsid sleep 1000 < /dev/null > /dev/null 2>&1 &
+echo $! > "$PARAM_PIDFILE.tmp"
+mv "$PARAM_PIDFILE.tmp" "$PARAM_PIDFILE"
+for _ in $(seq 600); do [ -e "$PARAM_GO" ] && exit 0; sleep 0.05; done
+exit 3
 """
 
 # What a later execution finds on its uid, and whether it can write into the
@@ -60,10 +70,18 @@ class SweepAfterCompletionTest(ServiceTestCase):
         write_pack(cls.packs_dir, "swp")
         write_action_file(cls.packs_dir, "swp", "escape.sh", ESCAPE_SH)
         write_action_file(cls.packs_dir, "swp", "probe.sh", PROBE_SH)
+        write_action_file(cls.packs_dir, "swp", "linger.sh", LINGER_SH)
         pack = db.insert_pack("swp")
         cls.escape = db.insert_action(pack, "swp", "escape", "escape.sh", output="json")
         cls.probe = db.insert_action(pack, "swp", "probe", "probe.sh",
                                      {"old": {"type": "string"}}, ["old"], output="json")
+        text = {"type": "string"}
+        cls.linger = db.insert_action(pack, "swp", "linger", "linger.sh",
+                                      {"pidfile": text, "go": text}, ["pidfile", "go"])
+        # Where the action tells the test about its daemon.
+        cls.shared = os.path.join(cls.tmp, "shared")
+        os.makedirs(cls.shared)
+        os.chmod(cls.shared, 0o1777)
 
     def run_action(self, w, name, action_id, params=None):
         ref = "swp." + name
@@ -103,6 +121,41 @@ class SweepAfterCompletionTest(ServiceTestCase):
                              "that ran on uid %d" % (probe["uid"], uid))
         self.assertIn(uid, seen, "uid %d was never handed out again (%r)" % (uid, seen))
         self.assertFalse(os.path.exists(os.path.join(files, "intruder.txt")))
+
+    def worker_backends(self):
+        """The database server processes of the worker's connections (the
+        class's database is the worker's alone)."""
+        return [r["pid"] for r in self.db.rows(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = 'attune-worker'")]
+
+    def test_escaper_dies_while_the_result_waits_for_the_database(self):
+        w = self.start_worker(env=SANDBOX_ENV)
+        pidfile, go = os.path.join(self.shared, "linger.pid"), os.path.join(self.shared, "go")
+        ref = "swp.linger"
+        eid = self.db.insert_execution(ref, params={"pidfile": pidfile, "go": go},
+                                       action_id=self.linger)
+        self.broker.dispatch(w.id, eid, ref, None)
+        self.assertTrue(wait_until_value(lambda: os.path.exists(pidfile), 20 * SLOW),
+                        "the action did not start\n" + w.describe())
+        with open(pidfile) as f:
+            escaper = int(f.read())
+        self.addCleanup(lambda: alive(escaper) and os.kill(escaper, 9))
+        backends = self.worker_backends()
+        self.assertTrue(backends, "the worker's database connection was not found")
+        for pid in backends:
+            os.kill(pid, signal.SIGSTOP)
+            self.addCleanup(os.kill, pid, signal.SIGCONT)
+        try:
+            open(go, "w").close()
+            self.assertTrue(wait_until_value(lambda: not alive(escaper), 2),
+                            "the escaper %d waited for the database" % escaper)
+            self.assertEqual(self.db.execution(eid)["status"], "running",
+                             "the result was recorded: the database did not stall")
+        finally:
+            for pid in backends:
+                os.kill(pid, signal.SIGCONT)
+        self.assertEqual(self.wait_final(eid, worker=w)["status"], "completed")
 
 
 if __name__ == "__main__":
