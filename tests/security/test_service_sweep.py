@@ -3,8 +3,9 @@ against the real service (as root): the sweep of its uid may come after
 execution.completed, but a `setsid` escaper it left is dead within 2 s of the
 end, and before the uid is handed to another execution; the escaper's files/
 goes back to the worker, so that no later execution, on that uid or another,
-can write there. When the result cannot be recorded for a while (the worker's
-database connection stalls), the escaper does not wait for it."""
+can write there; the homes made ahead of executions are closed to them. When
+the result cannot be recorded for a while (the worker's database connection
+stalls), the escaper does not wait for it."""
 import os
 import signal
 import sys
@@ -121,6 +122,16 @@ class SweepAfterCompletionTest(ServiceTestCase):
                              "that ran on uid %d" % (probe["uid"], uid))
         self.assertIn(uid, seen, "uid %d was never handed out again (%r)" % (uid, seen))
         self.assertFalse(os.path.exists(os.path.join(files, "intruder.txt")))
+        # The homes made ahead wait, the worker's and closed to others, beside
+        # the executions' folders, and go with the worker.
+        folder = os.path.dirname(result["artifacts_dir"])
+        waiting = [n for n in os.listdir(folder) if n.startswith(".home-")]
+        self.assertTrue(waiting, os.listdir(folder))
+        for name in waiting:
+            st = os.stat(os.path.join(folder, name))
+            self.assertEqual((st.st_uid, st.st_mode & 0o777), (0, 0o700), name)
+        self.stop_worker(w)
+        self.assertEqual([n for n in os.listdir(folder) if n.startswith(".home-")], [])
 
     def worker_backends(self):
         """The database server processes of the worker's connections (the
