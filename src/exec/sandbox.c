@@ -112,6 +112,7 @@ static int sandbox_mode_new(const struct config *cfg, struct sandbox *sb, char *
     if (!config_parse_uid_range(cfg->sandbox_uid_range, &first, &count))
         return set_error(err, errlen, EINVAL, "sandbox.uid_range: not a uid range");
     uid_pool_init(&sb->uids, first, count);
+    uid_homes_init(&sb->homes);
     metrics_sandbox_uids(0, count);
     return 0;
 }
@@ -146,9 +147,10 @@ void sandbox_free(struct sandbox *sb)
 {
     if (!sb)
         return;
-    if (sb->mode == SANDBOX_MODE_UID)
+    if (sb->mode == SANDBOX_MODE_UID) {
         uid_pool_free(&sb->uids);
-    else
+        uid_homes_free(&sb->homes);
+    } else
         sandbox_ns_conf_free(&sb->ns);
     free(sb);
 }
@@ -195,13 +197,14 @@ static int sandbox_open_path(const char *dir)
 
 /* files/ (held open by the caller) and a new home/ become the uid's, through
  * descriptors: no path below the execution's folder is followed. */
-static int sandbox_give(struct sandbox_slot *slot, int dir_fd, int files_fd)
+static int sandbox_give(struct sandbox *sb, struct sandbox_slot *slot, int dir_fd, int files_fd)
 {
     slot->files_fd = fcntl(files_fd, F_DUPFD_CLOEXEC, 0);
     if (slot->files_fd < 0)
         return -errno;
-    if (mkdirat(dir_fd, "home", 0700) < 0)
-        return -errno;
+    int rc = uid_homes_place(&sb->homes, dir_fd);
+    if (rc < 0)
+        return rc;
     slot->home_fd = openat(dir_fd, "home", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (slot->home_fd < 0)
         return -errno;
@@ -291,7 +294,7 @@ int sandbox_enter_on_uid(struct sandbox *sb, uid_t uid, const char *dir, int dir
         return 0;
     slot->uid = uid;
     slot->home_dir = xasprintf("%s/home", dir);
-    int rc = sandbox_give(slot, dir_fd, files_fd);
+    int rc = sandbox_give(sb, slot, dir_fd, files_fd);
     if (rc == 0)
         rc = sandbox_open_path(dir);
     if (rc < 0)
@@ -413,4 +416,6 @@ void sandbox_leave(struct sandbox *sb, struct sandbox_slot *slot, pid_t main_pid
             close(fds[i]);
     free(slot->home_dir);
     memset(slot, 0, sizeof(*slot));
+    /* After execution.completed (see executor.c), ahead of the next start. */
+    uid_homes_refill(&sb->homes);
 }

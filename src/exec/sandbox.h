@@ -13,6 +13,7 @@
 #include "core/config.h"
 #include "core/util.h"
 #include "exec/sandbox_ns.h"
+#include "exec/uid_home.h"
 #include "exec/uid_pool.h"
 
 /* Told, when set, that an execution took uid (taken), before anything runs
@@ -22,6 +23,7 @@ typedef void (*sandbox_uid_hook)(uid_t uid, bool taken, void *userdata);
 struct sandbox {
     enum sandbox_mode mode; /* uid or userns */
     struct uid_pool uids;
+    struct uid_homes homes; /* made ahead, off the executions' starts */
     sandbox_uid_hook on_uid;
     void *on_uid_userdata;
     struct sandbox_ns_conf ns;

@@ -45,7 +45,21 @@ struct execution {
     void *userdata;
     struct sandbox_slot sandbox;
     struct limits_slot limits;
+    sd_event *loop;
+    sd_event_source *leave_src; /* the sweep of the uid, due at the latest then */
+    pid_t leave_pid;            /* the action's own process, for sandbox_leave */
 };
+
+/* In uid mode the execution's uid is swept once execution.completed is out
+ * (execution_free, at the job's end) rather than on the way to it: the sweep's
+ * helper process costs a wake-up of another process and back, a millisecond
+ * or more on a busy host. The uid stays taken (no other execution gets it, the
+ * guardian still knows it) until swept; should the job's end take long (a
+ * slow database), the sweep comes at the latest this long after the action's
+ * end, so that escapers never outlive it by more. */
+#define EXECUTION_SWEEP_DELAY_US (500 * 1000)
+/* sd-event's default slack would be 250 ms more. */
+#define EXECUTION_SWEEP_SLACK_US (50 * 1000)
 
 const char *execution_status_name(enum execution_status status)
 {
@@ -106,6 +120,35 @@ static void execution_write_result_file(const struct execution *ex)
     free(text);
 }
 
+/* Kills what is left on the execution's uid, takes its folders back and
+ * frees the uid (once: the slot is empty after). */
+static void execution_leave_sandbox(struct execution *ex)
+{
+    ex->leave_src = sd_event_source_disable_unref(ex->leave_src);
+    sandbox_leave(ex->settings->sandbox, &ex->sandbox, ex->leave_pid);
+}
+
+static int on_sweep_due(sd_event_source *src, uint64_t usec, void *userdata)
+{
+    (void)src;
+    (void)usec;
+    execution_leave_sandbox(userdata);
+    return 0;
+}
+
+/* At the action's end: in uid mode the sweep waits (see
+ * EXECUTION_SWEEP_DELAY_US); any other sandbox is left at once. */
+static void execution_end_sandbox(struct execution *ex, pid_t main_pid)
+{
+    ex->leave_pid = main_pid;
+    if (ex->sandbox.uid && ex->loop &&
+        sd_event_add_time_relative(ex->loop, &ex->leave_src, CLOCK_MONOTONIC,
+                                   EXECUTION_SWEEP_DELAY_US, EXECUTION_SWEEP_SLACK_US, on_sweep_due,
+                                   ex) >= 0)
+        return;
+    execution_leave_sandbox(ex);
+}
+
 static void on_proc_done(struct proc *proc, void *userdata)
 {
     struct execution *ex = userdata;
@@ -113,7 +156,7 @@ static void on_proc_done(struct proc *proc, void *userdata)
         ex->settings->on_reap(proc_pid(proc), ex->settings->hook_userdata);
     struct limits_outcome over;
     sandbox_limits_leave(ex->settings->limits, &ex->limits, &over);
-    sandbox_leave(ex->settings->sandbox, &ex->sandbox, proc_pid(proc));
+    execution_end_sandbox(ex, proc_pid(proc));
     if (ex->settings->fork_server && !ex->settings->sandbox)
         fork_server_reap_strays(ex->settings->fork_server);
     output_sink_close(&ex->out);
@@ -327,6 +370,8 @@ int execution_start(sd_event *loop, const struct executor_settings *settings,
         return rc;
     struct execution *ex = xcalloc(1, sizeof(*ex));
     ex->settings = settings;
+    ex->loop = sd_event_ref(loop);
+    ex->leave_pid = -1;
     ex->dir = xstrdup(req->artifacts_dir);
     ex->out.fd = ex->err.fd = ex->param_fd = -1;
     ex->limits.cgroup_fd = ex->limits.spawn.cgroup_procs_fd = -1;
@@ -398,7 +443,7 @@ void execution_free(struct execution *ex)
     proc_free(ex->proc);
     spare_discard(ex->spare);
     sandbox_limits_leave(ex->settings->limits, &ex->limits, NULL);
-    sandbox_leave(ex->settings->sandbox, &ex->sandbox, -1);
+    execution_leave_sandbox(ex);
     output_sink_close(&ex->out);
     output_sink_close(&ex->err);
     output_sink_release(&ex->out);
@@ -408,6 +453,7 @@ void execution_free(struct execution *ex)
     json_decref(ex->result);
     if (ex->param_fd >= 0)
         close(ex->param_fd);
+    sd_event_unref(ex->loop);
     free(ex->dir);
     free(ex);
 }
