@@ -222,6 +222,14 @@ static int proc_watch_launch(struct proc *p, const struct proc_spec *spec, bool 
     return rc;
 }
 
+size_t proc_busy_count(void)
+{
+    size_t n = 0;
+    for (const struct proc *p = live_procs; p; p = p->live_next)
+        n += !p->idle && !p->finished;
+    return n;
+}
+
 bool proc_is_live(pid_t pid)
 {
     for (const struct proc *p = live_procs; p; p = p->live_next)
@@ -325,6 +333,7 @@ int proc_prespawn(sd_event *loop, const struct proc_spec *spec, proc_done_fn exi
     p->started = spec->started;
     bool forked = false; /* either way, it reads its launch from fd 3 when armed */
     int rc = spec->ns || spec->file_fd > 2 ? -EINVAL : child_fds_open(&c, spec);
+    p->idle = true;
     int forking = rc == 0 ? prespawn_forking(p, spec, &c) : -EAGAIN;
     if (forking == 0) {
         proc_take_fds(p, &c);

@@ -121,6 +121,9 @@ pid_t proc_pid(const struct proc *proc);
 /* Whether the child exists (a spare being forked does not yet). */
 bool proc_started(const struct proc *proc);
 
+/* Children at work now: started and not finished, idle spares aside. */
+size_t proc_busy_count(void);
+
 /* Whether pid is the unreaped child of a live proc. */
 bool proc_is_live(pid_t pid);
 

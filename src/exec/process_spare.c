@@ -48,6 +48,7 @@ int proc_arm(struct proc *p, const struct proc_spec *spec, proc_done_fn done, vo
     if (proc_gone(p))
         return set_error(err, errlen, ESRCH, "the spare process %d is gone", (int)p->pid);
     p->child_src = sd_event_source_disable_unref(p->child_src);
+    p->idle = false;
     p->reply_max = spec->reply_max;
     if (spec->kill_grace_ms)
         p->kill_grace_ms = spec->kill_grace_ms;

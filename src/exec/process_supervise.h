@@ -54,6 +54,7 @@ struct proc {
      * gives its pid (NULL once known), and who hears of that pid. */
     struct fork_server *forking;
     proc_done_fn started;
+    bool idle; /* a spare waiting for its work (proc_prespawn until proc_arm) */
 };
 
 static inline void close_fd(int *fd)

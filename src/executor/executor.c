@@ -157,6 +157,7 @@ static void on_proc_done(struct proc *proc, void *userdata)
     struct limits_outcome over;
     sandbox_limits_leave(ex->settings->limits, &ex->limits, &over);
     execution_end_sandbox(ex, proc_pid(proc));
+    spare_pool_refill(ex->settings->spares);
     if (ex->settings->fork_server && !ex->settings->sandbox)
         fork_server_reap_strays(ex->settings->fork_server);
     output_sink_close(&ex->out);
@@ -271,12 +272,16 @@ static int execution_start_spare(struct execution *ex, const struct launch *l,
                                  const struct strv *env, const struct proc_spec *spec)
 {
     char err[256];
-    if (!ex->spare)
+    if (!ex->spare) {
+        log_debug("%s: no spare ready", ex->dir);
         return -ENOENT;
+    }
     struct spare_input in = {.launch = l, .envp = env->items, .cwd = spec->cwd};
     int rc = spare_start(&ex->spare, &in, spec, on_proc_done, ex, &ex->proc, err, sizeof(err));
     if (rc < 0)
         log_debug("%s: starting cold: %s", ex->dir, err);
+    else
+        log_debug("%s: in the spare process %d", ex->dir, (int)proc_pid(ex->proc));
     return rc;
 }
 

@@ -165,9 +165,15 @@ static int on_refill(sd_event_source *src, void *userdata)
 {
     struct spare_pool *pool = userdata;
     bool retry = false;
+    /* A spare's start takes milliseconds of CPU, which executions at work
+     * would share: while there are some, only a runtime with no spare left
+     * gets one; the rest come when they are done (spare_pool_refill). */
+    bool busy = proc_busy_count() > 0;
     (void)src;
     for (size_t i = 0; i < pool->n_kinds; i++) {
         struct spare_kind *k = &pool->kinds[i];
+        if (busy && k->n_idle > 0)
+            continue;
         while (!pool->stopped && k->deaths < SPARE_DEATHS_MAX && k->n_idle < k->target) {
             int rc = spare_spawn(pool, k);
             if (rc == -EBUSY) /* the fork server forks one: the rest once it has */
@@ -228,6 +234,12 @@ struct spare *spare_pool_take(struct spare_pool *pool, const struct runtime *rt,
         return spare;
     }
     return NULL;
+}
+
+void spare_pool_refill(struct spare_pool *pool)
+{
+    if (pool)
+        spare_schedule_refill(pool);
 }
 
 bool spare_pool_serves(const struct spare_pool *pool, const struct runtime *rt)

@@ -34,6 +34,9 @@ void spare_pool_free(struct spare_pool *pool);
 struct spare *spare_pool_take(struct spare_pool *pool, const struct runtime *rt,
                               const struct action *action);
 
+/* An execution has ended: the pool refills (see on_refill). NULL-safe. */
+void spare_pool_refill(struct spare_pool *pool);
+
 /* Whether the pool keeps spares of rt. NULL-safe. */
 bool spare_pool_serves(const struct spare_pool *pool, const struct runtime *rt);
 
