@@ -1,0 +1,213 @@
+/* The floors under the sandbox's userns mode on this machine: the worker's own
+ * spawn (spawn_process) of /bin/true timed without namespaces, with each new
+ * namespace alone, with all four and only a /proc, with the execution's whole
+ * mount plan (sandbox_ns_prepare), and through attune-sandbox-init; split into
+ * the spawn (clone to exec) and the rest (exec to reaped, where the kernel
+ * tears the namespaces down). Run by bench/ns-floor, as a user that is not root. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/util.h"
+#include "exec/sandbox_ns.h"
+#include "exec/spawn.h"
+
+#define TRUE_PATH "/bin/true"
+
+enum plan { PLAN_NONE, PLAN_MAPS, PLAN_PROC, PLAN_SANDBOX, PLAN_SANDBOX_INIT };
+
+struct variant {
+    const char *name;
+    int clone_flags; /* 0 with PLAN_NONE: no namespaces */
+    enum plan plan;
+    double *spawn_ms, *rest_ms;
+};
+
+struct floor_env {
+    struct sandbox_ns_conf conf;
+    char *dir;             /* {root}/bench/{id}, with files/ and home/ */
+    struct sandbox_ns *ns; /* the execution's plan */
+    char uid_map[32], gid_map[32];
+};
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int compare_doubles(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *values, int n)
+{
+    qsort(values, (size_t)n, sizeof(*values), compare_doubles);
+    return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+}
+
+static const struct spawn_mount proc_only[] = {
+    {.target = "/", .flags = MS_REC | MS_PRIVATE},
+    {.source = "proc",
+     .target = "/proc",
+     .fstype = "proc",
+     .flags = MS_NOSUID | MS_NODEV | MS_NOEXEC},
+};
+
+/* One spawn of /bin/true in the variant's way, and its wait; returns 0. */
+static int run_once(struct floor_env *env, const struct variant *v, double *spawn_ms,
+                    double *rest_ms)
+{
+    static char *const envp[] = {NULL};
+    static char true_arg0[] = "true", true_path[] = TRUE_PATH;
+    static char status_fd[] = STRINGIFY(SANDBOX_NS_STATUS_FD);
+    char *true_argv[] = {true_arg0, NULL};
+    char *init_argv[] = {NULL, status_fd, true_path, true_arg0, NULL};
+    int status_pipe[2] = {-1, -1};
+    struct spawn_fd fds[4] = {{-1, 0}, {-1, 1}, {-1, 2}};
+    struct spawn_ns maps = {
+        .clone_flags = v->clone_flags, .uid_map = env->uid_map, .gid_map = env->gid_map};
+    struct spawn_req req = {.path = TRUE_PATH,
+                            .argv = true_argv,
+                            .envp = envp,
+                            .fds = fds,
+                            .n_fds = 3,
+                            .close_from = 3};
+    if (v->plan == PLAN_PROC) {
+        maps.mounts = proc_only;
+        maps.n_mounts = ARRAY_SIZE(proc_only);
+    }
+    if (v->plan == PLAN_MAPS || v->plan == PLAN_PROC)
+        req.ns = &maps;
+    if (v->plan == PLAN_SANDBOX || v->plan == PLAN_SANDBOX_INIT)
+        req.ns = sandbox_ns_prepare(env->ns, NULL, TRUE_PATH);
+    if (v->plan == PLAN_SANDBOX_INIT) {
+        if (pipe2(status_pipe, O_CLOEXEC) < 0)
+            return -errno;
+        init_argv[0] = (char *)sandbox_ns_init_path(env->ns);
+        fds[3] = (struct spawn_fd){status_pipe[1], SANDBOX_NS_STATUS_FD};
+        req.n_fds = 4;
+        req.close_from = SANDBOX_NS_STATUS_FD + 1;
+        req.path = init_argv[0];
+        req.argv = init_argv;
+    }
+    pid_t pid;
+    double start = now_ms();
+    int rc = spawn_process(&req, &pid);
+    double spawned = now_ms();
+    if (rc == 0 && waitpid(pid, NULL, 0) < 0)
+        rc = -errno;
+    *spawn_ms = spawned - start;
+    *rest_ms = now_ms() - spawned;
+    if (status_pipe[0] >= 0) {
+        close(status_pipe[0]);
+        close(status_pipe[1]);
+    }
+    return rc;
+}
+
+static int floor_env_init(struct floor_env *env)
+{
+    char root[] = "/tmp/attune-ns-floor-XXXXXX";
+    if (!mkdtemp(root))
+        return -errno;
+    memset(env, 0, sizeof(*env));
+    env->dir = xasprintf("%s/bench/1", root);
+    char *files = xasprintf("%s/files", env->dir), *home = xasprintf("%s/home", env->dir);
+    char *worker = xasprintf("%s/bench", root);
+    int rc = mkdir(worker, 0700) < 0 || mkdir(env->dir, 0700) < 0 || mkdir(files, 0700) < 0 ||
+                     mkdir(home, 0700) < 0
+                 ? -errno
+                 : 0;
+    free(files);
+    free(home);
+    free(worker);
+    if (rc < 0)
+        return rc;
+    env->conf.init_path = sandbox_ns_find_init();
+    if (!env->conf.init_path)
+        return -ENOENT;
+    env->conf.init_dir = xstrdup(env->conf.init_path);
+    *strrchr(env->conf.init_dir, '/') = '\0';
+    env->conf.artifacts_dir = xstrdup(root);
+    strv_init(&env->conf.hidden);
+    snprintf(env->uid_map, sizeof(env->uid_map), "%u %u 1", (unsigned)geteuid(),
+             (unsigned)geteuid());
+    snprintf(env->gid_map, sizeof(env->gid_map), "%u %u 1", (unsigned)getegid(),
+             (unsigned)getegid());
+    memcpy(env->conf.uid_map, env->uid_map, sizeof(env->uid_map));
+    memcpy(env->conf.gid_map, env->gid_map, sizeof(env->gid_map));
+    env->ns = sandbox_ns_new(&env->conf, env->dir);
+    return 0;
+}
+
+static void floor_env_free(struct floor_env *env)
+{
+    char *root = xstrdup(env->conf.artifacts_dir);
+    char *cmd = xasprintf("rm -rf '%s'", root);
+    sandbox_ns_free(env->ns);
+    sandbox_ns_conf_free(&env->conf);
+    free(env->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "ns-floor: could not remove %s\n", root);
+    free(cmd);
+    free(root);
+}
+
+int main(int argc, char **argv)
+{
+    int runs = argc > 1 ? atoi(argv[1]) : 200;
+    struct variant variants[] = {
+        {"spawn, no namespaces", 0, PLAN_NONE, NULL, NULL},
+        {"new user ns (maps written)", CLONE_NEWUSER, PLAN_MAPS, NULL, NULL},
+        {"user + mount ns", CLONE_NEWUSER | CLONE_NEWNS, PLAN_MAPS, NULL, NULL},
+        {"user + PID ns", CLONE_NEWUSER | CLONE_NEWPID, PLAN_MAPS, NULL, NULL},
+        {"user + IPC ns", CLONE_NEWUSER | CLONE_NEWIPC, PLAN_MAPS, NULL, NULL},
+        {"all four + a /proc", SPAWN_NS_FLAGS, PLAN_PROC, NULL, NULL},
+        {"all four + the execution's mounts", SPAWN_NS_FLAGS, PLAN_SANDBOX, NULL, NULL},
+        {"the same through attune-sandbox-init", SPAWN_NS_FLAGS, PLAN_SANDBOX_INIT, NULL, NULL},
+    };
+    const int n = (int)ARRAY_SIZE(variants);
+    struct floor_env env;
+    if (runs < 1 || geteuid() == 0) {
+        fputs("usage: bench_ns_floor [RUNS] (as a user that is not root)\n", stderr);
+        return 2;
+    }
+    int rc = floor_env_init(&env);
+    if (rc < 0) {
+        fprintf(stderr, "ns-floor: cannot set up: %s\n", strerror(-rc));
+        return 1;
+    }
+    for (int i = 0; i < n; i++) {
+        variants[i].spawn_ms = xcalloc((size_t)runs, sizeof(double));
+        variants[i].rest_ms = xcalloc((size_t)runs, sizeof(double));
+    }
+    /* Interleaved, so that the load of the machine falls on every variant. */
+    for (int run = 0; run < runs && rc == 0; run++)
+        for (int i = 0; i < n && rc == 0; i++)
+            rc =
+                run_once(&env, &variants[i], &variants[i].spawn_ms[run], &variants[i].rest_ms[run]);
+    if (rc < 0)
+        fprintf(stderr, "ns-floor: spawn failed: %s\n", strerror(-rc));
+    for (int i = 0; i < n && rc == 0; i++) {
+        double spawn = median(variants[i].spawn_ms, runs), rest = median(variants[i].rest_ms, runs);
+        printf("%-40s spawn %6.3f ms, exec to reaped %6.3f ms, sum of medians %6.3f ms\n",
+               variants[i].name, spawn, rest, spawn + rest);
+    }
+    for (int i = 0; i < n; i++) {
+        free(variants[i].spawn_ms);
+        free(variants[i].rest_ms);
+    }
+    floor_env_free(&env);
+    return rc < 0 ? 1 : 0;
+}
