@@ -69,38 +69,36 @@ static int run_once(struct floor_env *env, const struct variant *v, double *spaw
                     double *rest_ms)
 {
     static char *const envp[] = {NULL};
-    static char true_arg0[] = "true", true_path[] = TRUE_PATH;
-    static char status_fd[] = STRINGIFY(SANDBOX_NS_STATUS_FD);
+    static char true_arg0[] = "true";
     char *true_argv[] = {true_arg0, NULL};
-    char *init_argv[] = {NULL, status_fd, true_path, true_arg0, NULL};
     int status_pipe[2] = {-1, -1};
     struct spawn_fd fds[4] = {{-1, 0}, {-1, 1}, {-1, 2}};
-    struct spawn_ns maps = {
+    struct spawn_ns plan = {
         .clone_flags = v->clone_flags, .uid_map = env->uid_map, .gid_map = env->gid_map};
     struct spawn_req req = {.path = TRUE_PATH,
                             .argv = true_argv,
                             .envp = envp,
                             .fds = fds,
                             .n_fds = 3,
-                            .close_from = 3};
+                            .close_from = 3,
+                            .ns = &plan};
     if (v->plan == PLAN_PROC) {
-        maps.mounts = proc_only;
-        maps.n_mounts = ARRAY_SIZE(proc_only);
+        plan.mounts = proc_only;
+        plan.n_mounts = ARRAY_SIZE(proc_only);
     }
-    if (v->plan == PLAN_MAPS || v->plan == PLAN_PROC)
-        req.ns = &maps;
     if (v->plan == PLAN_SANDBOX || v->plan == PLAN_SANDBOX_INIT)
-        req.ns = sandbox_ns_prepare(env->ns, NULL, TRUE_PATH);
+        plan = *sandbox_ns_prepare(env->ns, NULL, TRUE_PATH);
+    if (v->plan == PLAN_SANDBOX)
+        plan.init_path = NULL; /* /bin/true is the namespace's first process */
     if (v->plan == PLAN_SANDBOX_INIT) {
         if (pipe2(status_pipe, O_CLOEXEC) < 0)
             return -errno;
-        init_argv[0] = (char *)sandbox_ns_init_path(env->ns);
         fds[3] = (struct spawn_fd){status_pipe[1], SANDBOX_NS_STATUS_FD};
         req.n_fds = 4;
         req.close_from = SANDBOX_NS_STATUS_FD + 1;
-        req.path = init_argv[0];
-        req.argv = init_argv;
     }
+    if (v->plan == PLAN_NONE)
+        req.ns = NULL;
     pid_t pid;
     double start = now_ms();
     int rc = spawn_process(&req, &pid);
@@ -175,7 +173,7 @@ int main(int argc, char **argv)
         {"user + IPC ns", CLONE_NEWUSER | CLONE_NEWIPC, PLAN_MAPS, NULL, NULL},
         {"all four + a /proc", SPAWN_NS_FLAGS, PLAN_PROC, NULL, NULL},
         {"all four + the execution's mounts", SPAWN_NS_FLAGS, PLAN_SANDBOX, NULL, NULL},
-        {"the same through attune-sandbox-init", SPAWN_NS_FLAGS, PLAN_SANDBOX_INIT, NULL, NULL},
+        {"the same, /bin/true under the init", SPAWN_NS_FLAGS, PLAN_SANDBOX_INIT, NULL, NULL},
     };
     const int n = (int)ARRAY_SIZE(variants);
     struct floor_env env;

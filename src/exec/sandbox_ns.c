@@ -126,11 +126,6 @@ void sandbox_ns_free(struct sandbox_ns *ns)
     free(ns);
 }
 
-const char *sandbox_ns_init_path(const struct sandbox_ns *ns)
-{
-    return ns->conf->init_path;
-}
-
 /* The plan */
 
 static const char *own(struct sandbox_ns *ns, char *s)
@@ -221,7 +216,9 @@ const struct spawn_ns *sandbox_ns_prepare(struct sandbox_ns *ns, const char *pac
                                   .uid_map = ns->conf->uid_map,
                                   .gid_map = ns->conf->gid_map,
                                   .mounts = ns->mounts,
-                                  .exec_check = program};
+                                  .exec_check = program,
+                                  .init_path = ns->conf->init_path,
+                                  .status_fd = SANDBOX_NS_STATUS_FD};
     ns->n_trees = 0;
     char *resolved = resolved_or_null(pack_dir);
     if (pack_dir && !resolved)
