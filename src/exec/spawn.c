@@ -116,17 +116,25 @@ static int ns_tree_attach(const struct spawn_mount *m, int fd)
      * well, unless a tmpfs of ours covers it now. */
     if (fd < 0)
         return 0;
-    if (m->mkdir && make_dirs(m->target) < 0)
-        return -1;
     if (m->readonly && ns_readonly(fd, "") < 0)
         return -1;
-    return move_mount(fd, "", AT_FDCWD, m->target, MOVE_MOUNT_F_EMPTY_PATH);
+    int rc = move_mount(fd, "", AT_FDCWD, m->target, MOVE_MOUNT_F_EMPTY_PATH);
+    /* Folders are made only where missing (each mkdir is a system call). */
+    if (rc < 0 && errno == ENOENT && m->mkdir && make_dirs(m->target) == 0)
+        rc = move_mount(fd, "", AT_FDCWD, m->target, MOVE_MOUNT_F_EMPTY_PATH);
+    return rc;
+}
+
+static int ns_mount(const struct spawn_mount *m)
+{
+    int rc = mount(m->source, m->target, m->fstype, m->flags, m->data);
+    if (rc < 0 && errno == ENOENT && m->mkdir && make_dirs(m->target) == 0)
+        rc = mount(m->source, m->target, m->fstype, m->flags, m->data);
+    return rc;
 }
 
 static int ns_mount_step(const struct spawn_mount *m, int *trees)
 {
-    if (m->op == SPAWN_MOUNT && m->mkdir && make_dirs(m->target) < 0)
-        return -1;
     switch (m->op) {
     case SPAWN_TREE_OPEN:
         trees[m->tree] =
@@ -139,7 +147,7 @@ static int ns_mount_step(const struct spawn_mount *m, int *trees)
     case SPAWN_MOUNT:
         break;
     }
-    return mount(m->source, m->target, m->fstype, m->flags, m->data);
+    return ns_mount(m);
 }
 
 static int ns_mounts(const struct spawn_ns *ns)
