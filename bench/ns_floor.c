@@ -21,13 +21,17 @@
 
 #define TRUE_PATH "/bin/true"
 
+/* What is timed of each run: clone to exec, exec to reaped, and under the
+ * init, from its status to its reaping (its exit, the namespaces' tear-down). */
+enum { T_SPAWN, T_REST, T_EXIT, N_TIMES };
+
 enum plan { PLAN_NONE, PLAN_MAPS, PLAN_PROC, PLAN_SANDBOX, PLAN_SANDBOX_INIT };
 
 struct variant {
     const char *name;
     int clone_flags; /* 0 with PLAN_NONE: no namespaces */
     enum plan plan;
-    double *spawn_ms, *rest_ms;
+    double *ms[N_TIMES]; /* per run */
 };
 
 struct floor_env {
@@ -50,10 +54,15 @@ static int compare_doubles(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static double median(double *values, int n)
+/* The median of n values, which stay in their order (runs pair up by index). */
+static double median(const double *values, int n)
 {
-    qsort(values, (size_t)n, sizeof(*values), compare_doubles);
-    return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+    double *sorted = xmalloc((size_t)n * sizeof(*sorted));
+    memcpy(sorted, values, (size_t)n * sizeof(*sorted));
+    qsort(sorted, (size_t)n, sizeof(*sorted), compare_doubles);
+    double m = n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+    free(sorted);
+    return m;
 }
 
 static const struct spawn_mount proc_only[] = {
@@ -65,8 +74,7 @@ static const struct spawn_mount proc_only[] = {
 };
 
 /* One spawn of /bin/true in the variant's way, and its wait; returns 0. */
-static int run_once(struct floor_env *env, const struct variant *v, double *spawn_ms,
-                    double *rest_ms)
+static int run_once(struct floor_env *env, const struct variant *v, int run)
 {
     static char *const envp[] = {NULL};
     static char true_arg0[] = "true";
@@ -102,11 +110,16 @@ static int run_once(struct floor_env *env, const struct variant *v, double *spaw
     pid_t pid;
     double start = now_ms();
     int rc = spawn_process(&req, &pid);
-    double spawned = now_ms();
+    double spawned = now_ms(), status_at = 0;
+    int status;
+    if (rc == 0 && status_pipe[0] >= 0 && read(status_pipe[0], &status, sizeof(status)) > 0)
+        status_at = now_ms();
     if (rc == 0 && waitpid(pid, NULL, 0) < 0)
         rc = -errno;
-    *spawn_ms = spawned - start;
-    *rest_ms = now_ms() - spawned;
+    double reaped = now_ms();
+    v->ms[T_SPAWN][run] = spawned - start;
+    v->ms[T_REST][run] = reaped - spawned;
+    v->ms[T_EXIT][run] = status_at ? reaped - status_at : 0;
     if (status_pipe[0] >= 0) {
         close(status_pipe[0]);
         close(status_pipe[1]);
@@ -162,18 +175,44 @@ static void floor_env_free(struct floor_env *env)
     free(root);
 }
 
+/* Medians of each part, and of each run's whole against the same run's
+ * spawn without namespaces (the first variant). */
+static void report(struct variant *variants, int n, int runs)
+{
+    double *total = xcalloc((size_t)runs, sizeof(double)),
+           *cost = xcalloc((size_t)runs, sizeof(double));
+    printf("%-38s %8s %8s %8s %10s\n", "/bin/true spawned (medians, ms)", "spawn", "to exit",
+           "whole", "vs none");
+    for (int i = 0; i < n; i++) {
+        for (int r = 0; r < runs; r++) {
+            total[r] = variants[i].ms[T_SPAWN][r] + variants[i].ms[T_REST][r];
+            cost[r] = total[r] - variants[0].ms[T_SPAWN][r] - variants[0].ms[T_REST][r];
+        }
+        printf("%-38s %8.3f %8.3f %8.3f %+10.3f\n", variants[i].name,
+               median(variants[i].ms[T_SPAWN], runs), median(variants[i].ms[T_REST], runs),
+               median(total, runs), median(cost, runs));
+    }
+    for (int i = 0; i < n; i++)
+        if (variants[i].plan == PLAN_SANDBOX_INIT)
+            printf("under the init: from its status written to its reaping (the init's exit and "
+                   "the namespaces' tear-down): %.3f ms\n",
+                   median(variants[i].ms[T_EXIT], runs));
+    free(total);
+    free(cost);
+}
+
 int main(int argc, char **argv)
 {
     int runs = argc > 1 ? atoi(argv[1]) : 200;
     struct variant variants[] = {
-        {"spawn, no namespaces", 0, PLAN_NONE, NULL, NULL},
-        {"new user ns (maps written)", CLONE_NEWUSER, PLAN_MAPS, NULL, NULL},
-        {"user + mount ns", CLONE_NEWUSER | CLONE_NEWNS, PLAN_MAPS, NULL, NULL},
-        {"user + PID ns", CLONE_NEWUSER | CLONE_NEWPID, PLAN_MAPS, NULL, NULL},
-        {"user + IPC ns", CLONE_NEWUSER | CLONE_NEWIPC, PLAN_MAPS, NULL, NULL},
-        {"all four + a /proc", SPAWN_NS_FLAGS, PLAN_PROC, NULL, NULL},
-        {"all four + the execution's mounts", SPAWN_NS_FLAGS, PLAN_SANDBOX, NULL, NULL},
-        {"the same, /bin/true under the init", SPAWN_NS_FLAGS, PLAN_SANDBOX_INIT, NULL, NULL},
+        {"spawn, no namespaces", 0, PLAN_NONE, {NULL}},
+        {"new user ns (maps written)", CLONE_NEWUSER, PLAN_MAPS, {NULL}},
+        {"user + mount ns", CLONE_NEWUSER | CLONE_NEWNS, PLAN_MAPS, {NULL}},
+        {"user + PID ns", CLONE_NEWUSER | CLONE_NEWPID, PLAN_MAPS, {NULL}},
+        {"user + IPC ns", CLONE_NEWUSER | CLONE_NEWIPC, PLAN_MAPS, {NULL}},
+        {"all four + a /proc", SPAWN_NS_FLAGS, PLAN_PROC, {NULL}},
+        {"all four + the execution's mounts", SPAWN_NS_FLAGS, PLAN_SANDBOX, {NULL}},
+        {"the same, /bin/true under the init", SPAWN_NS_FLAGS, PLAN_SANDBOX_INIT, {NULL}},
     };
     const int n = (int)ARRAY_SIZE(variants);
     struct floor_env env;
@@ -186,26 +225,20 @@ int main(int argc, char **argv)
         fprintf(stderr, "ns-floor: cannot set up: %s\n", strerror(-rc));
         return 1;
     }
-    for (int i = 0; i < n; i++) {
-        variants[i].spawn_ms = xcalloc((size_t)runs, sizeof(double));
-        variants[i].rest_ms = xcalloc((size_t)runs, sizeof(double));
-    }
+    for (int i = 0; i < n; i++)
+        for (int t = 0; t < N_TIMES; t++)
+            variants[i].ms[t] = xcalloc((size_t)runs, sizeof(double));
     /* Interleaved, so that the load of the machine falls on every variant. */
     for (int run = 0; run < runs && rc == 0; run++)
         for (int i = 0; i < n && rc == 0; i++)
-            rc =
-                run_once(&env, &variants[i], &variants[i].spawn_ms[run], &variants[i].rest_ms[run]);
+            rc = run_once(&env, &variants[i], run);
     if (rc < 0)
         fprintf(stderr, "ns-floor: spawn failed: %s\n", strerror(-rc));
-    for (int i = 0; i < n && rc == 0; i++) {
-        double spawn = median(variants[i].spawn_ms, runs), rest = median(variants[i].rest_ms, runs);
-        printf("%-40s spawn %6.3f ms, exec to reaped %6.3f ms, sum of medians %6.3f ms\n",
-               variants[i].name, spawn, rest, spawn + rest);
-    }
-    for (int i = 0; i < n; i++) {
-        free(variants[i].spawn_ms);
-        free(variants[i].rest_ms);
-    }
+    else
+        report(variants, n, runs);
+    for (int i = 0; i < n; i++)
+        for (int t = 0; t < N_TIMES; t++)
+            free(variants[i].ms[t]);
     floor_env_free(&env);
     return rc < 0 ? 1 : 0;
 }
