@@ -210,6 +210,7 @@ int main(int argc, char **argv)
         {"user + mount ns", CLONE_NEWUSER | CLONE_NEWNS, PLAN_MAPS, {NULL}},
         {"user + PID ns", CLONE_NEWUSER | CLONE_NEWPID, PLAN_MAPS, {NULL}},
         {"user + IPC ns", CLONE_NEWUSER | CLONE_NEWIPC, PLAN_MAPS, {NULL}},
+        {"all four, no mount", SPAWN_NS_FLAGS, PLAN_MAPS, {NULL}},
         {"all four + a /proc", SPAWN_NS_FLAGS, PLAN_PROC, {NULL}},
         {"all four + the execution's mounts", SPAWN_NS_FLAGS, PLAN_SANDBOX, {NULL}},
         {"the same, /bin/true under the init", SPAWN_NS_FLAGS, PLAN_SANDBOX_INIT, {NULL}},
