@@ -25,7 +25,7 @@
  * init, from its status to its reaping (its exit, the namespaces' tear-down). */
 enum { T_SPAWN, T_REST, T_EXIT, N_TIMES };
 
-enum plan { PLAN_NONE, PLAN_MAPS, PLAN_PROC, PLAN_SANDBOX, PLAN_SANDBOX_INIT };
+enum plan { PLAN_NONE, PLAN_MAPS, PLAN_PROC, PLAN_PROC_INIT, PLAN_SANDBOX, PLAN_SANDBOX_INIT };
 
 struct variant {
     const char *name;
@@ -90,7 +90,7 @@ static int run_once(struct floor_env *env, const struct variant *v, int run)
                             .n_fds = 3,
                             .close_from = 3,
                             .ns = &plan};
-    if (v->plan == PLAN_PROC) {
+    if (v->plan == PLAN_PROC || v->plan == PLAN_PROC_INIT) {
         plan.mounts = proc_only;
         plan.n_mounts = ARRAY_SIZE(proc_only);
     }
@@ -98,7 +98,11 @@ static int run_once(struct floor_env *env, const struct variant *v, int run)
         plan = *sandbox_ns_prepare(env->ns, NULL, TRUE_PATH);
     if (v->plan == PLAN_SANDBOX)
         plan.init_path = NULL; /* /bin/true is the namespace's first process */
-    if (v->plan == PLAN_SANDBOX_INIT) {
+    if (v->plan == PLAN_PROC_INIT) {
+        plan.init_path = env->conf.init_path;
+        plan.status_fd = SANDBOX_NS_STATUS_FD;
+    }
+    if (v->plan == PLAN_SANDBOX_INIT || v->plan == PLAN_PROC_INIT) {
         if (pipe2(status_pipe, O_CLOEXEC) < 0)
             return -errno;
         fds[3] = (struct spawn_fd){status_pipe[1], SANDBOX_NS_STATUS_FD};
@@ -193,10 +197,10 @@ static void report(struct variant *variants, int n, int runs)
                median(total, runs), median(cost, runs));
     }
     for (int i = 0; i < n; i++)
-        if (variants[i].plan == PLAN_SANDBOX_INIT)
-            printf("under the init: from its status written to its reaping (the init's exit and "
-                   "the namespaces' tear-down): %.3f ms\n",
-                   median(variants[i].ms[T_EXIT], runs));
+        if (variants[i].plan == PLAN_SANDBOX_INIT || variants[i].plan == PLAN_PROC_INIT)
+            printf("%s: from the init's status written to its reaping (its exit, the "
+                   "namespaces' tear-down): %.3f ms\n",
+                   variants[i].name, median(variants[i].ms[T_EXIT], runs));
     free(total);
     free(cost);
 }
@@ -213,7 +217,8 @@ int main(int argc, char **argv)
         {"all four, no mount", SPAWN_NS_FLAGS, PLAN_MAPS, {NULL}},
         {"all four + a /proc", SPAWN_NS_FLAGS, PLAN_PROC, {NULL}},
         {"all four + the execution's mounts", SPAWN_NS_FLAGS, PLAN_SANDBOX, {NULL}},
-        {"the same, /bin/true under the init", SPAWN_NS_FLAGS, PLAN_SANDBOX_INIT, {NULL}},
+        {"all four + a /proc, under the init", SPAWN_NS_FLAGS, PLAN_PROC_INIT, {NULL}},
+        {"the execution's mounts, under the init", SPAWN_NS_FLAGS, PLAN_SANDBOX_INIT, {NULL}},
     };
     const int n = (int)ARRAY_SIZE(variants);
     struct floor_env env;
