@@ -36,6 +36,8 @@ demo: build
 bench: build
 	@bench/run-action
 	@echo
+	@bench/ns-floor
+	@echo
 	@bench/fork-floor
 	@echo
 	@bench/e2e

@@ -62,33 +62,21 @@ static int child_fds_give(const struct proc_spec *spec, const struct child_fds *
 
 _Static_assert(SANDBOX_NS_STATUS_FD > PROC_FILE_FD, "the init's status pipe is above the rest");
 
-/* Under the sandbox's init: it is the program, with the status pipe's
- * number, the action's program and argv as its arguments. */
+/* In new namespaces: the program starts as the child of the namespace's
+ * init, which takes the status pipe (spawn.h). */
 static int spawn_in_ns(const struct proc_spec *spec, const struct child_fds *c,
                        struct spawn_req *req, pid_t *pid)
 {
     struct spawn_fd fds[6];
     memcpy(fds, req->fds, sizeof(*fds) * (size_t)req->n_fds);
     fds[req->n_fds] = (struct spawn_fd){c->status[1], SANDBOX_NS_STATUS_FD};
-    const char *init = sandbox_ns_init_path(spec->ns);
-    struct strv argv;
-    strv_init(&argv);
-    strv_push(&argv, init);
-    strv_push(&argv, STRINGIFY(SANDBOX_NS_STATUS_FD));
-    strv_push(&argv, spec->path);
-    for (char *const *a = spec->argv; *a; a++)
-        strv_push(&argv, *a);
     req->ns = sandbox_ns_prepare(spec->ns, spec->cwd, spec->path);
-    int rc = req->ns ? 0 : -errno;
-    req->path = init;
-    req->argv = argv.items;
+    if (!req->ns)
+        return -errno;
     req->fds = fds;
     req->n_fds++;
     req->close_from = SANDBOX_NS_STATUS_FD + 1;
-    if (rc == 0)
-        rc = spawn_process(req, pid);
-    strv_free(&argv);
-    return rc;
+    return spawn_process(req, pid);
 }
 
 static struct proc *live_procs;

@@ -191,12 +191,26 @@ void proc_begin_termination(struct proc *p)
     proc_arm_kill_timer(p, p->kill_grace_ms);
 }
 
+/* The process's end is known: from its exit, or from the sandbox's init. */
+static void proc_ended(struct proc *p, bool check_group)
+{
+    p->reaped = true;
+    p->result.duration_ms = time_monotonic_ms() - p->started_ms;
+    drop_source(&p->timeout_src);
+    /* Whatever the action left behind in its group goes with it. */
+    if (check_group && proc_group_alive(p))
+        proc_begin_termination(p);
+    proc_check_done(p);
+}
+
 static int proc_on_child_exit(sd_event_source *s, const siginfo_t *si, void *userdata)
 {
     struct proc *p = userdata;
     (void)s;
-    p->reaped = true;
-    p->result.duration_ms = time_monotonic_ms() - p->started_ms;
+    p->child_gone = true;
+    if (p->reaped) /* the init's status came first */
+        return 0;
+    drop_source(&p->status_src);
     if (si->si_code == CLD_EXITED) {
         p->result.exited = true;
         p->result.exit_code = si->si_status;
@@ -204,12 +218,57 @@ static int proc_on_child_exit(sd_event_source *s, const siginfo_t *si, void *use
         p->result.signal = si->si_status;
     }
     proc_take_init_status(p);
-    drop_source(&p->timeout_src);
-    /* Whatever the action left behind in its group goes with it. */
-    if (proc_group_alive(p))
-        proc_begin_termination(p);
-    proc_check_done(p);
+    proc_ended(p, true);
     return 0;
+}
+
+/* The init wrote the action's wait status and is exiting: the kernel kills
+ * what is left in the namespace with it, so the result need not wait for
+ * that exit, nor for the tear-down of the namespaces in it. */
+static int proc_on_init_status(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+    struct proc *p = userdata;
+    int status;
+    (void)s;
+    (void)revents;
+    drop_source(&p->status_src);
+    /* Nothing there: the init was killed; its exit tells. */
+    if (read(fd, &status, sizeof(status)) != (ssize_t)sizeof(status))
+        return 0;
+    close_fd(&p->status_fd);
+    p->result.exited = WIFEXITED(status);
+    p->result.exit_code = p->result.exited ? WEXITSTATUS(status) : 0;
+    p->result.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    proc_ended(p, false);
+    return 0;
+}
+
+static int on_late_init_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+    siginfo_t si;
+    (void)revents;
+    (void)userdata;
+    waitid(P_PIDFD, (id_t)fd, &si, WEXITED | WNOHANG);
+    sd_event_source_disable_unref(s); /* closes fd */
+    return 0;
+}
+
+/* An init whose status ended the process but whose exit was not seen yet:
+ * reaped by the loop once it is gone, or at once without a pidfd. */
+static void proc_reap_init_later(struct proc *p)
+{
+    siginfo_t si;
+    int fd = p->pidfd >= 0 ? fcntl(p->pidfd, F_DUPFD_CLOEXEC, 3) : -1;
+    sd_event_source *src = NULL;
+    if (fd >= 0 && sd_event_add_io(p->loop, &src, fd, EPOLLIN, on_late_init_exit, NULL) >= 0) {
+        sd_event_source_set_io_fd_own(src, 1);
+        sd_event_source_set_floating(src, 1);
+        sd_event_source_unref(src);
+        return;
+    }
+    if (fd >= 0)
+        close(fd);
+    waitid(P_PID, (id_t)p->pid, &si, WEXITED);
 }
 
 /* Stops reading and feeding the child: its pipes closed, their sources gone. */
@@ -314,6 +373,9 @@ int proc_watch(struct proc *p, const struct proc_spec *spec)
                                       p);
     else if (rc == 0)
         rc = sd_event_add_child(p->loop, &p->child_src, p->pid, WEXITED, proc_on_child_exit, p);
+    if (rc == 0 && p->status_fd >= 0)
+        rc =
+            sd_event_add_io(p->loop, &p->status_src, p->status_fd, EPOLLIN, proc_on_init_status, p);
     /* From the real start, not from the loop's cached time of this iteration. */
     if (rc == 0 && spec->timeout_ms)
         rc = sd_event_add_time(p->loop, &p->timeout_src, CLOCK_MONOTONIC,
@@ -323,6 +385,9 @@ int proc_watch(struct proc *p, const struct proc_spec *spec)
 
 void proc_unwatch(struct proc *p)
 {
+    if (p->child_src && p->reaped && !p->child_gone)
+        proc_reap_init_later(p);
+    drop_source(&p->status_src);
     drop_source(&p->child_src);
     drop_source(&p->timeout_src);
     drop_source(&p->kill_src);

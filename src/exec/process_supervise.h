@@ -41,8 +41,12 @@ struct proc {
     sd_event_source *kill_src;
 
     /* Under the sandbox's init: the pipe it writes the action's wait status
-     * to, read once the init is gone (-1: none). */
+     * to (-1: none). The status ends the process (reaped is set) before the
+     * init's exit, which tears the namespaces down; the init itself is
+     * reaped when its exit is seen (child_gone), or after proc_free. */
     int status_fd;
+    sd_event_source *status_src;
+    bool child_gone;
 
     struct proc_result result;
     proc_done_fn done;

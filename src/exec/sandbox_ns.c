@@ -18,6 +18,9 @@
 #endif
 
 #define NS_MOUNTS_MAX 24
+
+/* Each execution's own, empty (tmpfs); /tmp at least must be there. */
+static const char *const private_dirs[] = {"/tmp", "/var/tmp", "/dev/shm"};
 #define TMPFS_FLAGS (MS_NOSUID | MS_NODEV)
 
 struct sandbox_ns {
@@ -126,11 +129,6 @@ void sandbox_ns_free(struct sandbox_ns *ns)
     free(ns);
 }
 
-const char *sandbox_ns_init_path(const struct sandbox_ns *ns)
-{
-    return ns->conf->init_path;
-}
-
 /* The plan */
 
 static const char *own(struct sandbox_ns *ns, char *s)
@@ -172,6 +170,25 @@ static bool is_under(const char *path, const char *dir)
 {
     size_t n = strlen(dir);
     return path && strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+/* Whether a tmpfs of the plan hides path: the rest of the tree stays where
+ * it is, read-only with all of it (SPAWN_READONLY from /). */
+static bool is_covered(const struct sandbox_ns *ns, const char *path)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(private_dirs); i++)
+        if (is_under(path, private_dirs[i]))
+            return true;
+    return is_under(path, ns->root) ||
+           (ns->conf->artifacts_dir && is_under(path, ns->conf->artifacts_dir));
+}
+
+/* A folder the action runs from, taken and put back only where a cover
+ * would hide it: each kept tree costs a copy and its mounts. */
+static void add_keep_if_covered(struct sandbox_ns *ns, const char *path, bool optional)
+{
+    if (path && is_covered(ns, path))
+        add_keep(ns, path, true, optional);
 }
 
 static void add_tmpfs(struct sandbox_ns *ns, const char *target, unsigned long flags,
@@ -221,7 +238,9 @@ const struct spawn_ns *sandbox_ns_prepare(struct sandbox_ns *ns, const char *pac
                                   .uid_map = ns->conf->uid_map,
                                   .gid_map = ns->conf->gid_map,
                                   .mounts = ns->mounts,
-                                  .exec_check = program};
+                                  .exec_check = program,
+                                  .init_path = ns->conf->init_path,
+                                  .status_fd = SANDBOX_NS_STATUS_FD};
     ns->n_trees = 0;
     char *resolved = resolved_or_null(pack_dir);
     if (pack_dir && !resolved)
@@ -230,19 +249,18 @@ const struct spawn_ns *sandbox_ns_prepare(struct sandbox_ns *ns, const char *pac
     add(ns, &(struct spawn_mount){.target = "/", .flags = MS_REC | MS_PRIVATE});
     /* What the action runs: the pack, its environments and the init (a build
      * tree under /tmp, say), put back before the artifacts are covered. */
-    add_keep(ns, ns->conf->packs_base_dir, true, true);
-    add_keep(ns, ns->conf->runtime_envs_dir, true, true);
-    add_keep(ns, pack, true, false);
-    add_keep(ns, ns->conf->init_dir, true, false);
+    add_keep_if_covered(ns, ns->conf->packs_base_dir, true);
+    add_keep_if_covered(ns, ns->conf->runtime_envs_dir, true);
+    add_keep_if_covered(ns, pack, false);
+    add_keep_if_covered(ns, ns->conf->init_dir, false);
     int programs = ns->n_trees;
     add_keep(ns, ns->files_dst, false, false);
     add_keep(ns, ns->home_dst, false, false);
     /* Nothing the worker's user may write is the action's to write, but
      * for what is mounted over it below. */
     add(ns, &(struct spawn_mount){.op = SPAWN_READONLY, .target = "/"});
-    add_tmpfs(ns, "/tmp", 0, "mode=1777", false);
-    add_tmpfs(ns, "/var/tmp", 0, "mode=1777", true);
-    add_tmpfs(ns, "/dev/shm", 0, "mode=1777", true);
+    for (size_t i = 0; i < ARRAY_SIZE(private_dirs); i++)
+        add_tmpfs(ns, private_dirs[i], 0, "mode=1777", i > 0);
     ns_attach_trees_range(ns, 0, programs);
     /* Every execution's folder, the worker's logs and results: out of sight,
      * in the configured root too when run-action was given another. */

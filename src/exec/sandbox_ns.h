@@ -3,9 +3,10 @@
  * and IPC namespaces, with a fresh /proc, a private /tmp and /dev/shm, the
  * pack's folder (and packs_base_dir, runtime_envs_dir) read-only, the
  * artifacts root covered but for the execution's own files/ and home/, and
- * the configuration file out of sight. Its first process is
- * attune-sandbox-init (src/sandbox_init/), which hands the action's wait
- * status back over a pipe; when it exits the kernel kills the namespace. */
+ * the configuration file out of sight. Its first process starts the action,
+ * then becomes attune-sandbox-init (src/sandbox_init/), which hands the
+ * action's wait status back over a pipe; when it exits the kernel kills the
+ * namespace. */
 #ifndef ATTUNE_EXEC_SANDBOX_NS_H
 #define ATTUNE_EXEC_SANDBOX_NS_H
 
@@ -49,11 +50,10 @@ void sandbox_ns_free(struct sandbox_ns *ns);
  * ns lives: the pack's folder, packs_base_dir and runtime_envs_dir are kept
  * read-only, files/ and home/ writable, around private /tmp, /dev/shm and
  * /proc and covers over the artifacts root and the configuration. The
- * program the spawn executes is the init (sandbox_ns_init_path), whose
- * arguments are SANDBOX_NS_STATUS_FD, then the program and its argv.
+ * namespace's first process starts the program, then becomes the init, which
+ * writes the program's wait status to SANDBOX_NS_STATUS_FD (spawn.h).
  * Returns NULL with errno set when pack_dir cannot be resolved. */
 const struct spawn_ns *sandbox_ns_prepare(struct sandbox_ns *ns, const char *pack_dir,
                                           const char *program);
-const char *sandbox_ns_init_path(const struct sandbox_ns *ns);
 
 #endif

@@ -116,17 +116,25 @@ static int ns_tree_attach(const struct spawn_mount *m, int fd)
      * well, unless a tmpfs of ours covers it now. */
     if (fd < 0)
         return 0;
-    if (m->mkdir && make_dirs(m->target) < 0)
-        return -1;
     if (m->readonly && ns_readonly(fd, "") < 0)
         return -1;
-    return move_mount(fd, "", AT_FDCWD, m->target, MOVE_MOUNT_F_EMPTY_PATH);
+    int rc = move_mount(fd, "", AT_FDCWD, m->target, MOVE_MOUNT_F_EMPTY_PATH);
+    /* Folders are made only where missing (each mkdir is a system call). */
+    if (rc < 0 && errno == ENOENT && m->mkdir && make_dirs(m->target) == 0)
+        rc = move_mount(fd, "", AT_FDCWD, m->target, MOVE_MOUNT_F_EMPTY_PATH);
+    return rc;
+}
+
+static int ns_mount(const struct spawn_mount *m)
+{
+    int rc = mount(m->source, m->target, m->fstype, m->flags, m->data);
+    if (rc < 0 && errno == ENOENT && m->mkdir && make_dirs(m->target) == 0)
+        rc = mount(m->source, m->target, m->fstype, m->flags, m->data);
+    return rc;
 }
 
 static int ns_mount_step(const struct spawn_mount *m, int *trees)
 {
-    if (m->op == SPAWN_MOUNT && m->mkdir && make_dirs(m->target) < 0)
-        return -1;
     switch (m->op) {
     case SPAWN_TREE_OPEN:
         trees[m->tree] =
@@ -139,7 +147,7 @@ static int ns_mount_step(const struct spawn_mount *m, int *trees)
     case SPAWN_MOUNT:
         break;
     }
-    return mount(m->source, m->target, m->fstype, m->flags, m->data);
+    return ns_mount(m);
 }
 
 static int ns_mounts(const struct spawn_ns *ns)
@@ -204,12 +212,74 @@ static int ns_arm_parent_death(const struct spawn_child *c)
     return 0;
 }
 
-/* The init takes these once its handlers are in place (spawn.h). */
+/* The init takes these with rt_sigtimedwait, blocked (spawn.h). */
 static void ns_signal_mask(sigset_t *set)
 {
-    static const int held[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
+    static const int held[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGCHLD};
     for (size_t i = 0; i < sizeof(held) / sizeof(held[0]); i++)
         sigaddset(set, held[i]);
+}
+
+/* The program, started by the namespace's first process (spawn.h). */
+struct ns_action {
+    const struct spawn_req *req;
+    volatile int err;
+};
+
+/* The program's side makes four system calls; the clone stack is mapped
+ * afresh for every spawn, so each page it touches is a page fault, and a
+ * larger array would be probed page by page (stack clash protection). */
+#define NS_ACTION_STACK_SIZE 4096
+
+static int ns_action_main(void *arg)
+{
+    struct ns_action *a = arg;
+    const struct spawn_req *r = a->req;
+    sigset_t empty;
+    if (close(r->ns->status_fd) < 0 || setpgid(0, 0) < 0)
+        goto fail;
+    sigemptyset(&empty);
+    sigprocmask(SIG_SETMASK, &empty, NULL);
+    execve(r->path, r->argv, r->envp);
+fail:
+    a->err = errno ? errno : EINVAL;
+    _exit(127);
+}
+
+/* The decimal digits of n (not negative) into buf, which holds 12 bytes. */
+static char *format_int(char *buf, int n)
+{
+    char *p = buf + 11;
+    *p = '\0';
+    do
+        *--p = (char)('0' + n % 10);
+    while ((n /= 10) > 0);
+    return p;
+}
+
+/* The namespace's first process: starts the program as its child on a stack
+ * of its own (both share the worker's memory until they execute), then
+ * becomes the init. Returns only on failure, with errno set. */
+static void ns_start_action_and_init(const struct spawn_req *r)
+{
+    char stack[NS_ACTION_STACK_SIZE] __attribute__((aligned(16)));
+    struct ns_action a = {.req = r, .err = 0};
+    pid_t pid = clone(ns_action_main, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
+    if (pid < 0)
+        return;
+    if (a.err) {
+        errno = a.err;
+        return;
+    }
+    char fd_buf[12], pid_buf[12];
+    char *const argv[] = {(char *)r->ns->init_path, format_int(fd_buf, r->ns->status_fd),
+                          format_int(pid_buf, pid), NULL};
+    static char *const no_env[] = {NULL};
+    /* The program's descriptors are the program's: the worker sees their end
+     * of file when it and what it started are gone. */
+    if (close_range(0, (unsigned)r->ns->status_fd - 1, 0) < 0 && errno != ENOSYS)
+        return;
+    execve(r->ns->init_path, argv, no_env);
 }
 
 static int child_main(void *arg)
@@ -239,7 +309,10 @@ static int child_main(void *arg)
     if (r->ns)
         ns_signal_mask(&empty);
     sigprocmask(SIG_SETMASK, &empty, NULL);
-    execve(r->path, r->argv, r->envp);
+    if (r->ns && r->ns->init_path)
+        ns_start_action_and_init(r);
+    else
+        execve(r->path, r->argv, r->envp);
 fail:
     c->err = errno ? errno : EINVAL;
     _exit(127);

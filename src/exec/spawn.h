@@ -46,6 +46,13 @@ struct spawn_ns {
     const struct spawn_mount *mounts;
     int n_mounts;
     const char *exec_check;
+    /* Non-NULL: the namespace's first process starts the program as its
+     * child (PID 2, leading a process group of its own, without status_fd),
+     * then executes init_path with the arguments STATUS_FD ACTION_PID and
+     * only status_fd open; the init's exec runs beside the program's start
+     * rather than before it. */
+    const char *init_path;
+    int status_fd;
 };
 
 /* One descriptor the child gets: src becomes dst (close when src < 0). */

@@ -1,108 +1,82 @@
 /* attune-sandbox-init: the first process of an execution's PID namespace in
  * the sandbox's userns mode (docs/configuration.md, "sandbox").
- *   attune-sandbox-init STATUS_FD PROGRAM ARG0 ARGS...
- * Starts PROGRAM in a process group of its own, passes the termination signals
- * the worker sends to its group on to PROGRAM's group (the first process of a
- * PID namespace ignores every signal it has no handler for), reaps every
- * orphan of the namespace, and when PROGRAM ends writes its wait status (an
- * int) to STATUS_FD and exits: the kernel then kills whatever is left in the
- * namespace. The worker spawns it with those signals blocked; no library but
- * libc. */
-#include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+ *   attune-sandbox-init STATUS_FD ACTION_PID
+ * The worker's spawn has already started the action as this process's child
+ * ACTION_PID, leading a process group of its own, and left only STATUS_FD
+ * open (exec/spawn.h): so the action starts while this program loads. It
+ * passes the termination signals the worker sends to its group on to the
+ * action's group, reaps every orphan of the namespace, and when the action
+ * ends writes its wait status (an int) to STATUS_FD and exits: the kernel
+ * then kills whatever is left in the namespace. The worker spawns it with
+ * those signals and SIGCHLD blocked, and blocked they stay: the init takes
+ * them with rt_sigtimedwait, so it needs no handler (the first process of a
+ * PID namespace would drop a signal it has no handler for, unless blocked).
+ * No C library where sys.h can do without. */
 #include <sys/wait.h>
-#include <unistd.h>
 
-static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
-#define N_FORWARDED (sizeof(forwarded) / sizeof(forwarded[0]))
+#include "sandbox_init/sys.h"
 
-static volatile pid_t action_pid;
-
-static void on_signal(int sig)
+static int parse_fd_or_pid(const char *text)
 {
-    int saved = errno;
-    if (action_pid > 0)
-        kill(-action_pid, sig);
-    errno = saved;
-}
-
-static void set_handlers(void (*handler)(int))
-{
-    struct sigaction sa = {.sa_handler = handler};
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    for (size_t i = 0; i < N_FORWARDED; i++)
-        sigaction(forwarded[i], &sa, NULL);
-}
-
-static void set_forwarded_blocked(int how)
-{
-    sigset_t set;
-    sigemptyset(&set);
-    for (size_t i = 0; i < N_FORWARDED; i++)
-        sigaddset(&set, forwarded[i]);
-    sigprocmask(how, &set, NULL);
-}
-
-/* In the forked child: the action, in its own group, as the worker would
- * have started it. */
-static void exec_action(char **argv)
-{
-    sigset_t empty;
-    setpgid(0, 0);
-    set_handlers(SIG_DFL);
-    sigemptyset(&empty);
-    sigprocmask(SIG_SETMASK, &empty, NULL);
-    execv(argv[0], argv + 1);
-    dprintf(2, "attune-sandbox-init: cannot execute %s: %s\n", argv[0], strerror(errno));
-    _exit(127);
-}
-
-/* Reaps until the action itself is gone; returns its wait status. */
-static int wait_action(pid_t pid)
-{
-    for (;;) {
-        int status;
-        pid_t got = waitpid(-1, &status, 0);
-        if (got == pid)
-            return status;
-        if (got < 0 && errno != EINTR)
-            return 127 << 8;
+    long n = 0;
+    if (!*text)
+        return -1;
+    for (; *text; text++) {
+        if (*text < '0' || *text > '9' || n > 0x3fffffff)
+            return -1;
+        n = n * 10 + (*text - '0');
     }
+    return (int)n;
 }
 
-int main(int argc, char **argv)
+/* Reaps every child that has ended; true when the action was one of them. */
+static int reap(pid_t action, int *status)
 {
-    if (argc < 4) {
-        fputs("usage: attune-sandbox-init STATUS_FD PROGRAM ARG0 [ARGS...]\n", stderr);
+    int found = 0, st;
+    long got;
+    while ((got = init_wait4(-1, &st, WNOHANG)) > 0)
+        if (got == action) {
+            *status = st;
+            found = 1;
+        }
+    /* No child left at all, and the action not seen: nothing to wait for. */
+    if (got == -ECHILD && !found) {
+        *status = 127 << 8;
+        found = 1;
+    }
+    return found;
+}
+
+int init_main(int argc, char **argv)
+{
+    static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
+    if (argc != 3)
         return 2;
+    int status_fd = parse_fd_or_pid(argv[1]);
+    pid_t action = parse_fd_or_pid(argv[2]);
+    if (status_fd < 0 || action <= 0)
+        return 2;
+    init_sigset set = INIT_SIGBIT(SIGCHLD);
+    for (unsigned i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
+        set |= INIT_SIGBIT(forwarded[i]);
+    int status = 0;
+    /* A SIGCHLD already pending (the action ended before we started) comes
+     * first; so does a signal the worker sent meanwhile. */
+    for (;;) {
+        long sig = init_sigwait(&set);
+        if (sig == SIGCHLD) {
+            if (reap(action, &status))
+                break;
+        } else if (sig > 0) {
+            init_kill(-action, (int)sig);
+        } else if (sig != -EINTR) {
+            status = 127 << 8; /* cannot wait: the namespace goes with us */
+            break;
+        }
     }
-    int status_fd = atoi(argv[1]);
-    /* Handlers first, then the signals held since the spawn come in. */
-    set_handlers(on_signal);
-    set_forwarded_blocked(SIG_BLOCK);
-    fcntl(status_fd, F_SETFD, FD_CLOEXEC);
-    pid_t pid = fork();
-    if (pid == 0)
-        exec_action(argv + 2);
-    if (pid < 0) {
-        dprintf(2, "attune-sandbox-init: cannot fork: %s\n", strerror(errno));
-        return 127;
-    }
-    setpgid(pid, pid); /* whichever of the two runs first */
-    action_pid = pid;
-    /* The action's pipes are the action's: the worker sees their end of file
-     * when it and what it started are gone. */
-    if (status_fd > 0)
-        close_range(0, (unsigned)status_fd - 1, 0);
-    close_range((unsigned)status_fd + 1, ~0U, 0);
-    set_forwarded_blocked(SIG_UNBLOCK);
-    int status = wait_action(pid);
-    ssize_t n = write(status_fd, &status, sizeof(status));
+    long n = init_write(status_fd, &status, sizeof(status));
     (void)n;
-    _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
+
+INIT_PROGRAM
