@@ -168,10 +168,14 @@ def run_one(conn, broker, action_ref, parameters):
     return broker.completed[eid][1], broker.results.get(eid)
 
 
-def measure_latency(conn, broker, runs, action_ref):
+def measure_latency(conn, broker, runs, action_ref, gap_s=0.0):
+    """Executions one at a time: each published once the one before has
+    completed, and gap_s after it (0: at once)."""
     ids = create_executions(conn, runs, action_ref)
     latencies = []
     for eid in ids:
+        if gap_s:
+            time.sleep(gap_s)
         sent = time.perf_counter()
         broker.publish(eid, action_ref)
         broker.collect((eid,), 30)

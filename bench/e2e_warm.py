@@ -89,6 +89,10 @@ def report_python(args, m, raw_py, fork_server, preload):
                                    "not available (%s)" % fork_server[1]))
     log("python, %s, one at a time (%d runs)  p50 %6.1f ms  p99 %6.1f ms" % (
         PY_REF, len(py.latencies), percentile(py.latencies, 50), percentile(py.latencies, 99)))
+    if py.spaced:
+        log("python, %s, one at a time, each 0.2 s after the one before (%d runs)  p50 %6.1f ms"
+            "  p99 %6.1f ms" % (PY_REF, len(py.spaced), percentile(py.spaced, 50),
+                                percentile(py.spaced, 99)))
     log("python throughput, %d published at once  %8.1f executions/s (%d completed, %d failed)"
         % (args.python_count, py.rate, py.done, py.failed))
     log("raw limit: %s noop.py spawned directly, %d at a time  %8.1f executions/s" % (
@@ -139,6 +143,7 @@ def target_figures(args, m, raw, raw_py, preload, celery):
         "celery_function_p50": celery_figure("function", "p50"),
         "python_rate": m.python.rate, "raw_python_rate": raw_py,
         "python_p50": percentile(m.python.latencies, 50),
+        "python_spaced_p50": percentile(m.python.spaced, 50) if m.python.spaced else None,
         "yaml_cold_p50": percentile(preload["cold"], 50),
         "yaml_preload_p50": percentile(preload["preload"], 50) if "preload" in preload else None,
         "idle_rss_mb": m.idle["VmRSS"] / 1024, "idle_pss_mb": m.idle["Pss"] / 1024,
