@@ -33,10 +33,11 @@ def measure_preload(args, conn, start_worker, fork_server):
     them (when the worker has a fork server), each from start_worker(name,
     settings); latencies per mode."""
     if fork_server:
-        modes = [("cold", {FORK_SERVER: "false"}),
+        # Cold: no fork server, and no spare interpreter started ahead either.
+        modes = [("cold", {FORK_SERVER: "false", "ATTUNE__WORKER__SPARE_PROCESSES": "0"}),
                  ("preload", {FORK_SERVER: "true", PRELOAD: PRELOAD_MODULES})]
     else:
-        modes = [("cold", {})]
+        modes = [("cold", {"ATTUNE__WORKER__SPARE_PROCESSES": "0"})]
     workers, latencies = {}, {mode: [] for mode, _ in modes}
     try:
         for mode, settings in modes:
