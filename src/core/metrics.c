@@ -163,14 +163,9 @@ void metrics_output_truncated(int64_t bytes)
 
 /* Rendering */
 
-void metrics_family(struct strbuf *out, const char *name, const char *type, const char *help)
-{
-    strbuf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
 static void header(struct strbuf *out, const char *name, const char *type, const char *help)
 {
-    metrics_family(out, name, type, help);
+    strbuf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 static void scalar(struct strbuf *out, const char *name, const char *type, const char *help,
