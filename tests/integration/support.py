@@ -364,22 +364,25 @@ def proc_stat(pid):
     return fields[0], int(fields[2]), int(fields[3])
 
 
+def _zygote_named(entry, worker_pid):
+    try:
+        with open("/proc/%s/stat" % entry) as f:
+            text = f.read()
+    except OSError:
+        return False
+    comm = text[text.index("(") + 1:text.rindex(")")]
+    ppid = int(text[text.rindex(")") + 2:].split()[1])
+    return comm == "attune-zygote" and ppid == worker_pid
+
+
 def zygotes_of(worker_pid):
-    """Pids of the worker's children named attune-zygote (its python fork servers)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % entry) as f:
-                text = f.read()
-        except OSError:
-            continue
-        comm = text[text.index("(") + 1:text.rindex(")")]
-        ppid = int(text[text.rindex(")") + 2:].split()[1])
-        if comm == "attune-zygote" and ppid == worker_pid:
-            found.append(int(entry))
-    return found
+    """Pids of the worker's children named attune-zygote (its python fork servers).
+    A child the zygote has just forked bears its name until it renames itself,
+    a moment later: a pid counts only if it still does 0.2 s on."""
+    found = [int(e) for e in os.listdir("/proc") if e.isdigit() and _zygote_named(e, worker_pid)]
+    if found:
+        time.sleep(0.2)
+    return [pid for pid in found if _zygote_named(str(pid), worker_pid)]
 
 
 def alive(pid):

@@ -140,6 +140,7 @@ def _rehearse():
 
 
 def _child(head, fds, sock, gone_fd):
+    _libc.prctl(_PR_SET_NAME, b"python3", 0, 0, 0)  # no longer the zygote, as seen in /proc
     sock.detach()  # its fd is closed below; the object must never close fd 3
     try:
         _child_sandbox(head, fds, gone_fd)
