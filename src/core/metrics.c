@@ -163,22 +163,17 @@ void metrics_output_truncated(int64_t bytes)
 
 /* Rendering */
 
-static void header(struct strbuf *out, const char *name, const char *type, const char *help)
-{
-    strbuf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
 static void scalar(struct strbuf *out, const char *name, const char *type, const char *help,
                    uint64_t v)
 {
-    header(out, name, type, help);
+    metrics_family(out, name, type, help);
     strbuf_printf(out, "%s %llu\n", name, (unsigned long long)v);
 }
 
 static void histogram_render(struct strbuf *out, const char *name, const char *help,
                              const struct histogram *h)
 {
-    header(out, name, "histogram", help);
+    metrics_family(out, name, "histogram", help);
     uint64_t cumulative = 0;
     for (size_t i = 0; i < N_BUCKETS; i++) {
         cumulative += h->counts[i];
@@ -194,8 +189,8 @@ static void render_executions(struct strbuf *out)
     scalar(out, "attune_worker_executions_started_total", "counter",
            "Executions claimed by this worker.", m.started);
     const char *name = "attune_worker_executions_finished_total";
-    header(out, name, "counter",
-           "Executions whose end this worker recorded, by runtime and status.");
+    metrics_family(out, name, "counter",
+                   "Executions whose end this worker recorded, by runtime and status.");
     for (size_t i = 0; i < m.n_finished; i++)
         strbuf_printf(out, "%s{runtime=\"%s\",status=\"%s\"} %llu\n", name, m.finished[i].runtime,
                       m.finished[i].status, (unsigned long long)m.finished[i].count);
@@ -221,7 +216,7 @@ static void render_messages(struct strbuf *out)
            "Bytes of action output dropped over worker.max_stdout_bytes/max_stderr_bytes.",
            m.truncated_bytes);
     const char *name = "attune_worker_reconnects_total";
-    header(out, name, "counter", "Connections restored after being lost, by server.");
+    metrics_family(out, name, "counter", "Connections restored after being lost, by server.");
     for (int i = 0; i < METRICS_SERVER_COUNT; i++)
         strbuf_printf(out, "%s{server=\"%s\"} %llu\n", name, server_names[i],
                       (unsigned long long)(m.connections[i] ? m.connections[i] - 1 : 0));
@@ -229,7 +224,7 @@ static void render_messages(struct strbuf *out)
 
 static void gauge(struct strbuf *out, const char *name, const char *help, int64_t v)
 {
-    header(out, name, "gauge", help);
+    metrics_family(out, name, "gauge", help);
     strbuf_printf(out, "%s %lld\n", name, (long long)v);
 }
 
@@ -243,7 +238,7 @@ static void render_gauges(struct strbuf *out, const struct metrics_gauges *g)
     gauge(out, "attune_worker_database_queries_pending", "Database queries sent or queued.",
           g->db_queries_pending);
     const char *name = "attune_worker_server_connected";
-    header(out, name, "gauge", "1 while connected to the server.");
+    metrics_family(out, name, "gauge", "1 while connected to the server.");
     strbuf_printf(out, "%s{server=\"database\"} %d\n%s{server=\"message_queue\"} %d\n", name,
                   g->database_connected, name, g->message_queue_connected);
 }
@@ -276,6 +271,6 @@ void metrics_render(struct strbuf *out, const struct metrics_gauges *g)
     render_fork_server(out);
     metrics_sandbox_render(out);
     metrics_spares_render(out);
-    header(out, "attune_worker_build_info", "gauge", "The worker's version; always 1.");
+    metrics_family(out, "attune_worker_build_info", "gauge", "The worker's version; always 1.");
     strbuf_printf(out, "attune_worker_build_info{version=\"%s\"} 1\n", ATTUNE_VERSION);
 }

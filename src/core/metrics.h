@@ -60,6 +60,13 @@ void metrics_spares_idle(const char *runtime, size_t idle);
 void metrics_spares_render(struct strbuf *out);
 void metrics_spares_reset(void);
 
+/* "# HELP" and "# TYPE" of one family, for the render functions of each file. */
+static inline void metrics_family(struct strbuf *out, const char *name, const char *type,
+                                  const char *help)
+{
+    strbuf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
 /* What only the service knows at scrape time. */
 struct metrics_gauges {
     int64_t running, slots;

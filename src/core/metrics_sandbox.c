@@ -46,14 +46,9 @@ void metrics_sandbox_limit_exceeded(enum metrics_sandbox_limit limit)
         sb.limit_exceeded[limit]++;
 }
 
-static void family(struct strbuf *out, const char *name, const char *type, const char *help)
-{
-    strbuf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
 static void counter(struct strbuf *out, const char *name, const char *help, uint64_t v)
 {
-    family(out, name, "counter", help);
+    metrics_family(out, name, "counter", help);
     strbuf_printf(out, "%s %llu\n", name, (unsigned long long)v);
 }
 
@@ -67,18 +62,19 @@ static void render_mode(struct strbuf *out)
     } modes[] = {
         {SANDBOX_MODE_NONE, "none"}, {SANDBOX_MODE_UID, "uid"}, {SANDBOX_MODE_USERNS, "userns"}};
     const char *name = "attune_worker_sandbox_mode";
-    family(out, name, "gauge", "The sandbox actions run in (sandbox.mode as resolved): 1 for it.");
+    metrics_family(out, name, "gauge",
+                   "The sandbox actions run in (sandbox.mode as resolved): 1 for it.");
     for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
         strbuf_printf(out, "%s{mode=\"%s\"} %d\n", name, modes[i].name, sb.mode == modes[i].mode);
 }
 
 static void render_uids(struct strbuf *out)
 {
-    family(out, "attune_worker_sandbox_uids_in_use", "gauge",
-           "uids of sandbox.uid_range held by this worker's executions.");
+    metrics_family(out, "attune_worker_sandbox_uids_in_use", "gauge",
+                   "uids of sandbox.uid_range held by this worker's executions.");
     strbuf_printf(out, "attune_worker_sandbox_uids_in_use %lu\n", (unsigned long)sb.uids_in_use);
-    family(out, "attune_worker_sandbox_uids_free", "gauge",
-           "uids of sandbox.uid_range this worker's executions do not hold.");
+    metrics_family(out, "attune_worker_sandbox_uids_free", "gauge",
+                   "uids of sandbox.uid_range this worker's executions do not hold.");
     strbuf_printf(out, "attune_worker_sandbox_uids_free %lu\n",
                   (unsigned long)(sb.uids_size - sb.uids_in_use));
     counter(out, "attune_worker_sandbox_sweeps_total", "Sweeps of an execution's uid at its end.",
@@ -96,8 +92,8 @@ void metrics_sandbox_render(struct strbuf *out)
     if (sb.uids_size)
         render_uids(out);
     const char *name = "attune_worker_sandbox_limit_exceeded_total";
-    family(out, name, "counter",
-           "Executions that failed or timed out over a per-execution limit, by limit.");
+    metrics_family(out, name, "counter",
+                   "Executions that failed or timed out over a per-execution limit, by limit.");
     for (int i = 0; i < METRICS_LIMIT_COUNT; i++)
         strbuf_printf(out, "%s{limit=\"%s\"} %llu\n", name, limit_names[i],
                       (unsigned long long)sb.limit_exceeded[i]);

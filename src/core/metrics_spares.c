@@ -53,18 +53,13 @@ void metrics_spares_idle(const char *runtime, size_t idle)
         sp.rt[i].idle = idle;
 }
 
-static void family(struct strbuf *out, const char *name, const char *type, const char *help)
-{
-    strbuf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
 void metrics_spares_render(struct strbuf *out)
 {
     if (sp.count == 0)
         return;
     const char *name = "attune_worker_spare_starts_total";
-    family(out, name, "counter",
-           "Executions of a runtime with spare processes, by whether one ran in a spare.");
+    metrics_family(out, name, "counter",
+                   "Executions of a runtime with spare processes, by whether one ran in a spare.");
     for (size_t i = 0; i < sp.count; i++)
         strbuf_printf(out,
                       "%s{runtime=\"%s\",in_spare=\"true\"} "
@@ -72,7 +67,7 @@ void metrics_spares_render(struct strbuf *out)
                       name, sp.rt[i].name, (unsigned long long)sp.rt[i].in_spare, name,
                       sp.rt[i].name, (unsigned long long)sp.rt[i].without);
     name = "attune_worker_spares_idle";
-    family(out, name, "gauge", "Spare processes ready for an execution, by runtime.");
+    metrics_family(out, name, "gauge", "Spare processes ready for an execution, by runtime.");
     for (size_t i = 0; i < sp.count; i++)
         strbuf_printf(out, "%s{runtime=\"%s\"} %llu\n", name, sp.rt[i].name,
                       (unsigned long long)sp.rt[i].idle);

@@ -201,13 +201,18 @@ void strv_setenv(struct strv *v, const char *name, const char *value)
     strv_push_owned(v, entry);
 }
 
-const char *strv_getenv(const struct strv *v, const char *name)
+const char *envp_getenv(char *const *envp, const char *name)
 {
     size_t n = strlen(name);
-    for (size_t i = 0; i < v->len; i++)
-        if (strncmp(v->items[i], name, n) == 0 && v->items[i][n] == '=')
-            return v->items[i] + n + 1;
+    for (char *const *e = envp; *e; e++)
+        if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
+            return *e + n + 1;
     return NULL;
+}
+
+const char *strv_getenv(const struct strv *v, const char *name)
+{
+    return v->items ? envp_getenv(v->items, name) : NULL;
 }
 
 int set_error(char *err, size_t errlen, int code, const char *fmt, ...)

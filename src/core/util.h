@@ -56,6 +56,8 @@ void strv_push_owned(struct strv *v, char *s);
 void strv_setenv(struct strv *v, const char *name, const char *value);
 /* The value of NAME in a NAME=value vector, or NULL. */
 const char *strv_getenv(const struct strv *v, const char *name);
+/* The same in a NULL-terminated environment array. */
+const char *envp_getenv(char *const *envp, const char *name);
 
 /* Writes an error message into a caller's buffer; always returns -code so a
  * caller can write `return set_error(err, errlen, EINVAL, "...")`. */

@@ -127,15 +127,33 @@ static int on_restart(sd_event_source *s, uint64_t usec, void *userdata)
 
 static void pending_settle(struct fork_server *fs, int rc, pid_t pid);
 
+/* The answer waiting on sock: the child's pid and an errno (0: it is set
+ * up). Returns 0 with *pid set, the zygote's errno, or -EPROTO for no pid;
+ * -EPIPE with *missing saying why when no whole answer is there. */
+static int take_answer(int sock, pid_t *pid, const char **missing)
+{
+    int32_t answer[2];
+    ssize_t got = recv(sock, answer, sizeof(answer), MSG_DONTWAIT);
+    if (got != (ssize_t)sizeof(answer)) {
+        *missing = got == 0 ? "closed its socket (it died)" : "gave no answer";
+        return -EPIPE;
+    }
+    /* A child whose set-up failed exited at once; it is ours to reap. */
+    if (answer[1] != 0 && answer[0] > 0)
+        waitpid(answer[0], NULL, 0);
+    if (answer[1] != 0)
+        return -answer[1];
+    *pid = answer[0];
+    return answer[0] > 0 ? 0 : -EPROTO;
+}
+
 static void fork_server_forget(struct fork_server *fs)
 {
     if (fs->pending.done) { /* an answer already sent is still there to read */
-        int32_t answer[2] = {0, EPIPE};
-        if (fs->sock < 0 || recv(fs->sock, answer, sizeof(answer), MSG_DONTWAIT) != sizeof(answer))
-            answer[1] = EPIPE;
-        else if (answer[1] != 0 && answer[0] > 0)
-            waitpid(answer[0], NULL, 0); /* its set-up failed: it exited */
-        pending_settle(fs, answer[1] == 0 && answer[0] > 0 ? 0 : -EPIPE, answer[0]);
+        pid_t pid = 0;
+        const char *missing = NULL;
+        int rc = fs->sock >= 0 ? take_answer(fs->sock, &pid, &missing) : -EPIPE;
+        pending_settle(fs, rc < 0 ? -EPIPE : 0, pid);
     }
     drop_source(&fs->exit_src);
     drop_source(&fs->ready_src);
@@ -308,7 +326,6 @@ const char *fork_server_path(const struct fork_server *fs)
 static int read_answer(struct fork_server *fs, int timeout_ms, pid_t *pid)
 {
     struct pollfd p = {.fd = fs->sock, .events = POLLIN};
-    int32_t answer[2];
     int n;
     do
         n = poll(&p, 1, timeout_ms);
@@ -317,18 +334,11 @@ static int read_answer(struct fork_server *fs, int timeout_ms, pid_t *pid)
         fork_server_kill(fs, "did not answer within a second");
         return -ETIMEDOUT;
     }
-    ssize_t got = recv(fs->sock, answer, sizeof(answer), MSG_DONTWAIT);
-    if (got != (ssize_t)sizeof(answer)) {
-        fork_server_kill(fs, got == 0 ? "closed its socket (it died)" : "gave no answer");
-        return -EPIPE;
-    }
-    /* A child whose set-up failed exited at once; it is ours to reap. */
-    if (answer[1] != 0 && answer[0] > 0)
-        waitpid(answer[0], NULL, 0);
-    if (answer[1] != 0)
-        return -answer[1];
-    *pid = answer[0];
-    return answer[0] > 0 ? 0 : -EPROTO;
+    const char *missing = NULL;
+    int rc = take_answer(fs->sock, pid, &missing);
+    if (missing)
+        fork_server_kill(fs, missing);
+    return rc;
 }
 
 /* Counts a served request and replaces a zygote that grew. */

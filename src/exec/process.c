@@ -82,29 +82,30 @@ static int spawn_in_ns(const struct proc_spec *spec, const struct child_fds *c,
 static struct proc *live_procs;
 
 /* From the warm zygote: the same descriptors, uid, gid and limits. */
-static int spawn_forked(const struct proc_spec *spec, const struct child_fds *c, bool spare,
-                        pid_t *pid)
+static struct fork_request fork_request_of(const struct proc_spec *spec, const struct child_fds *c)
 {
-    const struct fork_request req = {
+    return (struct fork_request){
         .fds = {c->in[0], c->out[1], c->err[1], c->ctl[0]},
         .file_fd = spec->file_fd > 2 ? spec->file_fd : -1,
         .uid = spec->uid,
         .gid = spec->gid,
         .limits = spec->limits,
-        .spare = spare,
     };
+}
+
+static int spawn_forked(const struct proc_spec *spec, const struct child_fds *c, pid_t *pid)
+{
+    const struct fork_request req = fork_request_of(spec, c);
     int rc = fork_server_spawn(spec->fork_server, &req, pid);
     if (rc < 0) {
         log_debug("fork server: %s; starting %s cold", strerror(-rc), spec->path);
-        if (!spare) /* a spare is not an execution, and may come before the zygote */
-            fork_server_count_cold();
+        fork_server_count_cold();
     }
     return rc;
 }
 
-/* spare: a process started ahead of its work (proc_prespawn). */
-static int spawn_child(const struct proc_spec *spec, const struct child_fds *c, bool spare,
-                       pid_t *pid, bool *forked)
+static int spawn_child(const struct proc_spec *spec, const struct child_fds *c, pid_t *pid,
+                       bool *forked)
 {
     if (spec->uid) {
         int rc = child_fds_give(spec, c);
@@ -112,7 +113,7 @@ static int spawn_child(const struct proc_spec *spec, const struct child_fds *c, 
             return rc;
     }
     *forked = spec->fork_server && !spec->ns && spec->control == PROC_CONTROL_SOCKET &&
-              spawn_forked(spec, c, spare, pid) == 0;
+              spawn_forked(spec, c, pid) == 0;
     if (*forked)
         return 0;
     int child_ctl = spec->control == PROC_CONTROL_NONE ? -1 : c->ctl[0];
@@ -238,7 +239,7 @@ int proc_start(sd_event *loop, const struct proc_spec *spec, proc_done_fn done, 
         goto fail;
     }
     bool forked = false;
-    rc = spawn_child(spec, &c, false, &p->pid, &forked);
+    rc = spawn_child(spec, &c, &p->pid, &forked);
     if (rc < 0) {
         set_error(err, errlen, rc, "cannot start %s: %s", spec->path, strerror(-rc));
         goto fail;
@@ -298,14 +299,8 @@ static int prespawn_forking(struct proc *p, const struct proc_spec *spec, const 
         return -EBUSY;
     if (spec->uid && child_fds_give(spec, c) < 0)
         return -EAGAIN;
-    const struct fork_request req = {
-        .fds = {c->in[0], c->out[1], c->err[1], c->ctl[0]},
-        .file_fd = -1,
-        .uid = spec->uid,
-        .gid = spec->gid,
-        .limits = spec->limits,
-        .spare = true,
-    };
+    struct fork_request req = fork_request_of(spec, c);
+    req.spare = true;
     int rc = fork_server_spawn_async(spec->fork_server, &req, on_spare_forked, p);
     if (rc == 0)
         p->forking = spec->fork_server;
@@ -319,7 +314,11 @@ int proc_prespawn(sd_event *loop, const struct proc_spec *spec, proc_done_fn exi
     memset(&c, -1, sizeof(c));
     struct proc *p = proc_alloc(loop, spec, exited, userdata);
     p->started = spec->started;
-    bool forked = false; /* either way, it reads its launch from fd 3 when armed */
+    /* Not forked now: started cold, it reads its launch from fd 3 as a
+     * forked spare does. */
+    struct proc_spec cold = *spec;
+    cold.fork_server = NULL;
+    bool forked = false;
     int rc = spec->ns || spec->file_fd > 2 ? -EINVAL : child_fds_open(&c, spec);
     p->idle = true;
     int forking = rc == 0 ? prespawn_forking(p, spec, &c) : -EAGAIN;
@@ -332,7 +331,7 @@ int proc_prespawn(sd_event *loop, const struct proc_spec *spec, proc_done_fn exi
     if (forking == -EBUSY) /* not another: once the fork server has answered */
         rc = -EBUSY;
     if (rc == 0)
-        rc = spawn_child(spec, &c, true, &p->pid, &forked);
+        rc = spawn_child(&cold, &c, &p->pid, &forked);
     if (rc == 0 && (p->pidfd = pidfd_open(p->pid, 0)) < 0)
         rc = -errno;
     if (rc == 0) {

@@ -272,10 +272,8 @@ static int execution_start_spare(struct execution *ex, const struct launch *l,
                                  const struct strv *env, const struct proc_spec *spec)
 {
     char err[256];
-    if (!ex->spare) {
-        log_debug("%s: no spare ready", ex->dir);
+    if (!ex->spare)
         return -ENOENT;
-    }
     struct spare_input in = {.launch = l, .envp = env->items, .cwd = spec->cwd};
     int rc = spare_start(&ex->spare, &in, spec, on_proc_done, ex, &ex->proc, err, sizeof(err));
     if (rc < 0)
@@ -293,6 +291,8 @@ static int execution_enter_sandbox(struct execution *ex, const struct executor_s
 {
     bool warm = rt != &runtime_python || executor_pack_allows_warm_python(req->action);
     ex->spare = warm ? spare_pool_take(s->spares, rt, req->action) : NULL;
+    if (!ex->spare && spare_pool_serves(s->spares, rt))
+        log_debug("%s: no %s spare ready", ex->dir, rt->name);
     if (!ex->spare)
         return sandbox_enter(s->sandbox, ex->dir, ex->files.dir_fd, ex->files.files_fd,
                              &ex->sandbox, err, errlen);

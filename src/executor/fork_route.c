@@ -11,9 +11,6 @@
 #include "exec/fork_server.h"
 #include "exec/sandbox.h"
 
-/* What a zygote's locale is decided by, from the actions' base environment. */
-static const char *const locale_vars[] = {"LANG", "LC_ALL", "LC_CTYPE"};
-
 #define PACK_YAML_MAX (1024 * 1024)
 
 static struct runtime *python_runtime(const struct registry *reg)
@@ -22,14 +19,6 @@ static struct runtime *python_runtime(const struct registry *reg)
         if (reg->runtimes[i] == &runtime_python && runtime_python.usable)
             return reg->runtimes[i];
     return NULL;
-}
-
-static void zygote_env(const struct strv *base, struct strv *env)
-{
-    strv_setenv(env, "PATH", strv_getenv(base, "PATH"));
-    for (size_t i = 0; i < ARRAY_SIZE(locale_vars); i++)
-        if (strv_getenv(base, locale_vars[i]))
-            strv_setenv(env, locale_vars[i], strv_getenv(base, locale_vars[i]));
 }
 
 void executor_fork_server_start(struct executor_settings *s, const struct config *cfg,
@@ -54,7 +43,7 @@ void executor_fork_server_start(struct executor_settings *s, const struct config
     strv_init(&argv);
     strv_init(&env);
     runtime_python_zygote_argv(rt, cfg->python_preload, &argv);
-    zygote_env(&s->base_env, &env);
+    runtime_python_zygote_env(&s->base_env, &env);
     const struct fork_server_conf conf = {
         .path = rt->interpreter, .argv = argv.items, .envp = env.items, .name = "python"};
     char err[512];

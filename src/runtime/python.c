@@ -74,24 +74,25 @@ static void python_spare_launch(const struct runtime *rt, char *const *preload, 
     out->forkable = true; /* the fork server may fork it instead */
 }
 
-static const char *envp_get(char *const *envp, const char *name)
+/* What decides a warm interpreter's locale, read as it starts. */
+static const char *const python_locale_vars[] = {"LANG", "LC_ALL", "LC_CTYPE"};
+
+void runtime_python_zygote_env(const struct strv *base, struct strv *env)
 {
-    size_t len = strlen(name);
-    for (char *const *e = envp; *e; e++)
-        if (strncmp(*e, name, len) == 0 && (*e)[len] == '=')
-            return *e + len + 1;
-    return NULL;
+    strv_setenv(env, "PATH", strv_getenv(base, "PATH"));
+    for (size_t i = 0; i < ARRAY_SIZE(python_locale_vars); i++)
+        if (strv_getenv(base, python_locale_vars[i]))
+            strv_setenv(env, python_locale_vars[i], strv_getenv(base, python_locale_vars[i]));
 }
 
 bool runtime_python_env_fits(char *const *envp, const struct strv *started_env)
 {
-    static const char *const locale[] = {"LANG", "LC_ALL", "LC_CTYPE"};
     for (char *const *e = envp; *e; e++)
         if (str_starts_with(*e, "PYTHON"))
             return false;
-    for (size_t i = 0; i < ARRAY_SIZE(locale); i++) {
-        const char *mine = envp_get(envp, locale[i]),
-                   *started = strv_getenv(started_env, locale[i]);
+    for (size_t i = 0; i < ARRAY_SIZE(python_locale_vars); i++) {
+        const char *mine = envp_getenv(envp, python_locale_vars[i]),
+                   *started = strv_getenv(started_env, python_locale_vars[i]);
         if ((mine || started) && !(mine && started && strcmp(mine, started) == 0))
             return false;
     }

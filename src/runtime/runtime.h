@@ -116,6 +116,10 @@ bool runtime_has_config(const struct action *action);
  * modules named in preload (NULL-terminated; NULL: none). */
 void runtime_python_zygote_argv(const struct runtime *rt, char *const *preload, struct strv *argv);
 
+/* The fork server's environment from the actions' base one: PATH and the
+ * locale, nothing else. */
+void runtime_python_zygote_env(const struct strv *base, struct strv *env);
+
 /* Whether a warm python interpreter started with started_env (the fork
  * server's or a spare's) reads at its start what one started with envp would:
  * envp sets no PYTHON* variable and the same locale (LANG, LC_ALL, LC_CTYPE). */
