@@ -179,9 +179,11 @@ class ServiceFlowTest(ServiceTestCase):
                                 (mine[w.id],))
             self.assertEqual({r["worker"] for r in rows}, {w.id}, "worker column of %r" % rows)
             other = w2 if w is w1 else w1
-            log = w.log()
+            # The row turns final before the worker logs the line: wait for it.
             for eid in mine[w.id]:
-                self.assertRegex(log, r"execution %d \(svc.noop\) completed" % eid)
+                line = r"execution %d \(svc.noop\) completed" % eid
+                self.assertTrue(w.wait_log(line, 5 * SLOW), "no %r in\n%s" % (line, w.log()))
+            log = w.log()
             for eid in mine[other.id]:
                 self.assertNotRegex(log, r"execution %d\b" % eid)
         self.assertEqual(self.db.worker(w1.id)["name"], w1.name)
