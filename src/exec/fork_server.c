@@ -41,8 +41,7 @@ struct fork_server {
     pid_t pid; /* -1: none running */
     int pidfd, sock;
     sd_event_source *exit_src, *ready_src, *restart_src;
-    bool ready;
-    bool killed; /* by us: replaced, not crashed */
+    bool ready, killed; /* killed: by us, replaced rather than crashed */
     /* The asynchronous request whose answer is awaited (done NULL: none). */
     struct {
         fork_spawned_fn done;
@@ -135,7 +134,8 @@ static int take_answer(int sock, pid_t *pid, const char **missing)
     int32_t answer[2];
     ssize_t got = recv(sock, answer, sizeof(answer), MSG_DONTWAIT);
     if (got != (ssize_t)sizeof(answer)) {
-        *missing = got == 0 ? "closed its socket (it died)" : "gave no answer";
+        bool died = got == 0 || (got < 0 && errno == ECONNRESET); /* killed, request unread */
+        *missing = died ? "closed its socket (it died)" : "gave no answer";
         return -EPIPE;
     }
     /* A child whose set-up failed exited at once; it is ours to reap. */
