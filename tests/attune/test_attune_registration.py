@@ -100,7 +100,7 @@ class RegistrationTest(AttuneTestCase):
         self.assertLessEqual(row["heartbeat_age"].total_seconds(), 90, row)
 
     def test_heartbeat_stays_active_with_every_slot_taken(self):
-        # Row 4 of issue 8: a full worker still queues what it is sent, and the
+        # 3.4 and 8: a full worker still queues what it is sent, and the
         # scheduler only picks `active` ones, so it must never turn `busy`.
         w = self.start_worker({"ATTUNE__WORKER__MAX_CONCURRENT_TASKS": "1"})
         tag = uuid.uuid4().hex[:8]
