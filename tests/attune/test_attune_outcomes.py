@@ -25,6 +25,9 @@ class OutcomeTest(AttuneTestCase):
         self.assertIs(result.get("succeeded"), False, run.describe())
         self.assertEqual(result.get("exit_code"), 3, run.describe())
         self.assertIn("the widget exploded", result.get("error") or "", run.describe())
+        # 5.7: only a timeout or a cancel adds its flag.
+        self.assertNotIn("timed_out", result, run.describe())
+        self.assertNotIn("cancelled", result, run.describe())
         self.assertReported(run, "failed", "Failed", "shell_fail")
 
     def test_timeout_stops_the_action_and_is_reported(self):
@@ -33,8 +36,15 @@ class OutcomeTest(AttuneTestCase):
         elapsed = time.monotonic() - started
         self.assertEqual(run.status, "timeout", run.describe())
         self.assertLess(elapsed, 28, "the action ran on past its 2 s timeout")
-        self.assertIs(run.result.get("succeeded"), False, run.describe())
-        self.assertNotIn("slept through", run.result.get("stdout") or "", run.describe())
+        result = run.result
+        self.assertIs(result.get("succeeded"), False, run.describe())
+        # 5.6 and 5.7: Attune's timeout result: its flag, exit code -1 and text.
+        self.assertIs(result.get("timed_out"), True, run.describe())
+        self.assertNotIn("cancelled", result, run.describe())
+        self.assertEqual(result.get("exit_code"), -1, run.describe())
+        self.assertEqual(result.get("error"), "Execution timed out after 2 seconds",
+                         run.describe())
+        self.assertNotIn("slept through", result.get("stdout") or "", run.describe())
         self.assertReported(run, "timeout", "Timeout", "shell_sleep")
         m = re.search(r"pgid (\d+)", run.result.get("stdout") or "")
         if m:  # nothing of the process group outlives the timeout

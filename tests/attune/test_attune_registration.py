@@ -1,10 +1,12 @@
 """The worker as Attune's scheduler and broker see it: its worker row after
-registration and while it heartbeats (ATTUNE-TODAY 3.3, 3.4, 8), its queue and
-the shared exchanges redeclared with upstream's exact arguments (1.1, 1.2),
-and its row after SIGTERM (8)."""
+registration and while it heartbeats, also with every slot taken (ATTUNE-TODAY
+3.3, 3.4, 8), its queue and the shared exchanges redeclared with upstream's
+exact arguments (1.1, 1.2), and its row after SIGTERM (8)."""
+import os
 import signal
 import time
 import unittest
+import uuid
 
 from attune_support import (DLX, DLX_QUEUE, EXCHANGES, RUNTIMES, SLOW, WORKER_QUEUE_ARGUMENTS,
                             AttuneTestCase, declare_upstream_topology, normalize_runtime_name,
@@ -24,6 +26,10 @@ SELECT id FROM attune.worker
 class RegistrationTest(AttuneTestCase):
     class_worker = False
     heartbeat_interval = 1
+
+    @classmethod
+    def setUpData(cls):
+        cls.add_action("python_gate", "report.py", "python")
 
     def test_registers_as_an_action_worker_the_scheduler_picks(self):
         w = self.start_worker()
@@ -45,6 +51,14 @@ class RegistrationTest(AttuneTestCase):
             self.assertEqual(name, name.lower(), "capabilities.runtimes must be lowercase: %r"
                              % runtimes)
         self.assertIn("native", runtimes, caps)
+        # The versions the executor matches a runtime_version constraint
+        # against (3.3): {runtime: [version, ...]}, for runtimes it advertises.
+        versions = caps.get("runtime_versions")
+        self.assertIsInstance(versions, dict, caps)
+        self.assertRegex((versions.get("python") or [""])[0], r"^3\.[0-9]+\.[0-9]+$", caps)
+        for name, listed in versions.items():
+            self.assertIn(name, runtimes, caps)
+            self.assertTrue(listed and all(isinstance(v, str) for v in listed), caps)
         advertised = {normalize_runtime_name(n) for n in runtimes}
         for key, spec in RUNTIMES.items():
             self.assertIn(normalize_runtime_name(spec["name"]), advertised,
@@ -84,6 +98,42 @@ class RegistrationTest(AttuneTestCase):
         self.assertEqual(row["status"], "active", "a heartbeat did not restore 'active'\n"
                          + w.describe())
         self.assertLessEqual(row["heartbeat_age"].total_seconds(), 90, row)
+
+    def test_heartbeat_stays_active_with_every_slot_taken(self):
+        # 3.4 and 8: a full worker still queues what it is sent, and the
+        # scheduler only picks `active` ones, so it must never turn `busy`.
+        w = self.start_worker({"ATTUNE__WORKER__MAX_CONCURRENT_TASKS": "1"})
+        tag = uuid.uuid4().hex[:8]
+        started = os.path.join(self.tmp, "%s-started" % tag)
+        gate = os.path.join(self.tmp, "%s-gate" % tag)
+        config = {"started_file": started, "gate_file": gate}
+        listener = self.event_listener()
+        eid = self.create_execution("python_gate", config, worker=w)
+        self.dispatch(eid, config, worker=w)
+        deadline = time.monotonic() + 20 * SLOW
+        while not os.path.exists(started) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertTrue(os.path.exists(started), "the action did not start\n" + w.describe())
+
+        beats, statuses = [self.db.worker_row(w.name)["last_heartbeat"]], set()
+        deadline = time.monotonic() + 10 * SLOW
+        while len(beats) < 3 and time.monotonic() < deadline:
+            row = self.db.worker_row(w.name)
+            statuses.add(row["status"])
+            if row["last_heartbeat"] > beats[-1]:
+                beats.append(row["last_heartbeat"])
+            time.sleep(0.1)
+        self.assertEqual(len(beats), 3, "no two heartbeats while full\n" + w.describe())
+        self.assertEqual(statuses, {"active"}, "the full worker left `active`")
+        self.assertEqual(self.db.execution(eid)["status"], "running")
+        self.assertIn(w.id, [r["id"] for r in self.db.select_worker("python")],
+                      "the scheduler would not pick the full worker")
+        self.assertIn(w.id, [r["id"] for r in self.db.rows(HEALTH_SQL)])
+
+        with open(gate, "w"):
+            pass
+        run = self.wait_run(eid, listener, worker=w)
+        self.assertEqual(run.status, "completed", run.describe() + "\n" + w.describe())
 
     def test_queue_and_exchanges_match_upstream_arguments(self):
         w = self.start_worker()
