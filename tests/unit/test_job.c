@@ -289,19 +289,39 @@ static void test_refused_result_records_a_failure(void **state)
     world_close(&w);
 }
 
-/* A shutdown during any round trip before the start lands when the keys are
- * in: the action never starts and the execution is recorded cancelled. */
+/* Answers every round trip with its row until the job records; a checking
+ * job finds the execution its own, so it resumes it. */
+static void answer_until_recording(struct world *w)
+{
+    w->owner = (struct execution_owner){.status = "running", .worker_id = WORKER_ID};
+    for (int turns = 0; turns < 8 && job_state(w->job) != JOB_RECORDING; turns++) {
+        assert_int_not_equal(job_state(w->job), JOB_DONE);
+        send(w, JOB_EVENT_ROW);
+    }
+    assert_int_equal(job_state(w->job), JOB_RECORDING);
+}
+
+/* Every state that waits before the start, in lifecycle order. */
+static const enum job_state waits_before_start[] = {
+    JOB_CLAIMING, JOB_CHECKING, JOB_RESUMING, JOB_LOADING_ACTION, JOB_LOADING_KEYS,
+};
+
+/* A shutdown during any round trip before the start lands when that round
+ * trip answers (in checking, once the execution is resumed): the action
+ * never starts, the message is acknowledged once, and the execution is
+ * recorded cancelled. */
 static void test_shutdown_before_start_cancels(void **state)
 {
     (void)state;
-    static const enum job_state waits[] = {JOB_CLAIMING, JOB_LOADING_ACTION, JOB_LOADING_KEYS};
-    for (size_t i = 0; i < ARRAY_SIZE(waits); i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(waits_before_start); i++) {
         struct world w;
-        world_reach(&w, waits[i]);
+        world_reach(&w, waits_before_start[i]);
         send(&w, JOB_EVENT_SHUTDOWN);
-        while (job_state(w.job) != JOB_RECORDING)
-            send(&w, JOB_EVENT_ROW);
+        answer_until_recording(&w);
         assert_int_equal(w.io.fx.starts, 0);
+        assert_int_equal(w.io.fx.acks, 1);
+        assert_int_equal(w.io.fx.status_msgs, 1);
+        assert_string_equal(w.io.fx.status_to, "running");
         assert_string_equal(w.io.fx.finished_status, "cancelled");
         assert_non_null(strstr(w.io.fx.finished_error, "worker stopping"));
         send(&w, JOB_EVENT_ROW);
@@ -328,21 +348,26 @@ static void test_shutdown_while_running_stops_the_action(void **state)
 
 /* A cancel during any round trip before the start: the action never starts,
  * and the execution is recorded cancelled as Attune's worker writes it. A
- * cancel in the claim needs neither the action nor the keys. */
+ * cancel in the claim (or its check and resumption) needs neither the action
+ * nor the keys. */
 static void test_cancel_before_start_cancels(void **state)
 {
     (void)state;
     static const struct {
         enum job_state wait;
         int loads;
-    } cases[] = {{JOB_CLAIMING, 0}, {JOB_LOADING_ACTION, 1}, {JOB_LOADING_KEYS, 2}};
+    } cases[] = {{JOB_CLAIMING, 0},
+                 {JOB_CHECKING, 0},
+                 {JOB_RESUMING, 0},
+                 {JOB_LOADING_ACTION, 1},
+                 {JOB_LOADING_KEYS, 2}};
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
         struct world w;
         world_reach(&w, cases[i].wait);
         send(&w, JOB_EVENT_CANCEL);
-        while (job_state(w.job) != JOB_RECORDING)
-            send(&w, JOB_EVENT_ROW);
+        answer_until_recording(&w);
         assert_int_equal(w.io.fx.starts, 0);
+        assert_int_equal(w.io.fx.acks, 1);
         assert_int_equal(w.io.fx.action_loads + w.io.fx.key_loads, cases[i].loads);
         assert_string_equal(w.io.fx.finished_status, "cancelled");
         assert_string_equal(w.io.fx.finished_error, "Execution cancelled by user");
@@ -388,6 +413,31 @@ static void test_cancel_after_the_end_changes_nothing(void **state)
     world_close(&w);
 }
 
+/* The claim's status message goes from the row's status before the claim to
+ * running, the last one from running to the final status. */
+static void test_status_messages_name_both_ends(void **state)
+{
+    (void)state;
+    struct world w;
+    world_open(&w, valid_request);
+    w.execution.previous_status = "requested";
+    send(&w, JOB_EVENT_ROW);
+    assert_int_equal(w.io.fx.status_msgs, 1);
+    assert_string_equal(w.io.fx.status_from, "requested");
+    assert_string_equal(w.io.fx.status_to, "running");
+    send(&w, JOB_EVENT_ROW); /* the action */
+    send(&w, JOB_EVENT_ROW); /* the keys */
+    assert_int_equal(job_state(w.job), JOB_RUNNING);
+    assert_int_equal(w.io.fx.status_msgs, 1);
+    send(&w, JOB_EVENT_EXITED);
+    send(&w, JOB_EVENT_ROW);
+    assert_int_equal(job_state(w.job), JOB_DONE);
+    assert_int_equal(w.io.fx.status_msgs, 2);
+    assert_string_equal(w.io.fx.status_from, "running");
+    assert_string_equal(w.io.fx.status_to, "completed");
+    world_close(&w);
+}
+
 /* The action cannot start: recorded failed with the reason, never running. */
 static void test_start_failure_is_recorded(void **state)
 {
@@ -420,6 +470,7 @@ int main(void)
         cmocka_unit_test(test_cancel_before_start_cancels),
         cmocka_unit_test(test_cancel_while_running_uses_the_cancel_grace),
         cmocka_unit_test(test_cancel_after_the_end_changes_nothing),
+        cmocka_unit_test(test_status_messages_name_both_ends),
         cmocka_unit_test(test_start_failure_is_recorded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
