@@ -3,7 +3,6 @@
 
 #include <assert.h>
 
-#include "db/actions.h"
 #include "db/executions.h"
 #include "db/keys.h"
 #include "worker/report.h"
@@ -29,13 +28,6 @@ static void on_owner(const struct execution_owner *owner, const char *error, voi
     assert(job_state(job) == JOB_CHECKING);
     job_step(job, &(struct job_event){
                       .kind = answer_kind(owner, error), .error = error, .owner = owner});
-}
-
-static void on_action(const struct action_row *row, const char *error, void *job)
-{
-    assert(job_state(job) == JOB_LOADING_ACTION);
-    job_step(job,
-             &(struct job_event){.kind = answer_kind(row, error), .error = error, .action = row});
 }
 
 static void on_keys(const struct key_row *rows, size_t count, const char *error, void *job)
@@ -70,11 +62,6 @@ static void io_resume(void *io, struct job *job, int64_t execution_id, int64_t w
 {
     db_execution_resume(((struct job_io *)io)->db, execution_id, worker_id, with_keys,
                         on_execution_row, job);
-}
-
-static void io_load_action(void *io, struct job *job, const char *action_ref)
-{
-    db_action_find(((struct job_io *)io)->db, action_ref, on_action, job);
 }
 
 static void io_load_keys(void *io, struct job *job, int64_t pack_id, int64_t action_id)
@@ -175,7 +162,6 @@ const struct job_ports job_io_ports = {
     .claim = io_claim,
     .find_owner = io_find_owner,
     .resume = io_resume,
-    .load_action = io_load_action,
     .load_keys = io_load_keys,
     .finish = io_finish,
     .check_finished = io_check_finished,

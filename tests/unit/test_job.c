@@ -25,8 +25,8 @@ static const struct expectation matrix[] = {
     /* Claiming: a row is ours; nothing matched needs a look; an error retries later. */
     {JOB_CLAIMING,
      JOB_EVENT_ROW,
-     JOB_LOADING_ACTION,
-     {.acks = 1, .status_msgs = 1, .action_loads = 1},
+     JOB_LOADING_KEYS,
+     {.acks = 1, .status_msgs = 1, .key_loads = 1},
      NULL},
     {JOB_CLAIMING, JOB_EVENT_NO_ROW, JOB_CHECKING, {.owner_checks = 1}, NULL},
     {JOB_CLAIMING, JOB_EVENT_DB_ERROR, JOB_DONE, {.requeues = 1, .dones = 1}, NULL},
@@ -43,21 +43,14 @@ static const struct expectation matrix[] = {
     /* Resuming: our own claim, read again. */
     {JOB_RESUMING,
      JOB_EVENT_ROW,
-     JOB_LOADING_ACTION,
-     {.acks = 1, .status_msgs = 1, .action_loads = 1},
+     JOB_LOADING_KEYS,
+     {.acks = 1, .status_msgs = 1, .key_loads = 1},
      NULL},
     {JOB_RESUMING, JOB_EVENT_NO_ROW, JOB_DONE, {.requeues = 1, .dones = 1}, NULL},
     {JOB_RESUMING, JOB_EVENT_DB_ERROR, JOB_DONE, {.requeues = 1, .dones = 1}, NULL},
     {JOB_RESUMING, JOB_EVENT_EXITED, JOB_RESUMING, NOTHING, NULL},
     {JOB_RESUMING, JOB_EVENT_SHUTDOWN, JOB_RESUMING, NOTHING, NULL},
     {JOB_RESUMING, JOB_EVENT_CANCEL, JOB_RESUMING, NOTHING, NULL},
-    /* Loading the action: any failure is recorded as the execution's. */
-    {JOB_LOADING_ACTION, JOB_EVENT_ROW, JOB_LOADING_KEYS, {.key_loads = 1}, NULL},
-    {JOB_LOADING_ACTION, JOB_EVENT_NO_ROW, JOB_RECORDING, {.finishes = 1}, "failed"},
-    {JOB_LOADING_ACTION, JOB_EVENT_DB_ERROR, JOB_RECORDING, {.finishes = 1}, "failed"},
-    {JOB_LOADING_ACTION, JOB_EVENT_EXITED, JOB_LOADING_ACTION, NOTHING, NULL},
-    {JOB_LOADING_ACTION, JOB_EVENT_SHUTDOWN, JOB_LOADING_ACTION, NOTHING, NULL},
-    {JOB_LOADING_ACTION, JOB_EVENT_CANCEL, JOB_LOADING_ACTION, NOTHING, NULL},
     /* Loading the keys: then the action starts. */
     {JOB_LOADING_KEYS, JOB_EVENT_ROW, JOB_RUNNING, {.starts = 1}, NULL},
     {JOB_LOADING_KEYS, JOB_EVENT_NO_ROW, JOB_RUNNING, {.starts = 1}, NULL},
@@ -207,7 +200,7 @@ static void test_lost_claim_reply_is_resumed(void **state)
     struct world w;
     world_reach(&w, JOB_RESUMING);
     send(&w, JOB_EVENT_ROW);
-    assert_int_equal(job_state(w.job), JOB_LOADING_ACTION);
+    assert_int_equal(job_state(w.job), JOB_LOADING_KEYS);
     assert_int_equal(w.io.fx.acks, 1);
     assert_int_equal(w.io.fx.resumes, 1);
     world_close(&w);
@@ -245,26 +238,27 @@ static void test_lost_finish_reply_is_verified(void **state)
 }
 
 /* ExecutionCompleted names the action the execution row points to; without
- * one, the action loaded by ref; with neither, 0. */
+ * one, the action of its action_ref; with neither, 0. */
 static void test_completed_names_the_action(void **state)
 {
     (void)state;
     static const struct {
         int64_t execution_action;
-        enum job_event_kind load;
+        bool action_found;
         int64_t expected;
     } cases[] = {
-        {9, JOB_EVENT_ROW, 9},    /* the row's column wins over the loaded action (id 5) */
-        {0, JOB_EVENT_ROW, 5},    /* NULL column: the loaded action */
-        {9, JOB_EVENT_NO_ROW, 9}, /* the action is gone: still the row's */
-        {0, JOB_EVENT_NO_ROW, 0}, /* neither */
+        {9, true, 9},  /* the row's column wins over the action of its ref (id 5) */
+        {0, true, 5},  /* NULL column: the action of its ref */
+        {9, false, 9}, /* the action is gone: still the row's */
+        {0, false, 0}, /* neither */
     };
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
         struct world w;
         world_open(&w, valid_request);
         w.execution.action_id = cases[i].execution_action;
+        if (!cases[i].action_found)
+            w.execution.action = NULL;
         send(&w, JOB_EVENT_ROW);
-        send(&w, cases[i].load);
         while (job_state(w.job) != JOB_RECORDING)
             send(&w, job_state(w.job) == JOB_RUNNING ? JOB_EVENT_EXITED : JOB_EVENT_ROW);
         send(&w, JOB_EVENT_ROW);
@@ -303,7 +297,10 @@ static void answer_until_recording(struct world *w)
 
 /* Every state that waits before the start, in lifecycle order. */
 static const enum job_state waits_before_start[] = {
-    JOB_CLAIMING, JOB_CHECKING, JOB_RESUMING, JOB_LOADING_ACTION, JOB_LOADING_KEYS,
+    JOB_CLAIMING,
+    JOB_CHECKING,
+    JOB_RESUMING,
+    JOB_LOADING_KEYS,
 };
 
 /* A shutdown during any round trip before the start lands when that round
@@ -356,11 +353,7 @@ static void test_cancel_before_start_cancels(void **state)
     static const struct {
         enum job_state wait;
         int loads;
-    } cases[] = {{JOB_CLAIMING, 0},
-                 {JOB_CHECKING, 0},
-                 {JOB_RESUMING, 0},
-                 {JOB_LOADING_ACTION, 1},
-                 {JOB_LOADING_KEYS, 2}};
+    } cases[] = {{JOB_CLAIMING, 0}, {JOB_CHECKING, 0}, {JOB_RESUMING, 0}, {JOB_LOADING_KEYS, 1}};
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
         struct world w;
         world_reach(&w, cases[i].wait);
@@ -368,7 +361,7 @@ static void test_cancel_before_start_cancels(void **state)
         answer_until_recording(&w);
         assert_int_equal(w.io.fx.starts, 0);
         assert_int_equal(w.io.fx.acks, 1);
-        assert_int_equal(w.io.fx.action_loads + w.io.fx.key_loads, cases[i].loads);
+        assert_int_equal(w.io.fx.key_loads, cases[i].loads);
         assert_string_equal(w.io.fx.finished_status, "cancelled");
         assert_string_equal(w.io.fx.finished_error, "Execution cancelled by user");
         send(&w, JOB_EVENT_ROW);
@@ -425,7 +418,6 @@ static void test_status_messages_name_both_ends(void **state)
     assert_int_equal(w.io.fx.status_msgs, 1);
     assert_string_equal(w.io.fx.status_from, "requested");
     assert_string_equal(w.io.fx.status_to, "running");
-    send(&w, JOB_EVENT_ROW); /* the action */
     send(&w, JOB_EVENT_ROW); /* the keys */
     assert_int_equal(job_state(w.job), JOB_RUNNING);
     assert_int_equal(w.io.fx.status_msgs, 1);
