@@ -287,14 +287,11 @@ static char **split_list(const char *value)
     struct strv v;
     strv_init(&v);
     for (const char *p = value; *p;) {
-        size_t n = strcspn(p, ",");
-        const char *start = p, *end = p + n;
-        while (start < end && isspace((unsigned char)*start))
-            start++;
-        while (end > start && isspace((unsigned char)end[-1]))
-            end--;
-        if (end > start)
-            strv_push_owned(&v, xstrndup(start, (size_t)(end - start)));
+        size_t n = strcspn(p, ","), len = n;
+        const char *start = p;
+        str_trim(&start, &len);
+        if (len > 0)
+            strv_push_owned(&v, xstrndup(start, len));
         p += n + (p[n] == ',');
     }
     return v.items;

@@ -2,6 +2,8 @@
  * schema-facing messages never disagree on what a value was. */
 #include "core/json.h"
 
+#include <string.h>
+
 #include "core/util.h"
 
 struct json_kind_names {
@@ -29,4 +31,16 @@ const char *json_kind(const json_t *v)
 const char *json_type_name(const json_t *v)
 {
     return kind_names(v)->type_name;
+}
+
+bool json_array_has_string(const json_t *array, const char *s)
+{
+    size_t i;
+    const json_t *v;
+    json_array_foreach(array, i, v)
+    {
+        if (json_is_string(v) && strcmp(json_string_value(v), s) == 0)
+            return true;
+    }
+    return false;
 }

@@ -411,6 +411,21 @@ bool str_ends_with(const char *s, const char *suffix)
     return ls >= lx && memcmp(s + ls - lx, suffix, lx) == 0;
 }
 
+static bool is_ascii_space(char c)
+{
+    return c == ' ' || (c >= '\t' && c <= '\r');
+}
+
+void str_trim(const char **s, size_t *len)
+{
+    while (*len > 0 && is_ascii_space(**s)) {
+        (*s)++;
+        (*len)--;
+    }
+    while (*len > 0 && is_ascii_space((*s)[*len - 1]))
+        (*len)--;
+}
+
 bool parse_int64(const char *s, int64_t *out)
 {
     if (!s || !((*s >= '0' && *s <= '9') || *s == '-' || *s == '+'))

@@ -86,6 +86,9 @@ void utf8_sanitize(const char *s, size_t len, struct strbuf *out);
 
 bool str_starts_with(const char *s, const char *prefix);
 bool str_ends_with(const char *s, const char *suffix);
+/* Narrows [*s, *s + *len) to its text without ASCII white space
+ * (" \t\n\v\f\r") at either end. */
+void str_trim(const char **s, size_t *len);
 /* Parses a whole decimal integer; returns false on anything else or overflow. */
 bool parse_int64(const char *s, int64_t *out);
 

@@ -7,11 +7,6 @@
 #include "core/util.h"
 #include "db/query.h"
 
-struct action_call {
-    db_action_fn done;
-    void *userdata;
-};
-
 void db_action_read(const PGresult *res, int row, int col, struct action_row *out)
 {
     *out = (struct action_row){
@@ -42,31 +37,4 @@ void db_action_row_clear(struct action_row *row)
     json_decref(row->runtime_config);
     json_decref(row->out_schema);
     memset(row, 0, sizeof(*row));
-}
-
-static void on_action(struct db *db, const PGresult *res, const char *error, void *userdata)
-{
-    struct action_call *c = userdata;
-    (void)db;
-    if (error || PQntuples(res) != 1) {
-        c->done(NULL, error, c->userdata);
-        free(c);
-        return;
-    }
-    struct action_row row;
-    db_action_read(res, 0, 0, &row);
-    c->done(&row, NULL, c->userdata);
-    db_action_row_clear(&row);
-    free(c);
-}
-
-void db_action_find(struct db *db, const char *ref, db_action_fn done, void *userdata)
-{
-    static const char sql[] = "SELECT " DB_ACTION_COLUMNS " FROM attune.action a "
-                              "LEFT JOIN attune.runtime r ON r.id = a.runtime WHERE a.ref = $1";
-    const char *values[] = {ref};
-    struct action_call *c = xcalloc(1, sizeof(*c));
-    c->done = done;
-    c->userdata = userdata;
-    db_query(db, sql, 1, values, on_action, c);
 }

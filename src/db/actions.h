@@ -1,5 +1,7 @@
-/* The action table as the worker reads it: one action by ref, with the name
- * and execution_config of its runtime row. The row is borrowed: valid during the callback only. */
+/* The action table as the worker reads it: one action, with the name and
+ * execution_config of its runtime row, read within the execution's claim
+ * (src/db/executions.c). The row is borrowed: valid during the callback
+ * only. */
 #ifndef ATTUNE_DB_ACTIONS_H
 #define ATTUNE_DB_ACTIONS_H
 
@@ -29,11 +31,6 @@ struct action_row {
     bool is_adhoc;      /* the entry point is code, not a file */
     json_t *out_schema; /* NULL when NULL or it does not parse */
 };
-
-/* row NULL and error NULL: no action has that ref. */
-typedef void (*db_action_fn)(const struct action_row *row, const char *error, void *userdata);
-
-void db_action_find(struct db *db, const char *ref, db_action_fn done, void *userdata);
 
 /* For the table modules of src/db: the columns of an action_row, in its
  * reader's order (db_action_read in query.h), of the action a joined with

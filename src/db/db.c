@@ -54,7 +54,6 @@ struct db {
     sd_event_source *connect_timer_src;
     int connect_timeout;
     struct backoff backoff;
-    unsigned failures;
     struct db_query *head, *tail;
     size_t pending;
     struct db_statements statements;
@@ -112,15 +111,11 @@ static void db_connection_lost(struct db *db, const char *reason)
     if (db->conn)
         PQfinish(db->conn);
     db->conn = NULL;
-    db->failures++;
-    if (was_connected || db->failures == 1)
-        log_warn("database connection lost: %s; reconnecting", why);
-    else
-        log_debug("database reconnect attempt %u failed: %s", db->failures, why);
+    uint64_t delay_ms = backoff_failed(&db->backoff, "database", was_connected, why);
     if (was_connected && db->on_state)
         db->on_state(db, false, db->userdata);
-    sd_event_add_time_relative(db->loop, &db->retry_src, CLOCK_MONOTONIC,
-                               backoff_next_ms(&db->backoff) * 1000, 1000, on_db_retry, db);
+    sd_event_add_time_relative(db->loop, &db->retry_src, CLOCK_MONOTONIC, delay_ms * 1000, 1000,
+                               on_db_retry, db);
 }
 
 static void db_became_ready(struct db *db)
@@ -132,10 +127,7 @@ static void db_became_ready(struct db *db)
         return;
     }
     db->connected = true;
-    if (db->failures > 0)
-        log_info("database connection restored after %u failed attempts", db->failures);
-    db->failures = 0;
-    backoff_reset(&db->backoff);
+    backoff_connected(&db->backoff, "database");
     db_watch(db, EPOLLIN);
     if (db->on_state)
         db->on_state(db, true, db->userdata);

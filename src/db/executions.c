@@ -60,7 +60,6 @@ static void read_action_and_keys(const PGresult *res, struct execution_row *row,
                                  struct action_row *action, struct key_set *keys, char *err,
                                  size_t errlen)
 {
-    row->action_read = true;
     memset(keys, 0, sizeof(*keys));
     if (PQgetisnull(res, 0, ACTION_COLUMN))
         return;

@@ -47,9 +47,8 @@ struct execution_row {
     int64_t executor;                       /* 0 when NULL */
     json_t *permission_set_refs;            /* an array of strings */
     const char *workflow_parent_action_ref; /* NULL when none */
-    /* The action row whose ref is action_ref, when action_read: NULL when no
-     * action has that ref. */
-    bool action_read;
+    /* The action row whose ref is action_ref: NULL when no action has that
+     * ref. */
     const struct action_row *action;
     /* When keys_read (asked for, and the action exists): the keys of
      * db_keys_for_action(action->pack_id, action->id); keys_error when they

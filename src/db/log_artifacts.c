@@ -129,7 +129,9 @@ void db_log_artifacts_create(struct db *db, const struct log_artifacts_request *
     db_query(db, known ? known_sql : sql, 5, values, on_created, c);
 }
 
-static void on_probed(struct db *db, const PGresult *res, const char *error, void *userdata)
+/* The probe and the seal: what matters of their answer is whether it is an
+ * error. */
+static void on_answered(struct db *db, const PGresult *res, const char *error, void *userdata)
 {
     struct log_artifacts_call *c = userdata;
     (void)db;
@@ -158,16 +160,7 @@ void db_log_artifacts_probe(struct db *db, db_log_artifacts_probe_fn done, void 
     struct log_artifacts_call *c = xcalloc(1, sizeof(*c));
     c->done.probe = done;
     c->userdata = userdata;
-    db_query(db, sql, 0, NULL, on_probed, c);
-}
-
-static void on_sealed(struct db *db, const PGresult *res, const char *error, void *userdata)
-{
-    struct log_artifacts_call *c = userdata;
-    (void)db;
-    (void)res;
-    c->done.probe(error, c->userdata);
-    free(c);
+    db_query(db, sql, 0, NULL, on_answered, c);
 }
 
 void db_log_artifacts_seal(struct db *db, int64_t execution_id, const char *seal,
@@ -183,5 +176,5 @@ void db_log_artifacts_seal(struct db *db, int64_t execution_id, const char *seal
     struct log_artifacts_call *c = xcalloc(1, sizeof(*c));
     c->done.probe = done;
     c->userdata = userdata;
-    db_query(db, sql, 5, values, on_sealed, c);
+    db_query(db, sql, 5, values, on_answered, c);
 }

@@ -101,18 +101,6 @@ static int normalise_property(const char *name, const json_t *src, json_t **out,
     return 0;
 }
 
-static bool string_in_array(const json_t *arr, const char *s)
-{
-    size_t i;
-    const json_t *v;
-    json_array_foreach(arr, i, v)
-    {
-        if (json_is_string(v) && strcmp(json_string_value(v), s) == 0)
-            return true;
-    }
-    return false;
-}
-
 /* A JSON-schema object is told from the map form by `properties` holding
  * only mappings; a map-form parameter named "properties" holds scalars. */
 static bool is_json_schema_form(const json_t *parameters)
@@ -139,14 +127,14 @@ static json_t *build_required(const json_t *props, const json_t *flagged, const 
     const json_t *v;
     json_object_foreach((json_t *)props, key, v)
     {
-        if (string_in_array(flagged, key) || string_in_array(listed, key))
+        if (json_array_has_string(flagged, key) || json_array_has_string(listed, key))
             json_array_append_new(req, json_string(key));
     }
     size_t i;
     json_array_foreach(listed, i, v)
     {
         const char *name = json_string_value(v);
-        if (!json_object_get(props, name) && !string_in_array(req, name))
+        if (!json_object_get(props, name) && !json_array_has_string(req, name))
             json_array_append_new(req, json_string(name));
     }
     return req;

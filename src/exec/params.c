@@ -247,14 +247,7 @@ static int enum_error(const char *name, const json_t *en, const json_t *v, char 
 
 static bool is_required(const json_t *schema, const char *name)
 {
-    size_t i;
-    const json_t *v;
-    json_array_foreach(json_object_get(schema, "required"), i, v)
-    {
-        if (json_is_string(v) && strcmp(json_string_value(v), name) == 0)
-            return true;
-    }
-    return false;
+    return json_array_has_string(json_object_get(schema, "required"), name);
 }
 
 static int check_value(const char *name, const json_t *prop, bool required, const json_t *v,
@@ -392,18 +385,6 @@ void params_format(const json_t *params, enum param_format format, struct strbuf
     json_decref(empty);
 }
 
-static bool name_listed(const json_t *names, const char *name)
-{
-    size_t i;
-    const json_t *n;
-    json_array_foreach(names, i, n)
-    {
-        if (json_is_string(n) && strcmp(json_string_value(n), name) == 0)
-            return true;
-    }
-    return false;
-}
-
 void params_to_env(const json_t *params, const json_t *schema, const json_t *hidden,
                    struct strv *env)
 {
@@ -412,7 +393,7 @@ void params_to_env(const json_t *params, const json_t *schema, const json_t *hid
     const json_t *v;
     json_object_foreach((json_t *)params, key, v)
     {
-        if (name_listed(hidden, key) ||
+        if (json_array_has_string(hidden, key) ||
             json_is_true(json_object_get(json_object_get(props, key), "secret")))
             continue;
         struct strbuf name, text;

@@ -22,22 +22,6 @@ static json_t *parse_json_text(const char *text, size_t len)
     return json_loadb(text, len, JSON_DECODE_ANY, NULL);
 }
 
-static bool is_blank(char c)
-{
-    return c && strchr(BLANKS, c);
-}
-
-/* The text without blanks at either end. */
-static void trim(const char **text, size_t *len)
-{
-    while (*len > 0 && is_blank(**text)) {
-        (*text)++;
-        (*len)--;
-    }
-    while (*len > 0 && is_blank((*text)[*len - 1]))
-        (*len)--;
-}
-
 /* One line of text at pos: its length without "\n" or "\r\n"; *next is past
  * its end. */
 static size_t next_line(const char *text, size_t len, size_t pos, size_t *next)
@@ -79,7 +63,7 @@ json_t *execution_parse_output(const char *text, size_t len, enum output_format 
 {
     json_t *v = NULL;
     char err[256];
-    trim(&text, &len);
+    str_trim(&text, &len);
     if (len == 0)
         return NULL;
     switch (format) {

@@ -58,15 +58,11 @@ void mq_lost(struct mq *mq, const char *why)
     bool was_connected = mq->connected;
     mq->connected = false; /* no polite close on a broken connection */
     mq_close_connection(mq);
-    mq->failures++;
-    if (was_connected || mq->failures == 1)
-        log_warn("broker connection lost: %s; reconnecting", why);
-    else
-        log_debug("broker reconnect attempt %u failed: %s", mq->failures, why);
+    uint64_t delay_ms = backoff_failed(&mq->backoff, "broker", was_connected, why);
     if (was_connected && mq->on_state)
         mq->on_state(mq, false, mq->userdata);
-    sd_event_add_time_relative(mq->loop, &mq->retry_src, CLOCK_MONOTONIC,
-                               backoff_next_ms(&mq->backoff) * 1000, 1000, on_mq_retry, mq);
+    sd_event_add_time_relative(mq->loop, &mq->retry_src, CLOCK_MONOTONIC, delay_ms * 1000, 1000,
+                               on_mq_retry, mq);
 }
 
 /* Publishing: every message goes through the outbox and stays there until
@@ -324,10 +320,7 @@ static void mq_connect(struct mq *mq)
         return;
     }
     sd_event_source_set_enabled(mq->tick_src, SD_EVENT_ON);
-    if (mq->failures > 0)
-        log_info("broker connection restored after %u failed attempts", mq->failures);
-    mq->failures = 0;
-    backoff_reset(&mq->backoff);
+    backoff_connected(&mq->backoff, "broker");
     /* Whatever was published and not confirmed goes out again. */
     outbox_unsend_all(&mq->outbox);
     mq_send_unsent(mq);

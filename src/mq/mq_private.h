@@ -34,7 +34,6 @@ struct mq {
     sd_event_source *retry_src;
     sd_event_source *drain_src;
     struct backoff backoff;
-    unsigned failures;
     unsigned topology_warned; /* objects found with other settings, already reported */
 
     struct outbox outbox;   /* published, not yet confirmed */

@@ -55,6 +55,11 @@ const char *registry_runner_name(const char *runtime_row_name)
     return runtime_row_name;
 }
 
+bool registry_adhoc_is_inline(const char *runner_type)
+{
+    return runner_type && strcmp(runner_type, runtime_shell.name) == 0;
+}
+
 int registry_check_runner(const struct action *action, char *err, size_t errlen)
 {
     if (runtime_named(action->runner_type))

@@ -8,6 +8,7 @@
 #define ATTUNE_RUNTIME_REGISTRY_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/config.h"
@@ -35,6 +36,10 @@ void registry_free(struct registry *reg);
  * match whatever their case; NULL or "" is "local"; any other name comes
  * back unchanged. */
 const char *registry_runner_name(const char *runtime_row_name);
+
+/* Whether an ad-hoc action (Attune's is_adhoc) of this runner type holds its
+ * code in its entry point, as Attune's worker runs it: the shell runtime's. */
+bool registry_adhoc_is_inline(const char *runner_type);
 
 /* Checks that the action's runner type names a runtime, after the definition
  * itself was loaded: -EINVAL and "unknown runner_type 'X' (expected shell,

@@ -9,25 +9,9 @@
 #include "core/util.h"
 #include "runtime/semver.h"
 
-static bool is_space(char c)
-{
-    return c == ' ' || (c >= '\t' && c <= '\r');
-}
-
 static bool is_digit(char c)
 {
     return c >= '0' && c <= '9';
-}
-
-/* Narrows [*s, *s + *len) to its text without surrounding white space. */
-static void trim(const char **s, size_t *len)
-{
-    while (*len > 0 && is_space(**s)) {
-        (*s)++;
-        (*len)--;
-    }
-    while (*len > 0 && is_space((*s)[*len - 1]))
-        (*len)--;
 }
 
 static size_t count_dots(const char *s, size_t len)
@@ -61,7 +45,7 @@ static int version_parse_padded(const char *s, struct semver *out)
 static int version_parse(const char *text, struct semver *out)
 {
     size_t len = strlen(text);
-    trim(&text, &len);
+    str_trim(&text, &len);
     if (len > 0 && (*text == 'v' || *text == 'V')) {
         text++;
         len--;
@@ -79,7 +63,7 @@ static int version_parse(const char *text, struct semver *out)
  * partial version is padded ("<=3.12" is "<=3.12.0"). */
 static void constraint_part(const char *p, size_t n, struct strbuf *out)
 {
-    trim(&p, &n);
+    str_trim(&p, &n);
     if (n == 0)
         return;
     if (out->len)
@@ -100,7 +84,7 @@ static void constraint_part(const char *p, size_t n, struct strbuf *out)
         start++;
     const char *op = p;
     size_t oplen = start;
-    trim(&op, &oplen);
+    str_trim(&op, &oplen);
     strbuf_append(out, op, oplen);
     strbuf_append(out, p + start, n - start);
     size_t dots = count_dots(p + start, n - start);
@@ -130,7 +114,7 @@ static int constraint_parse(const char *text, struct semver_req *req)
 static bool blank(const char *s)
 {
     size_t len = s ? strlen(s) : 0;
-    trim(&s, &len);
+    str_trim(&s, &len);
     return len == 0;
 }
 

@@ -79,13 +79,11 @@ struct job *job_start(const struct job_context *ctx, const struct mq_delivery *d
 
 static void job_prepare(struct job *job, int64_t pack_id, int64_t action_id,
                         const struct execution_row *claim);
-static void job_action_loaded(struct job *job, const struct action_row *action,
-                              const struct execution_row *claim);
+static void job_action_from_claim(struct job *job, const struct execution_row *claim);
 
 /* The claim's row holds all a pinned execution needs: its release, its
- * snapshot and its secret values; for an unpinned one, its action row too
- * (else it is loaded), and the keys of either, when they are those of the
- * action it runs. */
+ * snapshot and its secret values; for an unpinned one, its action row too,
+ * and the keys of either, when they are those of the action it runs. */
 static void job_claimed(struct job *job, const struct execution_row *row)
 {
     job_execution_take(&job->ex, row);
@@ -108,13 +106,8 @@ static void job_claimed(struct job *job, const struct execution_row *row)
         job_fail(job, err);
         return;
     }
-    if (!job_execution_pinned(&job->ex) && row->action_read) {
-        job_action_loaded(job, row->action, row);
-        return;
-    }
     if (!job_execution_pinned(&job->ex)) {
-        job_enter(job, JOB_LOADING_ACTION);
-        PORT(job, load_action, job, job->ex.action_ref);
+        job_action_from_claim(job, row);
         return;
     }
     int64_t pack_id = 0, action_id = 0;
@@ -205,14 +198,14 @@ static void on_resuming(struct job *job, const struct job_event *ev)
         job_requeue(job, ev->error);
 }
 
-/* Load: the action (row or snapshot), the parameters it validates, then
- * the keys, unless secrets.keystore is off. */
+/* Load: the action (the claim's row or the snapshot), the parameters it
+ * validates, then the keys, unless secrets.keystore is off. */
 
 static void job_keys_loaded(struct job *job, const char *error, const struct key_row *rows,
                             size_t n);
 
 /* claim: the claim's row, whose keys are taken when they are those of this
- * pack and action; NULL after a load. */
+ * pack and action. */
 static void job_prepare(struct job *job, int64_t pack_id, int64_t action_id,
                         const struct execution_row *claim)
 {
@@ -221,7 +214,7 @@ static void job_prepare(struct job *job, int64_t pack_id, int64_t action_id,
         job_stopped_before_start(job);
     else if (job_inputs_parameters(&job->ex, job->action, &job->params, err, sizeof(err)) < 0) {
         job_fail(job, err);
-    } else if (job->ctx.cfg->secrets_keystore && claim && claim->keys_read &&
+    } else if (job->ctx.cfg->secrets_keystore && claim->keys_read &&
                claim->action->pack_id == pack_id && claim->action->id == action_id) {
         job_keys_loaded(job, claim->keys_error, claim->keys, claim->n_keys);
     } else if (job->ctx.cfg->secrets_keystore) {
@@ -232,10 +225,11 @@ static void job_prepare(struct job *job, int64_t pack_id, int64_t action_id,
     }
 }
 
-/* action: the row, or NULL when no action has the execution's ref. */
-static void job_action_loaded(struct job *job, const struct action_row *action,
-                              const struct execution_row *claim)
+/* The action of an execution that is not pinned: the claim's action row,
+ * NULL when no action has the execution's ref. */
+static void job_action_from_claim(struct job *job, const struct execution_row *claim)
 {
+    const struct action_row *action = claim->action;
     char err[1024];
     if (!action) {
         snprintf(err, sizeof(err), "action '%s' is not registered", job->ex.action_ref);
@@ -249,17 +243,6 @@ static void job_action_loaded(struct job *job, const struct action_row *action,
         job_fail(job, err);
     else
         job_prepare(job, action->pack_id, action->id, claim);
-}
-
-static void on_loading_action(struct job *job, const struct job_event *ev)
-{
-    char err[1024];
-    if (ev->kind == JOB_EVENT_DB_ERROR) {
-        snprintf(err, sizeof(err), "cannot load the action: %s", ev->error);
-        job_fail(job, err);
-    } else if (ev->kind == JOB_EVENT_NO_ROW || ev->kind == JOB_EVENT_ROW) {
-        job_action_loaded(job, ev->kind == JOB_EVENT_ROW ? ev->action : NULL, NULL);
-    }
 }
 
 /* Run: the executor has the process; its end comes back as JOB_EVENT_EXITED. */
@@ -365,10 +348,13 @@ static void on_running(struct job *job, const struct job_event *ev)
 typedef void (*job_handler)(struct job *job, const struct job_event *ev);
 
 static const job_handler job_handlers[JOB_STATE_COUNT] = {
-    [JOB_CLAIMING] = on_claiming,         [JOB_CHECKING] = on_checking,
-    [JOB_RESUMING] = on_resuming,         [JOB_LOADING_ACTION] = on_loading_action,
-    [JOB_LOADING_KEYS] = on_loading_keys, [JOB_RUNNING] = on_running,
-    [JOB_RECORDING] = on_recording,       [JOB_RECORDING_REFUSAL] = on_recording_refusal,
+    [JOB_CLAIMING] = on_claiming,
+    [JOB_CHECKING] = on_checking,
+    [JOB_RESUMING] = on_resuming,
+    [JOB_LOADING_KEYS] = on_loading_keys,
+    [JOB_RUNNING] = on_running,
+    [JOB_RECORDING] = on_recording,
+    [JOB_RECORDING_REFUSAL] = on_recording_refusal,
     [JOB_VERIFYING] = on_verifying,
     /* REPORTING is left within job_report; DONE waits for nothing. */
 };
@@ -391,7 +377,7 @@ enum job_state job_state(const struct job *job)
 
 bool job_holds_execution(const struct job *job)
 {
-    return job->state >= JOB_LOADING_ACTION && job->state <= JOB_VERIFYING;
+    return job->state >= JOB_LOADING_KEYS && job->state <= JOB_VERIFYING;
 }
 
 bool job_cancellable(const struct job *job)

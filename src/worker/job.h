@@ -26,7 +26,6 @@ enum job_state {
     JOB_CLAIMING,          /* the guarded claim UPDATE is in flight */
     JOB_CHECKING,          /* the claim matched nothing: who holds it? */
     JOB_RESUMING,          /* ours, the claim's reply was lost: read it again */
-    JOB_LOADING_ACTION,    /* the action row is being read */
     JOB_LOADING_KEYS,      /* the key rows are being read */
     JOB_RUNNING,           /* the action's process runs */
     JOB_RECORDING,         /* the final UPDATE is in flight */
@@ -58,7 +57,6 @@ struct job_event {
     /* JOB_EVENT_ROW, by state; borrowed for the call */
     const struct execution_row *execution; /* CLAIMING, RESUMING */
     const struct execution_owner *owner;   /* CHECKING */
-    const struct action_row *action;       /* LOADING_ACTION */
     const struct key_row *keys;            /* LOADING_KEYS */
     size_t n_keys;
     /* JOB_EVENT_EXITED */
@@ -71,15 +69,15 @@ struct job;
 /* The world as the job sees it. Each database call starts one round trip
  * whose answer the port delivers later as one event to job_step (never from
  * inside the call). io is the ports' own context. The claim and the resume
- * answer with the execution row, its action and, with_keys, the keys (the
- * loads are for what they could not tell). */
+ * answer with the execution row, its action and, with_keys, the keys; the
+ * key load is for keys the row does not carry (those of a pinned
+ * execution's other action). */
 struct job_ports {
     void (*claim)(void *io, struct job *job, int64_t execution_id, int64_t worker_id,
                   bool with_keys);
     void (*find_owner)(void *io, struct job *job, int64_t execution_id);
     void (*resume)(void *io, struct job *job, int64_t execution_id, int64_t worker_id,
                    bool with_keys);
-    void (*load_action)(void *io, struct job *job, const char *action_ref);
     void (*load_keys)(void *io, struct job *job, int64_t pack_id, int64_t action_id);
     /* secrets: the result's secret values (db_execution_finish), or NULL. */
     void (*finish)(void *io, struct job *job, int64_t execution_id, const char *status,

@@ -23,7 +23,7 @@ static const json_t *runtime_config_of(const json_t *execution_config)
 static int build(struct action_fields *fields, bool is_adhoc, const char *pack_ref,
                  const char *pack_dir, struct action **out, char *err, size_t errlen)
 {
-    fields->inline_code = is_adhoc && strcmp(fields->runner_type, "shell") == 0;
+    fields->inline_code = is_adhoc && registry_adhoc_is_inline(fields->runner_type);
     int rc = action_from_fields(fields, pack_ref, pack_dir, out, err, errlen);
     if (rc == 0)
         rc = registry_check_runner(*out, err, errlen);

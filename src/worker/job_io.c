@@ -1,12 +1,15 @@
 /* The real ports of a job (see job_io.h). */
 #include "worker/job_io.h"
 
-#include "db/actions.h"
+#include <assert.h>
+
 #include "db/executions.h"
 #include "db/keys.h"
 #include "worker/report.h"
 
-/* Database answers */
+/* Database answers. Each state waits for one answer, and each callback
+ * asserts that its job is in a state that asked for it: an owner row, say,
+ * must never reach a job that would read it as an execution row. */
 
 static enum job_event_kind answer_kind(bool found, const char *error)
 {
@@ -15,24 +18,21 @@ static enum job_event_kind answer_kind(bool found, const char *error)
 
 static void on_execution_row(const struct execution_row *row, const char *error, void *job)
 {
+    assert(job_state(job) == JOB_CLAIMING || job_state(job) == JOB_RESUMING);
     job_step(job, &(struct job_event){
                       .kind = answer_kind(row, error), .error = error, .execution = row});
 }
 
 static void on_owner(const struct execution_owner *owner, const char *error, void *job)
 {
+    assert(job_state(job) == JOB_CHECKING);
     job_step(job, &(struct job_event){
                       .kind = answer_kind(owner, error), .error = error, .owner = owner});
 }
 
-static void on_action(const struct action_row *row, const char *error, void *job)
-{
-    job_step(job,
-             &(struct job_event){.kind = answer_kind(row, error), .error = error, .action = row});
-}
-
 static void on_keys(const struct key_row *rows, size_t count, const char *error, void *job)
 {
+    assert(job_state(job) == JOB_LOADING_KEYS);
     job_step(job,
              &(struct job_event){
                  .kind = answer_kind(true, error), .error = error, .keys = rows, .n_keys = count});
@@ -40,6 +40,8 @@ static void on_keys(const struct key_row *rows, size_t count, const char *error,
 
 static void on_changed(long changed, const char *error, void *job)
 {
+    assert(job_state(job) == JOB_RECORDING || job_state(job) == JOB_RECORDING_REFUSAL ||
+           job_state(job) == JOB_VERIFYING);
     job_step(job, &(struct job_event){.kind = answer_kind(changed > 0, error), .error = error});
 }
 
@@ -60,11 +62,6 @@ static void io_resume(void *io, struct job *job, int64_t execution_id, int64_t w
 {
     db_execution_resume(((struct job_io *)io)->db, execution_id, worker_id, with_keys,
                         on_execution_row, job);
-}
-
-static void io_load_action(void *io, struct job *job, const char *action_ref)
-{
-    db_action_find(((struct job_io *)io)->db, action_ref, on_action, job);
 }
 
 static void io_load_keys(void *io, struct job *job, int64_t pack_id, int64_t action_id)
@@ -116,6 +113,7 @@ static void io_publish_completed(void *io, const struct report_subject *subject,
 
 static void on_execution_done(struct execution *ex, void *job)
 {
+    assert(job_state(job) == JOB_RUNNING);
     job_step(job, &(struct job_event){.kind = JOB_EVENT_EXITED,
                                       .exit_status = execution_get_status(ex),
                                       .result = execution_get_result(ex)});
@@ -164,7 +162,6 @@ const struct job_ports job_io_ports = {
     .claim = io_claim,
     .find_owner = io_find_owner,
     .resume = io_resume,
-    .load_action = io_load_action,
     .load_keys = io_load_keys,
     .finish = io_finish,
     .check_finished = io_check_finished,

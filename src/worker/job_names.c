@@ -9,7 +9,6 @@ const char *job_state_name(enum job_state state)
         [JOB_CLAIMING] = "claiming",
         [JOB_CHECKING] = "checking",
         [JOB_RESUMING] = "resuming",
-        [JOB_LOADING_ACTION] = "loading-action",
         [JOB_LOADING_KEYS] = "loading-keys",
         [JOB_RUNNING] = "running",
         [JOB_RECORDING] = "recording",

@@ -26,7 +26,7 @@
 
 /* What the job did to the fake world. */
 struct effects {
-    int claims, owner_checks, resumes, action_loads, key_loads;
+    int claims, owner_checks, resumes, key_loads;
     int finishes, finish_checks;
     int acks, dead_letters, requeues;
     int status_msgs, completed_msgs;
@@ -112,13 +112,6 @@ static inline void fake_resume(void *io, struct job *job, int64_t id, int64_t wo
     (void)id;
     assert_int_equal(worker_id, WORKER_ID);
     ((struct fake_io *)io)->fx.resumes++;
-}
-
-static inline void fake_load_action(void *io, struct job *job, const char *ref)
-{
-    (void)job;
-    assert_string_equal(ref, "testpack.echo");
-    ((struct fake_io *)io)->fx.action_loads++;
 }
 
 static inline void fake_load_keys(void *io, struct job *job, int64_t pack_id, int64_t action_id)
@@ -260,7 +253,6 @@ static const struct job_ports fake_ports = {
     .claim = fake_claim,
     .find_owner = fake_find_owner,
     .resume = fake_resume,
-    .load_action = fake_load_action,
     .load_keys = fake_load_keys,
     .finish = fake_finish,
     .check_finished = fake_check_finished,
@@ -276,7 +268,8 @@ static const struct job_ports fake_ports = {
 };
 
 /* The world one test case runs in. The rows the events carry are these;
- * a test changes them before the event that reads them. */
+ * a test changes them before the event that reads them. The claim's row
+ * comes with the action, without its keys (the keys are then loaded). */
 struct world {
     struct config cfg;
     struct fake_io io;
@@ -326,6 +319,7 @@ static inline void world_open_in(struct world *w, const char *body, const char *
     };
     w->owner = (struct execution_owner){
         .status = "completed", .worker_id = 3, .action_ref = "testpack.echo"};
+    w->execution.action = &w->action;
     w->action = (struct action_row){
         .id = 5,
         .pack_id = 3,
@@ -370,7 +364,6 @@ static inline void send_result(struct world *w, enum job_event_kind kind, json_t
         .error = kind == JOB_EVENT_DB_ERROR ? "fake database error" : NULL,
         .execution = &w->execution,
         .owner = &w->owner,
-        .action = &w->action,
         .keys = w->keys,
         .n_keys = w->n_keys,
         .exit_status = status,
@@ -399,8 +392,9 @@ static inline void world_reach(struct world *w, enum job_state target)
         enum job_state from;
         enum job_event_kind kind;
     } road[] = {
-        {JOB_CLAIMING, JOB_EVENT_ROW},       {JOB_LOADING_ACTION, JOB_EVENT_ROW},
-        {JOB_LOADING_KEYS, JOB_EVENT_ROW},   {JOB_RUNNING, JOB_EVENT_EXITED},
+        {JOB_CLAIMING, JOB_EVENT_ROW},
+        {JOB_LOADING_KEYS, JOB_EVENT_ROW},
+        {JOB_RUNNING, JOB_EVENT_EXITED},
         {JOB_RECORDING, JOB_EVENT_DB_ERROR},
     };
     if (target == JOB_CHECKING || target == JOB_RESUMING) {

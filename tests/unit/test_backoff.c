@@ -1,5 +1,6 @@
 /* Unit tests for core/backoff: each delay lies between the step and one and a
- * half steps, the step doubles up to the cap, and a reset starts over. */
+ * half steps, the step doubles up to the cap, a reset starts over, and the
+ * failed attempts are counted until a connection. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -72,6 +73,23 @@ static void test_tiny_step(void **state)
     expect_delay_for_step(&b, 3);
 }
 
+/* Each failure counts and waits a step longer; a connection clears the count
+ * and starts the steps over. */
+static void test_failures_counted_until_connected(void **state)
+{
+    (void)state;
+    struct backoff b;
+    backoff_init(&b, 100, 5000);
+    uint64_t first = backoff_failed(&b, "database", true, "gone");
+    assert_true(first >= 100 && first <= 150);
+    uint64_t second = backoff_failed(&b, "database", false, "refused");
+    assert_true(second >= 200 && second <= 300);
+    assert_int_equal(b.failures, 2);
+    backoff_connected(&b, "database");
+    assert_int_equal(b.failures, 0);
+    expect_delay_for_step(&b, 100);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -79,6 +97,7 @@ int main(void)
         cmocka_unit_test(test_reset_starts_over),
         cmocka_unit_test(test_jitter_spreads),
         cmocka_unit_test(test_tiny_step),
+        cmocka_unit_test(test_failures_counted_until_connected),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -74,6 +74,25 @@ static void test_worker_env_path(void **state)
     config_free(&cfg);
 }
 
+/* worker.kill_grace_seconds is the grace the executor gives a process group
+ * between SIGTERM and SIGKILL. */
+static void test_kill_grace_from_config(void **state)
+{
+    (void)state;
+    struct config cfg;
+    char err[512] = "";
+    config_init_defaults(&cfg);
+    assert_int_equal(config_set(&cfg, "worker.kill_grace_seconds", "2", err, sizeof(err)), 0);
+    struct executor_settings s = {0};
+    struct registry reg;
+    char *local[] = {(char *)"local", NULL};
+    assert_int_equal(executor_settings_init(&s, &reg, &cfg, local, err, sizeof(err)), 0);
+    assert_int_equal(s.kill_grace_ms, 2000);
+    registry_free(&reg);
+    executor_settings_free(&s);
+    config_free(&cfg);
+}
+
 /* An API URL that names a listening address is made one actions can reach. */
 static void test_api_url_made_reachable(void **state)
 {
@@ -98,6 +117,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_from_defaults),
         cmocka_unit_test(test_worker_env_path),
+        cmocka_unit_test(test_kill_grace_from_config),
         cmocka_unit_test(test_api_url_made_reachable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -25,8 +25,8 @@ static const struct expectation matrix[] = {
     /* Claiming: a row is ours; nothing matched needs a look; an error retries later. */
     {JOB_CLAIMING,
      JOB_EVENT_ROW,
-     JOB_LOADING_ACTION,
-     {.acks = 1, .status_msgs = 1, .action_loads = 1},
+     JOB_LOADING_KEYS,
+     {.acks = 1, .status_msgs = 1, .key_loads = 1},
      NULL},
     {JOB_CLAIMING, JOB_EVENT_NO_ROW, JOB_CHECKING, {.owner_checks = 1}, NULL},
     {JOB_CLAIMING, JOB_EVENT_DB_ERROR, JOB_DONE, {.requeues = 1, .dones = 1}, NULL},
@@ -43,21 +43,14 @@ static const struct expectation matrix[] = {
     /* Resuming: our own claim, read again. */
     {JOB_RESUMING,
      JOB_EVENT_ROW,
-     JOB_LOADING_ACTION,
-     {.acks = 1, .status_msgs = 1, .action_loads = 1},
+     JOB_LOADING_KEYS,
+     {.acks = 1, .status_msgs = 1, .key_loads = 1},
      NULL},
     {JOB_RESUMING, JOB_EVENT_NO_ROW, JOB_DONE, {.requeues = 1, .dones = 1}, NULL},
     {JOB_RESUMING, JOB_EVENT_DB_ERROR, JOB_DONE, {.requeues = 1, .dones = 1}, NULL},
     {JOB_RESUMING, JOB_EVENT_EXITED, JOB_RESUMING, NOTHING, NULL},
     {JOB_RESUMING, JOB_EVENT_SHUTDOWN, JOB_RESUMING, NOTHING, NULL},
     {JOB_RESUMING, JOB_EVENT_CANCEL, JOB_RESUMING, NOTHING, NULL},
-    /* Loading the action: any failure is recorded as the execution's. */
-    {JOB_LOADING_ACTION, JOB_EVENT_ROW, JOB_LOADING_KEYS, {.key_loads = 1}, NULL},
-    {JOB_LOADING_ACTION, JOB_EVENT_NO_ROW, JOB_RECORDING, {.finishes = 1}, "failed"},
-    {JOB_LOADING_ACTION, JOB_EVENT_DB_ERROR, JOB_RECORDING, {.finishes = 1}, "failed"},
-    {JOB_LOADING_ACTION, JOB_EVENT_EXITED, JOB_LOADING_ACTION, NOTHING, NULL},
-    {JOB_LOADING_ACTION, JOB_EVENT_SHUTDOWN, JOB_LOADING_ACTION, NOTHING, NULL},
-    {JOB_LOADING_ACTION, JOB_EVENT_CANCEL, JOB_LOADING_ACTION, NOTHING, NULL},
     /* Loading the keys: then the action starts. */
     {JOB_LOADING_KEYS, JOB_EVENT_ROW, JOB_RUNNING, {.starts = 1}, NULL},
     {JOB_LOADING_KEYS, JOB_EVENT_NO_ROW, JOB_RUNNING, {.starts = 1}, NULL},
@@ -207,7 +200,7 @@ static void test_lost_claim_reply_is_resumed(void **state)
     struct world w;
     world_reach(&w, JOB_RESUMING);
     send(&w, JOB_EVENT_ROW);
-    assert_int_equal(job_state(w.job), JOB_LOADING_ACTION);
+    assert_int_equal(job_state(w.job), JOB_LOADING_KEYS);
     assert_int_equal(w.io.fx.acks, 1);
     assert_int_equal(w.io.fx.resumes, 1);
     world_close(&w);
@@ -245,26 +238,27 @@ static void test_lost_finish_reply_is_verified(void **state)
 }
 
 /* ExecutionCompleted names the action the execution row points to; without
- * one, the action loaded by ref; with neither, 0. */
+ * one, the action of its action_ref; with neither, 0. */
 static void test_completed_names_the_action(void **state)
 {
     (void)state;
     static const struct {
         int64_t execution_action;
-        enum job_event_kind load;
+        bool action_found;
         int64_t expected;
     } cases[] = {
-        {9, JOB_EVENT_ROW, 9},    /* the row's column wins over the loaded action (id 5) */
-        {0, JOB_EVENT_ROW, 5},    /* NULL column: the loaded action */
-        {9, JOB_EVENT_NO_ROW, 9}, /* the action is gone: still the row's */
-        {0, JOB_EVENT_NO_ROW, 0}, /* neither */
+        {9, true, 9},  /* the row's column wins over the action of its ref (id 5) */
+        {0, true, 5},  /* NULL column: the action of its ref */
+        {9, false, 9}, /* the action is gone: still the row's */
+        {0, false, 0}, /* neither */
     };
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
         struct world w;
         world_open(&w, valid_request);
         w.execution.action_id = cases[i].execution_action;
+        if (!cases[i].action_found)
+            w.execution.action = NULL;
         send(&w, JOB_EVENT_ROW);
-        send(&w, cases[i].load);
         while (job_state(w.job) != JOB_RECORDING)
             send(&w, job_state(w.job) == JOB_RUNNING ? JOB_EVENT_EXITED : JOB_EVENT_ROW);
         send(&w, JOB_EVENT_ROW);
@@ -289,19 +283,42 @@ static void test_refused_result_records_a_failure(void **state)
     world_close(&w);
 }
 
-/* A shutdown during any round trip before the start lands when the keys are
- * in: the action never starts and the execution is recorded cancelled. */
+/* Answers every round trip with its row until the job records; a checking
+ * job finds the execution its own, so it resumes it. */
+static void answer_until_recording(struct world *w)
+{
+    w->owner = (struct execution_owner){.status = "running", .worker_id = WORKER_ID};
+    for (int turns = 0; turns < 8 && job_state(w->job) != JOB_RECORDING; turns++) {
+        assert_int_not_equal(job_state(w->job), JOB_DONE);
+        send(w, JOB_EVENT_ROW);
+    }
+    assert_int_equal(job_state(w->job), JOB_RECORDING);
+}
+
+/* Every state that waits before the start, in lifecycle order. */
+static const enum job_state waits_before_start[] = {
+    JOB_CLAIMING,
+    JOB_CHECKING,
+    JOB_RESUMING,
+    JOB_LOADING_KEYS,
+};
+
+/* A shutdown during any round trip before the start lands when that round
+ * trip answers (in checking, once the execution is resumed): the action
+ * never starts, the message is acknowledged once, and the execution is
+ * recorded cancelled. */
 static void test_shutdown_before_start_cancels(void **state)
 {
     (void)state;
-    static const enum job_state waits[] = {JOB_CLAIMING, JOB_LOADING_ACTION, JOB_LOADING_KEYS};
-    for (size_t i = 0; i < ARRAY_SIZE(waits); i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(waits_before_start); i++) {
         struct world w;
-        world_reach(&w, waits[i]);
+        world_reach(&w, waits_before_start[i]);
         send(&w, JOB_EVENT_SHUTDOWN);
-        while (job_state(w.job) != JOB_RECORDING)
-            send(&w, JOB_EVENT_ROW);
+        answer_until_recording(&w);
         assert_int_equal(w.io.fx.starts, 0);
+        assert_int_equal(w.io.fx.acks, 1);
+        assert_int_equal(w.io.fx.status_msgs, 1);
+        assert_string_equal(w.io.fx.status_to, "running");
         assert_string_equal(w.io.fx.finished_status, "cancelled");
         assert_non_null(strstr(w.io.fx.finished_error, "worker stopping"));
         send(&w, JOB_EVENT_ROW);
@@ -328,22 +345,23 @@ static void test_shutdown_while_running_stops_the_action(void **state)
 
 /* A cancel during any round trip before the start: the action never starts,
  * and the execution is recorded cancelled as Attune's worker writes it. A
- * cancel in the claim needs neither the action nor the keys. */
+ * cancel in the claim (or its check and resumption) needs neither the action
+ * nor the keys. */
 static void test_cancel_before_start_cancels(void **state)
 {
     (void)state;
     static const struct {
         enum job_state wait;
         int loads;
-    } cases[] = {{JOB_CLAIMING, 0}, {JOB_LOADING_ACTION, 1}, {JOB_LOADING_KEYS, 2}};
+    } cases[] = {{JOB_CLAIMING, 0}, {JOB_CHECKING, 0}, {JOB_RESUMING, 0}, {JOB_LOADING_KEYS, 1}};
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
         struct world w;
         world_reach(&w, cases[i].wait);
         send(&w, JOB_EVENT_CANCEL);
-        while (job_state(w.job) != JOB_RECORDING)
-            send(&w, JOB_EVENT_ROW);
+        answer_until_recording(&w);
         assert_int_equal(w.io.fx.starts, 0);
-        assert_int_equal(w.io.fx.action_loads + w.io.fx.key_loads, cases[i].loads);
+        assert_int_equal(w.io.fx.acks, 1);
+        assert_int_equal(w.io.fx.key_loads, cases[i].loads);
         assert_string_equal(w.io.fx.finished_status, "cancelled");
         assert_string_equal(w.io.fx.finished_error, "Execution cancelled by user");
         send(&w, JOB_EVENT_ROW);
@@ -388,6 +406,30 @@ static void test_cancel_after_the_end_changes_nothing(void **state)
     world_close(&w);
 }
 
+/* The claim's status message goes from the row's status before the claim to
+ * running, the last one from running to the final status. */
+static void test_status_messages_name_both_ends(void **state)
+{
+    (void)state;
+    struct world w;
+    world_open(&w, valid_request);
+    w.execution.previous_status = "requested";
+    send(&w, JOB_EVENT_ROW);
+    assert_int_equal(w.io.fx.status_msgs, 1);
+    assert_string_equal(w.io.fx.status_from, "requested");
+    assert_string_equal(w.io.fx.status_to, "running");
+    send(&w, JOB_EVENT_ROW); /* the keys */
+    assert_int_equal(job_state(w.job), JOB_RUNNING);
+    assert_int_equal(w.io.fx.status_msgs, 1);
+    send(&w, JOB_EVENT_EXITED);
+    send(&w, JOB_EVENT_ROW);
+    assert_int_equal(job_state(w.job), JOB_DONE);
+    assert_int_equal(w.io.fx.status_msgs, 2);
+    assert_string_equal(w.io.fx.status_from, "running");
+    assert_string_equal(w.io.fx.status_to, "completed");
+    world_close(&w);
+}
+
 /* The action cannot start: recorded failed with the reason, never running. */
 static void test_start_failure_is_recorded(void **state)
 {
@@ -420,6 +462,7 @@ int main(void)
         cmocka_unit_test(test_cancel_before_start_cancels),
         cmocka_unit_test(test_cancel_while_running_uses_the_cancel_grace),
         cmocka_unit_test(test_cancel_after_the_end_changes_nothing),
+        cmocka_unit_test(test_status_messages_name_both_ends),
         cmocka_unit_test(test_start_failure_is_recorded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

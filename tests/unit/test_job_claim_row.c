@@ -1,7 +1,7 @@
 /* Unit tests for worker/job: a claim whose row carries the action and its
  * keys (read in the claim's own round trip) starts the action with no
- * further load; without them, or with keys of another action, the job
- * loads what it lacks as before. */
+ * further load; without the keys the job loads them; without the action
+ * (no action has its ref) it fails. */
 #include "job_fakes.h"
 
 static const struct key_row claim_keys[] = {
@@ -12,7 +12,6 @@ static const struct key_row claim_keys[] = {
  * and, with keys_read, its keys. */
 static void claim_carries(struct world *w, const struct action_row *action, bool keys_read)
 {
-    w->execution.action_read = true;
     w->execution.action = action;
     w->execution.keys_read = keys_read;
     w->execution.keys = keys_read ? claim_keys : NULL;
@@ -28,7 +27,7 @@ static void test_claim_with_action_and_keys_starts_at_once(void **state)
     claim_carries(&w, &w.action, true);
     send(&w, JOB_EVENT_ROW);
     assert_int_equal(job_state(w.job), JOB_RUNNING);
-    assert_int_equal(w.io.fx.action_loads + w.io.fx.key_loads, 0);
+    assert_int_equal(w.io.fx.key_loads, 0);
     assert_int_equal(w.io.fx.starts, 1);
     assert_int_equal(w.io.fx.acks, 1);
     assert_string_equal(w.io.got.entry_point, "echo.sh");
@@ -51,7 +50,6 @@ static void test_claim_without_the_action_fails(void **state)
     claim_carries(&w, NULL, false);
     send(&w, JOB_EVENT_ROW);
     assert_int_equal(job_state(w.job), JOB_RECORDING);
-    assert_int_equal(w.io.fx.action_loads, 0);
     assert_string_equal(w.io.fx.finished_status, "failed");
     assert_string_equal(w.io.fx.finished_error, "action 'testpack.echo' is not registered");
     world_close(&w);
@@ -82,7 +80,6 @@ static void test_claim_without_keys_loads_them(void **state)
     claim_carries(&w, &w.action, false);
     send(&w, JOB_EVENT_ROW);
     assert_int_equal(job_state(w.job), JOB_LOADING_KEYS);
-    assert_int_equal(w.io.fx.action_loads, 0);
     assert_int_equal(w.io.fx.key_loads, 1);
     world_close(&w);
 }

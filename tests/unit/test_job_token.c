@@ -30,12 +30,10 @@ static json_t *token_payload(const char *token)
     return payload;
 }
 
-/* Claim, action row, keys (none): the job is running or has failed. */
+/* Claim with the action row, keys (none): the job is running or has failed. */
 static void run_through(struct world *w)
 {
     send(w, JOB_EVENT_ROW);
-    if (job_state(w->job) == JOB_LOADING_ACTION)
-        send(w, JOB_EVENT_ROW);
     if (job_state(w->job) == JOB_LOADING_KEYS)
         send(w, JOB_EVENT_NO_ROW);
 }

@@ -383,8 +383,10 @@ static void test_inline_code(void **state)
     const struct runtime *rt = NULL;
     assert_int_equal(registry_select(&reg, &a, &rt, err, sizeof(err)), 0);
     assert_ptr_equal(rt, &runtime_shell);
+    assert_true(registry_adhoc_is_inline("shell"));
     const char *others[] = {"python", "local", "native"};
     for (size_t i = 0; i < ARRAY_SIZE(others); i++) {
+        assert_false(registry_adhoc_is_inline(others[i]));
         a.runner_type = (char *)others[i];
         rt = NULL;
         assert_int_equal(registry_select(&reg, &a, &rt, err, sizeof(err)), -EINVAL);

@@ -1,5 +1,6 @@
 /* Unit tests for core/util: strbuf, strv and strv_setenv, UTF-8 sanitising,
- * parse_int64, mkdir_p and remove_tree, read_file with a limit, set_error. */
+ * str_trim, parse_int64, mkdir_p and remove_tree, read_file with a limit,
+ * set_error. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -307,6 +308,28 @@ static void test_utf8_invalid_replaced(void **state)
     expect_sanitized("\xE2\x82\xE2\x82\xAC", 5, FFFD FFFD "\xE2\x82\xAC");
 }
 
+/* White space goes at both ends (every ASCII kind), never inside, and a blank
+ * text is left empty. */
+static void test_str_trim(void **state)
+{
+    (void)state;
+    const char *text = " \t\n\v\f\ra b\r\n";
+    const char *s = text;
+    size_t len = strlen(text);
+    str_trim(&s, &len);
+    assert_int_equal(len, 3);
+    assert_memory_equal(s, "a b", 3);
+    s = " \n ";
+    len = 3;
+    str_trim(&s, &len);
+    assert_int_equal(len, 0);
+    s = "x";
+    len = 1;
+    str_trim(&s, &len);
+    assert_int_equal(len, 1);
+    assert_int_equal(*s, 'x');
+}
+
 static void test_parse_int64(void **state)
 {
     (void)state;
@@ -487,6 +510,7 @@ int main(void)
         cmocka_unit_test(test_strv_setenv_replaces),
         cmocka_unit_test(test_utf8_valid_kept),
         cmocka_unit_test(test_utf8_invalid_replaced),
+        cmocka_unit_test(test_str_trim),
         cmocka_unit_test(test_parse_int64),
         cmocka_unit_test(test_mkdir_p_and_remove_tree),
         cmocka_unit_test(test_read_file),
