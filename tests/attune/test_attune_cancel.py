@@ -239,7 +239,8 @@ class CancelTest(AttuneTestCase):
 
     def test_cancel_while_running_stops_the_whole_process_group(self):
         listener = self.event_listener()
-        config = self.linger_config()
+        term_file = os.path.join(self.tmp, "%s-term" % uuid.uuid4().hex[:8])
+        config = self.linger_config(term_file=term_file)
         eid = self.create_execution("linger", config)
         self.dispatch(eid, config)
         pids = self.read_pids(config["pid_file"])
@@ -251,6 +252,9 @@ class CancelTest(AttuneTestCase):
         self.assertCancelled(run, ran=True)
         self.assertCancelReported(run, "linger", listener)
         self.assertNothingLeft(pids, run)
+        # SIGTERM first (6.3): the shell's trap ran, which a SIGKILL at once
+        # would not have let it do.
+        self.assertTrue(os.path.exists(term_file), "the action got no SIGTERM\n" + run.describe())
         self.assertLess(took, 5 * SLOW, "SIGTERM should have ended it at once")
 
     def test_action_ignoring_sigterm_is_killed_after_the_grace(self):
@@ -359,6 +363,10 @@ class CancelTest(AttuneTestCase):
         before = self.db.execution(run.id)
         self.executor.request_cancel(self.worker.id, run.id)
         self.wait_cancel_taken(self.worker)
+        # Checked once the worker has handled the request, not merely taken it.
+        self.assertTrue(self.worker.wait_log(
+            r"execution %d: cancel requested for an execution this worker does not run" % run.id,
+            10 * SLOW), "the cancel request was not handled\n" + self.worker.describe())
         listener.pump(1.0)
         self.assertEqual(listener.events(run.id), [], "a second report after the end")
         self.assertEqual(self.db.execution(run.id), before, "the finished row changed")
