@@ -5,8 +5,10 @@ execution.cancel.worker.{id}) stopping a running action's whole process group,
 with SIGKILL after worker.cancel_grace_seconds for one that ignores SIGTERM;
 a cancel that arrives before the action starts (during the claim, while the
 keys load, before the dispatch itself) so that the action never runs; a cancel
-after the end, which changes nothing; and cancel messages that do not parse,
-which are acknowledged and dropped.
+after the end, which changes nothing; a dispatch that comes again while the
+action runs and its row is canceling, which reports nothing (the running job
+reports, once); and cancel messages that do not parse, which are acknowledged
+and dropped.
 
 A dispatch of a row that is already canceling is covered by
 tests/integration/test_service_release.py
@@ -275,6 +277,31 @@ class CancelTest(AttuneTestCase):
         self.assertNothingLeft(pids, run)
         self.assertGreaterEqual(took, 1.5, "killed before the 2 s grace")
         self.assertLess(took, 8, "not killed 2 s after SIGTERM (the default grace is 10 s)")
+
+    def test_a_second_dispatch_while_it_runs_canceling_reports_nothing(self):
+        # At-least-once delivery: the executor's request comes again while the
+        # first delivery's job still runs the action, after the API set the
+        # row canceling. The job that runs it reports; the copy says nothing.
+        listener = self.event_listener()
+        config = self.linger_config()
+        eid = self.create_execution("linger", config)
+        self.dispatch(eid, config)
+        pids = self.read_pids(config["pid_file"])
+        self.assertIsNotNone(pids, "the action never started\n" + self.worker.describe())
+        self.db.execute("UPDATE attune.execution SET status = 'canceling' WHERE id = %s", (eid,))
+        self.dispatch(eid, config)
+        self.assertTrue(self.worker.wait_log(
+            r"execution %d (is already|was cancelled)" % eid, 10 * SLOW),
+            "the repeated request was not handled\n" + self.worker.describe())
+        listener.pump(1.0)
+        self.assertEqual(listener.completed(eid), [], "the copy reported the execution while it "
+                         "still runs\n" + self.worker.describe())
+        self.assertTrue(alive(pids[0]), "the action was stopped by the copy")
+        self.executor.request_cancel(self.worker.id, eid)
+        run = self.wait_run(eid, listener, timeout=15 * SLOW)
+        self.assertCancelled(run, ran=True)
+        self.assertCancelReported(run, "linger", listener)
+        self.assertNothingLeft(pids, run)
 
     # --- before the action starts --------------------------------------------------
 
