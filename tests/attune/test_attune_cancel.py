@@ -5,8 +5,10 @@ execution.cancel.worker.{id}) stopping a running action's whole process group,
 with SIGKILL after worker.cancel_grace_seconds for one that ignores SIGTERM;
 a cancel that arrives before the action starts (during the claim, while the
 keys load, before the dispatch itself) so that the action never runs; a cancel
-after the end, which changes nothing; and cancel messages that do not parse,
-which are acknowledged and dropped.
+after the end, which changes nothing; a dispatch that comes again while the
+action runs and its row is canceling, which reports nothing (the running job
+reports, once); and cancel messages that do not parse, which are acknowledged
+and dropped.
 
 A dispatch of a row that is already canceling is covered by
 tests/integration/test_service_release.py
@@ -239,7 +241,8 @@ class CancelTest(AttuneTestCase):
 
     def test_cancel_while_running_stops_the_whole_process_group(self):
         listener = self.event_listener()
-        config = self.linger_config()
+        term_file = os.path.join(self.tmp, "%s-term" % uuid.uuid4().hex[:8])
+        config = self.linger_config(term_file=term_file)
         eid = self.create_execution("linger", config)
         self.dispatch(eid, config)
         pids = self.read_pids(config["pid_file"])
@@ -251,6 +254,9 @@ class CancelTest(AttuneTestCase):
         self.assertCancelled(run, ran=True)
         self.assertCancelReported(run, "linger", listener)
         self.assertNothingLeft(pids, run)
+        # SIGTERM first (6.3): the shell's trap ran, which a SIGKILL at once
+        # would not have let it do.
+        self.assertTrue(os.path.exists(term_file), "the action got no SIGTERM\n" + run.describe())
         self.assertLess(took, 5 * SLOW, "SIGTERM should have ended it at once")
 
     def test_action_ignoring_sigterm_is_killed_after_the_grace(self):
@@ -271,6 +277,31 @@ class CancelTest(AttuneTestCase):
         self.assertNothingLeft(pids, run)
         self.assertGreaterEqual(took, 1.5, "killed before the 2 s grace")
         self.assertLess(took, 8, "not killed 2 s after SIGTERM (the default grace is 10 s)")
+
+    def test_a_second_dispatch_while_it_runs_canceling_reports_nothing(self):
+        # At-least-once delivery: the executor's request comes again while the
+        # first delivery's job still runs the action, after the API set the
+        # row canceling. The job that runs it reports; the copy says nothing.
+        listener = self.event_listener()
+        config = self.linger_config()
+        eid = self.create_execution("linger", config)
+        self.dispatch(eid, config)
+        pids = self.read_pids(config["pid_file"])
+        self.assertIsNotNone(pids, "the action never started\n" + self.worker.describe())
+        self.db.execute("UPDATE attune.execution SET status = 'canceling' WHERE id = %s", (eid,))
+        self.dispatch(eid, config)
+        self.assertTrue(self.worker.wait_log(
+            r"execution %d (is already|was cancelled)" % eid, 10 * SLOW),
+            "the repeated request was not handled\n" + self.worker.describe())
+        listener.pump(1.0)
+        self.assertEqual(listener.completed(eid), [], "the copy reported the execution while it "
+                         "still runs\n" + self.worker.describe())
+        self.assertTrue(alive(pids[0]), "the action was stopped by the copy")
+        self.executor.request_cancel(self.worker.id, eid)
+        run = self.wait_run(eid, listener, timeout=15 * SLOW)
+        self.assertCancelled(run, ran=True)
+        self.assertCancelReported(run, "linger", listener)
+        self.assertNothingLeft(pids, run)
 
     # --- before the action starts --------------------------------------------------
 
@@ -359,6 +390,10 @@ class CancelTest(AttuneTestCase):
         before = self.db.execution(run.id)
         self.executor.request_cancel(self.worker.id, run.id)
         self.wait_cancel_taken(self.worker)
+        # Checked once the worker has handled the request, not merely taken it.
+        self.assertTrue(self.worker.wait_log(
+            r"execution %d: cancel requested for an execution this worker does not run" % run.id,
+            10 * SLOW), "the cancel request was not handled\n" + self.worker.describe())
         listener.pump(1.0)
         self.assertEqual(listener.events(run.id), [], "a second report after the end")
         self.assertEqual(self.db.execution(run.id), before, "the finished row changed")

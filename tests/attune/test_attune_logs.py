@@ -2,9 +2,9 @@
 5.7, 5.8): per stream an artifact "{action_ref}.{stream}.log", a version of it
 for the execution pointing at the log file by a path relative to the artifacts
 directory, and a shared_file log stream, sealed at the end with the file's
-size and SHA-256 as Attune's API seals it. A client reads the file through the
-row while the action runs, as Attune's API streams it; `stderr_log` in the
-result is that file; `artifacts.log_rows: false` writes no row."""
+size and SHA-256 as Attune's API seals it. A client reads both files through
+their rows while the action runs, as Attune's API streams them; `stderr_log`
+in the result is that file; `artifacts.log_rows: false` writes no row."""
 import hashlib
 import os
 import time
@@ -121,6 +121,8 @@ class LogRowsTest(AttuneTestCase):
         rows = self.wait_log_rows(run.id, sealed=True)
         for row in rows.values():
             self.assertEqual((row["retention_policy"], row["retention_limit"]), ("hours", 3))
+            self.assertEqual(row["description"], "Captured %s for action '%s' (retention: Hours 3)"
+                             % (row["meta"]["stream"], self.actions["shell_kept"]["ref"]))
 
     def test_a_client_reads_the_log_while_it_grows(self):
         listener = self.event_listener()
@@ -131,25 +133,33 @@ class LogRowsTest(AttuneTestCase):
         self.assertIsNone(rows["stdout"]["sha256"])
         # While the stream is not sealed, Attune's API serves the file as it
         # is on disk: its size now, its bytes up to that size.
-        seen = []
-        path = self.file_of(rows["stdout"])
+        paths = {stream: self.file_of(rows[stream]) for stream in ("stdout", "stderr")}
+        seen = {stream: [] for stream in paths}
         deadline = time.monotonic() + 20 * SLOW
         while time.monotonic() < deadline and not self.log_rows(eid)["stdout"]["sealed"]:
-            with open(path, "rb") as f:
-                body = f.read()
-            if not seen or len(body) > len(seen[-1]):
-                seen.append(body)
+            for stream, path in paths.items():
+                with open(path, "rb") as f:
+                    body = f.read()
+                if not seen[stream] or len(body) > len(seen[stream][-1]):
+                    seen[stream].append(body)
             time.sleep(0.1)
         run = self.wait_run(eid, listener)
         self.assertEqual(run.status, "completed", run.describe())
-        growing = [b for b in seen if b.startswith(b"drip line 1\n") and b"drip done" not in b]
-        self.assertGreaterEqual(len(growing), 2, "the file was not seen growing: %r" % seen)
-        for earlier, later in zip(seen, seen[1:]):
-            self.assertTrue(later.startswith(earlier), "the file was rewritten, not appended")
+        # Each file seen at least twice with part of the output, before its last line.
+        for stream, first, last in (("stdout", b"drip line 1\n", b"drip done"),
+                                    ("stderr", b"drip warning 2\n", b"drip warning 12")):
+            growing = [b for b in seen[stream] if b.startswith(first) and last not in b]
+            self.assertGreaterEqual(len(growing), 2, "%s was not seen growing: %r"
+                                    % (stream, seen[stream]))
+            for earlier, later in zip(seen[stream], seen[stream][1:]):
+                self.assertTrue(later.startswith(earlier), "%s was rewritten, not appended"
+                                % stream)
         rows = self.wait_log_rows(eid, sealed=True)
         self.assertStreamRows(rows, run, "shell_drip", self.worker)
-        with open(path, "rb") as f:
+        with open(paths["stdout"], "rb") as f:
             self.assertTrue(f.read().endswith(b"drip done\n"))
+        with open(paths["stderr"], "rb") as f:
+            self.assertTrue(f.read().endswith(b"drip warning 12\n"))
 
     def test_no_rows_when_switched_off(self):
         worker = self.start_worker(extra={"ATTUNE__ARTIFACTS__LOG_ROWS": "false"})

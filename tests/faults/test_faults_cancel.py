@@ -7,20 +7,26 @@ test plays Attune's API: a running row is set canceling first; otherwise only
 the message is sent, as the executor's workflow cascade sends it.
 
 Each execution ends cancelled or completed, once; one execution.completed and
-one final status change per execution, matching the row; a cancelled one
-either never started or was stopped within worker.cancel_grace_seconds of the
-request (it never starts after the request was sent, give or take 1 s); no
-action process is left; the worker is still up and stops cleanly."""
+one final status change per execution, matching the row; nothing runs after
+the worker processed its cancel request: the worker's own log (at debug
+level) says when it processed each request and when it started each action,
+and no action starts after its request was processed nor runs on to its end
+(the end line its script writes after the sleep) later than that; a
+cancelled one that ran was recorded within worker.cancel_grace_seconds of the
+request; no action process is left; the worker is still up and stops
+cleanly."""
+import datetime
 import heapq
 import json
 import os
 import random
+import re
 import time
 import unittest
 import uuid
 
 from faults_support import (SLOW, CompletionCollector, FaultTestCase, kill_groups,
-                            live_in_groups, status_counts, write_action_file)
+                            live_in_groups, log_lines, status_counts, write_action_file)
 
 COUNT = 200
 SLOTS = 4
@@ -30,15 +36,28 @@ CANCEL_FROM, CANCEL_TO = -0.5, 2.5  # cancel request, relative to the dispatch
 GRACE = 2            # worker.cancel_grace_seconds
 START_SLACK = 1.0    # an action may start this long after its cancel was sent
 STOP_SLACK = 3.0     # the row may be recorded this long after the grace
+# An end line may bear a time this much after the worker's log line about the
+# cancel (the two clocks are the same; the worker logs, then signals).
+END_SLACK = 0.2
 CANCEL_ERROR = "Execution cancelled by user"
 
 # One line "EXEC_ID PID PGID START" when it starts (START: seconds since the
-# epoch, from bash's own clock), then the sleep.
+# epoch, from bash's own clock), then the sleep, then "EXEC_ID PID PGID END
+# end" if the sleep was not cut short.
 MARKER_SH = """#!/bin/bash
 read -r _ _ _ _ pgid _ </proc/$$/stat
 echo "$ATTUNE_EXEC_ID $$ $pgid $EPOCHREALTIME" >>"$PARAM_RUNLOG"
 sleep "$PARAM_SECONDS"
+echo "$ATTUNE_EXEC_ID $$ $pgid $EPOCHREALTIME end" >>"$PARAM_RUNLOG"
 """
+
+# The worker's log lines (text format, debug level) about a cancel request
+# being processed (held by a job, or kept for a dispatch to come) and about an
+# action being started (logged just before the spawn, in the same turn of the
+# worker's loop, so that no cancel can come in between).
+WORKER_LINE_RE = re.compile(
+    r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)Z \S+\s+(?:\S+: )?execution (\d+): "
+    r"(cancel requested|action and parameters ready; starting)")
 
 
 class StatusCollector(CompletionCollector):
@@ -59,17 +78,41 @@ class StatusCollector(CompletionCollector):
         self.received += 1
 
 
-def read_markers(path):
-    """{execution id: [(pid, pgid, start time), ...]} from the run log."""
+def read_markers(path, ends=False):
+    """{execution id: [(pid, pgid, time), ...]} from the run log: the start
+    lines, or with ends the end lines."""
     out = {}
     if os.path.exists(path):
         with open(path) as f:
             for line in f:
                 parts = line.split()
+                if len(parts) == 5 and parts[4] == "end":
+                    parts = parts[:4] if ends else []
+                elif ends:
+                    continue
                 if len(parts) == 4 and all(p.isdigit() for p in parts[:3]):
                     out.setdefault(int(parts[0]), []).append(
                         (int(parts[1]), int(parts[2]), float(parts[3])))
     return out
+
+
+def cancels_and_starts(log_text):
+    """From the worker's log: {execution id: (line number, time)} of the first
+    line saying it processed a cancel request for the execution, and
+    {execution id: line number} of the first saying it starts its action."""
+    cancels, starts = {}, {}
+    for n, line in enumerate(log_text.splitlines()):
+        m = WORKER_LINE_RE.match(line)
+        if not m:
+            continue
+        eid = int(m.group(2))
+        if m.group(3) == "cancel requested":
+            at = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%f").replace(
+                tzinfo=datetime.timezone.utc).timestamp()
+            cancels.setdefault(eid, (n, at))
+        else:
+            starts.setdefault(eid, n)
+    return cancels, starts
 
 
 class CancelAtRandomTest(FaultTestCase):
@@ -135,7 +178,8 @@ class CancelAtRandomTest(FaultTestCase):
         rng = random.Random(seed)
         print("\nseed %d (ATTUNE_FAULTS_SEED reruns it)" % seed)
         w = self.start_worker(env={"ATTUNE__WORKER__MAX_CONCURRENT_TASKS": str(SLOTS),
-                                   "ATTUNE__WORKER__CANCEL_GRACE_SECONDS": str(GRACE)})
+                                   "ATTUNE__WORKER__CANCEL_GRACE_SECONDS": str(GRACE),
+                                   "ATTUNE__LOG__LEVEL": "debug"})
         completions = self.collector()
         changes = self.status_collector()
         execs = []
@@ -163,17 +207,32 @@ class CancelAtRandomTest(FaultTestCase):
             "SELECT id, status::text AS status, result, extract(epoch FROM updated)::float8 AS "
             "updated FROM attune.execution WHERE id = ANY(%s)", (ids,))}
         markers = read_markers(self.runlog)
+        ends = read_markers(self.runlog, ends=True)
         self.assertEqual(set(markers) - set(ids), set(), "runs of executions not sent here")
         twice = {e: len(r) for e, r in markers.items() if len(r) > 1}
         self.assertEqual(twice, {}, "executions that started more than once")
+        processed, starts = cancels_and_starts(w.log())
+        self.assertEqual(sorted(set(ids) - set(processed))[:20], [],
+                         "cancel requests the worker never logged\n" + w.describe())
+        self.assertEqual(sorted(set(markers) - set(starts))[:20], [],
+                         "actions that ran with no start line in the worker's log")
 
         problems = []
         kinds = {"cancelled before it started": 0, "cancelled while running": 0,
                  "completed": 0}
         latest_start = slowest_stop = float("-inf")  # relative to the cancel request
+        latest_end = float("-inf")  # relative to the worker's processing of it
         for eid in ids:
             row, run = rows[eid], (markers.get(eid) or [None])[0]
             problems += self.check_messages(eid, row, completions, changes)
+            line, at = processed[eid]
+            if starts.get(eid, -1) > line:
+                problems.append("%d started after the worker processed its cancel" % eid)
+            if eid in ends:
+                latest_end = max(latest_end, ends[eid][0][2] - at)
+                if ends[eid][0][2] > at + END_SLACK:
+                    problems.append("%d ran on to its end %.2f s after the worker processed "
+                                    "its cancel" % (eid, ends[eid][0][2] - at))
             if row["status"] == "completed":
                 kinds["completed"] += 1
                 if run is None or row["result"].get("exit_code") != 0:
@@ -195,13 +254,16 @@ class CancelAtRandomTest(FaultTestCase):
             if row["updated"] > sent + GRACE + STOP_SLACK:
                 problems.append("%d recorded %.2f s after its cancel was sent" % (
                     eid, row["updated"] - sent))
-        self.assertEqual(problems[:20], [], "%d problems\n%s" % (len(problems), w.describe()))
+        first = problems[0].split()[0] if problems else None
+        self.assertEqual(problems[:20], [], "%d problems\n%s\nthe worker's lines about %s:\n%s" % (
+            len(problems), w.describe(), first, log_lines(w, r"\b%s\b" % first, 80)))
 
         pgids = {pgid for runs in markers.values() for _, pgid, _ in runs}
         self.assertEqual(live_in_groups(pgids), {}, "action processes left")
         print("%d executions in %.1f s: %r; of those stopped while running, the latest "
-              "started %+.2f s and the slowest was recorded %+.2f s from its cancel request"
-              % (COUNT, took, kinds, latest_start, slowest_stop))
+              "started %+.2f s and the slowest was recorded %+.2f s from its cancel request; "
+              "the latest natural end %+.2f s from the worker's processing of its cancel"
+              % (COUNT, took, kinds, latest_start, slowest_stop, latest_end))
         for kind, n in kinds.items():
             self.assertGreater(n, 0, "no execution was %s: the schedule missed a case" % kind)
         self.assertTrue(w.alive(), w.describe())

@@ -221,6 +221,26 @@ static void test_running_here_is_not_resumed(void **state)
     world_close(&w);
 }
 
+/* A repeated request, after the API set the row canceling, for what another
+ * job of this process runs: that job reports it; the copy says nothing. */
+static void test_canceling_here_is_not_reported(void **state)
+{
+    (void)state;
+    static const char *const statuses[] = {"canceling", "cancelled"};
+    for (size_t i = 0; i < ARRAY_SIZE(statuses); i++) {
+        struct world w;
+        world_reach(&w, JOB_CHECKING);
+        w.io.held_here = true;
+        struct execution_owner ours = {.status = statuses[i], .worker_id = WORKER_ID};
+        job_step(w.job, &(struct job_event){.kind = JOB_EVENT_ROW, .owner = &ours});
+        assert_int_equal(job_state(w.job), JOB_DONE);
+        assert_int_equal(w.io.fx.acks, 1);
+        assert_int_equal(w.io.fx.status_msgs + w.io.fx.completed_msgs, 0);
+        assert_int_equal(w.io.fx.finishes + w.io.fx.starts + w.io.fx.resumes, 0);
+        world_close(&w);
+    }
+}
+
 /* The final update went through but its reply was lost: the repeat changes
  * nothing, the check finds our result, and the reports go out once. */
 static void test_lost_finish_reply_is_verified(void **state)
@@ -454,6 +474,7 @@ int main(void)
         cmocka_unit_test(test_happy_path),
         cmocka_unit_test(test_lost_claim_reply_is_resumed),
         cmocka_unit_test(test_running_here_is_not_resumed),
+        cmocka_unit_test(test_canceling_here_is_not_reported),
         cmocka_unit_test(test_lost_finish_reply_is_verified),
         cmocka_unit_test(test_completed_names_the_action),
         cmocka_unit_test(test_refused_result_records_a_failure),

@@ -3,14 +3,17 @@
 # variables): started_file is created first thing; pid_file then gets
 # "PID PGID CHILD" (written whole, by a rename), CHILD a background sleeper
 # that must not outlive the script; with ignore_term true the whole process
-# group ignores SIGTERM, so that only SIGKILL ends it; seconds is how long the
-# script sleeps (30 by default).
+# group ignores SIGTERM, so that only SIGKILL ends it; else term_file, if
+# given, is created when the script gets SIGTERM, before it dies of it;
+# seconds is how long the script sleeps (30 by default).
 read -r _ _ _ _ pgid _ </proc/$$/stat
 if [ -n "${PARAM_STARTED_FILE:-}" ]; then
     : >"$PARAM_STARTED_FILE"
 fi
 if [ "${PARAM_IGNORE_TERM:-}" = true ]; then
     trap '' TERM
+elif [ -n "${PARAM_TERM_FILE:-}" ]; then
+    trap ': >"$PARAM_TERM_FILE"; trap - TERM; kill -TERM $$' TERM
 fi
 sleep 120 &
 if [ -n "${PARAM_PID_FILE:-}" ]; then
