@@ -3,9 +3,11 @@
 cancel request (the row set to canceling, then ExecutionCancelRequested on
 execution.cancel.worker.{id}) stopping a running action's whole process group,
 with SIGKILL after worker.cancel_grace_seconds for one that ignores SIGTERM;
-a cancel that arrives before the action starts (during the claim, while the
-keys load, before the dispatch itself) so that the action never runs; a cancel
-after the end, which changes nothing; a dispatch that comes again while the
+a cancel that arrives before the action starts (during the claim, whether it
+waits for the row or for the keys it reads too; between the claim and the
+process, while the python fork server is still to fork it; before the
+dispatch itself) so that the action never runs; a cancel after the end, which
+changes nothing; a dispatch that comes again while the
 action runs and its row is canceling, which reports nothing (the running job
 reports, once); and cancel messages that do not parse, which are acknowledged
 and dropped.
@@ -21,11 +23,11 @@ import uuid
 
 import psycopg2
 
-from attune_support import (CANCEL_QUEUE_ARGUMENTS, DLX, RUN_TIMEOUT, SLOW,
+from attune_support import (CANCEL_QUEUE_ARGUMENTS, DLX, READY_TIMEOUT, RUN_TIMEOUT, SLOW,
                             WORKER_QUEUE_ARGUMENTS, AttuneTestCase, cancel_envelope, cancel_key,
                             cancel_queue, live_members_of_group, wait_gone, worker_queue)
 from service_support import Listener
-from support import alive
+from support import alive, zygotes_of
 
 CANCEL_ERROR = "Execution cancelled by user"
 # Long enough that an action still running when it should have been stopped
@@ -41,6 +43,14 @@ class CancelTest(AttuneTestCase):
     def setUpData(cls):
         cls.add_action("linger", "linger.sh", "shell", output="text")
         cls.add_action("python_report", "report.py", "python")
+        # A python runtime row that names no interpreter (execution_config
+        # {}), as a pack may define one: the worker's own python3 runs its
+        # actions, forked by the fork server; one that names an interpreter,
+        # as the core pack's does, has them start cold.
+        cls.runtime_ids["python_plain"] = cls.db.insert_runtime(
+            {"ref": "attune_it.python3", "name": "Python3", "aliases": ["python_plain"],
+             "execution_config": {}})
+        cls.add_action("python_forked", "report.py", "python_plain")
 
     # --- helpers --------------------------------------------------------------------
 
@@ -305,10 +315,12 @@ class CancelTest(AttuneTestCase):
 
     # --- before the action starts --------------------------------------------------
 
-    def test_cancel_while_the_keys_load_runs_nothing(self):
-        # The keys come with the claim, in its statement: while this test
-        # holds the key table locked, the claim waits and the row stays
-        # scheduled, so the cancel comes as the executor sends it then.
+    def test_cancel_while_the_claim_waits_for_the_keys_runs_nothing(self):
+        # A cancel during the claim, as the next test's, but with the claim
+        # waiting for another lock: the keys come with the claim, read by its
+        # statement, so while this test holds the key table locked the claim
+        # waits and the row stays scheduled; the cancel comes as the executor
+        # sends it then.
         listener = self.event_listener()
         config = self.linger_config()
         eid = self.create_execution("linger", config)
@@ -380,6 +392,77 @@ class CancelTest(AttuneTestCase):
         self.assertFalse(os.path.exists(config["started_file"]), "the action ran")
         self.assertEqual(self.executor.queue_state(worker_queue(self.worker.id))[0], 0)
 
+    # --- between the claim and the process: the fork server's answer ----------------
+
+    def fork_server_worker(self):
+        """A worker whose python actions are forked by its fork server (no
+        python spare takes them instead), logging each step of its jobs; and
+        its zygote's pid, and its other children (a guardian)."""
+        w = self.start_worker(extra={"ATTUNE__RUNTIMES__PYTHON__FORK_SERVER": "true",
+                                     "ATTUNE__WORKER__SPARE_PROCESSES": "0",
+                                     "ATTUNE__LOG__LEVEL": "debug"})
+        self.assertTrue(w.wait_log(r"python fork server ready", READY_TIMEOUT),
+                        "the fork server never became ready\n" + w.describe())
+        zygotes = zygotes_of(w.pid)
+        self.assertEqual(len(zygotes), 1, "no single zygote under the worker\n" + w.describe())
+        others = [c for c in live_children(w.pid) if c[0] != zygotes[0]]
+        return w, zygotes[0], others
+
+    def assertOnlyTheZygoteLeft(self, w, others, run):
+        """Beside those it had before, the worker's only live child is one
+        zygote: no forked child and no action."""
+        def children():
+            return [c for c in live_children(w.pid) if c not in others]
+        deadline = time.monotonic() + 5 * SLOW
+        left = children()
+        while time.monotonic() < deadline and [c[1] for c in left] != ["attune-zygote"]:
+            time.sleep(0.05)
+            left = children()
+        self.assertEqual([c[1] for c in left], ["attune-zygote"],
+                         "the worker's new live children: %r\n%s\n%s" % (left, run.describe(),
+                                                                         w.describe()))
+
+    def cancel_while_forking(self, continue_zygote):
+        """A python action whose fork is asked of a stopped zygote, cancelled
+        while the worker waits for it; then the zygote is continued (it forks
+        the child, which the worker must kill unfed) or left stopped (the
+        worker gives up on it after a second, and must not start the action
+        cold)."""
+        w, zygote, others = self.fork_server_worker()
+        listener = self.event_listener()
+        tag = uuid.uuid4().hex[:8]
+        # gate_file never comes: an action that started would stay, and be seen.
+        config = {"started_file": os.path.join(self.tmp, "%s-started" % tag),
+                  "gate_file": os.path.join(self.tmp, "%s-gate" % tag)}
+        eid = self.create_execution("python_forked", config, worker=w)
+        os.kill(zygote, signal.SIGSTOP)
+        self.addCleanup(continue_process, zygote)
+        self.dispatch(eid, config, worker=w)
+        self.assertTrue(w.wait_log(r"execution %d: action and parameters ready; starting" % eid,
+                                   10 * SLOW), "the action was never started\n" + w.describe())
+        self.assertEqual(self.db.execution(eid)["status"], "running")
+        self.cancel_as_api(eid, w)
+        if continue_zygote:
+            # Once the worker has seen the cancel, so that the child comes after it.
+            self.assertTrue(w.wait_log(r"execution %d: cancel requested" % eid, 10 * SLOW),
+                            "the cancel was not seen\n" + w.describe())
+            continue_process(zygote)
+        run = self.wait_run(eid, listener, worker=w)
+        self.assertCancelled(run, ran=False)
+        self.assertNothingRan(run, config["started_file"])
+        self.assertCancelReported(run, "python_forked", listener)
+        self.assertOnlyTheZygoteLeft(w, others, run)
+        self.assertFalse(os.path.exists(config["started_file"]), "the action ran late")
+        # The worker still serves python actions.
+        after = self.run_action("python_forked", {}, worker=w)
+        self.assertCompleted(after)
+
+    def test_cancel_while_the_fork_is_awaited_then_forked_runs_nothing(self):
+        self.cancel_while_forking(continue_zygote=True)
+
+    def test_cancel_while_the_fork_is_awaited_from_a_stuck_zygote_runs_nothing(self):
+        self.cancel_while_forking(continue_zygote=False)
+
     # --- after the end ---------------------------------------------------------------
 
     def test_cancel_after_completion_changes_nothing(self):
@@ -397,6 +480,30 @@ class CancelTest(AttuneTestCase):
         listener.pump(1.0)
         self.assertEqual(listener.events(run.id), [], "a second report after the end")
         self.assertEqual(self.db.execution(run.id), before, "the finished row changed")
+
+
+def continue_process(pid):
+    try:
+        os.kill(pid, signal.SIGCONT)
+    except ProcessLookupError:
+        pass
+
+
+def live_children(pid):
+    """[(pid, name)] of the live (not zombie) children of pid."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                text = f.read()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2:].split()
+        if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
+            found.append((int(entry), text[text.index("(") + 1:text.rindex(")")]))
+    return sorted(found)
 
 
 if __name__ == "__main__":
