@@ -18,12 +18,7 @@
 #include "exec/sandbox_ns.h"
 #include "exec/spawn.h"
 
-struct child_fds {
-    int in[2], out[2], err[2], ctl[2]; /* [0] read end, [1] write end */
-    int status[2];                     /* the sandbox's init reports here */
-};
-
-static void child_fds_close(struct child_fds *c)
+void proc_child_fds_close(struct child_fds *c)
 {
     int *all[] = {&c->in[0],  &c->in[1],  &c->out[0], &c->out[1],    &c->err[0],
                   &c->err[1], &c->ctl[0], &c->ctl[1], &c->status[0], &c->status[1]};
@@ -50,7 +45,7 @@ static int child_fds_open(struct child_fds *c, const struct proc_spec *spec)
 /* A child on a uid of its own re-opens its pipes and parameter file by path
  * (/dev/stdout, /dev/fd/3, /proc/self/fd/4), which checks the inode's owner:
  * they become the child's. */
-static int child_fds_give(const struct proc_spec *spec, const struct child_fds *c)
+int proc_child_fds_give(const struct proc_spec *spec, const struct child_fds *c)
 {
     const int fds[] = {c->in[0], c->out[1], c->err[1], c->ctl[0],
                        spec->file_fd > 2 ? spec->file_fd : -1};
@@ -82,7 +77,7 @@ static int spawn_in_ns(const struct proc_spec *spec, const struct child_fds *c,
 static struct proc *live_procs;
 
 /* From the warm zygote: the same descriptors, uid, gid and limits. */
-static struct fork_request fork_request_of(const struct proc_spec *spec, const struct child_fds *c)
+struct fork_request proc_fork_request(const struct proc_spec *spec, const struct child_fds *c)
 {
     return (struct fork_request){
         .fds = {c->in[0], c->out[1], c->err[1], c->ctl[0]},
@@ -95,7 +90,7 @@ static struct fork_request fork_request_of(const struct proc_spec *spec, const s
 
 static int spawn_forked(const struct proc_spec *spec, const struct child_fds *c, pid_t *pid)
 {
-    const struct fork_request req = fork_request_of(spec, c);
+    const struct fork_request req = proc_fork_request(spec, c);
     int rc = fork_server_spawn(spec->fork_server, &req, pid);
     if (rc < 0) {
         log_debug("fork server: %s; starting %s cold", strerror(-rc), spec->path);
@@ -104,11 +99,11 @@ static int spawn_forked(const struct proc_spec *spec, const struct child_fds *c,
     return rc;
 }
 
-static int spawn_child(const struct proc_spec *spec, const struct child_fds *c, pid_t *pid,
-                       bool *forked)
+int proc_spawn_child(const struct proc_spec *spec, const struct child_fds *c, pid_t *pid,
+                     bool *forked)
 {
     if (spec->uid) {
-        int rc = child_fds_give(spec, c);
+        int rc = proc_child_fds_give(spec, c);
         if (rc < 0)
             return rc;
     }
@@ -227,6 +222,20 @@ bool proc_is_live(pid_t pid)
     return false;
 }
 
+int proc_begin(struct proc *p, const struct proc_spec *spec, struct child_fds *c, bool forked,
+               char *err, size_t errlen)
+{
+    p->started_ms = time_monotonic_ms();
+    p->pidfd = pidfd_open(p->pid, 0);
+    if (p->pidfd < 0 && errno != ENOSYS)
+        return set_error(err, errlen, errno, "pidfd_open: %s", strerror(errno));
+    proc_take_fds(p, c);
+    int rc = proc_watch_launch(p, spec, forked);
+    if (rc < 0)
+        return set_error(err, errlen, rc, "cannot watch process: %s", strerror(-rc));
+    return 0;
+}
+
 int proc_start(sd_event *loop, const struct proc_spec *spec, proc_done_fn done, void *userdata,
                struct proc **out, char *err, size_t errlen)
 {
@@ -238,30 +247,24 @@ int proc_start(sd_event *loop, const struct proc_spec *spec, proc_done_fn done, 
         set_error(err, errlen, rc, "cannot create pipes: %s", strerror(-rc));
         goto fail;
     }
+    if (proc_fork_async(p, spec, &c) == 0) {
+        *out = p;
+        return 0;
+    }
     bool forked = false;
-    rc = spawn_child(spec, &c, &p->pid, &forked);
+    rc = proc_spawn_child(spec, &c, &p->pid, &forked);
     if (rc < 0) {
         set_error(err, errlen, rc, "cannot start %s: %s", spec->path, strerror(-rc));
         goto fail;
     }
-    p->started_ms = time_monotonic_ms();
-    p->pidfd = pidfd_open(p->pid, 0);
-    if (p->pidfd < 0 && errno != ENOSYS) {
-        rc = -errno;
-        set_error(err, errlen, rc, "pidfd_open: %s", strerror(-rc));
+    rc = proc_begin(p, spec, &c, forked, err, errlen);
+    if (rc < 0)
         goto fail;
-    }
-    proc_take_fds(p, &c);
-    rc = proc_watch_launch(p, spec, forked);
-    if (rc < 0) {
-        set_error(err, errlen, rc, "cannot watch process: %s", strerror(-rc));
-        goto fail;
-    }
-    child_fds_close(&c);
+    proc_child_fds_close(&c);
     *out = p;
     return 0;
 fail:
-    child_fds_close(&c);
+    proc_child_fds_close(&c);
     proc_free(p);
     return rc;
 }
@@ -297,9 +300,9 @@ static int prespawn_forking(struct proc *p, const struct proc_spec *spec, const 
         return -EAGAIN;
     if (fork_server_busy(spec->fork_server))
         return -EBUSY;
-    if (spec->uid && child_fds_give(spec, c) < 0)
+    if (spec->uid && proc_child_fds_give(spec, c) < 0)
         return -EAGAIN;
-    struct fork_request req = fork_request_of(spec, c);
+    struct fork_request req = proc_fork_request(spec, c);
     req.spare = true;
     int rc = fork_server_spawn_async(spec->fork_server, &req, on_spare_forked, p);
     if (rc == 0)
@@ -324,21 +327,21 @@ int proc_prespawn(sd_event *loop, const struct proc_spec *spec, proc_done_fn exi
     int forking = rc == 0 ? prespawn_forking(p, spec, &c) : -EAGAIN;
     if (forking == 0) {
         proc_take_fds(p, &c);
-        child_fds_close(&c);
+        proc_child_fds_close(&c);
         *out = p;
         return 0;
     }
     if (forking == -EBUSY) /* not another: once the fork server has answered */
         rc = -EBUSY;
     if (rc == 0)
-        rc = spawn_child(&cold, &c, &p->pid, &forked);
+        rc = proc_spawn_child(&cold, &c, &p->pid, &forked);
     if (rc == 0 && (p->pidfd = pidfd_open(p->pid, 0)) < 0)
         rc = -errno;
     if (rc == 0) {
         proc_take_fds(p, &c);
         rc = proc_watch_idle(p);
     }
-    child_fds_close(&c);
+    proc_child_fds_close(&c);
     if (rc < 0) {
         set_error(err, errlen, rc, "cannot start a spare %s: %s", spec->path, strerror(-rc));
         proc_free(p);
@@ -370,6 +373,8 @@ void proc_cancel(struct proc *proc, uint64_t grace_ms)
     if (proc->finished)
         return;
     proc->result.cancelled = true;
+    if (proc->fork_wait) /* the fork server's answer ends it (process_fork.c) */
+        return;
     if (grace_ms > 0 && proc->kill_stage == KILL_NONE)
         proc->kill_grace_ms = grace_ms;
     proc_begin_termination(proc);
@@ -380,6 +385,7 @@ void proc_free(struct proc *p)
     if (!p)
         return;
     fork_server_abandon(p->forking, p);
+    proc_fork_wait_free(p);
     if (p->pid > 0 && !p->reaped) {
         proc_signal_group(p, SIGKILL);
         siginfo_t si;

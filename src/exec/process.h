@@ -61,8 +61,9 @@ struct proc_spec {
      * first on its control socket. */
     struct fork_server *fork_server;
     char *const *fork_args;
-    /* proc_prespawn only: called once the child exists, with its pid known
-     * (at once, or from the loop when the fork server answers). */
+    /* Called once the child exists, with its pid known, from the loop when
+     * the fork server answers: proc_prespawn's always, proc_start's only
+     * for a child it forks without waiting (see proc_start). */
     void (*started)(struct proc *proc, void *userdata);
 };
 
@@ -87,7 +88,14 @@ typedef void (*proc_done_fn)(struct proc *proc, void *userdata);
  * seen and stdout, stderr and the control channel reached end of file (or the
  * kill grace ran out); the callback may free the proc. The spec's buffers are
  * copied. Returns 0, or a negative errno with the reason in err (nothing is
- * left running then). */
+ * left running then).
+ * With spec->fork_server ready and forking nothing else, the child is asked
+ * of it without waiting: proc_started is false until the answer, when the
+ * child is fed its launch and spec->started called (a refusal, or no answer
+ * within about a second, starts it cold instead). A proc_cancel before then
+ * ends it unstarted: a child forked meanwhile is killed before it was given
+ * anything, and done hears of it with neither an exit status nor a signal,
+ * proc_started still false. */
 int proc_start(sd_event *loop, const struct proc_spec *spec, proc_done_fn done, void *userdata,
                struct proc **out, char *err, size_t errlen);
 

@@ -5,7 +5,10 @@
 
 #include <unistd.h>
 
+#include "exec/fork_server.h"
 #include "exec/process.h"
+
+struct proc_fork_wait;
 
 /* A buffer written to a non-blocking fd as the fd accepts it. */
 struct feed {
@@ -54,12 +57,42 @@ struct proc {
     bool finished;
     struct proc *live_prev, *live_next; /* every proc not yet freed (proc_is_live) */
 
-    /* A spare being forked (proc_prespawn): the fork server whose answer
-     * gives its pid (NULL once known), and who hears of that pid. */
+    /* A child being forked (proc_prespawn's spare, or proc_start's without
+     * waiting): the fork server whose answer gives its pid (NULL once
+     * known), and who hears of that pid; for proc_start's, what its start
+     * still needs then (process_fork.c). */
     struct fork_server *forking;
     proc_done_fn started;
+    struct proc_fork_wait *fork_wait;
     bool idle; /* a spare waiting for its work (proc_prespawn until proc_arm) */
 };
+
+/* Both ends of the child's pipes (process.c). */
+struct child_fds {
+    int in[2], out[2], err[2], ctl[2]; /* [0] read end, [1] write end */
+    int status[2];                     /* the sandbox's init reports here */
+};
+
+void proc_child_fds_close(struct child_fds *c);
+/* Makes the child's ends its uid's (spec->uid). */
+int proc_child_fds_give(const struct proc_spec *spec, const struct child_fds *c);
+/* What the fork server gets for the child: its ends, uid, gid and limits. */
+struct fork_request proc_fork_request(const struct proc_spec *spec, const struct child_fds *c);
+/* Spawns the child: forked by spec->fork_server when it can (*forked), else
+ * cold; in namespaces under the sandbox's init. */
+int proc_spawn_child(const struct proc_spec *spec, const struct child_fds *c, pid_t *pid,
+                     bool *forked);
+/* Once the child exists: its pidfd, the parent's ends (c gives them up) and
+ * what feeds and watches them; a forked child's launch is fed first. */
+int proc_begin(struct proc *p, const struct proc_spec *spec, struct child_fds *c, bool forked,
+               char *err, size_t errlen);
+
+/* process_fork.c: with spec's fork server ready and idle, asks it for the
+ * child without waiting (c's descriptors are then p's); 0, or a negative
+ * errno and nothing asked. */
+int proc_fork_async(struct proc *p, const struct proc_spec *spec, struct child_fds *c);
+/* Drops what the start awaiting the fork server's answer held. */
+void proc_fork_wait_free(struct proc *p);
 
 static inline void close_fd(int *fd)
 {

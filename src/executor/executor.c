@@ -149,10 +149,18 @@ static void execution_end_sandbox(struct execution *ex, pid_t main_pid)
     execution_leave_sandbox(ex);
 }
 
+/* The action's process exists: at once, or once the fork server forked it. */
+static void on_proc_started(struct proc *proc, void *userdata)
+{
+    const struct execution *ex = userdata;
+    if (ex->settings->on_spawn)
+        ex->settings->on_spawn(proc_pid(proc), ex->settings->hook_userdata);
+}
+
 static void on_proc_done(struct proc *proc, void *userdata)
 {
     struct execution *ex = userdata;
-    if (ex->settings->on_reap)
+    if (ex->settings->on_reap && proc_started(proc))
         ex->settings->on_reap(proc_pid(proc), ex->settings->hook_userdata);
     struct limits_outcome over;
     sandbox_limits_leave(ex->settings->limits, &ex->limits, &over);
@@ -343,6 +351,7 @@ static int execution_spawn(struct execution *ex, sd_event *loop, const struct ex
             .ns = ex->sandbox.ns,
             .fork_server = executor_fork_route(s, &l, req->action, &env, ex->sandbox.ns != NULL),
             .fork_args = l.fork_args.items,
+            .started = on_proc_started,
         };
         ex->decode_reply = l.decode_reply;
         bool warm = execution_start_spare(ex, &l, &env, &spec) == 0;
@@ -353,9 +362,10 @@ static int execution_spawn(struct execution *ex, sd_event *loop, const struct ex
             close(ex->param_fd);
             ex->param_fd = -1;
         }
-        /* A spare's group has been known since it started. */
-        if (rc == 0 && !warm && s->on_spawn)
-            s->on_spawn(proc_pid(ex->proc), s->hook_userdata);
+        /* A spare's group has been known since it started; a child the fork
+         * server has still to fork, once it has (on_proc_started). */
+        if (rc == 0 && !warm && proc_started(ex->proc))
+            on_proc_started(ex->proc, ex);
     }
     launch_free(&l);
     execution_env_free(&env);
@@ -420,6 +430,11 @@ enum execution_status execution_get_status(const struct execution *ex)
 json_t *execution_get_result(const struct execution *ex)
 {
     return ex->result;
+}
+
+bool execution_started(const struct execution *ex)
+{
+    return ex->proc && proc_started(ex->proc);
 }
 
 pid_t execution_pid(const struct execution *ex)

@@ -92,6 +92,10 @@ enum execution_status execution_get_status(const struct execution *ex);
 /* The result object (borrowed; valid until execution_free). */
 json_t *execution_get_result(const struct execution *ex);
 pid_t execution_pid(const struct execution *ex);
+/* Whether the action's process was started: a python action's is forked by
+ * the fork server after execution_start returns, and a cancel (or shutdown)
+ * that comes first ends the execution with nothing of it started. */
+bool execution_started(const struct execution *ex);
 
 /* What a finished execution's log file holds (stdout, or stderr when
  * is_stderr): its size, SHA-256 (lowercase hex) and whether output was cut.

@@ -336,7 +336,9 @@ static void on_loading_keys(struct job *job, const struct job_event *ev)
 
 static void on_running(struct job *job, const struct job_event *ev)
 {
-    if (ev->kind == JOB_EVENT_EXITED) {
+    if (ev->kind == JOB_EVENT_EXITED && ev->never_started && job->stop != JOB_STOP_NONE) {
+        job_stopped_before_start(job); /* nothing of the action ran */
+    } else if (ev->kind == JOB_EVENT_EXITED) {
         log_debug("execution %s: process finished", job->id_text);
         job_record(job, JOB_RECORDING, ev->exit_status, json_incref(ev->result));
     } else if (ev->kind == JOB_EVENT_SHUTDOWN || ev->kind == JOB_EVENT_CANCEL) {

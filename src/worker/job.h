@@ -60,6 +60,9 @@ struct job_event {
     const struct key_row *keys;            /* LOADING_KEYS */
     size_t n_keys;
     /* JOB_EVENT_EXITED */
+    /* Its process never started: stopped (or failed to start) while the
+     * fork server was still to fork it. */
+    bool never_started;
     enum execution_status exit_status;
     json_t *result; /* borrowed; the job takes a reference */
 };

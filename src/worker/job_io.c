@@ -115,6 +115,7 @@ static void on_execution_done(struct execution *ex, void *job)
 {
     assert(job_state(job) == JOB_RUNNING);
     job_step(job, &(struct job_event){.kind = JOB_EVENT_EXITED,
+                                      .never_started = !execution_started(ex),
                                       .exit_status = execution_get_status(ex),
                                       .result = execution_get_result(ex)});
 }

@@ -2,7 +2,8 @@
  * forks has the worker as its parent, a session of its own, exactly the
  * environment and folder sent on its control socket, and answers like a cold
  * start; a killed or hung zygote is replaced, and meanwhile children start
- * cold. */
+ * cold; a child cancelled while its fork is awaited never starts, and one
+ * the zygote forks after the cancel is killed before it runs anything. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -236,12 +238,120 @@ static void test_hung_zygote_is_replaced(void **state)
     json_decref(reply);
 }
 
+/* Our live children other than the zygote. */
+static int other_children(void)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    int n = 0;
+    while (d && (e = readdir(d))) {
+        char path[300], comm[32] = "", state = 0;
+        int ppid = 0;
+        snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        if (fscanf(f, "%*d (%31[^)]) %c %d", comm, &state, &ppid) == 3 && ppid == (int)getpid() &&
+            state != 'Z' && strcmp(comm, "attune-zygote") != 0)
+            n++;
+        fclose(f);
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+struct cancelled_start {
+    bool done, started, exited;
+    int signal;
+};
+
+static void on_cancelled_done(struct proc *proc, void *userdata)
+{
+    struct cancelled_start *c = userdata;
+    const struct proc_result *res = proc_get_result(proc);
+    c->done = true;
+    c->started = proc_started(proc);
+    c->exited = res->exited;
+    c->signal = res->signal;
+    assert_true(res->cancelled);
+    proc_free(proc);
+}
+
+/* A cancel while the child's fork is awaited from a stopped zygote: the
+ * loop goes on meanwhile; then, continued, the zygote forks the child, which
+ * is killed unfed (or, left stopped, it is replaced after a second and no
+ * child starts cold); the proc ends unstarted. */
+static void cancel_while_forking(bool continue_zygote)
+{
+    char *const envp[] = {(char *)"PATH=/usr/bin:/bin", NULL};
+    pid_t zygote = zygote_pid();
+    assert_true(zygote > 0);
+    assert_int_equal(kill(zygote, SIGSTOP), 0);
+    struct output_sink out, err;
+    char *out_path = xasprintf("%s/out.log", tmpdir), *err_path = xasprintf("%s/err.log", tmpdir);
+    assert_int_equal(output_sink_open(&out, out_path, 1 << 20), 0);
+    assert_int_equal(output_sink_open(&err, err_path, 1 << 20), 0);
+    char *const argv[] = {(char *)"python3", (char *)"-s", (char *)"-c",
+                          (char *)"import sys; sys.exit(3)", NULL};
+    char *const fork_args[] = {entry, NULL};
+    struct proc_spec spec = {
+        .path = PYTHON,
+        .argv = argv,
+        .envp = envp,
+        .cwd = tmpdir,
+        .control = PROC_CONTROL_SOCKET,
+        .control_data = "",
+        .reply_max = 1 << 16,
+        .stdout_sink = &out,
+        .stderr_sink = &err,
+        .kill_grace_ms = 500,
+        .fork_server = server,
+        .fork_args = fork_args,
+    };
+    struct cancelled_start c = {0};
+    struct proc *proc;
+    char msg[256];
+    uint64_t start = time_monotonic_ms();
+    assert_int_equal(proc_start(loop, &spec, on_cancelled_done, &c, &proc, msg, sizeof(msg)), 0);
+    /* Asked for without waiting: nothing started yet, and the loop is free. */
+    assert_true(time_monotonic_ms() - start < 500);
+    assert_false(proc_started(proc));
+    proc_cancel(proc, 500);
+    if (continue_zygote)
+        assert_int_equal(kill(zygote, SIGCONT), 0);
+    while (!c.done && time_monotonic_ms() - start < WAIT_LIMIT_MS)
+        sd_event_run(loop, 50 * 1000);
+    assert_true(c.done);
+    assert_false(c.started);
+    assert_false(c.exited);
+    assert_int_equal(c.signal, 0);
+    assert_int_equal(other_children(), 0);
+    /* Continued, it answered and serves on; left stopped, it was replaced. */
+    assert_true(wait_ready());
+    assert_int_equal(zygote_pid() == zygote, continue_zygote);
+    output_sink_close(&out);
+    output_sink_close(&err);
+    output_sink_release(&out);
+    output_sink_release(&err);
+    free(out_path);
+    free(err_path);
+}
+
+static void test_cancel_while_forking_starts_nothing(void **state)
+{
+    (void)state;
+    cancel_while_forking(true);
+    cancel_while_forking(false);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forked_child_gets_its_own_launch),
         cmocka_unit_test(test_killed_zygote_is_replaced),
         cmocka_unit_test(test_hung_zygote_is_replaced),
+        cmocka_unit_test(test_cancel_while_forking_starts_nothing),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -411,6 +411,49 @@ static void test_cancel_while_running_uses_the_cancel_grace(void **state)
     world_close(&w);
 }
 
+/* Sends the executor's end of an execution whose process was never started
+ * (stopped while the fork server was still to fork it), as it reports one:
+ * the status the stop gave it, a result as for a killed process. */
+static void send_unstarted(struct world *w, enum execution_status status)
+{
+    json_t *result = json_pack("{s:b, s:i}", "succeeded", 0, "exit_code", -1);
+    if (w->io.result_filter)
+        w->io.result_filter(result, &status, w->io.result_filter_userdata);
+    job_step(w->job, &(struct job_event){.kind = JOB_EVENT_EXITED,
+                                         .never_started = true,
+                                         .exit_status = status,
+                                         .result = result});
+    json_decref(result);
+}
+
+/* A cancel while the process is still to be forked: the executor ends it
+ * unstarted, and the execution is recorded as one cancelled before its
+ * start (nothing ran: no exit code), as Attune's worker writes it; without
+ * a stop, an unstarted end is recorded as the executor reports it. */
+static void test_cancel_before_the_fork_is_a_cancel_before_start(void **state)
+{
+    (void)state;
+    struct world w;
+    world_reach(&w, JOB_RUNNING);
+    send(&w, JOB_EVENT_CANCEL);
+    assert_int_equal(w.io.fx.stops, 1);
+    send_unstarted(&w, EXECUTION_CANCELLED);
+    assert_int_equal(job_state(w.job), JOB_RECORDING);
+    assert_string_equal(w.io.fx.finished_status, "cancelled");
+    assert_string_equal(w.io.fx.finished_error, "Execution cancelled by user");
+    assert_null(json_object_get(w.io.finished_result, "exit_code"));
+    send(&w, JOB_EVENT_ROW);
+    assert_int_equal(job_state(w.job), JOB_DONE);
+    assert_string_equal(w.io.fx.completed_status, "cancelled");
+    assert_int_equal(w.io.fx.completed_msgs, 1);
+    world_close(&w);
+
+    world_reach(&w, JOB_RUNNING);
+    send_unstarted(&w, EXECUTION_FAILED);
+    assert_string_equal(w.io.fx.finished_status, "failed");
+    world_close(&w);
+}
+
 /* Once the action is over, a cancel changes nothing: its real end is
  * recorded and reported. */
 static void test_cancel_after_the_end_changes_nothing(void **state)
@@ -482,6 +525,7 @@ int main(void)
         cmocka_unit_test(test_shutdown_while_running_stops_the_action),
         cmocka_unit_test(test_cancel_before_start_cancels),
         cmocka_unit_test(test_cancel_while_running_uses_the_cancel_grace),
+        cmocka_unit_test(test_cancel_before_the_fork_is_a_cancel_before_start),
         cmocka_unit_test(test_cancel_after_the_end_changes_nothing),
         cmocka_unit_test(test_status_messages_name_both_ends),
         cmocka_unit_test(test_start_failure_is_recorded),
