@@ -437,6 +437,7 @@ class CancelTest(AttuneTestCase):
         eid = self.create_execution("python_forked", config, worker=w)
         os.kill(zygote, signal.SIGSTOP)
         self.addCleanup(continue_process, zygote)
+        dispatched = time.monotonic()
         self.dispatch(eid, config, worker=w)
         self.assertTrue(w.wait_log(r"execution %d: action and parameters ready; starting" % eid,
                                    10 * SLOW), "the action was never started\n" + w.describe())
@@ -447,12 +448,22 @@ class CancelTest(AttuneTestCase):
             self.assertTrue(w.wait_log(r"execution %d: cancel requested" % eid, 10 * SLOW),
                             "the cancel was not seen\n" + w.describe())
             continue_process(zygote)
+            # Well within the second the worker gives the zygote (counted from
+            # its request, after the dispatch), the zygote answered: it forked
+            # the child after the cancel, and was not replaced.
+            in_time = time.monotonic() - dispatched < 0.8
         run = self.wait_run(eid, listener, worker=w)
         self.assertCancelled(run, ran=False)
         self.assertNothingRan(run, config["started_file"])
         self.assertCancelReported(run, "python_forked", listener)
         self.assertOnlyTheZygoteLeft(w, others, run)
         self.assertFalse(os.path.exists(config["started_file"]), "the action ran late")
+        if continue_zygote and in_time:
+            self.assertEqual(zygotes_of(w.pid), [zygote], "the continued zygote did not answer\n"
+                             + w.describe())
+        if not continue_zygote:
+            self.assertNotIn(zygote, [c[0] for c in live_children(w.pid)],
+                             "the stuck zygote was not replaced\n" + w.describe())
         # The worker still serves python actions.
         after = self.run_action("python_forked", {}, worker=w)
         self.assertCompleted(after)
