@@ -6,11 +6,11 @@ with SIGKILL after worker.cancel_grace_seconds for one that ignores SIGTERM;
 a cancel that arrives before the action starts (during the claim, whether it
 waits for the row or for the keys it reads too; between the claim and the
 process, while the python fork server is still to fork it; before the
-dispatch itself) so that the action never runs; a cancel after the end, which
-changes nothing; a dispatch that comes again while the
-action runs and its row is canceling, which reports nothing (the running job
-reports, once); and cancel messages that do not parse, which are acknowledged
-and dropped.
+dispatch itself) so that the action never runs and no process is left; a
+cancel after the end, which changes nothing; a dispatch that comes again while
+the action runs and its row is canceling, which reports nothing (the running
+job reports, once); and cancel messages that do not parse, which are
+acknowledged and dropped.
 
 A dispatch of a row that is already canceling is covered by
 tests/integration/test_service_release.py
