@@ -88,14 +88,31 @@ struct fork_request proc_fork_request(const struct proc_spec *spec, const struct
     };
 }
 
+void proc_fork_fell_back(const struct proc_spec *spec, int rc)
+{
+    log_debug("fork server: %s; starting %s cold", strerror(-rc), spec->path);
+    fork_server_count_cold();
+}
+
+int proc_fork_ask(struct proc *p, const struct proc_spec *spec, const struct child_fds *c,
+                  bool spare, fork_spawned_fn done)
+{
+    if (spec->uid && proc_child_fds_give(spec, c) < 0)
+        return -EAGAIN;
+    struct fork_request req = proc_fork_request(spec, c);
+    req.spare = spare;
+    int rc = fork_server_spawn_async(spec->fork_server, &req, done, p);
+    if (rc == 0)
+        p->forking = spec->fork_server;
+    return rc;
+}
+
 static int spawn_forked(const struct proc_spec *spec, const struct child_fds *c, pid_t *pid)
 {
     const struct fork_request req = proc_fork_request(spec, c);
     int rc = fork_server_spawn(spec->fork_server, &req, pid);
-    if (rc < 0) {
-        log_debug("fork server: %s; starting %s cold", strerror(-rc), spec->path);
-        fork_server_count_cold();
-    }
+    if (rc < 0)
+        proc_fork_fell_back(spec, rc);
     return rc;
 }
 
@@ -262,6 +279,8 @@ int proc_start(sd_event *loop, const struct proc_spec *spec, proc_done_fn done, 
         goto fail;
     proc_child_fds_close(&c);
     *out = p;
+    if (spec->started)
+        spec->started(p, userdata);
     return 0;
 fail:
     proc_child_fds_close(&c);
@@ -300,14 +319,7 @@ static int prespawn_forking(struct proc *p, const struct proc_spec *spec, const 
         return -EAGAIN;
     if (fork_server_busy(spec->fork_server))
         return -EBUSY;
-    if (spec->uid && proc_child_fds_give(spec, c) < 0)
-        return -EAGAIN;
-    struct fork_request req = proc_fork_request(spec, c);
-    req.spare = true;
-    int rc = fork_server_spawn_async(spec->fork_server, &req, on_spare_forked, p);
-    if (rc == 0)
-        p->forking = spec->fork_server;
-    return rc;
+    return proc_fork_ask(p, spec, c, true, on_spare_forked);
 }
 
 int proc_prespawn(sd_event *loop, const struct proc_spec *spec, proc_done_fn exited, void *userdata,

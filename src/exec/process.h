@@ -61,9 +61,9 @@ struct proc_spec {
      * first on its control socket. */
     struct fork_server *fork_server;
     char *const *fork_args;
-    /* Called once the child exists, with its pid known, from the loop when
-     * the fork server answers: proc_prespawn's always, proc_start's only
-     * for a child it forks without waiting (see proc_start). */
+    /* Called once the child exists, with its pid known: before proc_start
+     * or proc_prespawn returns, or from the loop when the fork server
+     * answers for a child asked of it without waiting. */
     void (*started)(struct proc *proc, void *userdata);
 };
 

@@ -128,8 +128,7 @@ static void on_exec_forked(pid_t pid, int rc, void *userdata)
     if (p->result.cancelled) {
         rc = -ECANCELED;
     } else if (!forked) {
-        log_debug("fork server: %s; starting %s cold", strerror(-rc), w->spec.path);
-        fork_server_count_cold();
+        proc_fork_fell_back(&w->spec, rc);
         struct proc_spec cold = w->spec;
         cold.fork_server = NULL;
         rc = proc_spawn_child(&cold, &w->c, &p->pid, &forked);
@@ -155,8 +154,6 @@ int proc_fork_async(struct proc *p, const struct proc_spec *spec, struct child_f
     if (!fs || spec->ns || spec->control != PROC_CONTROL_SOCKET || !fork_server_ready(fs) ||
         fork_server_busy(fs))
         return -EAGAIN;
-    if (spec->uid && proc_child_fds_give(spec, c) < 0)
-        return -EAGAIN;
     struct proc_fork_wait *w = fork_wait_new(spec);
     p->fork_wait = w;
     if (spec->file_fd > 2 && w->spec.file_fd < 0) {
@@ -164,14 +161,11 @@ int proc_fork_async(struct proc *p, const struct proc_spec *spec, struct child_f
         return -EAGAIN;
     }
     w->c = *c;
-    const struct fork_request req = proc_fork_request(&w->spec, &w->c);
-    p->forking = fs;
     p->started = spec->started;
-    int rc = fork_server_spawn_async(fs, &req, on_exec_forked, p);
+    int rc = proc_fork_ask(p, &w->spec, &w->c, false, on_exec_forked);
     if (rc < 0) { /* c keeps the descriptors */
         memset(&w->c, -1, sizeof(w->c));
         proc_fork_wait_free(p);
-        p->forking = NULL;
         p->started = NULL;
         return rc;
     }

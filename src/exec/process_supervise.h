@@ -78,6 +78,14 @@ void proc_child_fds_close(struct child_fds *c);
 int proc_child_fds_give(const struct proc_spec *spec, const struct child_fds *c);
 /* What the fork server gets for the child: its ends, uid, gid and limits. */
 struct fork_request proc_fork_request(const struct proc_spec *spec, const struct child_fds *c);
+/* The fork server refused or did not answer (rc): logged and counted; the
+ * child is started cold. */
+void proc_fork_fell_back(const struct proc_spec *spec, int rc);
+/* Asks spec's fork server for the child without waiting (a spare when
+ * spare), done getting the answer; the child's ends are its uid's first.
+ * 0 with p->forking set, or a negative errno and nothing asked. */
+int proc_fork_ask(struct proc *p, const struct proc_spec *spec, const struct child_fds *c,
+                  bool spare, fork_spawned_fn done);
 /* Spawns the child: forked by spec->fork_server when it can (*forked), else
  * cold; in namespaces under the sandbox's init. */
 int proc_spawn_child(const struct proc_spec *spec, const struct child_fds *c, pid_t *pid,

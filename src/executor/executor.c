@@ -149,7 +149,9 @@ static void execution_end_sandbox(struct execution *ex, pid_t main_pid)
     execution_leave_sandbox(ex);
 }
 
-/* The action's process exists: at once, or once the fork server forked it. */
+/* The action's process exists (proc_start's spec.started): at once, or once
+ * the fork server forked it. A spare's group has been known since it
+ * started. */
 static void on_proc_started(struct proc *proc, void *userdata)
 {
     const struct execution *ex = userdata;
@@ -362,10 +364,6 @@ static int execution_spawn(struct execution *ex, sd_event *loop, const struct ex
             close(ex->param_fd);
             ex->param_fd = -1;
         }
-        /* A spare's group has been known since it started; a child the fork
-         * server has still to fork, once it has (on_proc_started). */
-        if (rc == 0 && !warm && proc_started(ex->proc))
-            on_proc_started(ex->proc, ex);
     }
     launch_free(&l);
     execution_env_free(&env);

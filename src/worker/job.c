@@ -170,12 +170,11 @@ static void on_checking(struct job *job, const struct job_event *ev)
         job_reject(job, why);
     } else if (ev->kind == JOB_EVENT_ROW) {
         const struct execution_owner *owner = ev->owner;
+        bool ours = owner->worker_id == job->ctx.worker_id;
         /* A repeated request for what another job of ours runs: that job
          * reports it, whether the row is running or already canceling. */
-        bool held =
-            owner->worker_id == job->ctx.worker_id && PORT(job, held_here, job->msg.execution_id);
-        if (strcmp(owner->status, "running") == 0 && owner->worker_id == job->ctx.worker_id &&
-            !held) {
+        bool held = ours && PORT(job, held_here, job->msg.execution_id);
+        if (strcmp(owner->status, "running") == 0 && ours && !held) {
             job_enter(job, JOB_RESUMING);
             PORT(job, resume, job, job->msg.execution_id, job->ctx.worker_id,
                  job->ctx.cfg->secrets_keystore);

@@ -106,36 +106,63 @@ static void on_done(struct proc *proc, void *userdata)
     proc_free(proc);
 }
 
+/* The action's output files, and a spec that runs the action forked by the
+ * fork server (its cold argv exits 3, which a forked child never runs). */
+struct action_io {
+    struct output_sink out, err;
+    char *out_path, *err_path;
+    char *fork_args[2];
+};
+
+static char *const cold_argv[] = {(char *)"python3", (char *)"-s", (char *)"-c",
+                                  (char *)"import sys; sys.exit(3)", NULL};
+
+static struct proc_spec forked_action_spec(struct action_io *io, char *const *envp,
+                                           const char *control, size_t control_len)
+{
+    io->out_path = xasprintf("%s/out.log", tmpdir);
+    io->err_path = xasprintf("%s/err.log", tmpdir);
+    assert_int_equal(output_sink_open(&io->out, io->out_path, 1 << 20), 0);
+    assert_int_equal(output_sink_open(&io->err, io->err_path, 1 << 20), 0);
+    io->fork_args[0] = entry;
+    io->fork_args[1] = NULL;
+    return (struct proc_spec){
+        .path = PYTHON,
+        .argv = cold_argv,
+        .envp = envp,
+        .cwd = tmpdir,
+        .control = PROC_CONTROL_SOCKET,
+        .control_data = control,
+        .control_len = control_len,
+        .reply_max = 1 << 16,
+        .stdout_sink = &io->out,
+        .stderr_sink = &io->err,
+        .kill_grace_ms = 500,
+        .fork_server = server,
+        .fork_args = io->fork_args,
+    };
+}
+
+static void action_io_free(struct action_io *io)
+{
+    output_sink_close(&io->out);
+    output_sink_close(&io->err);
+    output_sink_release(&io->out);
+    output_sink_release(&io->err);
+    free(io->out_path);
+    free(io->err_path);
+}
+
 /* Runs the action with the fork server's route; returns its decoded reply. */
 static json_t *run_action(const char *word, char *const *envp)
 {
-    struct output_sink out, err;
-    char *out_path = xasprintf("%s/out.log", tmpdir), *err_path = xasprintf("%s/err.log", tmpdir);
-    assert_int_equal(output_sink_open(&out, out_path, 1 << 20), 0);
-    assert_int_equal(output_sink_open(&err, err_path, 1 << 20), 0);
     json_t *control =
         json_pack("{s:{}, s:{s:s}, s:s}", "secrets", "parameters", "word", word, "entry", "run");
     struct strbuf data;
     strbuf_init(&data);
     pymarshal_encode(control, &data);
-    char *const argv[] = {(char *)"python3", (char *)"-s", (char *)"-c",
-                          (char *)"import sys; sys.exit(3)", NULL};
-    char *const fork_args[] = {entry, NULL};
-    struct proc_spec spec = {
-        .path = PYTHON,
-        .argv = argv,
-        .envp = envp,
-        .cwd = tmpdir,
-        .control = PROC_CONTROL_SOCKET,
-        .control_data = data.data,
-        .control_len = data.len,
-        .reply_max = 1 << 16,
-        .stdout_sink = &out,
-        .stderr_sink = &err,
-        .kill_grace_ms = 500,
-        .fork_server = server,
-        .fork_args = fork_args,
-    };
+    struct action_io io;
+    struct proc_spec spec = forked_action_spec(&io, envp, data.data, data.len);
     struct run r = {0};
     strbuf_init(&r.reply);
     struct proc *proc;
@@ -147,15 +174,10 @@ static json_t *run_action(const char *word, char *const *envp)
     assert_true(r.done);
     json_t *reply = r.reply.len ? pymarshal_decode(r.reply.data, r.reply.len, msg, sizeof(msg))
                                 : json_pack("{s:i}", "exit", r.exit_code);
-    output_sink_close(&out);
-    output_sink_close(&err);
-    output_sink_release(&out);
-    output_sink_release(&err);
+    action_io_free(&io);
     strbuf_free(&r.reply);
     strbuf_free(&data);
     json_decref(control);
-    free(out_path);
-    free(err_path);
     return reply;
 }
 
@@ -288,27 +310,8 @@ static void cancel_while_forking(bool continue_zygote)
     pid_t zygote = zygote_pid();
     assert_true(zygote > 0);
     assert_int_equal(kill(zygote, SIGSTOP), 0);
-    struct output_sink out, err;
-    char *out_path = xasprintf("%s/out.log", tmpdir), *err_path = xasprintf("%s/err.log", tmpdir);
-    assert_int_equal(output_sink_open(&out, out_path, 1 << 20), 0);
-    assert_int_equal(output_sink_open(&err, err_path, 1 << 20), 0);
-    char *const argv[] = {(char *)"python3", (char *)"-s", (char *)"-c",
-                          (char *)"import sys; sys.exit(3)", NULL};
-    char *const fork_args[] = {entry, NULL};
-    struct proc_spec spec = {
-        .path = PYTHON,
-        .argv = argv,
-        .envp = envp,
-        .cwd = tmpdir,
-        .control = PROC_CONTROL_SOCKET,
-        .control_data = "",
-        .reply_max = 1 << 16,
-        .stdout_sink = &out,
-        .stderr_sink = &err,
-        .kill_grace_ms = 500,
-        .fork_server = server,
-        .fork_args = fork_args,
-    };
+    struct action_io io;
+    struct proc_spec spec = forked_action_spec(&io, envp, "", 0);
     struct cancelled_start c = {0};
     struct proc *proc;
     char msg[256];
@@ -330,12 +333,7 @@ static void cancel_while_forking(bool continue_zygote)
     /* Continued, it answered and serves on; left stopped, it was replaced. */
     assert_true(wait_ready());
     assert_int_equal(zygote_pid() == zygote, continue_zygote);
-    output_sink_close(&out);
-    output_sink_close(&err);
-    output_sink_release(&out);
-    output_sink_release(&err);
-    free(out_path);
-    free(err_path);
+    action_io_free(&io);
 }
 
 static void test_cancel_while_forking_starts_nothing(void **state)
