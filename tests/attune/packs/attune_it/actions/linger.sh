@@ -20,5 +20,8 @@ if [ -n "${PARAM_PID_FILE:-}" ]; then
     echo "$$ $pgid $!" >"$PARAM_PID_FILE.tmp" && mv "$PARAM_PID_FILE.tmp" "$PARAM_PID_FILE"
 fi
 echo "pgid $pgid"
-sleep "${PARAM_SECONDS:-30}"
+# In the background and waited for: bash runs a trap at once while in wait,
+# whether or not the sleeper (just forking) got the signal too.
+sleep "${PARAM_SECONDS:-30}" &
+wait $!
 echo "slept through"
